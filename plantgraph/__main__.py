@@ -1,0 +1,3 @@
+from plantgraph.cli import main
+
+main()

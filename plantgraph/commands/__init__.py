@@ -1,0 +1,16 @@
+"""CLI command groups. Each module here has ``register(app)``; add new modules to the list."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+COMMAND_MODULES: list[str] = [
+    # "plantgraph.commands.data",      # generate, validate, load, stats, get, export (foundation)
+]
+
+
+def register_all(app: typer.Typer) -> None:
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(app)

