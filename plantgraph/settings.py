@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     keys_db: Path | None = None  # defaults to <data_dir>/keys.sqlite
     audit_db: Path | None = None  # defaults to <data_dir>/audit.sqlite
     outbox: Path | None = None  # defaults to <data_dir>/outbox.jsonl
+    api_state_db: Path | None = None  # proposals + event ledger; defaults to <data_dir>/api_state.sqlite
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 50 * 1024 * 1024
     max_results: int = 5000
@@ -54,6 +55,10 @@ class Settings(BaseSettings):
     @property
     def audit_path(self) -> Path:
         return self.audit_db if self.audit_db is not None else self.data_dir / "audit.sqlite"
+
+    @property
+    def api_state_path(self) -> Path:
+        return self.api_state_db if self.api_state_db is not None else self.data_dir / "api_state.sqlite"
 
     @property
     def outbox_path(self) -> Path:
