@@ -365,7 +365,9 @@ def _rel(
     props: type[EdgeProps] = EdgeProps,
     isa95: str | None = None,
 ) -> RelationDef:
-    as_tuple = (lambda v: (v,) if isinstance(v, str) else v)
+    def as_tuple(v: str | tuple[str, ...]) -> tuple[str, ...]:
+        return (v,) if isinstance(v, str) else v
+
     return RelationDef(
         name=name, domain=as_tuple(domain), range=as_tuple(range_), props=props,
         description=description, isa95=isa95,
