@@ -128,3 +128,9 @@ def test_rdf_round_trip_keeps_rows() -> None:
 def test_no_datatype_property_shares_an_iri_with_a_relation() -> None:
     fields = {str(prop_iri(s.name)) for m in ENTITY_CLASSES.values() for s in class_property_shapes(m)}
     assert fields.isdisjoint({str(rel_iri(r)) for r in RELATIONS})
+
+
+def test_docs_page_is_current() -> None:
+    from ontology.docs import DOC, render
+
+    assert DOC.read_text(encoding="utf-8") == render(), "run python -m ontology.docs"
