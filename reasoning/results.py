@@ -129,6 +129,9 @@ class TraceResult(_Model):
         default_factory=list,
         description="Lots the genealogy walk started from (resolved from a hold, window or incident).",
     )
+    start_orders: list[str] = Field(
+        default_factory=list, description="Orders resolved from a machine window or an incident."
+    )
     direction: TraceDirection
     mode: TraceMode
     as_of: datetime | None = None

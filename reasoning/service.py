@@ -11,7 +11,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from reasoning.analyses import trace
+from reasoning.analyses.common import Context
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
+from reasoning.rule_model import RuleSet, load_rules
 from store.base import GraphStore
 
 DEFAULT_MAX_DEPTH = 50
@@ -34,31 +37,33 @@ class Analyses:
         self.rules_dirs = tuple(rules_dirs)
         self.max_depth = max_depth
         self.max_results = max_results
+        self.rules: RuleSet = load_rules(self.rules_dirs)
+        self.ctx = Context(store, self.rules, self.now, max_depth, max_results)
 
     # -- traces ---------------------------------------------------------------------------
     def trace_lot(self, lot: str, as_of: datetime | None = None, lot_precise: bool = False) -> TraceResult:
         """Forward impact of a suspect lot: lots, orders, sales order lines, customers."""
-        raise NotImplementedError
+        return trace.trace_lot(self.ctx, lot, as_of, lot_precise)
 
     def backward(self, lot: str, as_of: datetime | None = None, lot_precise: bool = False) -> TraceResult:
         """Where-from of a lot: input lots, suppliers, orders, machines, SOPs, people, incidents."""
-        raise NotImplementedError
+        return trace.backward(self.ctx, lot, as_of, lot_precise)
 
     def trace_hold(self, hold: str, as_of: datetime | None = None, lot_precise: bool = False) -> TraceResult:
         """Forward impact of the lots a quality hold applies to."""
-        raise NotImplementedError
+        return trace.trace_hold(self.ctx, hold, as_of, lot_precise)
 
     def trace_machine(
         self, machine: str, start: datetime, end: datetime, as_of: datetime | None = None,
         lot_precise: bool = False,
     ) -> TraceResult:
         """Orders that ran on the machine in [start, end), their lots, onward to customers."""
-        raise NotImplementedError
+        return trace.trace_machine(self.ctx, machine, start, end, as_of, lot_precise)
 
     def trace_incident(self, incident: str, as_of: datetime | None = None,
                        lot_precise: bool = False) -> TraceResult:
         """Impact of an incident: its lots/orders (CONCERNS) or its machine around its time."""
-        raise NotImplementedError
+        return trace.trace_incident(self.ctx, incident, as_of, lot_precise)
 
     # -- risk, root cause, SOP --------------------------------------------------------------
     def risk(self, horizon_days: float = 14, plant: str | None = None,

@@ -1,0 +1,467 @@
+"""The rule interpreter: evaluates a :class:`~reasoning.rule_model.Rule` on any GraphStore.
+
+It only uses the store's public reads (``get_nodes`` and ``neighbours``), so it runs on the
+embedded store and on Neo4j alike (a Neo4j deployment may instead run the rule compiled to Cypher).
+
+How it works: the rule's path is compiled to a small automaton whose *positions* are the node
+patterns of the rule (a repeat's positions loop back to its first steps). Evaluation is a
+breadth-first search over states ``(node, position, referenced bindings)``; a state is visited
+once, so cycles in the data end there, and the first path that reaches a state (shortest, ties
+broken by the store's edge-key order) is its evidence. Bounds are explicit: a repeat's ``max``
+(capped by the engine's ``max_depth``) and ``max_results`` distinct nodes per returned variable;
+hitting either sets a flag in the :class:`RuleResult`, never silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from ontology.models import RELATIONS, datetime_fields
+from reasoning.errors import ReasoningError
+from reasoning.results import EvidencePath, EvidenceStep
+from reasoning.rule_model import NodePattern, PropFilter, RepeatSegment, Rule, Step, TimeRef, Window
+from store.base import Direction, EdgeRecord, GraphStore, NodeRecord
+
+_NODE_ATTRS = ("id", "name", "plant", "source_system", "valid_from", "valid_to")
+_EDGE_ATTRS = ("source_system", "valid_from", "valid_to")
+_EDGE_TIME_PROPS: dict[str, tuple[str, ...]] = {
+    name: tuple(sorted(datetime_fields(rd.props) - {"valid_from", "valid_to"})) for name, rd in RELATIONS.items()
+}
+
+
+def as_time(value: Any) -> datetime | None:
+    """A stored timestamp (ISO string or datetime) as an aware datetime; None when absent."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+def node_value(node: NodeRecord, prop: str) -> Any:
+    if prop in _NODE_ATTRS:
+        return getattr(node, prop)
+    return node.props.get(prop)
+
+
+def edge_value(edge: EdgeRecord, prop: str) -> Any:
+    if prop in _EDGE_ATTRS:
+        return getattr(edge, prop)
+    return edge.props.get(prop)
+
+
+# ---------------------------------------------------------------------------------------------
+# Compilation to positions and transitions
+# ---------------------------------------------------------------------------------------------
+
+CountMode = Literal["reset", "start", "keep", "loop"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Transition:
+    step: Step
+    target: int
+    count: CountMode
+    bound: int  # the repeat's max (0 outside repeats)
+
+
+@dataclass
+class _Compiled:
+    vars: list[str | None]
+    transitions: dict[int, list[_Transition]]
+    referenced: tuple[str, ...]  # variables later steps refer to (kept in the state key)
+
+
+def _compile(rule: Rule, max_depth: int) -> _Compiled:
+    vars_: list[str | None] = [rule.start.var]
+    trans: dict[int, list[_Transition]] = {}
+    exits = [0]
+
+    def new_pos(var: str | None) -> int:
+        vars_.append(var)
+        return len(vars_) - 1
+
+    for seg in rule.path:
+        if isinstance(seg, Step):
+            p = new_pos(seg.node.var)
+            for e in exits:
+                trans.setdefault(e, []).append(_Transition(seg, p, "reset", 0))
+            exits = [p]
+            continue
+        assert isinstance(seg, RepeatSegment)
+        rep = seg.repeat
+        bound = min(rep.max, max_depth)
+        alt_pos: list[list[int]] = []
+        for alt in rep.any_of:
+            alt_pos.append([new_pos(st.node.var) for st in alt])
+        for a, alt in enumerate(rep.any_of):
+            for e in exits:
+                trans.setdefault(e, []).append(_Transition(alt[0], alt_pos[a][0], "start", bound))
+            for j in range(1, len(alt)):
+                trans.setdefault(alt_pos[a][j - 1], []).append(
+                    _Transition(alt[j], alt_pos[a][j], "keep", bound))
+        ends = [ps[-1] for ps in alt_pos]
+        for end in ends:
+            for b, alt in enumerate(rep.any_of):
+                trans.setdefault(end, []).append(_Transition(alt[0], alt_pos[b][0], "loop", bound))
+        exits = ends + (exits if rep.min == 0 else [])
+
+    referenced: list[str] = []
+    for st in rule.steps():
+        refs: list[TimeRef | None] = []
+        if st.window is not None:
+            refs += [st.window.from_, st.window.to, st.window.at]
+        for r in refs:
+            if r is not None and r.var is not None and r.var not in referenced:
+                referenced.append(r.var)
+    return _Compiled(vars_, trans, tuple(referenced))
+
+
+# ---------------------------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One node bound to a returned variable, with the first path that reached it."""
+
+    node: NodeRecord
+    depth: int
+    start: str
+    steps: tuple[EvidenceStep, ...]
+
+    def evidence(self, rule: str | None = None) -> EvidencePath:
+        return EvidencePath(rule=rule, steps=list(self.steps))
+
+
+@dataclass
+class RuleResult:
+    rule: str
+    bindings: dict[str, dict[str, Match]]
+    starts: list[str]
+    missing_starts: list[str] = field(default_factory=list)
+    depth_limit_hit: bool = False
+    result_limit_hit: bool = False
+    notes: list[str] = field(default_factory=list)
+    states_visited: int = 0
+
+    def ids(self, var: str) -> list[str]:
+        return sorted(self.bindings.get(var, {}))
+
+    def matches(self, var: str) -> list[Match]:
+        b = self.bindings.get(var, {})
+        return [b[k] for k in sorted(b)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------------------------
+
+_StateKey = tuple[str, int, tuple[str | None, ...]]
+
+
+@dataclass(slots=True)
+class _State:
+    key: _StateKey
+    count: int
+    depth: int
+    start: str
+
+
+class RuleEngine:
+    """Evaluates rules on one store. Cheap to create; holds no per-query state between calls."""
+
+    def __init__(self, store: GraphStore, max_depth: int = 50, max_results: int = 100_000) -> None:
+        self.store = store
+        self.max_depth = max_depth
+        self.max_results = max_results
+
+    def evaluate(
+        self,
+        rule: Rule,
+        params: Mapping[str, Any],
+        as_of: datetime | None = None,
+        max_depth: int | None = None,
+        max_results: int | None = None,
+    ) -> RuleResult:
+        params = _check_params(rule, params)
+        depth_cap = self.max_depth if max_depth is None else max_depth
+        result_cap = self.max_results if max_results is None else max_results
+        compiled = _compile(rule, depth_cap)
+        return _Run(self.store, rule, compiled, params, as_of, result_cap).run()
+
+
+def _check_params(rule: Rule, params: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, kind in rule.params.items():
+        if name not in params:
+            raise ReasoningError(f"rule {rule.name!r} needs parameter {name!r} ({kind})")
+        v = params[name]
+        if kind == "ids":
+            if isinstance(v, str) or not isinstance(v, Iterable):
+                raise ReasoningError(f"rule {rule.name!r}: parameter {name!r} must be a list of ids")
+            v = [str(x) for x in v]
+        elif kind == "datetime":
+            t = as_time(v)
+            if t is None or t.tzinfo is None:
+                raise ReasoningError(
+                    f"rule {rule.name!r}: parameter {name!r} must be a timezone-aware time, got {v!r}")
+            v = t
+        out[name] = v
+    return out
+
+
+class _Run:
+    def __init__(self, store: GraphStore, rule: Rule, compiled: _Compiled, params: dict[str, Any],
+                 as_of: datetime | None, result_cap: int) -> None:
+        self.store, self.rule, self.c, self.params = store, rule, compiled, params
+        self.as_of, self.result_cap = as_of, result_cap
+        self.nodes: dict[str, NodeRecord | None] = {}
+        self.nbr_cache: dict[tuple[str, tuple[str, ...], str], list[EdgeRecord]] = {}
+        self.parents: dict[_StateKey, tuple[_StateKey, EvidenceStep] | None] = {}
+        self.returns = set(rule.returns)
+        self.ref_index = {v: i for i, v in enumerate(compiled.referenced)}
+
+    # -- store access with per-query caches ------------------------------------------------
+    def neighbours(self, node: str, rels: tuple[str, ...], direction: str) -> list[EdgeRecord]:
+        key = (node, rels, direction)
+        hit = self.nbr_cache.get(key)
+        if hit is None:
+            hit = self.store.neighbours(node, list(rels), Direction(direction), self.as_of)
+            self.nbr_cache[key] = hit
+        return hit
+
+    def fetch(self, ids: Iterable[str]) -> None:
+        missing = sorted({i for i in ids if i not in self.nodes})
+        if missing:
+            got = self.store.get_nodes(missing, self.as_of)
+            for i in missing:
+                self.nodes[i] = got.get(i)
+
+    # -- filters ------------------------------------------------------------------------------
+    def node_ok(self, node: NodeRecord, pat: NodePattern) -> bool:
+        if pat.classes and node.cls not in pat.classes:
+            return False
+        for f in pat.where:
+            if not self.filter_ok(node_value(node, f.prop), f):
+                return False
+        return all(not self.neighbours(node.id, (a.rel,), a.direction) for a in pat.without_edge)
+
+    def filter_ok(self, actual: Any, f: PropFilter) -> bool:
+        if f.op == "exists":
+            return actual is not None
+        if f.op == "missing":
+            return actual is None
+        expected = self.params[f.param] if f.param is not None else f.value
+        if actual is None:
+            return f.op in ("ne", "not_in")
+        if f.op in ("in", "not_in"):
+            found = any(_equal(actual, e) for e in expected)
+            return found if f.op == "in" else not found
+        if f.op == "eq":
+            return _equal(actual, expected)
+        if f.op == "ne":
+            return not _equal(actual, expected)
+        a, b = _comparable(actual, expected)
+        try:
+            if f.op == "lt":
+                return bool(a < b)
+            if f.op == "le":
+                return bool(a <= b)
+            if f.op == "gt":
+                return bool(a > b)
+            return bool(a >= b)
+        except TypeError:
+            return False
+
+    def time_ref(self, ref: TimeRef | None, bound: Mapping[str, str]) -> datetime | None:
+        if ref is None:
+            return None
+        if ref.param is not None:
+            base = self.params[ref.param]
+        else:
+            assert ref.var is not None and ref.prop is not None
+            node_id = bound.get(ref.var)
+            rec = self.nodes.get(node_id) if node_id is not None else None
+            base = as_time(node_value(rec, ref.prop)) if rec is not None else None
+        if base is None:
+            return None
+        return base + ref.offset_delta
+
+    def window_ok(self, w: Window, edge: EdgeRecord, node: NodeRecord, bound: Mapping[str, str],
+                  times: dict[str, datetime]) -> bool:
+        def first(refs: Sequence[str]) -> tuple[str | None, datetime | None]:
+            for ref in refs:
+                kind, prop = ref.split(".", 1)
+                v = as_time(edge_value(edge, prop) if kind == "edge" else node_value(node, prop))
+                if v is not None:
+                    return ref, v
+            return None, None
+
+        lo = self.time_ref(w.from_, bound)
+        hi = self.time_ref(w.to, bound)
+        if (w.from_ is not None and lo is None) or (w.to is not None and hi is None):
+            return False  # the anchor itself is unknown (e.g. an order that never started)
+        if w.kind == "within":
+            name, t = first(w.time)
+            if t is None or name is None:
+                return False
+            times[name] = t
+            return (lo is None or t >= lo) and (hi is None or t < hi)
+        sname, s = first(w.start)
+        if s is None or sname is None:
+            return False
+        ename, e = first(w.end)
+        times[sname] = s
+        if e is not None and ename is not None:
+            times[ename] = e
+        if w.kind == "contains":
+            at = self.time_ref(w.at, bound)
+            if at is None:
+                return False
+            return s <= at and (e is None or at < e)
+        # overlaps: [s, e) ∩ [lo, hi) non-empty; an open end means still going
+        if hi is not None and s >= hi:
+            return False
+        return not (lo is not None and e is not None and e <= lo)
+
+    # -- the search ---------------------------------------------------------------------------
+    def bound_vars(self, key: _StateKey) -> dict[str, str]:
+        return {v: n for v, n in zip(self.c.referenced, key[2], strict=True) if n is not None}
+
+    def run(self) -> RuleResult:
+        rule, c = self.rule, self.c
+        start_ids: list[str] = list(dict.fromkeys(self.params[rule.start.ids]))
+        self.fetch(start_ids)
+        result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=[])
+        frontier: list[_State] = []
+        for sid in start_ids:
+            rec = self.nodes.get(sid)
+            if rec is None or not self.node_ok(rec, rule.start):
+                result.missing_starts.append(sid)
+                continue
+            result.starts.append(sid)
+            refs = tuple(sid if v == rule.start.var else None for v in c.referenced)
+            key: _StateKey = (sid, 0, refs)
+            if key in self.parents:
+                continue
+            self.parents[key] = None
+            self.bind(key, _State(key, 0, 0, sid), result)
+            frontier.append(_State(key, 0, 0, sid))
+
+        while frontier and not result.result_limit_hit:
+            nxt: list[_State] = []
+            # phase 1: candidate edges of every state in the level
+            cands: list[tuple[_State, _Transition, EdgeRecord, str]] = []
+            for st in frontier:
+                node_id, pos, _ = st.key
+                for tr in c.transitions.get(pos, []):
+                    for edge in self.neighbours(node_id, tr.step.rels, tr.step.direction):
+                        other = edge.dst if tr.step.direction == "out" else edge.src
+                        cands.append((st, tr, edge, other))
+            # phase 2: fetch the nodes reached, in one call
+            self.fetch(o for *_, o in cands)
+            # phase 3: filter and visit in a deterministic order
+            for st, tr, edge, other in cands:
+                rec = self.nodes.get(other)
+                if rec is None or not self.node_ok(rec, tr.step.node):
+                    continue
+                if tr.step.edge_where and not all(
+                        self.filter_ok(edge_value(edge, f.prop), f) for f in tr.step.edge_where):
+                    continue
+                times: dict[str, datetime] = {}
+                bound = self.bound_vars(st.key)
+                if tr.step.window is not None and not self.window_ok(tr.step.window, edge, rec, bound, times):
+                    continue
+                count = {"reset": 0, "start": 1, "keep": st.count, "loop": st.count + 1}[tr.count]
+                refs = st.key[2]
+                var = c.vars[tr.target]
+                if var is not None and var in self.ref_index:
+                    lst = list(refs)
+                    lst[self.ref_index[var]] = other
+                    refs = tuple(lst)
+                key = (other, tr.target, refs)
+                if key in self.parents:
+                    continue
+                if tr.count == "loop" and count > tr.bound:
+                    result.depth_limit_hit = True
+                    continue
+                for tname in _EDGE_TIME_PROPS.get(edge.rel, ()):
+                    t = as_time(edge.props.get(tname))
+                    if t is not None:
+                        times.setdefault(f"edge.{tname}", t)
+                if self.as_of is not None:
+                    for attr in ("valid_from", "valid_to"):
+                        t = getattr(edge, attr)
+                        if t is not None:
+                            times[f"edge.{attr}"] = t
+                step = EvidenceStep(src=st.key[0], rel=edge.rel, dst=other,
+                                    direction=tr.step.direction, times=times)
+                self.parents[key] = (st.key, step)
+                new = _State(key, count, st.depth + 1, st.start)
+                self.bind(key, new, result)
+                if result.result_limit_hit:
+                    break
+                nxt.append(new)
+            frontier = nxt
+        if result.depth_limit_hit:
+            result.notes.append(f"rule {rule.name}: a repeat bound (max {self.depth_bound()}) stopped the walk")
+        if result.result_limit_hit:
+            result.notes.append(f"rule {rule.name}: stopped at {self.result_cap} results for one variable")
+        result.states_visited = len(self.parents)
+        return result
+
+    def depth_bound(self) -> int:
+        bounds = [t.bound for ts in self.c.transitions.values() for t in ts if t.bound]
+        return max(bounds) if bounds else 0
+
+    def bind(self, key: _StateKey, st: _State, result: RuleResult) -> None:
+        var = self.c.vars[key[1]]
+        if var is None or var not in self.returns:
+            return
+        slot = result.bindings[var]
+        if key[0] in slot:
+            return
+        if len(slot) >= self.result_cap:
+            result.result_limit_hit = True
+            return
+        node = self.nodes[key[0]]
+        assert node is not None
+        slot[key[0]] = Match(node=node, depth=st.depth, start=st.start, steps=tuple(self.path(key)))
+
+    def path(self, key: _StateKey) -> list[EvidenceStep]:
+        out: list[EvidenceStep] = []
+        cur: _StateKey | None = key
+        while cur is not None:
+            parent = self.parents[cur]
+            if parent is None:
+                break
+            cur, step = parent
+            out.append(step)
+        out.reverse()
+        return out
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a == b:
+        return True
+    ta, tb = as_time(a), as_time(b)
+    if isinstance(b, datetime) or isinstance(a, datetime):
+        return ta is not None and tb is not None and ta == tb
+    return str(a) == str(b) if isinstance(a, str) or isinstance(b, str) else False
+
+
+def _comparable(a: Any, b: Any) -> tuple[Any, Any]:
+    if isinstance(a, datetime) or isinstance(b, datetime):
+        return as_time(a), as_time(b)
+    return a, b
+
