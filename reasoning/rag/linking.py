@@ -1,0 +1,197 @@
+"""Entity linking: which entities of the graph a question talks about.
+
+Order of evidence, strongest first: an exact id (checked in the store, so an id is never
+invented), an exact name or alias, a fuzzy name or alias (typos; rapidfuzz), and, only when the
+caller asks for it, embedding similarity of the question to entity cards. A mention that fits
+several entities equally well is reported as ambiguous with its candidates, never guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from reasoning.rag.cards import CARD_CLASSES
+from reasoning.rag.models import LinkResult, Mention
+from store.base import GraphStore
+
+#: Classes whose names and aliases are in the linking dictionary; everything else links by id.
+NAMED_CLASSES: tuple[str, ...] = tuple(c for c in CARD_CLASSES if c not in ("DowntimeEvent",))
+
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-./:#]*[A-Za-z0-9]|[A-Za-z0-9]")
+_STOP = frozenset(re.split(r"\s+", """
+    a an the of on in at for to from by with and or is are was were be been which what who whom
+    whose why how when where did does do has have had this that these those it its any all our my
+    me show tell list give find trace impact affected affect lot lots order orders machine line
+    customer customers supplier week night today yesterday last next days hours shift sop version
+    incident hold plant happened happen risk deliveries delivery about please
+    """.strip())
+)
+FUZZY_CUTOFF = 86.0
+FUZZY_MIN_CHARS = 5
+AMBIGUITY_MARGIN = 2.0
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^0-9a-z]+", " ", text.lower()).split())
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    id: str
+    cls: str
+    plant: str | None
+    method: str  # "name" or "alias"
+
+
+class EntityLinker:
+    """Links mentions in a question to entity ids; built from the store's named classes."""
+
+    def __init__(self, store: GraphStore, classes: Sequence[str] = NAMED_CLASSES) -> None:
+        self.store = store
+        self.classes = tuple(classes)
+        self._dict: dict[str, list[_Entry]] = {}
+        self._keys: list[str] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read names and aliases (call after the graph changed)."""
+        d: dict[str, list[_Entry]] = {}
+        for cls in self.classes:
+            for node in self.store.find_nodes(cls=cls):
+                names: list[tuple[str, str]] = []
+                if node.name:
+                    names.append((node.name, "name"))
+                if cls == "SOP" and node.props.get("title"):
+                    names.append((str(node.props["title"]), "name"))
+                aliases = node.props.get("aliases") or []
+                if isinstance(aliases, list):
+                    names.extend((str(a), "alias") for a in aliases)
+                for text, method in names:
+                    key = normalise(text)
+                    if not key:
+                        continue
+                    entries = d.setdefault(key, [])
+                    if all(e.id != node.id for e in entries):
+                        entries.append(_Entry(node.id, cls, node.plant, method))
+        self._dict = d
+        self._keys = list(d)
+
+    # -- helpers ------------------------------------------------------------------------------
+    @staticmethod
+    def _visible(plant: str | None, scope: Sequence[str] | None) -> bool:
+        return scope is None or plant is None or plant in scope
+
+    def _entries(self, key: str, scope: Sequence[str] | None) -> list[_Entry]:
+        return [e for e in self._dict.get(key, []) if self._visible(e.plant, scope)]
+
+    # -- linking ------------------------------------------------------------------------------
+    def link(self, question: str, plant_scope: Sequence[str] | None = None) -> LinkResult:
+        result = LinkResult()
+        taken: list[tuple[int, int]] = []
+        self._link_ids(question, plant_scope, result, taken)
+        tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question)]
+        self._link_names(question, tokens, plant_scope, result, taken, fuzzy=False)
+        self._link_names(question, tokens, plant_scope, result, taken, fuzzy=True)
+        self._resolve_with_plants(result)
+        result.linked.sort(key=lambda m: m.start)
+        result.ambiguous.sort(key=lambda m: m.start)
+        return result
+
+    def _link_ids(self, question: str, scope: Sequence[str] | None, result: LinkResult,
+                  taken: list[tuple[int, int]]) -> None:
+        cands: list[tuple[str, int, int]] = []
+        for m in _TOKEN.finditer(question):
+            tok = m.group(0).rstrip(".:/#")
+            if any(ch.isdigit() for ch in tok) or "-" in tok or "_" in tok:
+                cands.append((tok, m.start(), m.start() + len(tok)))
+        if not cands:
+            return
+        variants = {v for tok, _, _ in cands for v in (tok, tok.upper())}
+        classes = self.store.node_classes(variants)
+        hits = [(tok if tok in classes else tok.upper(), s, e) for tok, s, e in cands
+                if tok in classes or tok.upper() in classes]
+        nodes = self.store.get_nodes([h for h, _, _ in hits])
+        for tok, s, e in cands:
+            node_id = tok if tok in classes else tok.upper() if tok.upper() in classes else None
+            node = nodes.get(node_id) if node_id else None
+            if node_id is None or (node is not None and not self._visible(node.plant, scope)):
+                if any(ch.isdigit() for ch in tok) and re.search(r"[A-Za-z]", tok):
+                    result.not_found.append(tok)
+                continue
+            if any(m.ids == [node_id] for m in result.linked):
+                taken.append((s, e))
+                continue
+            result.linked.append(Mention(text=question[s:e], start=s, end=e, method="id",
+                                         ids=[node_id], classes=[classes[node_id]]))
+            taken.append((s, e))
+
+    def _link_names(self, question: str, tokens: list[tuple[str, int, int]], scope: Sequence[str] | None,
+                    result: LinkResult, taken: list[tuple[int, int]], fuzzy: bool) -> None:
+        found: list[tuple[float, int, int, list[_Entry], str, list[tuple[str, float]]]] = []
+        n = len(tokens)
+        for size in range(min(6, n), 0, -1):
+            for i in range(n - size + 1):
+                s, e = tokens[i][1], tokens[i + size - 1][2]
+                if any(s < te and ts < e for ts, te in taken):
+                    continue
+                words = [t[0].lower() for t in tokens[i:i + size]]
+                if all(w in _STOP for w in words) or (fuzzy and words[0] in _STOP):
+                    continue
+                key = normalise(question[s:e])
+                if not key:
+                    continue
+                if not fuzzy:
+                    entries = self._entries(key, scope)
+                    if entries:
+                        found.append((100.0 + size, s, e, entries, entries[0].method, [(key, 100.0)]))
+                    continue
+                if len(key) < FUZZY_MIN_CHARS or any(ch.isdigit() for ch in key):
+                    continue
+                matches = process.extract(key, self._keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
+                                          limit=4)
+                scored = [(k, float(sc)) for k, sc, _ in matches if self._entries(k, scope)]
+                if scored:
+                    best = scored[0][1]
+                    close = [(k, sc) for k, sc in scored if best - sc <= AMBIGUITY_MARGIN]
+                    entries = [x for k, _ in close for x in self._entries(k, scope)]
+                    found.append((best, s, e, entries, "fuzzy", close))
+        # greedy: best score first, longer spans first, no overlaps
+        found.sort(key=lambda f: (-f[0], -(f[2] - f[1]), f[1]))
+        for score, s, e, entries, method, _keys in found:
+            if any(s < te and ts < e for ts, te in taken):
+                continue
+            uniq: dict[str, _Entry] = {}
+            for x in entries:
+                uniq.setdefault(x.id, x)
+            mention = Mention(
+                text=question[s:e], start=s, end=e,
+                method="fuzzy" if method == "fuzzy" else ("alias" if method == "alias" else "name"),
+                ids=sorted(uniq), classes=[uniq[i].cls for i in sorted(uniq)],
+                score=round(min(score, 100.0) / 100.0, 3),
+            )
+            (result.ambiguous if mention.ambiguous else result.linked).append(mention)
+            taken.append((s, e))
+
+    def _resolve_with_plants(self, result: LinkResult) -> None:
+        """An ambiguous mention whose candidates differ by plant is resolved when the question
+        also names exactly one of those plants."""
+        plants = set(result.ids_of("Site"))
+        if not plants or not result.ambiguous:
+            return
+        still: list[Mention] = []
+        for m in result.ambiguous:
+            nodes = self.store.get_nodes(m.ids)
+            keep = [i for i in m.ids if i in nodes and nodes[i].plant in plants]
+            if len(keep) == 1:
+                idx = m.ids.index(keep[0])
+                result.linked.append(m.model_copy(update={"ids": keep, "classes": [m.classes[idx]]}))
+            else:
+                still.append(m)
+        result.ambiguous = still
+
+    def names(self) -> Iterable[str]:
+        return self._keys
