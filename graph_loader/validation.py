@@ -1,0 +1,622 @@
+"""Validation of rows and records against the ontology, before anything is written.
+
+Two layers, both reusable by every importer (bundle, B2MML, tables, events):
+
+* :class:`RowSchema` turns raw rows (dicts of strings or JSON values) of one class or relation into
+  typed :class:`~store.base.NodeRecord` / :class:`~store.base.EdgeRecord` objects. It validates a
+  whole batch in one pydantic-core call against a ``TypedDict`` built from the class's pydantic
+  model (same annotations, same constraints, no model instances), which is what makes validation
+  fast. The SHACL shapes in ``ontology/`` are generated from the same models, so a row that passes
+  here also satisfies the SHACL constraints (required properties, datatypes, value ranges, allowed
+  statuses); a test proves it on a row that breaks one.
+* :class:`GraphValidator` checks what needs more than one row: ids unique across the input, ids not
+  changing class, edge endpoints present (in the input or the store, looked up in batches with
+  ``store.node_classes``) and of a class the relation's domain/range allows, time windows in order,
+  SOP version windows of one SOP not overlapping, and deletions not contradicting upserts.
+
+Every problem becomes a :class:`~graph_loader.errors.LoadError` naming the place.
+"""
+
+from __future__ import annotations
+
+import itertools
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, NotRequired
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
+from typing_extensions import TypedDict
+
+from graph_loader.errors import ErrorCollector, LoadError, show
+from ontology.models import (
+    COMMON_FIELDS,
+    ENTITY_CLASSES,
+    RELATIONS,
+    EdgeProps,
+    datetime_fields,
+)
+from store.base import Direction, EdgeRecord, GraphStore, NodeRecord
+
+COMMON_EDGE_FIELDS: frozenset[str] = frozenset(EdgeProps.model_fields)
+
+#: Pairs of (start, end) fields whose end may not come before the start, per class.
+TIME_WINDOWS: dict[str, tuple[tuple[str, str], ...]] = {
+    "SOPVersion": (("effective_from", "effective_to"),),
+    "Shift": (("start", "end"),),
+    "DowntimeEvent": (("start", "end"),),
+    "ProductionOrder": (("planned_start", "planned_end"), ("actual_start", "actual_end")),
+    "QualityHold": (("placed_at", "released_at"),),
+    "MaintenanceOrder": (("created_at", "completed_at"),),
+}
+EDGE_TIME_WINDOWS: tuple[tuple[str, str], ...] = (("start", "end"),)
+
+#: How many ids one ``store.node_classes`` call asks for.
+LOOKUP_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Source:
+    """Where rows come from: a file name shown in errors and, for CSV, the header (field name to
+    1-based column number). JSON rows have no columns; their errors name the field path."""
+
+    name: str
+    columns: Mapping[str, int] | None = None
+
+    def error(
+        self,
+        line: int,
+        column: str,
+        message: str,
+        expected: str | None = None,
+        found: str | None = None,
+    ) -> LoadError:
+        index = None
+        if self.columns is not None:
+            index = self.columns.get(column.split("[", 1)[0])
+        return LoadError(
+            file=self.name, line=line, column=column, message=message,
+            expected=expected, found=found, column_index=index,
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# Row -> typed record
+# ---------------------------------------------------------------------------------------------
+
+
+def _unwrap_optional(annotation: Any) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return _unwrap_optional(args[0])
+    if origin is Annotated:
+        return _unwrap_optional(typing.get_args(annotation)[0])
+    return annotation
+
+
+def _is_list(annotation: Any) -> bool:
+    return typing.get_origin(_unwrap_optional(annotation)) is list
+
+
+def _fast_path_ok(model: type[BaseModel]) -> bool:
+    """A TypedDict mirrors a model exactly only when the model has no custom validators."""
+    d = model.__pydantic_decorators__
+    return not (d.validators or d.field_validators or d.root_validators or d.model_validators)
+
+
+def _row_typed_dict(name: str, fields: Sequence[tuple[str, Any, bool]], config: ConfigDict) -> Any:
+    """A TypedDict with the given (name, annotation, required) fields: a row without a model."""
+    annotations = {fname: ann if required else NotRequired[ann] for fname, ann, required in fields}
+    td = TypedDict(name, annotations)  # type: ignore[misc]
+    return with_config(config)(td)
+
+
+@dataclass(slots=True)
+class RowSchema:
+    """How rows of one class (``kind='node'``) or relation (``kind='edge'``) are validated."""
+
+    kind: str
+    name: str
+    fields: tuple[str, ...]
+    required: frozenset[str]
+    list_fields: frozenset[str]
+    datetime_fields: frozenset[str]
+    defaults: dict[str, Any]
+    factories: dict[str, Callable[[], Any]]
+    common: frozenset[str]
+    batch_adapter: TypeAdapter[list[dict[str, Any]]]
+    windows: tuple[tuple[str, str], ...] = ()
+    _single: TypeAdapter[dict[str, Any]] | None = field(default=None)
+
+    @property
+    def single_adapter(self) -> TypeAdapter[dict[str, Any]]:
+        if self._single is None:
+            self._single = TypeAdapter(_row_type(self.kind, self.name))
+        return self._single
+
+    # -- conversion ---------------------------------------------------------------------------
+    def validate(
+        self, rows: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]], errors: ErrorCollector,
+        suppress_missing: frozenset[str] = frozenset(),
+    ) -> tuple[list[dict[str, Any] | None], set[int]]:
+        """Typed values of each row (None where a row failed) and the indexes that failed."""
+        try:
+            return list(self.batch_adapter.validate_python(rows)), set()
+        except ValidationError as exc:
+            bad: set[int] = set()
+            for err in exc.errors(include_url=False):
+                loc = err["loc"]
+                i = loc[0]
+                assert isinstance(i, int)
+                bad.add(i)
+                if err["type"] == "missing" and len(loc) > 1 and loc[1] in suppress_missing:
+                    continue  # already reported once at the CSV header
+                src, line = places[i]
+                errors.add(_pydantic_error(src, line, loc[1:], err, self))
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        good = [i for i in range(len(rows)) if i not in bad]
+        if good:
+            typed = self.batch_adapter.validate_python([rows[i] for i in good])
+            for i, value in zip(good, typed, strict=True):
+                out[i] = value
+        return out, bad
+
+    def to_node(self, d: dict[str, Any]) -> NodeRecord:
+        props = self._props(d)
+        return NodeRecord(
+            id=d["id"], cls=self.name, props=props, name=d.get("name"), plant=d.get("plant"),
+            source_system=d.get("source_system", "plantgraph"),
+            valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
+        )
+
+    def to_edge(self, d: dict[str, Any]) -> EdgeRecord:
+        return EdgeRecord(
+            src=d["src"], rel=self.name, dst=d["dst"], props=self._props(d),
+            source_system=d.get("source_system", "plantgraph"),
+            valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
+        )
+
+    def _props(self, d: dict[str, Any]) -> dict[str, Any]:
+        common, dts = self.common, self.datetime_fields
+        props: dict[str, Any] = {}
+        for k, v in d.items():
+            if v is None or k in common:
+                continue
+            props[k] = v.isoformat() if k in dts else v
+        for k, dv in self.defaults.items():
+            if k not in props:
+                props[k] = dv
+        for k, factory in self.factories.items():
+            if k not in props:
+                props[k] = factory()
+        return props
+
+
+def _model_of(kind: str, name: str) -> type[BaseModel]:
+    return ENTITY_CLASSES[name] if kind == "node" else RELATIONS[name].props
+
+
+_ROW_TYPES: dict[tuple[str, str], Any] = {}
+
+
+def _row_type(kind: str, name: str) -> Any:
+    key = (kind, name)
+    if key not in _ROW_TYPES:
+        model = _model_of(kind, name)
+        fields: list[tuple[str, Any, bool]] = []
+        if kind == "edge":
+            endpoint = Annotated[str, Field(min_length=1, max_length=200)]
+            fields += [("src", endpoint, True), ("dst", endpoint, True)]
+        for fname, info in model.model_fields.items():
+            ann = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+            fields.append((fname, ann, info.is_required()))
+        config = ConfigDict(extra="forbid", use_enum_values=True, str_strip_whitespace=True)
+        _ROW_TYPES[key] = _row_typed_dict(f"{name}Row", fields, config)
+    return _ROW_TYPES[key]
+
+
+_SCHEMAS: dict[tuple[str, str], RowSchema] = {}
+
+
+def row_schema(kind: str, name: str) -> RowSchema:
+    """The (cached) schema of an ontology class (``kind='node'``) or relation (``kind='edge'``)."""
+    key = (kind, name)
+    if key in _SCHEMAS:
+        return _SCHEMAS[key]
+    model = _model_of(kind, name)
+    if not _fast_path_ok(model):  # pragma: no cover - models have no custom validators today
+        raise NotImplementedError(f"{name} has custom validators; the TypedDict fast path would miss them")
+    mf = model.model_fields
+    fields = (("src", "dst") if kind == "edge" else ()) + tuple(mf)
+    required = frozenset(n for n, i in mf.items() if i.is_required()) | (
+        frozenset({"src", "dst"}) if kind == "edge" else frozenset()
+    )
+    defaults = {
+        n: i.default for n, i in mf.items()
+        if not i.is_required() and i.default_factory is None and i.default is not None
+    }
+    factories: dict[str, Callable[[], Any]] = {
+        n: typing.cast(Callable[[], Any], i.default_factory) for n, i in mf.items()
+        if i.default_factory is not None
+    }
+    common = COMMON_FIELDS if kind == "node" else COMMON_EDGE_FIELDS
+    # enum defaults are stored as their values, as ``use_enum_values`` does for given values
+    defaults = {n: getattr(v, "value", v) for n, v in defaults.items()}
+    schema = RowSchema(
+        kind=kind, name=name, fields=fields, required=required,
+        list_fields=frozenset(n for n, i in mf.items() if _is_list(i.annotation)),
+        datetime_fields=datetime_fields(model), defaults=defaults, factories=factories,
+        common=common | ({"src", "dst"} if kind == "edge" else set()),
+        batch_adapter=TypeAdapter(list[_row_type(kind, name)]),  # type: ignore[arg-type,misc]
+        windows=(TIME_WINDOWS.get(name, ()) if kind == "node" else EDGE_TIME_WINDOWS)
+        + (("valid_from", "valid_to"),),
+    )
+    _SCHEMAS[key] = schema
+    return schema
+
+
+def _loc_path(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "-"
+
+
+def _expected(err: Any, schema: RowSchema, field_name: str) -> str:
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "missing":
+        return f"a value for required field {field_name!r}"
+    if kind == "extra_forbidden":
+        return "one of " + ", ".join(schema.fields)
+    if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
+        op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
+        bound = next(iter(ctx.values()), "?")
+        return f"a number {op} {bound}"
+    if kind == "timezone_aware":
+        return "a timestamp with a time zone offset such as +01:00 or Z"
+    if kind.startswith("datetime") or kind.startswith("date_"):
+        return "an ISO-8601 timestamp with a time zone offset, e.g. 2026-03-02T06:00:00+01:00"
+    if kind.startswith("float") or kind.startswith("int"):
+        return "a number"
+    if kind in ("enum", "literal_error"):
+        return f"one of {ctx.get('expected', '?')}"
+    if kind == "string_too_short":
+        return f"at least {ctx.get('min_length', 1)} character(s)"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind.startswith("string"):
+        return "a string"
+    if kind.startswith("list"):
+        return "a list"
+    if kind.startswith("bool"):
+        return "true or false"
+    return str(err.get("msg", "a valid value"))
+
+
+def _pydantic_error(src: Source, line: int, loc: Sequence[int | str], err: Any, schema: RowSchema) -> LoadError:
+    path = _loc_path(loc)
+    fname = str(loc[0]) if loc else "-"
+    if err["type"] == "missing":
+        found = "an empty cell" if src.columns is not None else "nothing"
+    else:
+        found = show(err.get("input"))
+    return src.error(line, path, str(err["msg"]), _expected(err, schema, fname), found)
+
+
+# ---------------------------------------------------------------------------------------------
+# Cross-row checks
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Deletions:
+    """What an input removes: node ids and edge keys, each with the place it was asked for."""
+
+    nodes: dict[str, tuple[Source, int]] = field(default_factory=dict)
+    edges: dict[tuple[str, str, str], tuple[Source, int]] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.nodes or self.edges)
+
+
+def _parse_ts(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+class GraphValidator:
+    """Checks spanning rows: feed node batches first, then edge batches, then call :meth:`finish`.
+
+    Memory: one small entry per node id of the input (for uniqueness and endpoint classes) and the
+    windows of SOP versions; records themselves are not kept.
+    """
+
+    def __init__(
+        self, errors: ErrorCollector, store: GraphStore | None = None, deletions: Deletions | None = None
+    ) -> None:
+        self.errors = errors
+        self.store = store
+        self.deletions = deletions or Deletions()
+        # id -> (class, source, line) of its first row
+        self._ids: dict[str, tuple[str, Source, int]] = {}
+        self._store_has_data = store is not None and store.counts().nodes > 0
+        self._sop_versions: dict[str, tuple[datetime, datetime | None, Source, int]] = {}
+        self._version_of: dict[str, list[tuple[str, Source, int]]] = {}
+        self.nodes_seen = 0
+        self.edges_seen = 0
+
+    # -- nodes -------------------------------------------------------------------------------
+    def note_node_id(self, node_id: Any, cls: str, src: Source, line: int) -> None:
+        """Remember the id of a row that failed typing, so edges to it are not reported too."""
+        if isinstance(node_id, str) and node_id.strip() and node_id.strip() not in self._ids:
+            self._ids[node_id.strip()] = (cls, src, line)
+
+    def check_nodes(self, schema: RowSchema, typed: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]]
+                    ) -> list[NodeRecord]:
+        """Records of the rows that pass; problems go to the error collector."""
+        out: list[NodeRecord] = []
+        ids = self._ids
+        deleted = self.deletions.nodes
+        cls = schema.name
+        for d, (src, line) in zip(typed, places, strict=True):
+            self.nodes_seen += 1
+            nid = d["id"]
+            ok = True
+            first = ids.get(nid)
+            if first is not None:
+                ok = False
+                fcls, fsrc, fline = first
+                self.errors.add(src.error(
+                    line, "id", f"duplicate id {nid!r}; first defined at {fsrc.name}:{fline} as {fcls}",
+                    "ids unique across the bundle", show(nid)))
+            else:
+                ids[nid] = (cls, src, line)
+            if nid in deleted:
+                ok = False
+                dsrc, dline = deleted[nid]
+                self.errors.add(src.error(
+                    line, "id", f"{nid!r} is both upserted here and deleted at {dsrc.name}:{dline}",
+                    "an id not listed in _deleted_nodes", show(nid)))
+            ok = self._check_windows(schema, d, src, line) and ok
+            if cls == "SOPVersion":
+                self._sop_versions[nid] = (d["effective_from"], d.get("effective_to"), src, line)
+            if ok:
+                out.append(schema.to_node(d))
+        if self._store_has_data and out:
+            assert self.store is not None
+            known = self.store.node_classes([r.id for r in out])
+            if known:
+                keep: list[NodeRecord] = []
+                for r in out:
+                    had = known.get(r.id)
+                    if had is not None and had != r.cls:
+                        _, src, line = ids[r.id]
+                        self.errors.add(src.error(
+                            line, "id", f"id {r.id!r} already exists in the store as a {had}; "
+                            "an id cannot change class", had, cls))
+                    else:
+                        keep.append(r)
+                out = keep
+        return out
+
+    def _check_windows(self, schema: RowSchema, d: Mapping[str, Any], src: Source, line: int) -> bool:
+        ok = True
+        for start, end in schema.windows:
+            a, b = d.get(start), d.get(end)
+            if a is not None and b is not None and b < a:
+                ok = False
+                self.errors.add(src.error(
+                    line, end, f"{end} is before {start}", f"a time at or after {start}={a.isoformat()}",
+                    b.isoformat()))
+        return ok
+
+    # -- edges -------------------------------------------------------------------------------
+    def check_edges(self, schema: RowSchema, typed: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]]
+                    ) -> list[EdgeRecord]:
+        rel = schema.name
+        rdef = RELATIONS[rel]
+        ids = self._ids
+        missing: set[str] = set()
+        for d in typed:
+            for end in (d["src"], d["dst"]):
+                if end not in ids:
+                    missing.add(end)
+        from_store = self._store_classes(missing)
+        deleted_nodes = self.deletions.nodes
+        deleted_edges = self.deletions.edges
+        out: list[EdgeRecord] = []
+        for d, (src, line) in zip(typed, places, strict=True):
+            self.edges_seen += 1
+            ok = self._check_windows(schema, d, src, line)
+            for column, allowed in (("src", rdef.domain), ("dst", rdef.range)):
+                node_id = d[column]
+                hit = ids.get(node_id)
+                node_cls = hit[0] if hit is not None else from_store.get(node_id)
+                if node_id in deleted_nodes:
+                    ok = False
+                    dsrc, dline = deleted_nodes[node_id]
+                    self.errors.add(src.error(
+                        line, column, f"{rel} {column} {node_id!r} is deleted at {dsrc.name}:{dline}",
+                        "an id that stays in the graph", show(node_id)))
+                elif node_cls is None:
+                    ok = False
+                    self.errors.add(src.error(
+                        line, column, f"{rel} {column} {node_id!r} is neither in the bundle nor in the store",
+                        f"the id of an existing {' or '.join(allowed)}", show(node_id)))
+                elif node_cls not in allowed:
+                    ok = False
+                    side = "source (domain)" if column == "src" else "target (range)"
+                    self.errors.add(src.error(
+                        line, column, f"{rel} {side} {node_id!r} has the wrong class",
+                        " or ".join(allowed), node_cls))
+            key = (d["src"], rel, d["dst"])
+            if key in deleted_edges:
+                ok = False
+                dsrc, dline = deleted_edges[key]
+                self.errors.add(src.error(
+                    line, "-", f"edge {key} is both upserted here and deleted at {dsrc.name}:{dline}",
+                    "an edge not listed in _deleted_edges", "both"))
+            if rel == "VERSION_OF":
+                self._version_of.setdefault(d["src"], []).append((d["dst"], src, line))
+            if ok:
+                out.append(schema.to_edge(d))
+        return out
+
+    def _store_classes(self, ids: Iterable[str]) -> dict[str, str]:
+        if not self._store_has_data:
+            return {}
+        assert self.store is not None
+        pending = list(ids)
+        found: dict[str, str] = {}
+        for i in range(0, len(pending), LOOKUP_BATCH):
+            found.update(self.store.node_classes(pending[i:i + LOOKUP_BATCH]))
+        return found
+
+    # -- whole-input checks ------------------------------------------------------------------
+    def finish(self) -> None:
+        """SOP version windows: versions of one SOP (grouped by VERSION_OF, from the input and
+        the store) may not overlap."""
+        versions = dict(self._sop_versions)
+        groups: dict[str, set[str]] = {}
+        for ver, targets in self._version_of.items():
+            for sop, _, _ in targets:
+                groups.setdefault(sop, set()).add(ver)
+        store = self.store if self._store_has_data else None
+        if store is not None:
+            deleted_edges = self.deletions.edges
+            for ver in self._sop_versions:
+                if ver not in self._version_of:
+                    for e in store.neighbours(ver, ["VERSION_OF"], Direction.OUT):
+                        if e.key not in deleted_edges:
+                            groups.setdefault(e.dst, set()).add(ver)
+            for sop in list(groups):
+                others = [e.src for e in store.neighbours(sop, ["VERSION_OF"], Direction.IN)
+                          if e.key not in deleted_edges and e.src not in self.deletions.nodes]
+                unseen = [v for v in others if v not in versions]
+                for v, rec in store.get_nodes(unseen).items():
+                    start = _parse_ts(rec.props.get("effective_from"))
+                    if start is not None:
+                        versions[v] = (start, _parse_ts(rec.props.get("effective_to")), Source("<store>"), 0)
+                groups[sop].update(others)
+        for sop, members in sorted(groups.items()):
+            windows = sorted((versions[v][0], v) for v in members if v in versions)
+            for (_, a_id), (b_from, b_id) in itertools.pairwise(windows):
+                a_to = versions[a_id][1]
+                if a_to is None or a_to > b_from:
+                    # report on whichever of the two rows comes from the input
+                    vid = b_id if versions[b_id][2].name != "<store>" else a_id
+                    other = a_id if vid == b_id else b_id
+                    _, _, src, line = versions[vid]
+                    self.errors.add(src.error(
+                        line, "effective_from" if vid == b_id else "effective_to",
+                        f"SOP {sop!r}: version {vid!r} overlaps version {other!r}",
+                        f"windows of one SOP that do not overlap ({a_id} ends "
+                        f"{a_to.isoformat() if a_to else 'never'})",
+                        f"{b_id} starts {b_from.isoformat()}"))
+
+    def knows(self, node_id: str) -> bool:
+        return node_id in self._ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Record-level API for importers
+# ---------------------------------------------------------------------------------------------
+
+
+def node_to_row(rec: NodeRecord) -> dict[str, Any]:
+    row: dict[str, Any] = dict(rec.props)
+    row.update(id=rec.id, name=rec.name, plant=rec.plant, source_system=rec.source_system,
+               valid_from=rec.valid_from, valid_to=rec.valid_to)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def edge_to_row(rec: EdgeRecord) -> dict[str, Any]:
+    row: dict[str, Any] = dict(rec.props)
+    row.update(src=rec.src, dst=rec.dst, source_system=rec.source_system,
+               valid_from=rec.valid_from, valid_to=rec.valid_to)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def _group_by(items: Iterable[Any], key: Callable[[Any], str]) -> dict[str, list[tuple[int, Any]]]:
+    out: dict[str, list[tuple[int, Any]]] = {}
+    for i, item in enumerate(items, start=1):
+        out.setdefault(key(item), []).append((i, item))
+    return out
+
+
+def check_records(
+    nodes: Iterable[NodeRecord],
+    edges: Iterable[EdgeRecord],
+    store: GraphStore | None = None,
+    deletions: Deletions | None = None,
+    cap: int = 200,
+) -> tuple[list[NodeRecord], list[EdgeRecord], ErrorCollector]:
+    """Validate records built by an importer; returns normalised records and the errors.
+
+    Errors name ``<nodes>`` / ``<edges>`` and the 1-based position of the record in its input.
+    """
+    errors = ErrorCollector(cap)
+    gv = GraphValidator(errors, store, deletions)
+    out_nodes: list[NodeRecord] = []
+    out_edges: list[EdgeRecord] = []
+    src_n, src_e = Source("<nodes>"), Source("<edges>")
+    for cls, group in _group_by(nodes, lambda r: r.cls).items():
+        if cls not in ENTITY_CLASSES:
+            for i, _ in group:
+                errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))
+            continue
+        schema = row_schema("node", cls)
+        rows = [node_to_row(r) for _, r in group]
+        places = [(src_n, i) for i, _ in group]
+        typed, bad = schema.validate(rows, places, errors)
+        for j in bad:
+            gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
+        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+        out_nodes.extend(gv.check_nodes(schema, [t for t, _ in good], [p for _, p in good]))
+    for rel, egroup in _group_by(edges, lambda r: r.rel).items():
+        if rel not in RELATIONS:
+            for i, _ in egroup:
+                errors.add(src_e.error(i, "rel", "unknown relation", "one of " + ", ".join(RELATIONS), rel))
+            continue
+        schema = row_schema("edge", rel)
+        rows = [edge_to_row(r) for _, r in egroup]
+        places = [(src_e, i) for i, _ in egroup]
+        typed, _ = schema.validate(rows, places, errors)
+        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+        out_edges.extend(gv.check_edges(schema, [t for t, _ in good], [p for _, p in good]))
+    gv.finish()
+    return out_nodes, out_edges, errors
+
+
+def validate_records(
+    nodes: Iterable[NodeRecord],
+    edges: Iterable[EdgeRecord],
+    store: GraphStore | None = None,
+    deletions: Deletions | None = None,
+    cap: int = 200,
+) -> list[LoadError]:
+    """Every problem with records an importer built (capped at ``cap``); empty when they are fine."""
+    return check_records(nodes, edges, store, deletions, cap)[2].errors
+
+
+def known_classes() -> list[str]:
+    return sorted(ENTITY_CLASSES)
+
+
+def known_relations() -> list[str]:
+    return sorted(RELATIONS)
+
+
+__all__ = [
+    "Deletions", "GraphValidator", "RowSchema", "Source", "check_records", "row_schema",
+    "validate_records",
+]
