@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from reasoning.analyses import trace
+from reasoning.analyses import risk, rootcause, sop, trace
 from reasoning.analyses.common import Context
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
 from reasoning.rule_model import RuleSet, load_rules
@@ -67,16 +67,18 @@ class Analyses:
 
     # -- risk, root cause, SOP --------------------------------------------------------------
     def risk(self, horizon_days: float = 14, plant: str | None = None,
-             as_of: datetime | None = None) -> RiskBoard:
-        """Open sales order lines due in [now, now + horizon], scored with cause chains."""
-        raise NotImplementedError
+             as_of: datetime | None = None, now: datetime | None = None) -> RiskBoard:
+        """Open sales order lines due in [now, now + horizon], scored with cause chains.
+
+        ``now`` defaults to ``as_of`` when given, else to the facade's ``now``."""
+        return risk.risk_board(self.ctx, horizon_days, plant, as_of, now)
 
     def rootcause(self, lots: Sequence[str] = (), incident: str | None = None,
                   as_of: datetime | None = None) -> RootCauseResult:
         """Factors shared by bad lots' histories, ranked against comparable good lots."""
-        raise NotImplementedError
+        return rootcause.rootcause(self.ctx, lots, incident, as_of)
 
     def sop_in_effect(self, order: str, machine: str | None = None, at: datetime | None = None,
                       as_of: datetime | None = None) -> SopInEffectResult:
         """The SOP version(s) in effect for an order at its production time."""
-        raise NotImplementedError
+        return sop.sop_in_effect(self.ctx, order, machine, at, as_of)
