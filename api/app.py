@@ -1,0 +1,89 @@
+"""The app factory: ``create_app(settings)`` builds the FastAPI app and its services.
+
+Run it with ``plantgraph serve`` (uvicorn) or ``uvicorn --factory api.app:app_from_env``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import __version__
+from api.middleware import AuditMiddleware, BodyLimitMiddleware
+from api.problems import install_problem_handlers
+from api.routes import analyses, entities, governance, health
+from api.services import CopilotFactory, Services, StoreOpener
+from plantgraph.settings import Settings, get_settings
+from store.base import GraphStore
+
+log = logging.getLogger("plantgraph.api")
+
+DESCRIPTION = """
+plantgraph over HTTP: entities, traces, delivery risk, root cause, SOP in effect, the copilot,
+event ingestion, write-back proposals and the audit log.
+
+Every `/v1` call needs an API key (`X-API-Key: pgk_...` or `Authorization: Bearer pgk_...`),
+created with `plantgraph keys create`. Roles and plant scopes are checked on every call; errors
+are RFC 9457 `application/problem+json`. See docs/api.md for the permission matrix.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    store: GraphStore | None = None,
+    store_opener: StoreOpener | None = None,
+    copilot_factory: CopilotFactory | None = None,
+) -> FastAPI:
+    """Build the app. ``store`` / ``store_opener`` / ``copilot_factory`` let tests inject parts;
+    by default the store comes from the settings and opens on startup (lazily retried if it fails)."""
+    settings = settings if settings is not None else get_settings()
+    services = Services(settings, store=store, store_opener=store_opener, copilot_factory=copilot_factory)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if services.try_open_store() is None:
+            log.error("starting without a graph store: %s", services.store_error)
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="plantgraph API",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.services = services
+    install_problem_handlers(app)
+    for module in (health, entities, analyses, governance):
+        app.include_router(module.router)
+    _include_optional(app)
+    # Outermost first: CORS answers preflights, the body limit stops big uploads before anything
+    # reads them, the audit middleware sees every call that reaches the routes.
+    app.add_middleware(AuditMiddleware, audit=services.audit)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+            allow_headers=["X-API-Key", "Authorization", "Content-Type"],
+        )
+    return app
+
+
+def _include_optional(app: FastAPI) -> None:
+    """Routes whose backing parts (copilot, bundle loader) may still be missing in a checkout."""
+    from api.routes import ask, bundles
+
+    app.include_router(ask.router)
+    app.include_router(bundles.router)
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory api.app:app_from_env``: settings from PLANTGRAPH_* variables."""
+    return create_app(Settings())

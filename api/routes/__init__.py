@@ -1,0 +1,1 @@
+"""Thin routes: parse, check scope, call the domain code, shape the response."""

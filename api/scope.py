@@ -1,0 +1,177 @@
+"""Plant scopes: what a key may see, and how results that cross a plant boundary are cut.
+
+A key scoped to plant A never sees an entity of plant B. Single lookups answer 404 (the same as a
+missing id). Analyses and copilot answers are computed on the whole graph and then *redacted*: any
+evidence path, row or citation that mentions an entity of a plant outside the scope is removed as a
+whole (never punched through, so no path has a hole), an item whose every evidence path was removed
+goes too, ids in prose are replaced by ``[withheld]``, and the response says how much was withheld.
+Entities without a plant (materials, suppliers, customers) are enterprise-wide and always visible.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.keys import Principal
+from store.base import GraphStore
+
+WITHHELD = "[withheld]"
+_MAX_ID_LEN = 200
+_EVIDENCE_KEYS = frozenset({"evidence", "paths", "citations"})
+_TOKEN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-./:#]*[A-Za-z0-9]")
+
+
+class ScopeNote(BaseModel):
+    """Attached to every response that could contain entities."""
+
+    plants: list[str] = Field(description='the plants this key sees ("*" = all)')
+    withheld: int = Field(0, description="items, paths or citations removed because they cross into another plant")
+    note: str | None = None
+
+
+def scope_note(principal: Principal, withheld: int) -> ScopeNote:
+    note = (
+        f"{withheld} item(s) were withheld because they involve plants outside this key's scope"
+        if withheld
+        else None
+    )
+    return ScopeNote(plants=sorted(principal.plants), withheld=withheld, note=note)
+
+
+def collect_ids(value: Any, out: set[str], prose: bool) -> None:
+    if isinstance(value, str):
+        if len(value) <= _MAX_ID_LEN and " " not in value:
+            out.add(value)
+        elif prose:
+            out.update(m.group(0) for m in _TOKEN.finditer(value))
+    elif isinstance(value, dict):
+        for v in value.values():
+            collect_ids(v, out, prose)
+    elif isinstance(value, list | tuple):
+        for v in value:
+            collect_ids(v, out, prose)
+
+
+def forbidden_ids(store: GraphStore, principal: Principal, candidates: Iterable[str]) -> set[str]:
+    """The candidates that are entities of a plant the principal does not see."""
+    if principal.all_plants:
+        return set()
+    cands = [c for c in set(candidates) if c]
+    if not cands:
+        return set()
+    nodes = store.get_nodes(cands)
+    return {i for i, n in nodes.items() if not principal.sees_plant(n.plant)}
+
+
+def _is_path(value: list[Any] | tuple[Any, ...]) -> bool:
+    if all(not isinstance(v, dict | list | tuple) for v in value):
+        return True
+    return all(isinstance(v, dict) and "src" in v and "dst" in v for v in value)
+
+
+class Redactor:
+    """Removes everything that mentions a forbidden id from a JSON-like document."""
+
+    def __init__(self, forbidden: set[str]) -> None:
+        self.forbidden = forbidden
+        self.withheld = 0
+        self._pattern = (
+            re.compile("|".join(re.escape(f) for f in sorted(forbidden, key=len, reverse=True)))
+            if forbidden
+            else None
+        )
+
+    def _scrub_text(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        new, n = self._pattern.subn(WITHHELD, text)
+        return new if n else text
+
+    def _walk(self, value: Any, key: str | None = None) -> tuple[Any, bool]:
+        """(redacted value, tainted): tainted means the value itself mentions a forbidden id and
+        must be dropped as a whole by whoever holds it."""
+        if isinstance(value, str):
+            if value in self.forbidden:
+                return value, True
+            if " " in value or len(value) > _MAX_ID_LEN:
+                return self._scrub_text(value), False
+            return value, False
+        if isinstance(value, dict):
+            tainted = False
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                nv, t = self._walk(v, k)
+                out[k] = nv
+                tainted = tainted or t
+            return out, tainted
+        if isinstance(value, list | tuple):
+            if _is_path(value):
+                # a path (ids, or src/dst steps) goes as a whole: never punch a hole into it
+                return list(value), any(self._walk(v)[1] for v in value)
+            kept: list[Any] = []
+            for v in value:
+                nv, t = self._walk(v)
+                if t:
+                    self.withheld += 1
+                else:
+                    kept.append(nv)
+            # an item whose every piece of evidence was withheld is itself withheld
+            return kept, key in _EVIDENCE_KEYS and bool(value) and not kept
+        return value, False
+
+    def redact(self, doc: Any) -> Any:
+        """Redact a whole document. At the top level nothing can be dropped by a parent, so
+        id lists lose their forbidden members and scalar ids become ``[withheld]``."""
+        if not self.forbidden:
+            return doc
+        if isinstance(doc, dict):
+            out: dict[str, Any] = {}
+            for k, v in doc.items():
+                out[k] = self._top(v)
+            return out
+        return self._top(doc)
+
+    def _top(self, v: Any) -> Any:
+        if isinstance(v, str):
+            if v in self.forbidden:
+                self.withheld += 1
+                return WITHHELD
+            return self._walk(v)[0]
+        if isinstance(v, list | tuple) and all(not isinstance(x, dict | list | tuple) for x in v):
+            # top-level id lists are sets (start_lots, shipped_lots), not paths
+            kept = [x for x in v if not (isinstance(x, str) and x in self.forbidden)]
+            self.withheld += len(v) - len(kept)
+            return kept
+        if isinstance(v, dict):
+            return {k: self._top(x) for k, x in v.items()}
+        nv, _ = self._walk(v)
+        return nv
+
+
+def redact_document(
+    store: GraphStore, principal: Principal, doc: Any, *, prose: bool = True
+) -> tuple[Any, int, set[str]]:
+    """Redact ``doc`` for ``principal``; returns (document, withheld count, visible ids mentioned)."""
+    cands: set[str] = set()
+    collect_ids(doc, cands, prose)
+    if principal.all_plants:
+        return doc, 0, _entity_ids(store, cands)
+    forb = forbidden_ids(store, principal, cands)
+    red = Redactor(forb)
+    out = red.redact(doc)
+    return out, red.withheld, _entity_ids(store, cands - forb)
+
+
+def _entity_ids(store: GraphStore, cands: set[str]) -> set[str]:
+    """The candidates that are entity ids (for the audit record's 'entities retrieved')."""
+    if not cands:
+        return set()
+    return set(store.node_classes(cands))
+
+
+def model_dump(model: BaseModel | dict[str, Any]) -> dict[str, Any]:
+    return model.model_dump(mode="json") if isinstance(model, BaseModel) else model
