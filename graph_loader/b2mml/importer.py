@@ -1,0 +1,1063 @@
+"""B2MML (ISA-95) messages -> ontology entities and relations.
+
+Reads files or folders of B2MML V0401 ... V0701 messages (WBF and MESA namespaces, versioned or
+not, any prefix, bare nouns or verb wrappers, B2MML nouns inside BatchML or a foreign root) as a
+stream: each *unit* element (an Equipment tree, a MaterialLot, a ProductionRequest, ...) is
+mapped when its end tag is read and then dropped from memory. docs/b2mml.md lists the mapping
+noun by noun, element by element.
+
+Every element of a unit that the mapping did not read is reported (file, line, element path,
+reason); what was mapped is validated with the ontology models and written all or nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from graph_loader.b2mml import values as V
+from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, write_validated
+from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse
+from ontology.models import ENTITY_CLASSES, datetime_fields
+from store.base import GraphStore
+
+_NS_RE = re.compile(r"^https?://www\.(wbf|mesa)\.org/xml/(b2mml|batchml)(-v(\d+))?/?$", re.IGNORECASE)
+VERBS = ("Sync", "Show", "Process", "Get", "Change", "Cancel", "Acknowledge", "Respond")
+_VERB_RE = re.compile(r"^(Sync|Show|Process|Get|Change|Cancel|Acknowledge|Respond)([A-Z]\w+)$")
+
+#: Elements mapped as a whole when their end tag is read.
+UNITS = frozenset({
+    "Equipment", "EquipmentClass", "MaterialClass", "MaterialDefinition", "MaterialLot", "MaterialSubLot",
+    "Person", "PersonnelClass", "ProductionRequest", "OperationsRequest", "ProductionResponse",
+    "OperationsResponse",
+})
+#: Elements that only hold units (their own scalar children are read as context).
+CONTAINERS = frozenset({
+    "DataArea", "EquipmentInformation", "MaterialInformation", "PersonnelInformation",
+    "ProductionSchedule", "OperationsSchedule", "ProductionPerformance", "OperationsPerformance",
+    "BatchInformation", "BatchProductionRecord", "BatchList", "MasterRecipe", "ControlRecipe",
+})
+NOUNS = UNITS | CONTAINERS
+#: Scalar children of containers, read as context by the units inside them.
+CONTEXT = frozenset({
+    "ID", "Description", "StartTime", "EndTime", "Endtime", "Location", "HierarchyScope", "PublishedDate",
+    "EquipmentElementLevel", "ScheduleState", "PerformanceState", "ProductionScheduleID",
+    "OperationsScheduleID", "OperationsType", "ApplicationArea", "ReleaseID", "VersionID",
+} | set(VERBS))
+
+_PRODUCED = {"produced", "materialproduced", "coproductproduced", "byproductproduced", "yieldproduced"}
+_CONSUMED = {"consumed", "materialconsumed"}
+
+
+def version_of(ns: str) -> str | None:
+    """``V0401``, ``V0500``, ``V0600``, ``V07`` (the unversioned MESA namespace) or None."""
+    m = _NS_RE.match(ns)
+    if not m:
+        return None
+    num = m.group(4)
+    if num is None:
+        return "V07"
+    return "V" + (num + "00" if len(num) == 2 else num)
+
+
+def _split(tag: Any) -> tuple[str, str]:
+    if not isinstance(tag, str):
+        return "", ""
+    if tag[:1] == "{":
+        ns, _, local = tag[1:].partition("}")
+        return ns, local
+    return "", tag
+
+
+def _local(el: Any) -> str:
+    return _split(el.tag)[1]
+
+
+def _el_path(el: Any) -> str:
+    parts = []
+    cur = el
+    while cur is not None:
+        parts.append(_local(cur))
+        cur = cur.getparent()
+    return "/" + "/".join(reversed(parts))
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+
+
+class FileSummary(BaseModel):
+    file: str
+    version: str | None = None
+    messages: int = 0
+    units: int = 0
+    error: str | None = None
+
+
+class ImportReport(BaseModel):
+    """What an import read, wrote, could not map, and why it failed (if it did)."""
+
+    kind: str = "b2mml"
+    files: list[FileSummary] = Field(default_factory=list)
+    messages: int = 0
+    entities: int = 0
+    relations: int = 0
+    entities_by_class: dict[str, int] = Field(default_factory=dict)
+    relations_by_type: dict[str, int] = Field(default_factory=dict)
+    written: bool = False
+    dry_run: bool = False
+    errors: list[Problem] = Field(default_factory=list)
+    more_errors: int = 0
+    unmapped: list[Problem] = Field(default_factory=list)
+    notes: list[Problem] = Field(default_factory=list)
+    xsd_violations: list[Problem] = Field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading units
+# ---------------------------------------------------------------------------------------------
+
+
+class _Used:
+    """Elements of the current unit that the mapping read (kept alive so ids stay stable)."""
+
+    def __init__(self) -> None:
+        self.keep: list[Any] = []
+        self.ids: set[int] = set()
+
+    def mark(self, el: Any) -> None:
+        self.keep.append(el)
+        self.ids.add(id(el))
+
+    def __contains__(self, el: Any) -> bool:
+        return id(el) in self.ids
+
+
+class R:
+    """A read view of one element that records which children the mapping used."""
+
+    __slots__ = ("el", "used")
+
+    def __init__(self, el: Any, used: _Used) -> None:
+        self.el = el
+        self.used = used
+        used.mark(el)
+
+    @property
+    def line(self) -> int:
+        return int(self.el.sourceline or 0)
+
+    def kids(self, *names: str) -> list[R]:
+        return [R(c, self.used) for c in self.el if isinstance(c.tag, str) and _local(c) in names]
+
+    def kid(self, *names: str) -> R | None:
+        for c in self.el:
+            if isinstance(c.tag, str) and _local(c) in names:
+                return R(c, self.used)
+        return None
+
+    def text(self, *names: str) -> str | None:
+        """First non-empty (whitespace-stripped) text among children named ``names``."""
+        for k in self.kids(*names):
+            t = k.value()
+            if t is not None:
+                return t
+        return None
+
+    def texts(self, *names: str) -> list[str]:
+        out = []
+        for k in self.kids(*names):
+            t = k.value()
+            if t is not None:
+                out.append(t)
+        return out
+
+    def value(self) -> str | None:
+        """The element's own text; for typed wrappers (Value/ValueString) the inner string."""
+        inner = self.kid("ValueString", "QuantityString")
+        if inner is not None:
+            self.kids("DataType", "UnitOfMeasure", "Key")
+            return V.clean_id(inner.el.text)
+        return V.clean_id(self.el.text)
+
+
+# ---------------------------------------------------------------------------------------------
+# The importer
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Ctx:
+    file: str
+    version: str | None = None
+    verb: str | None = None
+    sender: str | None = None
+    summary: FileSummary = field(default_factory=lambda: FileSummary(file=""))
+
+
+@dataclass
+class _EquipRef:
+    order: str
+    equipment: str
+    origin: Origin
+    actual: bool
+    start: str | None = None
+    end: str | None = None
+
+
+@dataclass
+class _Patch:
+    node: str
+    cls: str
+    props: dict[str, Any]
+    origin: Origin
+    what: str
+
+
+class B2MMLImporter:
+    """Collects B2MML files into one :class:`ImportBatch`, then validates and writes it."""
+
+    def __init__(self, source_system: str = "B2MML", default_tz: tzinfo = UTC,
+                 progress: Callable[[int], None] | None = None) -> None:
+        self.batch = ImportBatch(source_system=source_system)
+        self.default_tz = default_tz
+        self.unmapped = ProblemLog()
+        self.notes = ProblemLog()
+        self.errors: list[Problem] = []
+        self.report = ImportReport()
+        self.progress = progress
+        self._equip_refs: list[_EquipRef] = []
+        self._patches: list[_Patch] = []
+        self._assembly: list[tuple[str, str, Origin]] = []
+        self._sublots: list[tuple[str, str, Origin]] = []
+        self._ctx = _Ctx(file="")
+        self._used = _Used()
+
+    # -- file walking ---------------------------------------------------------------------------
+    def add_paths(self, paths: Iterable[Path]) -> None:
+        for f in iter_b2mml_files(paths):
+            self.add_file(f)
+
+    def add_file(self, path: Path) -> None:
+        name = str(path)
+        summary = FileSummary(file=name)
+        self.report.files.append(summary)
+        self._ctx = _Ctx(file=name, summary=summary)
+        try:
+            self._walk(safe_iterparse(path, name))
+        except XMLInputError as exc:
+            summary.error = str(exc)
+            self.errors.append(Problem(file=exc.file, line=exc.line, column=str(exc.column),
+                                       message=str(exc).split(": ", 1)[1]))
+        except OSError as exc:
+            summary.error = str(exc)
+            self.errors.append(Problem(file=name, message=f"cannot read file: {exc.strerror or exc}"))
+        if self.progress is not None:
+            self.progress(1)
+
+    def _walk(self, events: Iterable[tuple[str, Any]]) -> None:
+        """Map each unit at its end tag, report B2MML nouns that are not mapped, free memory."""
+        ctx = self._ctx
+        unit: Any = None
+        skip: Any = None
+        open_nouns = 0
+        for event, el in events:
+            ns, local = _split(el.tag)
+            is_b2 = ns == "" or _NS_RE.match(ns) is not None
+            if event == "start":
+                if unit is not None or skip is not None or not is_b2:
+                    continue
+                if ns and ctx.version is None:
+                    ctx.version = ctx.summary.version = version_of(ns)
+                m = _VERB_RE.match(local)
+                if m and m.group(2) in NOUNS:
+                    if open_nouns == 0:
+                        ctx.summary.messages += 1
+                    ctx.verb, ctx.sender = m.group(1), None
+                    open_nouns += 1
+                    continue
+                if local in NOUNS:
+                    if open_nouns == 0:
+                        ctx.summary.messages += 1
+                        ctx.verb, ctx.sender = None, None
+                    if local in UNITS:
+                        unit = el
+                    else:
+                        open_nouns += 1
+                    continue
+                parent = el.getparent()
+                if parent is None:
+                    skip = el
+                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                                      f"B2MML element {local!r} is not a mapped noun")
+                    continue
+                pns, plocal = _split(parent.tag)
+                parent_b2 = pns == "" or _NS_RE.match(pns) is not None
+                holder = not parent_b2 or plocal in CONTAINERS or _VERB_RE.match(plocal) is not None
+                if holder and local not in CONTEXT:
+                    skip = el
+                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                                      f"B2MML element {local!r} is not a mapped noun")
+                continue
+            # end
+            if unit is not None:
+                if el is unit:
+                    self._unit(el)
+                    ctx.summary.units += 1
+                    unit = None
+                    parent = el.getparent()
+                    if parent is not None:
+                        parent.remove(el)
+                continue
+            if skip is not None:
+                if el is skip:
+                    skip = None
+                    parent = el.getparent()
+                    if parent is not None:
+                        parent.remove(el)
+                continue
+            if is_b2 and local == "ApplicationArea":
+                sender = R(el, _Used()).kid("Sender")
+                ctx.sender = sender.text("LogicalID") if sender else None
+                continue
+            parent = el.getparent()
+            if parent is None:
+                continue
+            if is_b2 and (local in NOUNS or _VERB_RE.match(local)):
+                open_nouns -= 1
+                parent.remove(el)
+            elif not is_b2:
+                if not len(el) and el.text and el.text.strip():
+                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                                      f"element in foreign namespace {ns!r} outside B2MML: not mapped")
+                parent.remove(el)
+
+    # -- units ------------------------------------------------------------------------------------
+    def _origin(self, r: R | Any) -> Origin:
+        el = r.el if isinstance(r, R) else r
+        return Origin(self._ctx.file, int(el.sourceline or 0), _el_path(el))
+
+    def _unit(self, el: Any) -> None:
+        self._used = _Used()
+        r = R(el, self._used)
+        local = _local(el)
+        verb = self._ctx.verb
+        if verb in ("Get", "Acknowledge"):
+            self.notes.add(self._origin(r), f"{verb} message: a query or acknowledgement, no data imported")
+            self._mark_all(el)
+            return
+        if verb == "Cancel" and local not in ("ProductionRequest", "OperationsRequest"):
+            self.unmapped.add(self._origin(r), f"Cancel{local}: cancelling a {local} is not mapped "
+                                               "(end the entity with valid_to in a bundle instead)")
+            self._mark_all(el)
+            return
+        handler = getattr(self, "_u_" + local)
+        try:
+            handler(r)
+        except V.ValueProblem as exc:  # pragma: no cover - handlers catch their own value problems
+            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=_el_path(el), message=str(exc)))
+        self._report_unused(el)
+
+    def _mark_all(self, el: Any) -> None:
+        for d in el.iter():
+            self._used.mark(d)
+
+    def _report_unused(self, el: Any) -> None:
+        used = self._used
+        todo = [el]
+        while todo:
+            cur = todo.pop()
+            for c in cur:
+                if not isinstance(c.tag, str):
+                    continue
+                if c in used:
+                    todo.append(c)
+                    continue
+                ns, local = _split(c.tag)
+                if ns and not _NS_RE.match(ns):
+                    why = f"vendor extension element (namespace {ns!r}): no ontology counterpart"
+                elif local in ("Extension", "Any"):
+                    why = "extension element: no ontology counterpart"
+                else:
+                    why = f"B2MML element {local!r} has no counterpart in the ontology mapping"
+                self.unmapped.add(Origin(self._ctx.file, int(c.sourceline or 0), _el_path(c)), why)
+
+    # shared readers --------------------------------------------------------------------------
+    def _dt(self, r: R | None, *names: str) -> str | None:
+        if r is None:
+            return None
+        k = r.kid(*names)
+        if k is None:
+            return None
+        t = k.value()
+        if t is None:
+            return None
+        try:
+            return V.parse_datetime(t, self.default_tz).isoformat()
+        except V.ValueProblem as exc:
+            self.errors.append(Problem(file=self._ctx.file, line=k.line, path=_el_path(k.el), message=str(exc)))
+            return None
+
+    def _quantity(self, r: R) -> tuple[float | None, str | None]:
+        for q in r.kids("Quantity"):
+            s = q.text("QuantityString")
+            unit = q.text("UnitOfMeasure")
+            q.kids("DataType", "Key")
+            if s is None:
+                s = V.clean_id(q.el.text) if not len(q.el) else None
+            if s is None:
+                continue
+            try:
+                return V.parse_quantity(s), unit
+            except V.ValueProblem as exc:
+                self.errors.append(Problem(file=self._ctx.file, line=q.line, path=_el_path(q.el),
+                                           message=str(exc)))
+                return None, unit
+        return None, None
+
+    def _scope(self, r: R) -> list[tuple[str, str | None, R]]:
+        """The equipment chain of a Location / HierarchyScope, top-down: (id, class, element)."""
+        out: list[tuple[str, str | None, R]] = []
+        node = r.kid("HierarchyScope", "Location")
+        while node is not None:
+            eid = node.text("EquipmentID")
+            lvl = node.text("EquipmentElementLevel", "EquipmentLevel")
+            if eid:
+                cls = V.level_class(lvl)
+                if cls is None and lvl:
+                    self.unmapped.add(self._origin(node), f"equipment level {lvl!r} has no ontology class")
+                out.append((eid, cls, node))
+            node = node.kid("HierarchyScopeChild", "Location", "HierarchyScope")
+        return out
+
+    def _chain(self, r: R) -> tuple[str | None, tuple[str, str] | None]:
+        """Registers the equipment named by a Location/HierarchyScope chain (implicitly) and
+        returns (plant site id, the deepest (id, class))."""
+        chain = self._scope(r)
+        site = None
+        prev: tuple[str, str] | None = None
+        for eid, cls, node in chain:
+            if cls is None:
+                prev = None
+                continue
+            if cls == "Site":
+                site = eid
+            plant = site if cls != "Enterprise" else None
+            self.batch.add_node(cls, eid, self._origin(node), props={"plant": plant}, explicit=False)
+            if prev is not None:
+                rel = V.HIERARCHY_REL.get((prev[1], cls))
+                if rel is not None:
+                    self.batch.add_edge(prev[0], rel, eid, self._origin(node))
+            prev = (eid, cls)
+        return site, prev
+
+    def _props(self, r: R, names: Sequence[str], cls: str, out: dict[str, Any]) -> None:
+        """``*Property`` elements whose ID names an ontology field of ``cls`` -> ``out``."""
+        model = ENTITY_CLASSES[cls]
+        fields = set(model.model_fields) - {"id"}
+        dts = datetime_fields(model)
+        for p in r.kids(*names):
+            pid = p.text("ID")
+            vals = p.texts("Value")
+            p.kids("Description")
+            key = V.snake(pid) if pid else ""
+            if key not in fields:
+                self.unmapped.add(self._origin(p), f"{cls} has no property {pid!r}")
+                continue
+            info = model.model_fields[key]
+            many = "list" in repr(info.annotation)
+            if not vals:
+                continue
+            try:
+                if key in dts:
+                    out[key] = V.parse_datetime(vals[0], self.default_tz).isoformat()
+                elif many:
+                    out[key] = [x for v in vals for x in re.split(r"\s*\|\s*", v) if x]
+                elif info.annotation in (float, float | None) or "float" in repr(info.annotation):
+                    out[key] = V.parse_quantity(vals[0])
+                else:
+                    out[key] = vals[0]
+            except V.ValueProblem as exc:
+                self.errors.append(Problem(file=self._ctx.file, line=p.line, path=_el_path(p.el),
+                                           message=f"property {pid}: {exc}"))
+
+    def _common(self, r: R, props: dict[str, Any]) -> None:
+        props["name"] = r.text("Description")
+        r.kids("Description")
+        props["valid_from"] = self._dt(r, "EffectiveStartDate")
+        props["valid_to"] = self._dt(r, "EffectiveEndDate")
+        if self._ctx.sender:
+            props["source_system"] = self._ctx.sender
+
+    def _need_id(self, r: R, what: str) -> str | None:
+        i = r.text("ID")
+        if i is None:
+            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=_el_path(r.el),
+                                       message=f"{what} without an ID: expected a non-empty <ID>"))
+        return i
+
+    # equipment ------------------------------------------------------------------------------------
+    def _u_Equipment(self, r: R, parent: tuple[str, str] | None = None, plant: str | None = None) -> None:
+        eid = self._need_id(r, "Equipment")
+        if eid is None:
+            return
+        props: dict[str, Any] = {}
+        self._common(r, props)
+        level = r.text("EquipmentLevel", "EquipmentElementLevel")
+        site, deepest = self._chain(r)
+        if parent is None and deepest is not None and deepest[0] != eid:
+            parent = deepest
+        plant = plant or site
+        cls = V.level_class(level)
+        if cls is None and level is None and parent is not None and parent[1] in V.CHILD_CLASS:
+            cls = V.CHILD_CLASS[parent[1]]
+            self.notes.add(self._origin(r), f"equipment level not given: inferred {cls} from its parent")
+        if cls is None:
+            why = (f"equipment level {level!r} has no ontology class" if level
+                   else "equipment level not given and no parent to infer it from")
+            self.unmapped.add(self._origin(r), why)
+            self._mark_all(r.el)
+            return
+        classes = r.texts("EquipmentClassID")
+        if cls == "Machine" and classes:
+            props["equipment_class"] = classes[0]
+        elif classes:
+            self.unmapped.add(self._origin(r), f"EquipmentClassID on a {cls}: only machines carry a class")
+        self._props(r, ("EquipmentProperty",), cls, props)
+        if cls == "Site":
+            plant = eid
+        props["plant"] = plant if cls != "Enterprise" else None
+        self.batch.add_node(cls, eid, self._origin(r), props=props)
+        if parent is not None:
+            rel = V.HIERARCHY_REL.get((parent[1], cls))
+            if rel is None:
+                self.unmapped.add(self._origin(r), f"a {cls} cannot sit directly under a {parent[1]} "
+                                                   f"({parent[0]!r}) in the ontology hierarchy")
+            else:
+                self.batch.add_edge(parent[0], rel, eid, self._origin(r))
+        for child in r.kids("EquipmentChild", "Equipment"):
+            self._u_Equipment(child, (eid, cls), plant)
+
+    def _u_EquipmentClass(self, r: R) -> None:
+        cid = self._need_id(r, "EquipmentClass")
+        if cid is None:
+            return
+        for eid in r.texts("EquipmentID", "EquipmentSourceID"):
+            self._patches.append(_Patch(eid, "Machine", {"equipment_class": cid}, self._origin(r),
+                                        f"EquipmentClass {cid!r} lists equipment"))
+        for child in r.kids("EquipmentClassChild"):
+            self._u_EquipmentClass(child)
+        self.notes.add(self._origin(r), "EquipmentClass: kept as Machine.equipment_class of its members")
+
+    # material ---------------------------------------------------------------------------------------
+    def _u_MaterialClass(self, r: R) -> None:
+        cid = self._need_id(r, "MaterialClass")
+        if cid is None:
+            return
+        for mid in r.texts("MaterialDefinitionID", "MaterialDefinitionSourceID"):
+            self._patches.append(_Patch(mid, "Material", {"material_class": cid}, self._origin(r),
+                                        f"MaterialClass {cid!r} lists material"))
+        for md in r.kids("MaterialDefinition"):
+            self._u_MaterialDefinition(md, material_class=cid)
+        self.notes.add(self._origin(r), "MaterialClass: kept as Material.material_class of its members")
+
+    def _u_MaterialDefinition(self, r: R, material_class: str | None = None) -> None:
+        mid = self._need_id(r, "MaterialDefinition")
+        if mid is None:
+            return
+        props: dict[str, Any] = {}
+        self._common(r, props)
+        classes = r.texts("MaterialClassID")
+        props["material_class"] = classes[0] if classes else material_class
+        self._props(r, ("MaterialDefinitionProperty",), "Material", props)
+        if "kind" in props:
+            k = V.material_kind(str(props["kind"]))
+            if k is None:
+                self.unmapped.add(self._origin(r), f"material kind {props['kind']!r} not one of raw, "
+                                                   "intermediate, finished")
+                del props["kind"]
+            else:
+                props["kind"] = k
+        defaults: dict[str, Any] = {}
+        if "kind" not in props:
+            guess = next((k for c in classes if (k := V.material_kind(c))), None)
+            defaults["kind"] = guess or "raw"
+            if guess is None:
+                self.notes.add(self._origin(r), "material kind not given: assumed raw")
+        site, _ = self._chain(r)
+        props["plant"] = site
+        self.batch.add_node("Material", mid, self._origin(r), props=props, defaults=defaults)
+        for lot_id in r.texts("MaterialLotID"):
+            self.batch.add_edge(lot_id, "FOR_MATERIAL", mid, self._origin(r))
+        for lot in r.kids("MaterialLot"):
+            self._u_MaterialLot(lot, material=mid)
+
+    def _u_MaterialLot(self, r: R, material: str | None = None, parent_lot: str | None = None,
+                       explicit: bool = True) -> str | None:
+        lid = self._need_id(r, "MaterialLot" if parent_lot is None else "MaterialSubLot")
+        if lid is None:
+            return None
+        props: dict[str, Any] = {}
+        self._common(r, props)
+        material = r.text("MaterialDefinitionID") or material
+        for sk in r.kids("Status", "Disposition"):
+            s = sk.value()
+            if s is None:
+                continue
+            try:
+                props["status"] = V.lot_status(s)
+                break
+            except V.ValueProblem as exc:
+                self.unmapped.add(self._origin(sk), f"{exc}: status left unchanged")
+        qty, unit = self._quantity(r)
+        props["quantity"], props["unit"] = qty, unit
+        self._props(r, ("MaterialLotProperty", "MaterialSublotProperty", "MaterialSubLotProperty"), "Lot", props)
+        site, _ = self._chain(r)
+        props["plant"] = site
+        origin = self._origin(r)
+        self.batch.add_node("Lot", lid, origin, props=props, explicit=explicit)
+        if material:
+            self.batch.add_edge(lid, "FOR_MATERIAL", material, origin)
+        parent_lot = parent_lot or (r.text("MaterialLotID") if parent_lot is None and _local(r.el) ==
+                                    "MaterialSubLot" else None)
+        if parent_lot:
+            self.batch.add_edge(lid, "DERIVED_FROM", parent_lot, origin,
+                                props={"quantity": qty, "unit": unit})
+            if qty is None:
+                self._assembly.append((lid, parent_lot, origin))
+        for sub in r.kids("MaterialSubLot", "MaterialSubLotChild"):
+            sid = self._u_MaterialLot(sub, parent_lot=lid)
+            if sid is not None:
+                self._sublots.append((sid, lid, self._origin(sub)))
+        for comp in r.texts("AssemblyLotID", "AssemblySubLotID"):
+            self.batch.add_edge(lid, "DERIVED_FROM", comp, origin)
+            self._assembly.append((lid, comp, origin))
+        for comp_r in r.kids("AssemblyLot", "AssemblySubLot"):
+            has_qty = comp_r.kid("Quantity") is not None
+            cid = self._u_MaterialLot(comp_r, explicit=has_qty and comp_r.kid("MaterialDefinitionID") is not None)
+            if cid is not None:
+                cq, cu = self._quantity(comp_r)
+                self.batch.add_edge(lid, "DERIVED_FROM", cid, self._origin(comp_r),
+                                    props={"quantity": cq, "unit": cu})
+                if cq is None:
+                    self._assembly.append((lid, cid, self._origin(comp_r)))
+        r.kids("AssemblyType", "AssemblyRelationship")
+        return lid
+
+    def _u_MaterialSubLot(self, r: R) -> None:
+        parent = r.text("MaterialLotID")
+        if parent is None:
+            self.unmapped.add(self._origin(r), "MaterialSubLot without MaterialLotID outside its lot: "
+                                               "imported as a lot without a parent")
+        self._u_MaterialLot(r, parent_lot=parent)
+
+    # personnel --------------------------------------------------------------------------------------
+    def _u_Person(self, r: R) -> None:
+        pid = self._need_id(r, "Person")
+        if pid is None:
+            return
+        props: dict[str, Any] = {}
+        self._common(r, props)
+        props["name"] = r.text("PersonName") or props.get("name")
+        classes = r.texts("PersonnelClassID")
+        self._props(r, ("PersonProperty",), "Person", props)
+        defaults: dict[str, Any] = {}
+        if "role" not in props:
+            if classes:
+                props["role"] = classes[0]
+            else:
+                defaults["role"] = "unspecified"
+                self.notes.add(self._origin(r), "person without role or PersonnelClassID: role 'unspecified'")
+        site, _ = self._chain(r)
+        props["plant"] = site
+        self.batch.add_node("Person", pid, self._origin(r), props=props, defaults=defaults)
+        if site:
+            self.batch.add_edge(pid, "WORKS_AT", site, self._origin(r))
+
+    def _u_PersonnelClass(self, r: R) -> None:
+        cid = self._need_id(r, "PersonnelClass")
+        if cid is None:
+            return
+        for pid in r.texts("PersonID"):
+            self._patches.append(_Patch(pid, "Person", {"role": cid}, self._origin(r),
+                                        f"PersonnelClass {cid!r} lists person"))
+        self.notes.add(self._origin(r), "PersonnelClass: kept as Person.role of its members")
+
+    # production ----------------------------------------------------------------------------------------
+    def _operations_type_ok(self, r: R) -> bool:
+        ot = r.text("OperationsType")
+        if ot is not None and ot.lower() not in ("production", "mixed"):
+            self.unmapped.add(self._origin(r), f"OperationsType {ot!r}: only production operations are mapped")
+            self._mark_all(r.el)
+            return False
+        return True
+
+    def _segments(self, r: R, *names: str) -> list[R]:
+        out: list[R] = []
+        todo = r.kids(*names)
+        while todo:
+            s = todo.pop(0)
+            out.append(s)
+            todo.extend(s.kids(*names, "SegmentRequirementChild", "SegmentResponseChild"))
+        return out
+
+    def _material_uses(self, seg: R) -> list[tuple[str, R]]:
+        out: list[tuple[str, R]] = []
+        for m in seg.kids("MaterialProducedRequirement", "MaterialProducedActual"):
+            out.append(("produced", m))
+        for m in seg.kids("MaterialConsumedRequirement", "MaterialConsumedActual"):
+            out.append(("consumed", m))
+        for m in seg.kids("MaterialRequirement", "MaterialActual"):
+            use = m.text("MaterialUse") or ""
+            key = re.sub(r"[^a-z]", "", use.lower())
+            if key in _PRODUCED:
+                out.append(("produced", m))
+            elif key in _CONSUMED:
+                out.append(("consumed", m))
+            else:
+                out.append((f"use {use or '(none)'}", m))
+        return out
+
+    def _u_ProductionRequest(self, r: R) -> None:
+        if not self._operations_type_ok(r):
+            return
+        oid = self._need_id(r, "ProductionRequest")
+        if oid is None:
+            return
+        origin = self._origin(r)
+        container = r.el.getparent()
+        cr = R(container, _Used()) if container is not None and _local(container) in CONTAINERS else None
+        props: dict[str, Any] = {}
+        defaults: dict[str, Any] = {}
+        self._common(r, props)
+        segs = self._segments(r, "SegmentRequirement")
+        starts = [t for s in segs if (t := self._dt(s, "EarliestStartTime"))]
+        ends = [t for s in segs if (t := self._dt(s, "LatestEndTime"))]
+        props["planned_start"] = self._dt(r, "StartTime") or _first(starts) or self._dt(cr, "StartTime")
+        props["planned_end"] = self._dt(r, "EndTime") or _last(ends) or self._dt(cr, "EndTime", "Endtime")
+        state = r.text("RequestState")
+        if self._ctx.verb == "Cancel":
+            props["status"] = "cancelled"
+        elif state:
+            try:
+                defaults["status"] = V.order_status(state)
+            except V.ValueProblem as exc:
+                self.unmapped.add(self._origin(r), f"{exc}: status left unchanged")
+        if r.text("Priority"):
+            self.unmapped.add(self._origin(r.kid("Priority") or r), "Priority: production orders carry no priority")
+        ops = []
+        for s in segs:
+            for op in s.texts("ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID"):
+                if op not in ops:
+                    ops.append(op)
+        if ops:
+            props["operations"] = ops
+        site, deepest = self._chain(r)
+        if site is None and cr is not None:
+            site, deepest2 = self._chain(cr)
+            deepest = deepest or deepest2
+        props["plant"] = site
+        qty = 0.0
+        unit = None
+        material = None
+        for s in segs:
+            for use, m in self._material_uses(s):
+                if use == "produced":
+                    q, u = self._quantity(m)
+                    mat = m.text("MaterialDefinitionID")
+                    m.kids("MaterialUse", "Description", "ID")
+                    if q is not None:
+                        qty += q
+                    unit = unit or u
+                    if mat and material is None:
+                        material = mat
+                    elif mat and mat != material:
+                        self.unmapped.add(self._origin(m), f"second produced material {mat!r}: an order "
+                                                           "makes one material")
+                    for lot in m.texts("MaterialLotID", "MaterialSubLotID"):
+                        self.unmapped.add(self._origin(m), f"planned output lot {lot!r}: planned lots "
+                                                           "are not mapped")
+                else:
+                    self.unmapped.add(self._origin(m), f"material requirement ({use}): the ontology has "
+                                                       "no planned-consumption relation")
+            for eq in s.kids("EquipmentRequirement"):
+                for eid in eq.texts("EquipmentID"):
+                    self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), actual=False))
+                eq.kids("ID", "Description", "EquipmentLevel", "EquipmentUse")
+            s.kids("ID", "Description", "EarliestStartTime", "LatestEndTime", "Duration", "OperationsDefinitionID",
+                   "SegmentState", "OperationsType")
+        if qty > 0:
+            props["quantity"] = qty
+        props["unit"] = unit
+        if deepest is not None and deepest[1] in ("Line", "Machine"):
+            self._equip_refs.append(_EquipRef(oid, deepest[0], origin, actual=False))
+        self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
+        if material:
+            self.batch.add_edge(oid, "FOR_MATERIAL", material, origin)
+        for resp in r.kids("SegmentResponse"):
+            self._actuals(oid, [resp, *self._segments(resp, "SegmentResponse")], origin)
+
+    _u_OperationsRequest = _u_ProductionRequest
+
+    def _u_ProductionResponse(self, r: R) -> None:
+        if not self._operations_type_ok(r):
+            return
+        rid = self._need_id(r, "ProductionResponse")
+        if rid is None:
+            return
+        oid = r.text("ProductionRequestID", "OperationsRequestID") or rid
+        origin = self._origin(r)
+        segs = self._segments(r, "SegmentResponse")
+        starts = [t for s in segs if (t := self._dt(s, "ActualStartTime"))]
+        ends = [t for s in segs if (t := self._dt(s, "ActualEndTime"))]
+        props: dict[str, Any] = {}
+        r.kids("Description")
+        props["actual_start"] = self._dt(r, "StartTime") or _first(starts)
+        props["actual_end"] = self._dt(r, "EndTime") or _last(ends)
+        state = r.text("ResponseState")
+        if state:
+            try:
+                props["status"] = V.order_status(state)
+            except V.ValueProblem as exc:
+                self.unmapped.add(self._origin(r), f"{exc}: status inferred from the actual times")
+        if "status" not in props:
+            props["status"] = "completed" if props["actual_end"] else "running"
+        site, _ = self._chain(r)
+        container = r.el.getparent()
+        if site is None and container is not None and _local(container) in CONTAINERS:
+            site, _ = self._chain(R(container, _Used()))
+        produced_qty, unit = self._actuals(oid, segs, origin)
+        defaults: dict[str, Any] = {
+            "planned_start": props["actual_start"], "planned_end": props["actual_end"] or props["actual_start"],
+            "quantity": produced_qty or None, "unit": unit, "plant": site,
+        }
+        if self._ctx.sender:
+            props["source_system"] = self._ctx.sender
+        self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
+
+    _u_OperationsResponse = _u_ProductionResponse
+
+    def _actuals(self, oid: str, segs: list[R], origin: Origin) -> tuple[float, str | None]:
+        produced_qty = 0.0
+        unit: str | None = None
+        for s in segs:
+            s_start = self._dt(s, "ActualStartTime")
+            s_end = self._dt(s, "ActualEndTime")
+            s.kids("ID", "Description", "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID",
+                   "SegmentState", "PostingDate", "OperationsType", "OperationsDefinitionID")
+            for use, m in self._material_uses(s):
+                q, u = self._quantity(m)
+                mat = m.text("MaterialDefinitionID")
+                lots = m.texts("MaterialLotID", "MaterialSubLotID")
+                m.kids("MaterialUse", "Description", "ID")
+                mo = self._origin(m)
+                if use not in ("produced", "consumed"):
+                    self.unmapped.add(mo, f"material actual ({use}): only produced and consumed are mapped")
+                    continue
+                if not lots:
+                    self.unmapped.add(mo, f"{use} material without MaterialLotID: genealogy is lot-based")
+                    continue
+                if use == "produced":
+                    produced_qty += q or 0.0
+                    unit = unit or u
+                    if mat:
+                        self.batch.add_edge(oid, "FOR_MATERIAL", mat, mo)
+                rel = "PRODUCED" if use == "produced" else "CONSUMED"
+                for lot in lots:
+                    self.batch.add_node("Lot", lot, mo, explicit=False, defaults={
+                        "quantity": q, "unit": u,
+                        "produced_at": s_end if use == "produced" else None,
+                    })
+                    if mat:
+                        self.batch.add_edge(lot, "FOR_MATERIAL", mat, mo)
+                    self.batch.add_edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
+            for eq in s.kids("EquipmentActual"):
+                for eid in eq.texts("EquipmentID"):
+                    self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), True, s_start, s_end))
+                eq.kids("ID", "Description", "EquipmentLevel", "EquipmentUse")
+            for pa in s.kids("PersonnelActual"):
+                for pid in pa.texts("PersonID"):
+                    self.batch.add_edge(oid, "OPERATED_BY", pid, self._origin(pa))
+                pa.kids("ID", "Description", "PersonnelUse")
+        return produced_qty, unit
+
+    # -- finishing ----------------------------------------------------------------------------------
+    def _class_of(self, ids: Iterable[str], store: GraphStore | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        rest = []
+        for i in ids:
+            d = self.batch.nodes.get(i)
+            if d is not None:
+                out[i] = d.cls
+            else:
+                rest.append(i)
+        if store is not None and rest:
+            out.update(store.node_classes(rest))
+        return out
+
+    def _finish(self, store: GraphStore | None) -> None:
+        b = self.batch
+        # patches from class nouns
+        stored = store.get_nodes([p.node for p in self._patches if p.node not in b.nodes]) if store else {}
+        for p in self._patches:
+            d = b.nodes.get(p.node)
+            if d is not None and d.cls == p.cls:
+                for k, v in p.props.items():
+                    if d.props.get(k) is None:
+                        d.props[k] = v
+            elif p.node in stored and stored[p.node].cls == p.cls:
+                if all(stored[p.node].props.get(k) is None for k in p.props):
+                    b.add_node(p.cls, p.node, p.origin, props=p.props)
+            else:
+                self.unmapped.add(p.origin, f"{p.what} {p.node!r}, which is neither in this import nor in "
+                                            f"the store as a {p.cls}")
+        # equipment references of orders
+        classes = self._class_of({r.equipment for r in self._equip_refs}, store)
+        for ref in self._equip_refs:
+            cls = classes.get(ref.equipment)
+            if cls == "Line":
+                b.add_edge(ref.order, "SCHEDULED_ON", ref.equipment, ref.origin)
+            elif cls == "Machine" and ref.actual:
+                b.add_edge(ref.order, "RAN_ON", ref.equipment, ref.origin,
+                           props={"start": ref.start, "end": ref.end})
+            elif cls is None:
+                self.unmapped.add(ref.origin, f"equipment {ref.equipment!r} is neither in this import nor "
+                                              "in the store: link not made")
+            else:
+                kind = "actual" if ref.actual else "planned"
+                self.unmapped.add(ref.origin, f"{kind} equipment {ref.equipment!r} is a {cls}: only "
+                                              f"{'machines and lines' if ref.actual else 'lines'} are linked")
+        # assembly links without quantity: the whole component lot
+        comp_ids = {c for _, c, _ in self._assembly}
+        comp_store = store.get_nodes([c for c in comp_ids if c not in b.nodes]) if store else {}
+        for lot, comp, origin in self._assembly:
+            e = b.edges.get((lot, "DERIVED_FROM", comp))
+            if e is None or e.props.get("quantity") is not None:
+                continue
+            d = b.nodes.get(comp)
+            q = None
+            if d is not None:
+                q = d.props.get("quantity", d.defaults.get("quantity"))
+                e.defaults.setdefault("unit", d.props.get("unit", d.defaults.get("unit")))
+            elif comp in comp_store:
+                q = comp_store[comp].props.get("quantity")
+                e.defaults.setdefault("unit", comp_store[comp].props.get("unit"))
+            if q is not None:
+                e.defaults.setdefault("quantity", q)
+                self.notes.add(origin, "assembly link without quantity: the whole component lot's quantity used")
+        # sub lots are of their lot's material
+        material_of: dict[str, str] = {}
+        for (src, rel, dst) in b.edges:
+            if rel == "FOR_MATERIAL":
+                material_of.setdefault(src, dst)
+        for sub, lot, origin in self._sublots:
+            if sub not in material_of and lot in material_of:
+                b.add_edge(sub, "FOR_MATERIAL", material_of[lot], origin)
+                material_of[sub] = material_of[lot]
+        # plants of equipment, orders and lots from the hierarchy
+        parent: dict[str, str] = {}
+        for (src, rel, dst) in b.edges:
+            if rel in ("HAS_SITE", "HAS_AREA", "HAS_LINE", "HAS_MACHINE"):
+                parent[dst] = src
+        for d in b.nodes.values():
+            if d.cls in ("Area", "Line", "Machine") and d.props.get("plant") is None:
+                cur, seen = d.id, set()
+                while cur in parent and cur not in seen:
+                    seen.add(cur)
+                    cur = parent[cur]
+                top = b.nodes.get(cur)
+                if top is not None and top.cls == "Site":
+                    d.props["plant"] = top.id
+                elif top is not None and top.props.get("plant"):
+                    d.props["plant"] = top.props["plant"]
+                elif store is not None and cur != d.id:
+                    rec = store.get_node(cur)
+                    if rec is not None:
+                        d.props["plant"] = rec.id if rec.cls == "Site" else rec.plant
+        for (src, rel, dst) in b.edges:
+            if rel == "SCHEDULED_ON":
+                o, line = b.nodes.get(src), b.nodes.get(dst)
+                if o is not None and o.props.get("plant") is None and o.defaults.get("plant") is None \
+                        and line is not None and line.props.get("plant"):
+                    o.defaults["plant"] = line.props["plant"]
+
+    def run(self, store: GraphStore | None, dry_run: bool = False) -> ImportReport:
+        t0 = time.perf_counter()
+        self._finish(store)
+        rep = self.report
+        validated = self.batch.validate(store)
+        rep.errors = [*self.errors, *validated.errors]
+        rep.more_errors = validated.more_errors
+        rep.unmapped = self.unmapped.items()
+        rep.notes = self.notes.items()
+        rep.messages = sum(f.messages for f in rep.files)
+        rep.entities = len(validated.nodes)
+        rep.relations = len(validated.edges)
+        for n in validated.nodes:
+            rep.entities_by_class[n.cls] = rep.entities_by_class.get(n.cls, 0) + 1
+        for e in validated.edges:
+            rep.relations_by_type[e.rel] = rep.relations_by_type.get(e.rel, 0) + 1
+        rep.dry_run = dry_run
+        if not rep.errors and not dry_run and store is not None:
+            write_validated(store, validated)
+            rep.written = True
+        rep.seconds += time.perf_counter() - t0
+        return rep
+
+
+def _first(times: list[str]) -> str | None:
+    return min(times, key=datetime.fromisoformat) if times else None
+
+
+def _last(times: list[str]) -> str | None:
+    return max(times, key=datetime.fromisoformat) if times else None
+
+
+def iter_b2mml_files(paths: Iterable[Path]) -> list[Path]:
+    """Files given, plus every ``*.xml`` under given folders, sorted for determinism."""
+    out: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            out.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() == ".xml"))
+        else:
+            out.append(p)
+    return out
+
+
+def import_b2mml(
+    paths: Sequence[Path],
+    store: GraphStore | None,
+    dry_run: bool = False,
+    source_system: str = "B2MML",
+    default_tz: tzinfo = UTC,
+    xsd: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import B2MML files/folders into ``store`` (all or nothing); returns the report."""
+    t0 = time.perf_counter()
+    imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=progress)
+    files = iter_b2mml_files(paths)
+    for f in files:
+        imp.add_file(f)
+    if xsd:
+        from graph_loader.b2mml.xsd import validate_files
+
+        imp.report.xsd_violations = validate_files(files)
+    imp.report.seconds = time.perf_counter() - t0
+    return imp.run(store, dry_run=dry_run)
+
+
+__all__ = ["B2MMLImporter", "ImportReport", "import_b2mml", "iter_b2mml_files", "version_of"]

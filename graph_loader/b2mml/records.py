@@ -1,0 +1,328 @@
+"""Draft records collected by an importer, validated against the ontology, written all or nothing.
+
+Shared by the B2MML, table and RDF importers. An importer adds nodes and edges as plain dicts,
+each with the place it came from (:class:`Origin`); :meth:`ImportBatch.validate` turns them into
+``store.base`` records with the ontology's pydantic models and collects every error with its
+origin; :meth:`ImportBatch.write` upserts them in one store transaction.
+
+Nodes with the same id are merged (later explicit values win); ``defaults`` only fill what
+nothing else set, which is how implicit entities (a lot only named in a production response) are
+kept from overwriting what an explicit message or the store already says about them. A node that
+already exists in the store is merged over its stored properties, so an import that only knows
+some facts of an entity does not erase the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from ontology.models import COMMON_FIELDS, RELATIONS, entity_model
+from store.base import EdgeRecord, GraphStore, NodeRecord
+
+
+class ImportError_(Exception):
+    """Base of importer failures a user can act on (bad input, unsafe input, bad mapping)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """Where a draft came from: file, line (1-based, 0 when unknown), column and element/JSON path."""
+
+    file: str
+    line: int = 0
+    path: str = ""
+    column: str | int | None = None
+
+    def where(self) -> str:
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        if self.column not in (None, ""):
+            loc += f":{self.column}"
+        return f"{loc} {self.path}".rstrip()
+
+
+class Problem(BaseModel):
+    """One error or unmapped item, with its place."""
+
+    file: str
+    line: int = 0
+    column: str | None = None
+    path: str = ""
+    message: str
+    count: int = 1
+
+    def __str__(self) -> str:
+        loc = f"{self.file}:{self.line}" if self.line else self.file
+        if self.column:
+            loc += f":{self.column}"
+        more = f" (x{self.count})" if self.count > 1 else ""
+        where = f" {self.path}" if self.path else ""
+        return f"{loc}{where}: {self.message}{more}"
+
+
+def problem(origin: Origin, message: str) -> Problem:
+    col = None if origin.column in (None, "") else str(origin.column)
+    return Problem(file=origin.file, line=origin.line, column=col, path=origin.path, message=message)
+
+
+class ProblemLog:
+    """Problems collected during an import; identical (file, path, message) items are counted once
+    so that a million lots with the same vendor extension give one report line, not a million."""
+
+    def __init__(self, cap: int = 10_000) -> None:
+        self._items: dict[tuple[str, str, str], Problem] = {}
+        self.cap = cap
+        self.dropped = 0
+
+    def add(self, origin: Origin, message: str) -> None:
+        key = (origin.file, origin.path, message)
+        seen = self._items.get(key)
+        if seen is not None:
+            seen.count += 1
+            return
+        if len(self._items) >= self.cap:
+            self.dropped += 1
+            return
+        self._items[key] = problem(origin, message)
+
+    def items(self) -> list[Problem]:
+        return sorted(self._items.values(), key=lambda p: (p.file, p.line, p.path, p.message))
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@dataclass(slots=True)
+class NodeDraft:
+    cls: str
+    id: str
+    origin: Origin
+    props: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+    explicit: bool = True
+
+
+@dataclass(slots=True)
+class EdgeDraft:
+    src: str
+    rel: str
+    dst: str
+    origin: Origin
+    props: dict[str, Any] = field(default_factory=dict)
+    defaults: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Validated:
+    nodes: list[NodeRecord]
+    edges: list[EdgeRecord]
+    errors: list[Problem]
+    more_errors: int = 0
+
+
+_COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "record"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (found {got!r})"
+        parts.append(f"{loc}: {err['msg']}{shown}")
+    return "; ".join(parts)
+
+
+class ImportBatch:
+    """Everything one import wants to write, before validation."""
+
+    def __init__(self, source_system: str = "import", max_errors: int = 200) -> None:
+        self.source_system = source_system
+        self.nodes: dict[str, NodeDraft] = {}
+        self.edges: dict[tuple[str, str, str], EdgeDraft] = {}
+        self.max_errors = max_errors
+
+    # -- building -----------------------------------------------------------------------------
+    def add_node(
+        self,
+        cls: str,
+        node_id: str,
+        origin: Origin,
+        props: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+        explicit: bool = True,
+    ) -> NodeDraft:
+        """Add or merge a node. An implicit node never changes the class of an explicit one."""
+        draft = self.nodes.get(node_id)
+        clean = {k: v for k, v in (props or {}).items() if v is not None}
+        if draft is None:
+            draft = NodeDraft(cls=cls, id=node_id, origin=origin, explicit=explicit)
+            self.nodes[node_id] = draft
+        elif explicit and not draft.explicit:
+            draft.cls, draft.origin, draft.explicit = cls, origin, True
+        elif explicit and draft.cls != cls:
+            # two explicit definitions disagree: keep the first, validation reports the clash
+            draft.defaults.setdefault("__class_clash__", (cls, origin))
+            return draft
+        draft.props.update(clean)
+        for k, v in (defaults or {}).items():
+            if v is not None:
+                draft.defaults.setdefault(k, v)
+        return draft
+
+    def add_edge(
+        self,
+        src: str,
+        rel: str,
+        dst: str,
+        origin: Origin,
+        props: Mapping[str, Any] | None = None,
+        defaults: Mapping[str, Any] | None = None,
+    ) -> EdgeDraft:
+        key = (src, rel, dst)
+        draft = self.edges.get(key)
+        if draft is None:
+            draft = EdgeDraft(src=src, rel=rel, dst=dst, origin=origin)
+            self.edges[key] = draft
+        draft.props.update({k: v for k, v in (props or {}).items() if v is not None})
+        for k, v in (defaults or {}).items():
+            if v is not None:
+                draft.defaults.setdefault(k, v)
+        return draft
+
+    def __len__(self) -> int:
+        return len(self.nodes) + len(self.edges)
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self, store: GraphStore | None = None) -> Validated:
+        """Validate every draft with the ontology; nothing is written here."""
+        errors: list[Problem] = []
+        dropped = 0
+
+        def err(origin: Origin, message: str) -> None:
+            nonlocal dropped
+            if len(errors) < self.max_errors:
+                errors.append(problem(origin, message))
+            else:
+                dropped += 1
+
+        stored: dict[str, NodeRecord] = {}
+        if store is not None and self.nodes:
+            stored = store.get_nodes(list(self.nodes))
+        nodes: list[NodeRecord] = []
+        classes: dict[str, str] = {}
+        for draft in self.nodes.values():
+            clash = draft.defaults.get("__class_clash__")
+            if clash is not None:
+                other_cls, other_origin = clash
+                err(other_origin, f"id {draft.id!r} is a {other_cls} here but a {draft.cls} at "
+                                  f"{draft.origin.where()}")
+            base: dict[str, Any] = {}
+            old = stored.get(draft.id)
+            if old is not None:
+                if old.cls != draft.cls:
+                    if not draft.explicit:
+                        classes[draft.id] = old.cls
+                        continue  # an implicit mention of a stored node: nothing to change
+                    err(draft.origin, f"id {draft.id!r} is a {old.cls} in the store, not a {draft.cls}")
+                    continue
+                base = dict(old.props)
+                for attr in _COMMON_ATTRS:
+                    val = getattr(old, attr)
+                    if val is not None:
+                        base[attr] = val.isoformat() if isinstance(val, datetime) else val
+            row: dict[str, Any] = {"source_system": self.source_system}
+            row.update({k: v for k, v in draft.defaults.items() if not k.startswith("__")})
+            row.update(base)
+            row.update(draft.props)
+            row["id"] = draft.id
+            try:
+                model = entity_model(draft.cls)
+            except KeyError as exc:
+                err(draft.origin, str(exc.args[0]))
+                continue
+            try:
+                obj = model.model_validate(row)
+            except ValidationError as exc:
+                err(draft.origin, f"{draft.cls} {draft.id!r}: {_format_validation_error(exc)}")
+                continue
+            data = obj.model_dump(mode="json", exclude_none=False)
+            props = {k: v for k, v in data.items() if k not in COMMON_FIELDS and v is not None}
+            nodes.append(NodeRecord(
+                id=obj.id, cls=draft.cls, props=props, name=obj.name, plant=obj.plant,
+                source_system=obj.source_system, valid_from=obj.valid_from, valid_to=obj.valid_to,
+            ))
+            classes[draft.id] = draft.cls
+
+        missing = {k for d in self.edges.values() for k in (d.src, d.dst) if k not in classes}
+        if store is not None and missing:
+            classes.update(store.node_classes(sorted(missing)))
+        edges: list[EdgeRecord] = []
+        for d in self.edges.values():
+            rdef = RELATIONS.get(d.rel)
+            if rdef is None:
+                err(d.origin, f"unknown relation {d.rel!r}")
+                continue
+            ok = True
+            for end, node_id, allowed in (("source", d.src, rdef.domain), ("target", d.dst, rdef.range)):
+                cls = classes.get(node_id)
+                if cls is None:
+                    err(d.origin, f"{d.rel}: {end} {node_id!r} is neither in this import nor in the store")
+                    ok = False
+                elif cls not in allowed:
+                    err(d.origin, f"{d.rel}: {end} {node_id!r} is a {cls}, expected {' or '.join(allowed)}")
+                    ok = False
+            if not ok:
+                continue
+            row = {"source_system": self.source_system, **d.defaults, **d.props}
+            try:
+                p = rdef.props.model_validate(row)
+            except ValidationError as exc:
+                err(d.origin, f"{d.rel} {d.src!r} -> {d.dst!r}: {_format_validation_error(exc)}")
+                continue
+            data = p.model_dump(mode="json")
+            eprops = {k: v for k, v in data.items()
+                      if k not in ("source_system", "valid_from", "valid_to") and v is not None}
+            edges.append(EdgeRecord(
+                src=d.src, rel=d.rel, dst=d.dst, props=eprops, source_system=p.source_system,
+                valid_from=p.valid_from, valid_to=p.valid_to,
+            ))
+        return Validated(nodes=nodes, edges=edges, errors=errors, more_errors=dropped)
+
+
+def write_validated(store: GraphStore, validated: Validated, batch_size: int = 5000) -> None:
+    """Write nodes then edges in one transaction: all or nothing."""
+    with store.transaction() as tx:
+        for i in range(0, len(validated.nodes), batch_size):
+            tx.upsert_nodes(validated.nodes[i:i + batch_size])
+        for i in range(0, len(validated.edges), batch_size):
+            tx.upsert_edges(validated.edges[i:i + batch_size])
+
+
+def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
+    """NodeRecords as flat dicts (common fields + props), for comparisons and exports."""
+    out = []
+    for n in nodes:
+        row: dict[str, Any] = {"cls": n.cls, "id": n.id, **n.props}
+        for attr in _COMMON_ATTRS:
+            val = getattr(n, attr)
+            if val is not None:
+                row[attr] = val.isoformat() if isinstance(val, datetime) else val
+        out.append(row)
+    return out
+
+
+__all__ = [
+    "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
+    "Validated", "problem", "records_to_rows", "write_validated",
+]
