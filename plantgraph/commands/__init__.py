@@ -7,6 +7,7 @@ import importlib
 import typer
 
 COMMAND_MODULES: list[str] = [
+    "plantgraph.commands.api",  # serve, keys, audit (API)
     "plantgraph.commands.reasoning",  # trace, risk, rootcause, sop, rules (reasoning)
     # "plantgraph.commands.data",      # generate, validate, load, stats, get, export (foundation)
 ]
