@@ -101,7 +101,7 @@ def chunk_text(text: str, max_chars: int = CHUNK_CHARS) -> list[tuple[int, int]]
     return out
 
 
-def _fmt(value: Any) -> str:
+def fmt_value(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     return str(value)
@@ -160,7 +160,7 @@ def card_text(store: GraphStore, node: NodeRecord) -> str:
     for key in _KEY_PROPS.get(node.cls, ()):
         value = node.props.get(key)
         if value not in (None, "", []):
-            parts.append(f"{key.replace('_', ' ')}: {_fmt(value)}")
+            parts.append(f"{key.replace('_', ' ')}: {fmt_value(value)}")
     for rel, direction, label in _NEIGHBOURHOOD.get(node.cls, ()):
         ids = _neighbour_ids(store, node.id, rel, direction)
         if ids:

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from reasoning.errors import NotFoundError, ReasoningError
+from reasoning.rag.cards import chunk_text, fmt_value
 from reasoning.rag.embedder import Embedder, SentenceTransformerEmbedder
 from reasoning.rag.errors import CopilotError, EmbeddingModelError, RetrieverInputError, VectorIndexError
 from reasoning.rag.expansion import GraphExpander, RankedNode
@@ -34,7 +35,7 @@ from reasoning.rag.models import (
     RetrievedItem,
     Route,
 )
-from reasoning.rag.routing import Router
+from reasoning.rag.routing import Router, correct_words
 from reasoning.results import EvidencePath, ReachedEntity, TraceResult
 from reasoning.service import Analyses
 from store.base import Direction, GraphStore, NodeRecord
@@ -178,6 +179,22 @@ class Copilot:
                 index, error = None, str(exc)
         return cls(store, analyses=analyses, index=index, now=now, config=config, index_error=error)
 
+    @classmethod
+    def from_settings(cls, store: GraphStore, settings: Any = None, now: datetime | None = None,
+                      analyses: Analyses | None = None, embedder: Embedder | None = None) -> Copilot:
+        """The copilot as configured by :mod:`plantgraph.settings` (model path, store path)."""
+        from plantgraph.settings import get_settings
+
+        s = settings if settings is not None else get_settings()
+        store_path = s.store_path if s.backend == "embedded" else s.data_dir / f"{s.backend}"
+        return cls.open(store, store_path, embedder=embedder, model_path=s.embedding_model_path, now=now,
+                        analyses=analyses)
+
+    def set_now(self, now: datetime) -> None:
+        """Move the reference time (evaluations ask each question at its plant's 'now')."""
+        self.analyses.now = now
+        self.now = now
+
     @property
     def degraded(self) -> bool:
         return self.index is None
@@ -267,7 +284,7 @@ class Copilot:
             Intent.free_question: self._free,
         }[route.intent]
         try:
-            result, answer_ids, dont_know = handler(question, links, route, b, as_of, scope)
+            result, answer_ids, dont_know = handler(correct_words(question), links, route, b, as_of, scope)
         except NotFoundError as exc:
             b.claim(f"I could not run the {route.intent.value.replace('_', ' ')} analysis: {exc}")
             dont_know = True
@@ -541,8 +558,6 @@ class Copilot:
         text = str(node.props.get("text") or "") if node is not None else ""
         if not text:
             return None
-        from reasoning.rag.cards import chunk_text
-
         spans = chunk_text(text)
         probe = excerpt.strip()[:60]
         for n, (s, e) in enumerate(spans):
@@ -620,8 +635,6 @@ class Copilot:
                 f"at {p.get('occurred_at', '?')}: {p.get('title', '')}.", [node_citation(node.id)])
         text = str(p.get("text") or "")
         if text:
-            from reasoning.rag.cards import chunk_text
-
             for n, (s, e) in enumerate(chunk_text(text)[:3]):
                 b.claim(f"Narrative: \"{text[s:e]}\"", [PassageCitation(doc_id=node.id, chunk=n, start=s, end=e,
                                                                        text=text[s:e])])
@@ -637,6 +650,9 @@ class Copilot:
     def _lookup(self, question: str, links: LinkResult, route: Route, b: _Builder,
                 as_of: datetime | None, scope: Sequence[str] | None) -> Handled:
         ids = [i for m in links.linked for i in m.ids]
+        if not ids and links.ambiguous:
+            b.claim("The name you used fits several entities; see the candidates below.")
+            return None, [], True
         if not ids:
             m = self.link_description(question, scope)
             if m is not None and len(m.ids) == 1:
@@ -655,7 +671,7 @@ class Copilot:
         if node is None:
             b.claim(f"{first} is not in the graph as of that time.")
             return None, [], True
-        props = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(node.props.items())
+        props = ", ".join(f"{k.replace('_', ' ')}: {fmt_value(v)}" for k, v in sorted(node.props.items())
                           if k != "text" and v not in (None, "", []))
         b.claim(f"{node.cls} {_label(node.id, node.name)}{' in plant ' + node.plant if node.plant else ''}"
                 f"{': ' + props if props else ''}.", [node_citation(node.id)])

@@ -12,7 +12,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 
-from rapidfuzz import fuzz
+from rapidfuzz import fuzz, process
 
 from reasoning.rag.models import Intent, LinkResult, Route
 from reasoning.rag.timeparse import find_window, horizon_days
@@ -101,6 +101,31 @@ CLASS_CUES: dict[Intent, tuple[tuple[str, ...], float]] = {
 
 MIN_SCORE = 1.5
 
+#: Words the patterns rely on; misspelt words of a question are corrected to these (routing only).
+VOCABULARY: frozenset[str] = frozenset(re.split(r"\s+", """
+    affected affect affects impact impacted impacts customers customer recall downstream forward
+    contaminated contamination received deliveries delivery delayed schedule shortage risk
+    backward backwards upstream origin inputs supplier suppliers history happened incidents incident
+    downtime maintenance breakdown anomaly anomalies alarms instruction instructions procedure version
+    effect applied applies superseded standard operating cause causes caused root common culprit
+    defect defects scrapping scrapped nonconformance failed failure inspection production orders
+    sales lines shipped quarantine quarantined details status information which where why what
+    tell about trace fortnight weeks days hours night yesterday today tomorrow held hold
+    """.strip()))
+
+
+def correct_words(question: str, vocabulary: frozenset[str] = VOCABULARY, cutoff: float = 80.0) -> str:
+    """Replace misspelt plain words (5+ letters, not ids) by the closest routing word."""
+    def fix(m: re.Match[str]) -> str:
+        w = m.group(0)
+        low = w.lower()
+        if low in vocabulary or len(low) < 5:
+            return w
+        best = process.extractOne(low, vocabulary, scorer=fuzz.ratio, score_cutoff=cutoff)
+        return str(best[0]) if best else w
+
+    return re.sub(r"(?<![\w-])[A-Za-z]{5,}(?![\w-])", fix, question)
+
 
 class Router:
     """Scores every intent; ``route`` returns the winner with its reasons and parameters."""
@@ -111,6 +136,10 @@ class Router:
 
     def scores(self, question: str, links: LinkResult | None = None) -> tuple[dict[Intent, float], list[str]]:
         reasons: list[str] = []
+        fixed = correct_words(question)
+        if fixed != question:
+            reasons.append(f"spelling corrected for routing: {fixed!r}")
+            question = fixed
         scores: dict[Intent, float] = {i: 0.0 for i in Intent}
         for intent, patterns in self._compiled.items():
             for rx, w in patterns:
