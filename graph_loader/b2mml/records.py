@@ -14,7 +14,7 @@ some facts of an entity does not erase the others.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -122,15 +122,11 @@ class Validated:
     edges: list[EdgeRecord]
     errors: list[Problem]
     more_errors: int = 0
+    node_origins: list[Origin] = field(default_factory=list)
+    edge_origins: list[Origin] = field(default_factory=list)
 
 
 _COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if value is None or isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
 
 
 def _format_validation_error(exc: ValidationError) -> str:
@@ -220,6 +216,8 @@ class ImportBatch:
         if store is not None and self.nodes:
             stored = store.get_nodes(list(self.nodes))
         nodes: list[NodeRecord] = []
+        node_origins: list[Origin] = []
+        edge_origins: list[Origin] = []
         classes: dict[str, str] = {}
         for draft in self.nodes.values():
             clash = draft.defaults.get("__class_clash__")
@@ -258,6 +256,7 @@ class ImportBatch:
                 continue
             data = obj.model_dump(mode="json", exclude_none=False)
             props = {k: v for k, v in data.items() if k not in COMMON_FIELDS and v is not None}
+            node_origins.append(draft.origin)
             nodes.append(NodeRecord(
                 id=obj.id, cls=draft.cls, props=props, name=obj.name, plant=obj.plant,
                 source_system=obj.source_system, valid_from=obj.valid_from, valid_to=obj.valid_to,
@@ -293,20 +292,42 @@ class ImportBatch:
             data = p.model_dump(mode="json")
             eprops = {k: v for k, v in data.items()
                       if k not in ("source_system", "valid_from", "valid_to") and v is not None}
+            edge_origins.append(d.origin)
             edges.append(EdgeRecord(
                 src=d.src, rel=d.rel, dst=d.dst, props=eprops, source_system=p.source_system,
                 valid_from=p.valid_from, valid_to=p.valid_to,
             ))
-        return Validated(nodes=nodes, edges=edges, errors=errors, more_errors=dropped)
+        out = Validated(nodes=nodes, edges=edges, errors=errors, more_errors=dropped,
+                        node_origins=node_origins, edge_origins=edge_origins)
+        if errors:
+            return out
+        return check_like_a_bundle(out, store, (node_origins, edge_origins))
 
 
-def write_validated(store: GraphStore, validated: Validated, batch_size: int = 5000) -> None:
-    """Write nodes then edges in one transaction: all or nothing."""
-    with store.transaction() as tx:
-        for i in range(0, len(validated.nodes), batch_size):
-            tx.upsert_nodes(validated.nodes[i:i + batch_size])
-        for i in range(0, len(validated.edges), batch_size):
-            tx.upsert_edges(validated.edges[i:i + batch_size])
+def check_like_a_bundle(validated: Validated, store: GraphStore | None,
+                        origins: tuple[list[Origin], list[Origin]]) -> Validated:
+    """Run the bundle loader's record checks (the same rules as ``plantgraph load``) on records an
+    importer built, mapping each error back to the place the record came from."""
+    from graph_loader.validation import check_records
+
+    nodes, edges, collector = check_records(validated.nodes, validated.edges, store)
+    errors = list(validated.errors)
+    node_origins, edge_origins = origins
+    for e in collector.errors:
+        pool = node_origins if e.file == "<nodes>" else edge_origins
+        origin = pool[e.line - 1] if 0 < e.line <= len(pool) else Origin(e.file, 0)
+        detail = f"{e.column}: {e.message}"
+        if e.expected is not None:
+            detail += f" (expected {e.expected}, found {e.found})"
+        errors.append(problem(origin, detail))
+    return Validated(nodes=nodes, edges=edges, errors=errors, more_errors=validated.more_errors + collector.more)
+
+
+def write_validated(store: GraphStore, validated: Validated, progress: Callable[[int], None] | None = None) -> None:
+    """Write nodes then edges in one transaction (the bundle loader's writer): all or nothing."""
+    from graph_loader.loader import write_records
+
+    write_records(store, validated.nodes, validated.edges, progress=progress)
 
 
 def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
@@ -324,5 +345,5 @@ def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
 
 __all__ = [
     "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
-    "Validated", "problem", "records_to_rows", "write_validated",
+    "Validated", "check_like_a_bundle", "problem", "records_to_rows", "write_validated",
 ]

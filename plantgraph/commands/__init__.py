@@ -10,7 +10,8 @@ COMMAND_MODULES: list[str] = [
     "plantgraph.commands.copilot",  # ask, docs add, index build, eval (GraphRAG copilot)
     "plantgraph.commands.api",  # serve, keys, audit (API)
     "plantgraph.commands.reasoning",  # trace, risk, rootcause, sop, rules (reasoning)
-    # "plantgraph.commands.data",      # generate, validate, load, stats, get, export (foundation)
+    "plantgraph.commands.data",  # validate, load, stats, get, export rdf (foundation)
+    "plantgraph.commands.interop",  # import b2mml|table|rdf, export b2mml (interop)
 ]
 
 
