@@ -244,8 +244,10 @@ def row_schema(kind: str, name: str) -> RowSchema:
         if i.default_factory is not None
     }
     common = COMMON_FIELDS if kind == "node" else COMMON_EDGE_FIELDS
-    # enum defaults are stored as their values, as ``use_enum_values`` does for given values
-    defaults = {n: getattr(v, "value", v) for n, v in defaults.items()}
+    # enum defaults are stored as their values, as ``use_enum_values`` does for given values;
+    # common fields are record attributes, not properties
+    defaults = {n: getattr(v, "value", v) for n, v in defaults.items() if n not in common}
+    factories = {n: f for n, f in factories.items() if n not in common}
     schema = RowSchema(
         kind=kind, name=name, fields=fields, required=required,
         list_fields=frozenset(n for n, i in mf.items() if _is_list(i.annotation)),

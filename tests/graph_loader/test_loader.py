@@ -1,0 +1,210 @@
+"""Loading: all or nothing, idempotent, incremental; the importer-facing record API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from graph_loader.errors import BundleValidationError
+from graph_loader.loader import load_bundle, load_records, validate_bundle, write_records
+from graph_loader.validation import Deletions, validate_records
+from ontology.models import ENTITY_CLASSES
+from store.base import Direction, EdgeRecord, GraphStore, NodeRecord
+from store.factory import open_store
+from tests.graph_loader.bundles import EXAMPLE, copy_example, data_rows, write_bundle
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[GraphStore]:
+    s = open_store("embedded", tmp_path / "store")
+    yield s
+    s.close()
+
+
+def _expected_counts(root: Path) -> tuple[dict[str, int], dict[str, int]]:
+    nodes: dict[str, int] = {}
+    edges: dict[str, int] = {}
+    for p in sorted(root.iterdir()):
+        if p.suffix not in (".csv", ".jsonl") or p.name.startswith("_"):
+            continue
+        target = nodes if p.stem in ENTITY_CLASSES else edges
+        target[p.stem] = target.get(p.stem, 0) + data_rows(p)
+    return nodes, edges
+
+
+def _snapshot(store: GraphStore) -> tuple[dict[str, NodeRecord], dict[tuple[str, str, str], EdgeRecord]]:
+    nodes = {n.id: n for n in store.find_nodes()}
+    edges = {e.key: e for nid in nodes for e in store.neighbours(nid, None, Direction.OUT)}
+    return nodes, edges
+
+
+def test_the_docs_example_bundle_loads(store: GraphStore) -> None:
+    report = load_bundle(store, EXAMPLE)
+    want_nodes, want_edges = _expected_counts(EXAMPLE)
+    counts = store.counts()
+    assert counts.nodes_by_class == want_nodes == report.nodes_by_class
+    assert counts.edges_by_relation == want_edges == report.edges_by_relation
+    assert report.written and report.nodes == sum(want_nodes.values())
+    lot = store.get_node("LOT-SYR-0002")
+    assert lot is not None and lot.cls == "Lot" and lot.props["status"] == "on_hold"
+    assert lot.plant == "SITE-LYON" and lot.source_system == "MES"
+    mat = store.get_node("MAT-SUGAR")
+    assert mat is not None and mat.props["aliases"] == ["sugar", "saccharose"]
+    ran = store.neighbours("WO-1001", ["RAN_ON"], Direction.OUT)
+    assert {e.dst for e in ran} == {"M-LYON-1-MIX", "M-LYON-1-FILL"}
+    assert all(e.props.get("start") for e in ran)
+
+
+def test_loading_twice_changes_nothing(store: GraphStore) -> None:
+    load_bundle(store, EXAMPLE)
+    first_counts, first = store.counts(), _snapshot(store)
+    again = load_bundle(store, EXAMPLE)
+    assert again.nodes == sum(first_counts.nodes_by_class.values())
+    assert store.counts() == first_counts
+    assert _snapshot(store) == first
+
+
+def _bad_example(tmp_path: Path) -> Path:
+    root = copy_example(tmp_path / "bad")
+    with (root / "Lot.csv").open("a") as f:
+        f.write("LOT-NEW,New lot,MES,SITE-LYON,10,kg,released,,\n")
+        f.write("LOT-BAD,Bad lot,MES,SITE-LYON,-10,kg,released,,\n")
+    with (root / "PRODUCED.csv").open("a") as f:
+        f.write("WO-1001,LOT-NEW,10,kg,MES\n")
+    return root
+
+
+def test_invalid_bundle_writes_nothing_into_an_empty_store(tmp_path: Path, store: GraphStore) -> None:
+    with pytest.raises(BundleValidationError) as info:
+        load_bundle(store, _bad_example(tmp_path))
+    assert [str(e).split(": ")[0] for e in info.value.errors] == ["Lot.csv:6:quantity"]
+    assert store.counts().nodes == 0 and store.counts().edges == 0
+    assert store.get_node("LOT-NEW") is None
+
+
+def test_invalid_bundle_leaves_existing_data_unchanged(tmp_path: Path, store: GraphStore) -> None:
+    load_bundle(store, EXAMPLE)
+    before_counts, before = store.counts(), _snapshot(store)
+    root = _bad_example(tmp_path)
+    # also change an existing entity, so a partial write would show
+    text = (root / "Lot.csv").read_text().replace("120,l,on_hold", "120,l,released")
+    (root / "Lot.csv").write_text(text)
+    with pytest.raises(BundleValidationError):
+        load_bundle(store, root)
+    assert store.counts() == before_counts
+    assert _snapshot(store) == before
+
+
+def test_a_late_error_in_an_edge_file_still_writes_nothing(tmp_path: Path, store: GraphStore) -> None:
+    root = copy_example(tmp_path / "b")
+    with (root / "WORKS_AT.csv").open("a") as f:  # the last relation file read
+        f.write("P-ANNA,SITE-NOWHERE\n")
+    with pytest.raises(BundleValidationError) as info:
+        load_bundle(store, root, batch_size=2)
+    assert [(e.file, e.line, e.column) for e in info.value.errors] == [("WORKS_AT.csv", 4, "dst")]
+    assert store.counts().nodes == 0
+
+
+def test_incremental_update_end_and_delete(tmp_path: Path, store: GraphStore) -> None:
+    load_bundle(store, EXAMPLE)
+    before = store.counts()
+    update = write_bundle(tmp_path / "inc", {
+        # property update (status) and ending an entity (valid_to)
+        "Lot.csv": ("id,name,source_system,plant,quantity,unit,status,valid_to\n"
+                    "LOT-SYR-0002,Syrup lot 0002,MES,SITE-LYON,120,l,scrapped,2026-03-08T12:00:00+01:00\n"),
+        # a new relation between existing entities
+        "ALLOCATED_TO.csv": "src,dst,quantity,unit\nLOT-SYR-0002,SO-7001-10,100,l\n",
+        "_deleted_nodes.csv": "id\nHOLD-88\n",
+        "_deleted_edges.csv": "src,rel,dst\nWO-1001,OPERATED_BY,P-LUC\n",
+    })
+    report = load_bundle(store, update)
+    assert (report.nodes, report.edges, report.nodes_deleted, report.edges_deleted) == (1, 1, 1, 1)
+    lot = store.get_node("LOT-SYR-0002")
+    assert lot is not None and lot.props["status"] == "scrapped"
+    assert lot.valid_to == datetime(2026, 3, 8, 11, 0, tzinfo=UTC)
+    assert store.get_node("LOT-SYR-0002", as_of=datetime(2026, 3, 9, tzinfo=UTC)) is None
+    assert store.get_node("LOT-SYR-0002", as_of=datetime(2026, 3, 4, tzinfo=UTC)) is not None
+    assert [e.dst for e in store.neighbours("LOT-SYR-0002", ["ALLOCATED_TO"])] == ["SO-7001-10"]
+    assert store.get_node("HOLD-88") is None
+    assert store.neighbours("LOT-SYR-0002", ["HOLDS"], Direction.IN) == []
+    assert store.neighbours("WO-1001", ["OPERATED_BY"]) == []
+    after = store.counts()
+    assert after.nodes == before.nodes - 1
+    assert after.edges_by_relation["ALLOCATED_TO"] == 1
+    assert after.edges_by_relation.get("OPERATED_BY", 0) == before.edges_by_relation["OPERATED_BY"] - 1
+    # HOLD-88 took its HOLDS and RAISED_BY edges with it
+    assert after.edges_by_relation.get("HOLDS", 0) == 0
+    assert after.edges_by_relation["RAISED_BY"] == before.edges_by_relation["RAISED_BY"] - 1
+    # and the same incremental bundle again changes nothing more
+    snap = _snapshot(store)
+    load_bundle(store, update)
+    assert _snapshot(store) == snap
+
+
+def test_edge_properties_update_by_key(tmp_path: Path, store: GraphStore) -> None:
+    load_bundle(store, EXAMPLE)
+    load_bundle(store, write_bundle(tmp_path / "b", {"CONSUMED.csv": "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,980,kg\n"}))
+    (edge,) = store.neighbours("WO-1001", ["CONSUMED"])
+    assert edge.props["quantity"] == 980.0
+    assert store.counts().edges_by_relation["CONSUMED"] == 1
+
+
+def test_progress_reaches_the_bundle_size(store: GraphStore) -> None:
+    seen: list[tuple[int, int]] = []
+    load_bundle(store, EXAMPLE, progress=lambda done, total: seen.append((done, total)))
+    total = sum(p.stat().st_size for p in EXAMPLE.iterdir() if p.name != "manifest.json")
+    assert seen and seen[-1][1] == total
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert abs(seen[-1][0] - total) <= total * 0.02  # characters vs bytes: the example is ASCII
+
+
+# ---------------------------------------------------------------------------------------------
+# Record API for other importers
+# ---------------------------------------------------------------------------------------------
+
+T0 = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+def _records() -> tuple[list[NodeRecord], list[EdgeRecord]]:
+    nodes = [
+        NodeRecord("MAT-1", "Material", {"kind": "raw"}),
+        NodeRecord("LOT-1", "Lot", {"quantity": 3, "produced_at": T0}, plant="SITE-1"),
+    ]
+    edges = [EdgeRecord("LOT-1", "FOR_MATERIAL", "MAT-1")]
+    return nodes, edges
+
+
+def test_record_api_validates_normalises_and_writes(store: GraphStore) -> None:
+    nodes, edges = _records()
+    assert validate_records(nodes, edges) == []
+    report = load_records(store, nodes, edges)
+    assert report.nodes_upserted == 2 and report.edges_upserted == 1
+    lot = store.get_node("LOT-1")
+    assert lot is not None
+    assert lot.props == {"quantity": 3.0, "unit": "kg", "status": "released", "produced_at": T0.isoformat()}
+
+
+def test_record_api_reports_positions_and_writes_nothing(store: GraphStore) -> None:
+    nodes, edges = _records()
+    nodes.append(NodeRecord("LOT-2", "Lot", {"quantity": 0}))
+    edges.append(EdgeRecord("LOT-2", "FOR_MATERIAL", "MAT-404"))
+    errs = validate_records(nodes, edges)
+    assert [(e.file, e.line, e.column) for e in errs] == [("<nodes>", 3, "quantity"), ("<edges>", 2, "dst")]
+    with pytest.raises(BundleValidationError):
+        load_records(store, nodes, edges)
+    assert store.counts().nodes == 0
+
+
+def test_write_records_applies_deletions(store: GraphStore) -> None:
+    nodes, edges = _records()
+    load_records(store, nodes, edges)
+    write_records(store, [], [], Deletions(nodes={"LOT-1": (None, 0)}))  # type: ignore[dict-item]
+    assert store.get_node("LOT-1") is None and store.counts().edges == 0
+
+
+def test_validate_bundle_does_not_write(store: GraphStore) -> None:
+    assert validate_bundle(EXAMPLE, store).valid
+    assert store.counts().nodes == 0
