@@ -146,7 +146,8 @@ def test_incremental_update_end_and_delete(tmp_path: Path, store: GraphStore) ->
 
 def test_edge_properties_update_by_key(tmp_path: Path, store: GraphStore) -> None:
     load_bundle(store, EXAMPLE)
-    load_bundle(store, write_bundle(tmp_path / "b", {"CONSUMED.csv": "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,980,kg\n"}))
+    update = {"CONSUMED.csv": "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,980,kg\n"}
+    load_bundle(store, write_bundle(tmp_path / "b", update))
     (edge,) = store.neighbours("WO-1001", ["CONSUMED"])
     assert edge.props["quantity"] == 980.0
     assert store.counts().edges_by_relation["CONSUMED"] == 1
