@@ -275,3 +275,17 @@ class SopInEffectResult(_Model):
     superseded: bool = False
     superseded_detail: str | None = None
     evidence: list[EvidencePath] = Field(default_factory=list)
+
+
+class RuleRunResult(_Model):
+    """The result of running one rule (built-in or user-written) by name."""
+
+    rule: str
+    params: dict[str, str | list[str]] = Field(default_factory=dict)
+    as_of: datetime | None = None
+    starts: list[str] = Field(default_factory=list)
+    missing_starts: list[str] = Field(default_factory=list)
+    bindings: dict[str, list[ReachedEntity]] = Field(
+        default_factory=dict, description="Each returned variable's nodes, sorted by id, with evidence."
+    )
+    caps: Caps

@@ -38,10 +38,19 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ontology.models import COMMON_FIELDS, ENTITY_CLASSES, RELATIONS, EdgeProps, datetime_fields
 from reasoning.errors import RuleError
@@ -211,7 +220,16 @@ class RepeatSegment(_M):
     repeat: Repeat
 
 
-Segment = Step | RepeatSegment
+def _segment_kind(v: Any) -> str:
+    if isinstance(v, dict):
+        return "RepeatSegment" if "repeat" in v else "Step"
+    return "RepeatSegment" if isinstance(v, RepeatSegment) else "Step"
+
+
+Segment = Annotated[
+    Annotated[Step, Tag("Step")] | Annotated[RepeatSegment, Tag("RepeatSegment")],
+    Discriminator(_segment_kind),
+]
 
 
 class Rule(_M):

@@ -7,13 +7,21 @@ loaded rule set; each method takes an optional ``as_of`` to ask about the graph 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from reasoning.analyses import risk, rootcause, sop, trace
-from reasoning.analyses.common import Context
-from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
+from reasoning.analyses.common import Context, ref
+from reasoning.results import (
+    ReachedEntity,
+    RiskBoard,
+    RootCauseResult,
+    RuleRunResult,
+    SopInEffectResult,
+    TraceResult,
+)
 from reasoning.rule_model import RuleSet, load_rules
 from store.base import GraphStore
 
@@ -28,12 +36,17 @@ class Analyses:
         self,
         store: GraphStore,
         now: datetime | None = None,
-        rules_dirs: Sequence[Path] = (),
+        rules_dirs: Sequence[Path] | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         max_results: int = DEFAULT_MAX_RESULTS,
     ) -> None:
         self.store = store
         self.now = now if now is not None else datetime.now(UTC)
+        if rules_dirs is None:
+            from plantgraph.settings import get_settings
+
+            configured = get_settings().rules_dir
+            rules_dirs = [configured] if configured is not None else []
         self.rules_dirs = tuple(rules_dirs)
         self.max_depth = max_depth
         self.max_results = max_results
@@ -82,3 +95,19 @@ class Analyses:
                       as_of: datetime | None = None) -> SopInEffectResult:
         """The SOP version(s) in effect for an order at its production time."""
         return sop.sop_in_effect(self.ctx, order, machine, at, as_of)
+
+    # -- any rule by name -------------------------------------------------------------------
+    def run_rule(self, name: str, params: Mapping[str, Any], as_of: datetime | None = None) -> RuleRunResult:
+        """Evaluate one rule (built-in or from a rules folder) and return its bindings with evidence."""
+        caps = self.ctx.new_caps()
+        res = self.ctx.run(name, as_of, caps, **params)
+        bindings = {
+            var: [
+                ReachedEntity(entity=ref(m.node), depth=m.depth, evidence=[m.evidence(name)])
+                for m in res.matches(var)
+            ]
+            for var in self.rules[name].returns
+        }
+        shown = {k: ([str(x) for x in v] if isinstance(v, (list, tuple)) else str(v)) for k, v in params.items()}
+        return RuleRunResult(rule=name, params=shown, as_of=as_of, starts=res.starts,
+                             missing_starts=res.missing_starts, bindings=bindings, caps=caps)

@@ -315,6 +315,49 @@ def register(app: typer.Typer) -> None:
         console.print_json(rule.model_dump_json(by_alias=True, exclude_none=True,
                                                 exclude={"name", "description", "source", "line"}))
 
+    @rules_app.command("run")
+    def rules_run(name: str,
+                  param: Annotated[list[str] | None, typer.Option(
+                      "--param", "-p", help="NAME=VALUE; ids are comma-separated.")] = None,
+                  store: StoreOpt = None, as_of: AsOfOpt = None, json_out: JsonOpt = False,
+                  rules_dir: RulesOpt = None, max_depth: DepthOpt = DEFAULT_MAX_DEPTH,
+                  max_results: ResultsOpt = DEFAULT_MAX_RESULTS) -> None:
+        """Run one rule by name, e.g. ``rules run lots_to_customers -p lots=LOT-1,LOT-2``."""
+        t = parse_time(as_of, "--as-of")
+        with _analyses(store, None, rules_dir, max_depth, max_results) as a:
+            rule = _run(lambda: a.rules[name])
+            values: dict[str, object] = {}
+            for item in param or []:
+                key, sep, value = item.partition("=")
+                if not sep or key not in rule.params:
+                    raise typer.BadParameter(f"expected NAME=VALUE with NAME one of {sorted(rule.params)}, "
+                                             f"got {item!r}", param_hint="--param")
+                kind = rule.params[key]
+                if kind in ("ids", "strings"):
+                    values[key] = [v.strip() for v in value.split(",") if v.strip()]
+                elif kind == "datetime":
+                    values[key] = parse_time(value, f"--param {key}")
+                elif kind == "number":
+                    try:
+                        values[key] = float(value)
+                    except ValueError:
+                        raise typer.BadParameter(f"{key} must be a number, got {value!r}",
+                                                 param_hint="--param") from None
+                else:
+                    values[key] = value
+            r = _run(lambda: a.run_rule(name, values, t))
+        if json_out:
+            typer.echo(r.model_dump_json(indent=2))
+            return
+        t_ = Table("variable", "id", "class", "depth", "evidence")
+        for var, group in r.bindings.items():
+            for e in group:
+                path = e.evidence[0].nodes if e.evidence else []
+                t_.add_row(var, e.entity.id, e.entity.cls, str(e.depth), " > ".join(path))
+        console.print(t_)
+        if r.missing_starts:
+            console.print(f"[yellow]not found / not matching start:[/yellow] {', '.join(r.missing_starts)}")
+
     @rules_app.command("check")
     def rules_check(paths: list[Path]) -> None:
         """Validate rule files (or folders of them) against the ontology."""

@@ -21,7 +21,6 @@ from store.base import GraphStore
 from tests.graphs import build_graph
 
 
-
 def t(day: int, hour: int = 0) -> str:
     return f"2026-03-{day:02d}T{hour:02d}:00:00+00:00"
 
