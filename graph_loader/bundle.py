@@ -398,3 +398,60 @@ def read_deletions(bundle: Bundle, errors: ErrorCollector, progress: ProgressFn 
                 else:
                     out.edges.setdefault((parts["src"], parts["rel"], parts["dst"]), (src, line))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Column reference (docs/bundle-format.md embeds this; a test keeps the page in step)
+# ---------------------------------------------------------------------------------------------
+
+
+def _rules(shape: Any, default: Any) -> str:
+    parts: list[str] = []
+    if shape.enum:
+        parts.append("one of " + ", ".join(f"`{v}`" for v in shape.enum))
+    if shape.min_exclusive is not None:
+        parts.append(f"> {shape.min_exclusive:g}")
+    if shape.min_inclusive is not None:
+        parts.append(f">= {shape.min_inclusive:g}")
+    if shape.max_inclusive is not None:
+        parts.append(f"<= {shape.max_inclusive:g}")
+    if shape.min_length:
+        parts.append(f"at least {shape.min_length} character(s)")
+    if shape.max_length:
+        parts.append(f"at most {shape.max_length} characters")
+    if default is not None:
+        parts.append(f"default `{default}`")
+    return "; ".join(parts)
+
+
+def column_reference() -> str:
+    """Markdown tables of every class's and relation's columns, from the ontology models."""
+    from ontology.introspect import class_property_shapes, edge_property_shapes
+
+    kinds = {"string": "text", "double": "number", "integer": "integer", "boolean": "true/false",
+             "datetime": "timestamp with offset", "date": "date"}
+    out = ["| class | column | type | required | rules |", "| --- | --- | --- | --- | --- |"]
+    for name, model in ENTITY_CLASSES.items():
+        schema = row_schema("node", name)
+        for shape in class_property_shapes(model):
+            kind = kinds[shape.kind] + (" list (joined with `\\|` in CSV)" if shape.many else "")
+            default = schema.defaults.get(shape.name)
+            out.append(f"| {name} | `{shape.name}` | {kind} | {'yes' if shape.required else ''} | "
+                       f"{_rules(shape, default)} |")
+    out += ["", "| relation | src (domain) | dst (range) | property columns |", "| --- | --- | --- | --- |"]
+    for name, rel in RELATIONS.items():
+        eschema = row_schema("edge", name)
+        cols = []
+        for shape in edge_property_shapes(name):
+            if shape.name in ("source_system", "valid_from", "valid_to"):
+                continue
+            extra = _rules(shape, eschema.defaults.get(shape.name))
+            req = "required" if shape.required else ""
+            note = "; ".join(p for p in (kinds[shape.kind], req, extra) if p)
+            cols.append(f"`{shape.name}` ({note})")
+        out.append(f"| {name} | {' / '.join(rel.domain)} | {' / '.join(rel.range)} | {', '.join(cols) or '—'} |")
+    return "\n".join(out) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - prints the docs' column reference
+    print(column_reference(), end="")

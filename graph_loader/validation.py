@@ -281,7 +281,7 @@ def _expected(err: Any, schema: RowSchema, field_name: str) -> str:
     if kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         op = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<", "less_than_equal": "<="}[kind]
         bound = next(iter(ctx.values()), "?")
-        return f"a number {op} {bound}"
+        return f"a number {op} {bound:g}" if isinstance(bound, int | float) else f"a number {op} {bound}"
     if kind == "timezone_aware":
         return "a timestamp with a time zone offset such as +01:00 or Z"
     if kind.startswith("datetime") or kind.startswith("date_"):
