@@ -85,6 +85,9 @@ class Redactor:
             else None
         )
 
+    def scrub_text(self, text: str) -> str:
+        return self._scrub_text(text)
+
     def _scrub_text(self, text: str) -> str:
         if self._pattern is None:
             return text
@@ -175,3 +178,62 @@ def _entity_ids(store: GraphStore, cands: set[str]) -> set[str]:
 
 def model_dump(model: BaseModel | dict[str, Any]) -> dict[str, Any]:
     return model.model_dump(mode="json") if isinstance(model, BaseModel) else model
+
+
+def redact_answer(store: GraphStore, principal: Principal, doc: dict[str, Any]) -> tuple[dict[str, Any], int, set[str]]:
+    """Redact a copilot answer (``reasoning.rag.models.Answer`` as JSON).
+
+    First the structured result is redacted; entities that vanish from it (e.g. an enterprise-wide
+    customer reached only through another plant) join the withheld set. Then citations touching the
+    withheld set are dropped, claims are renumbered (a claim whose every citation was withheld is
+    dropped) and withheld ids and names in the remaining prose become ``[withheld]``.
+    """
+    cands: set[str] = set()
+    collect_ids(doc, cands, True)
+    forb = forbidden_ids(store, principal, cands)
+    if not forb:
+        return doc, 0, _entity_ids(store, cands)
+    withheld = 0
+    result = doc.get("result")
+    if isinstance(result, dict):
+        before: set[str] = set()
+        collect_ids(result, before, False)
+        red = Redactor(forb)
+        new_result = red.redact(result)
+        withheld += red.withheld
+        after: set[str] = set()
+        collect_ids(new_result, after, False)
+        lost = set(store.node_classes(before - after))
+        forb = forb | lost
+        doc = {**doc, "result": new_result}
+    cites = doc.get("citations") or []
+    keep: dict[int, int] = {}
+    kept: list[Any] = []
+    for i, c in enumerate(cites):
+        ids = set(c.get("nodes") or []) | ({str(c["doc_id"]).split("#")[0]} if c.get("doc_id") else set())
+        if ids & forb:
+            continue
+        keep[i] = len(kept)
+        kept.append(c)
+    withheld += len(cites) - len(kept)
+    names = {n.name for n in store.get_nodes(forb).values() if n.name and len(n.name) >= 3}
+    scrub = Redactor(forb | names)
+    claims = []
+    for cl in doc.get("claims") or []:
+        old = cl.get("citations") or []
+        new = [keep[i] for i in old if i in keep]
+        if old and not new:
+            withheld += 1
+            continue
+        claims.append({**cl, "citations": new, "text": scrub.scrub_text(str(cl.get("text", "")))})
+    doc = {
+        **doc,
+        "citations": kept,
+        "claims": claims,
+        "text": " ".join(c["text"] for c in claims),
+        "answer_ids": [i for i in doc.get("answer_ids") or [] if i not in forb],
+    }
+    red = Redactor(forb)
+    out = red.redact(doc)
+    withheld += red.withheld
+    return out, withheld, _entity_ids(store, cands - forb)

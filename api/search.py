@@ -108,7 +108,7 @@ class NameIndex:
             for _label, score, idx in hits:
                 e = entries[idx]
                 if visible(e.cls, e.plant):
-                    offer(Match(e.id, "fuzzy", float(score) * 0.9))
+                    offer(Match(e.id, "fuzzy", min(float(score), 89.99)))
         return sorted(best.values(), key=lambda m: (-m.score, m.id))
 
 

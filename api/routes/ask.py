@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import Asker, AuditDep, ServicesDep, StoreDep
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
-from api.scope import ScopeNote, forbidden_ids, redact_document, scope_note
+from api.scope import ScopeNote, redact_answer, scope_note
 from reasoning.rag.models import Answer
 
 router = APIRouter(prefix="/v1", tags=["copilot"], responses=PROBLEM_RESPONSES)
@@ -26,33 +25,6 @@ class AskRequest(BaseModel):
 class AskResponse(BaseModel):
     answer: Answer
     scope: ScopeNote
-
-
-def _redact_answer(doc: dict[str, Any], forbidden: set[str]) -> tuple[dict[str, Any], int]:
-    """Drop citations that touch a forbidden id, renumber the claims' citation indexes, and drop a
-    claim whose every citation was withheld (its sentence is about the other plant)."""
-    cites = doc.get("citations") or []
-    keep: dict[int, int] = {}
-    kept: list[Any] = []
-    for i, c in enumerate(cites):
-        ids = set(c.get("nodes") or []) | ({c["doc_id"].split("#")[0]} if c.get("doc_id") else set())
-        if ids & forbidden:
-            continue
-        keep[i] = len(kept)
-        kept.append(c)
-    withheld = len(cites) - len(kept)
-    claims = []
-    for cl in doc.get("claims") or []:
-        old = cl.get("citations") or []
-        new = [keep[i] for i in old if i in keep]
-        if old and not new:
-            withheld += 1
-            continue
-        claims.append({**cl, "citations": new})
-    doc = {**doc, "citations": kept, "claims": claims}
-    if claims != (doc.get("claims") or []) or withheld:
-        doc["text"] = " ".join(c["text"] for c in claims)
-    return doc, withheld
 
 
 @router.post("/ask", response_model=AskResponse,
@@ -74,18 +46,7 @@ async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: Ser
     except CopilotError as exc:
         raise ProblemError(422, str(exc), slug="ask-input",
                            errors=[FieldError(loc="body.question", msg=str(exc))]) from None
-    doc = answer.model_dump(mode="json")
-    withheld = 0
-    if not principal.all_plants:
-        from api.scope import collect_ids
-
-        cands: set[str] = set()
-        collect_ids(doc, cands, True)
-        forb = forbidden_ids(store, principal, cands)
-        if forb:
-            doc, withheld = _redact_answer(doc, forb)
-    doc, more, ids = redact_document(store, principal, doc)
-    withheld += more
+    doc, withheld, ids = redact_answer(store, principal, answer.model_dump(mode="json"))
     audit.entity_ids.update(ids)
     audit.detail = "; ".join(x for x in (
         f"intent={doc.get('intent')}", "degraded" if doc.get("degraded") else "",
