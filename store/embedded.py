@@ -25,6 +25,7 @@ import json
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
@@ -49,7 +50,7 @@ from store.base import (
 )
 
 DB_FILE = "graph.sqlite"
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _CLASS_CHANGE = "plantgraph:class-change"
@@ -74,7 +75,11 @@ CREATE TABLE IF NOT EXISTS nodes(
     props TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_by_class ON nodes(cls, id);
+CREATE TRIGGER IF NOT EXISTS nodes_class_guard BEFORE UPDATE OF cls ON nodes
+    WHEN OLD.cls IS NOT NEW.cls BEGIN SELECT RAISE(ABORT, '{_CLASS_CHANGE}');
+END;
 CREATE TABLE IF NOT EXISTS edges(
+    eid INTEGER PRIMARY KEY,
     src INTEGER NOT NULL,
     rel TEXT NOT NULL,
     dst INTEGER NOT NULL,
@@ -83,27 +88,12 @@ CREATE TABLE IF NOT EXISTS edges(
     valid_to TEXT,
     vf INTEGER,
     vt INTEGER,
-    props TEXT NOT NULL,
-    PRIMARY KEY (src, rel, dst)
-) WITHOUT ROWID;
+    props TEXT NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS edges_out ON edges(src, rel, dst);
 CREATE INDEX IF NOT EXISTS edges_in ON edges(dst, rel, src);
 CREATE TABLE IF NOT EXISTS node_counts(cls TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edge_counts(rel TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TRIGGER IF NOT EXISTS nodes_count_ins AFTER INSERT ON nodes BEGIN
-    INSERT INTO node_counts(cls, n) VALUES (NEW.cls, 1) ON CONFLICT(cls) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS nodes_count_del AFTER DELETE ON nodes BEGIN
-    UPDATE node_counts SET n = n - 1 WHERE cls = OLD.cls;
-END;
-CREATE TRIGGER IF NOT EXISTS nodes_class_guard BEFORE UPDATE OF cls ON nodes
-    WHEN OLD.cls IS NOT NEW.cls BEGIN SELECT RAISE(ABORT, '{_CLASS_CHANGE}');
-END;
-CREATE TRIGGER IF NOT EXISTS edges_count_ins AFTER INSERT ON edges BEGIN
-    INSERT INTO edge_counts(rel, n) VALUES (NEW.rel, 1) ON CONFLICT(rel) DO UPDATE SET n = n + 1;
-END;
-CREATE TRIGGER IF NOT EXISTS edges_count_del AFTER DELETE ON edges BEGIN
-    UPDATE edge_counts SET n = n - 1 WHERE rel = OLD.rel;
-END;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 """
@@ -122,9 +112,7 @@ WHERE nodes.cls IS NOT excluded.cls OR nodes.name IS NOT excluded.name
 """
 _UPSERT_EDGE = """
 INSERT INTO edges(src, rel, dst, source_system, valid_from, valid_to, vf, vt, props)
-SELECT (SELECT nid FROM nodes WHERE id = ?1), ?2, (SELECT nid FROM nodes WHERE id = ?3),
-       ?4, ?5, ?6, ?7, ?8, ?9
-WHERE true
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT(src, rel, dst) DO UPDATE SET
     source_system = excluded.source_system, valid_from = excluded.valid_from,
     valid_to = excluded.valid_to, vf = excluded.vf, vt = excluded.vt, props = excluded.props
@@ -132,11 +120,9 @@ WHERE edges.source_system IS NOT excluded.source_system
     OR edges.valid_from IS NOT excluded.valid_from OR edges.valid_to IS NOT excluded.valid_to
     OR edges.props IS NOT excluded.props
 """
-_DELETE_EDGE = """
-DELETE FROM edges WHERE src = (SELECT nid FROM nodes WHERE id = ?1) AND rel = ?2
-    AND dst = (SELECT nid FROM nodes WHERE id = ?3)
-"""
 _IDS = "(SELECT value FROM json_each(?))"
+_NID_OF = "SELECT id, nid FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))"
+_EDGE_BY_KEY = "SELECT eid, rel FROM edges WHERE src = ? AND rel = ? AND dst = ?"
 _NODE_SELECT = "SELECT id, cls, name, plant, source_system, valid_from, valid_to, props FROM nodes n"
 _NODE_VALID = "(n.vf IS NULL OR n.vf <= :t) AND (n.vt IS NULL OR :t < n.vt)"
 _EDGE_VALID = "(e.vf IS NULL OR e.vf <= :t) AND (e.vt IS NULL OR :t < e.vt)"
@@ -145,21 +131,20 @@ _EDGE_VALID = "(e.vf IS NULL OR e.vf <= :t) AND (e.vt IS NULL OR :t < e.vt)"
 # -- conversions ------------------------------------------------------------------------------
 
 
-def _micros(t: datetime | None, what: str) -> int | None:
-    """Exact integer microseconds since the epoch; naive datetimes are refused."""
+def _us(t: datetime | None) -> int | None:
+    """Exact integer microseconds since the epoch; a naive datetime raises ValueError."""
     if t is None:
         return None
     if t.tzinfo is None or t.utcoffset() is None:
-        raise IntegrityError(f"{what}: timestamp {t.isoformat()} has no time zone")
+        raise ValueError(f"timestamp {t.isoformat()} has no time zone")
     return (t - _EPOCH) // _US
 
 
 def _as_of(t: datetime | None) -> int | None:
-    if t is None:
-        return None
-    if t.tzinfo is None or t.utcoffset() is None:
-        raise StoreError(f"as_of {t.isoformat()} has no time zone; pass an aware datetime")
-    return (t - _EPOCH) // _US
+    try:
+        return _us(t)
+    except ValueError:
+        raise StoreError(f"as_of {t}: has no time zone; pass an aware datetime") from None
 
 
 def _iso(t: datetime | None) -> str | None:
@@ -175,15 +160,6 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
-def _props_json(props: Mapping[str, Any], what: str) -> str:
-    try:
-        return _dumps(props)
-    except (TypeError, ValueError) as exc:
-        bad = [k for k, v in props.items() if not _json_ok(v)]
-        where = f" property {bad[0]!r}" if bad else ""
-        raise IntegrityError(f"{what}:{where} is not JSON-compatible ({exc})") from None
-
-
 def _json_ok(v: Any) -> bool:
     try:
         _dumps(v)
@@ -193,25 +169,41 @@ def _json_ok(v: Any) -> bool:
 
 
 def _node_row(n: NodeRecord) -> tuple[Any, ...]:
-    what = f"node {n.id!r}"
-    if not n.id:
-        raise IntegrityError("node with an empty id")
-    if not n.cls:
-        raise IntegrityError(f"{what}: empty class")
+    if not n.id or not n.cls:
+        raise ValueError("empty id or class")
     return (
         n.id, n.cls, n.name, n.plant, n.source_system, _iso(n.valid_from), _iso(n.valid_to),
-        _micros(n.valid_from, what), _micros(n.valid_to, what), _props_json(n.props, what),
+        _us(n.valid_from), _us(n.valid_to), _dumps(n.props),
     )
 
 
-def _edge_row(e: EdgeRecord) -> tuple[Any, ...]:
-    what = f"edge ({e.src!r}, {e.rel!r}, {e.dst!r})"
+def _edge_row(e: EdgeRecord, src: int, dst: int) -> tuple[Any, ...]:
     if not e.rel:
-        raise IntegrityError(f"{what}: empty relation name")
+        raise ValueError("empty relation name")
     return (
-        e.src, e.rel, e.dst, e.source_system, _iso(e.valid_from), _iso(e.valid_to),
-        _micros(e.valid_from, what), _micros(e.valid_to, what), _props_json(e.props, what),
+        src, e.rel, dst, e.source_system, _iso(e.valid_from), _iso(e.valid_to),
+        _us(e.valid_from), _us(e.valid_to), _dumps(e.props),
     )
+
+
+def _bad_record(what: str, valid_from: Any, valid_to: Any, props: Mapping[str, Any]) -> IntegrityError:
+    """The precise complaint about a record whose conversion failed."""
+    for field_name, t in (("valid_from", valid_from), ("valid_to", valid_to)):
+        if t is not None and not isinstance(t, datetime):
+            return IntegrityError(f"{what}: {field_name} must be a datetime, got {type(t).__name__}")
+        if isinstance(t, datetime) and (t.tzinfo is None or t.utcoffset() is None):
+            return IntegrityError(f"{what}: {field_name} {t.isoformat()} has no time zone")
+    if not isinstance(props, Mapping):
+        return IntegrityError(f"{what}: props must be a mapping, got {type(props).__name__}")
+    for k, v in props.items():
+        if not isinstance(k, str):
+            return IntegrityError(f"{what}: property name {k!r} is not a string")
+        if not _json_ok(v):
+            return IntegrityError(
+                f"{what}: property {k!r} is not JSON-compatible ({type(v).__name__}); "
+                "use str, int, float, bool, None, lists and dicts (timestamps as ISO-8601 text)"
+            )
+    return IntegrityError(f"{what}: cannot be stored (empty id, class or relation?)")
 
 
 def _node_from(row: Sequence[Any]) -> NodeRecord:
@@ -234,7 +226,13 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[i : i + size]
 
 
-_Candidate = tuple[tuple[str, str, str], int, str, str, str, tuple[Any, ...]]
+def _rows_by_ids(conn: sqlite3.Connection, sql: str, ids: Iterable[Any], **params: Any) -> Iterator[Any]:
+    """Run ``sql`` (with ``:ids`` a JSON array) over ``ids`` in chunks."""
+    for batch in _chunks(list(ids), _CHUNK):
+        yield from conn.execute(sql, {"ids": json.dumps(list(batch)), **params})
+
+
+_Candidate = tuple[tuple[str, str, str], int, str, str, str, int]
 
 
 # -- transaction ------------------------------------------------------------------------------
@@ -242,14 +240,19 @@ _Candidate = tuple[tuple[str, str, str], int, str, str, str, tuple[Any, ...]]
 
 class _EmbeddedTransaction(WriteTransaction):
     """Writes go straight into the open SQLite transaction (so a load never sits in memory);
-    any failed write poisons the transaction so that nothing of it can be committed."""
+    any failed write poisons the transaction so that nothing of it can be committed.
 
-    def __init__(self, store: EmbeddedStore, conn: sqlite3.Connection) -> None:
-        self._store = store
+    Counts are kept as deltas and written at commit: new rows are those whose rowid is above
+    the largest rowid before the batch (SQLite allocates rowids upwards), which is much cheaper
+    than a counting trigger per row.
+    """
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self._report = WriteReport()
         self.failure: StoreError | None = None
-        self.progress: Any = None
+        self.node_delta: Counter[str] = Counter()
+        self.edge_delta: Counter[str] = Counter()
 
     @property
     def report(self) -> WriteReport:
@@ -257,31 +260,49 @@ class _EmbeddedTransaction(WriteTransaction):
 
     def _check(self) -> None:
         if self.failure is not None:
-            raise StoreError(f"transaction already failed and will be rolled back: {self.failure}")
+            raise StoreError(f"this transaction already failed and will be rolled back: {self.failure}")
 
     def _fail(self, err: StoreError) -> StoreError:
         self.failure = err
         return err
 
+    def _max(self, table: str, key: str) -> int:
+        row = self._conn.execute(f"SELECT max({key}) FROM {table}").fetchone()
+        return int(row[0] or 0)
+
     def upsert_nodes(self, nodes: Sequence[NodeRecord]) -> None:
         self._check()
         t0 = time.perf_counter()
+        conn = self._conn
         for batch in _chunks(nodes, BATCH):
             try:
                 rows = [_node_row(n) for n in batch]
-                self._conn.executemany(_UPSERT_NODE, rows)
-            except IntegrityError as exc:
-                raise self._fail(exc) from None
+            except (TypeError, ValueError, AttributeError):
+                raise self._fail(self._first_bad_node(batch)) from None
+            before = self._max("nodes", "nid")
+            try:
+                conn.executemany(_UPSERT_NODE, rows)
             except sqlite3.IntegrityError as exc:
                 if _CLASS_CHANGE in str(exc):
                     raise self._fail(self._class_change_error(batch)) from None
                 raise self._fail(IntegrityError(f"node upsert refused: {exc}")) from None
+            self.node_delta.update(
+                dict(conn.execute("SELECT cls, count(*) FROM nodes WHERE nid > ? GROUP BY cls", (before,)))
+            )
             self._report.nodes_upserted += len(batch)
         self._report.seconds += time.perf_counter() - t0
 
+    def _first_bad_node(self, batch: Sequence[NodeRecord]) -> IntegrityError:
+        for n in batch:
+            try:
+                _node_row(n)
+            except (TypeError, ValueError, AttributeError):
+                return _bad_record(f"node {getattr(n, 'id', n)!r}", n.valid_from, n.valid_to, n.props)
+        return IntegrityError("a node could not be stored")
+
     def _class_change_error(self, batch: Sequence[NodeRecord]) -> IntegrityError:
         # The failing row was not applied, so the stored class is still the old one.
-        known = self._store._classes_on(self._conn, [n.id for n in batch])
+        known = _classes_on(self._conn, [n.id for n in batch])
         for n in batch:
             old = known.get(n.id)
             if old is not None and old != n.cls:
@@ -291,19 +312,29 @@ class _EmbeddedTransaction(WriteTransaction):
     def upsert_edges(self, edges: Sequence[EdgeRecord]) -> None:
         self._check()
         t0 = time.perf_counter()
+        conn = self._conn
         for batch in _chunks(edges, BATCH):
+            ends = {x for e in batch for x in (e.src, e.dst)}
+            nid = dict(_rows_by_ids(conn, _NID_OF, ends))
             try:
-                rows = [_edge_row(e) for e in batch]
-                self._conn.executemany(_UPSERT_EDGE, rows)
-            except IntegrityError as exc:
-                raise self._fail(exc) from None
+                rows = [_edge_row(e, nid[e.src], nid[e.dst]) for e in batch]
+            except KeyError:
+                raise self._fail(self._missing_endpoint_error(batch, nid)) from None
+            except (TypeError, ValueError, AttributeError):
+                raise self._fail(self._first_bad_edge(batch, nid)) from None
+            before = self._max("edges", "eid")
+            try:
+                conn.executemany(_UPSERT_EDGE, rows)
             except sqlite3.IntegrityError as exc:
-                raise self._fail(self._missing_endpoint_error(batch, exc)) from None
+                raise self._fail(IntegrityError(f"edge upsert refused: {exc}")) from None
+            self.edge_delta.update(
+                dict(conn.execute("SELECT rel, count(*) FROM edges WHERE eid > ? GROUP BY rel", (before,)))
+            )
             self._report.edges_upserted += len(batch)
         self._report.seconds += time.perf_counter() - t0
 
-    def _missing_endpoint_error(self, batch: Sequence[EdgeRecord], exc: Exception) -> IntegrityError:
-        known = self._store._classes_on(self._conn, {x for e in batch for x in (e.src, e.dst)})
+    @staticmethod
+    def _missing_endpoint_error(batch: Sequence[EdgeRecord], known: Mapping[str, int]) -> IntegrityError:
         for e in batch:
             for end, role in ((e.src, "source"), (e.dst, "target")):
                 if end not in known:
@@ -311,33 +342,65 @@ class _EmbeddedTransaction(WriteTransaction):
                         f"edge ({e.src!r}, {e.rel!r}, {e.dst!r}): {role} node {end!r} does not exist "
                         "in the store or earlier in this transaction"
                     )
-        return IntegrityError(f"edge upsert refused: {exc}")
+        return IntegrityError("an edge endpoint does not exist")
+
+    @staticmethod
+    def _first_bad_edge(batch: Sequence[EdgeRecord], nid: Mapping[str, int]) -> IntegrityError:
+        for e in batch:
+            try:
+                _edge_row(e, nid[e.src], nid[e.dst])
+            except (TypeError, ValueError, AttributeError):
+                return _bad_record(f"edge ({e.src!r}, {e.rel!r}, {e.dst!r})", e.valid_from, e.valid_to, e.props)
+        return IntegrityError("an edge could not be stored")
 
     def delete_nodes(self, ids: Sequence[str]) -> None:
         self._check()
         t0 = time.perf_counter()
+        conn = self._conn
         for batch in _chunks(list(dict.fromkeys(ids)), _CHUNK):
-            arg = (json.dumps(list(batch)),)
-            nids = f"(SELECT nid FROM nodes WHERE id IN {_IDS})"
-            self._report.edges_deleted += self._conn.execute(
-                f"DELETE FROM edges WHERE src IN {nids}", arg
-            ).rowcount
-            self._report.edges_deleted += self._conn.execute(
-                f"DELETE FROM edges WHERE dst IN {nids}", arg
-            ).rowcount
-            self._report.nodes_deleted += self._conn.execute(
-                f"DELETE FROM nodes WHERE id IN {_IDS}", arg
-            ).rowcount
+            arg = {"ids": json.dumps(list(batch))}
+            nids = "(SELECT nid FROM nodes WHERE id IN (SELECT value FROM json_each(:ids)))"
+            touching = f"src IN {nids} OR dst IN {nids}"
+            gone_edges = dict(conn.execute(f"SELECT rel, count(*) FROM edges WHERE {touching} GROUP BY rel", arg))
+            gone_nodes = dict(conn.execute(
+                "SELECT cls, count(*) FROM nodes WHERE id IN (SELECT value FROM json_each(:ids)) GROUP BY cls", arg
+            ))
+            conn.execute(f"DELETE FROM edges WHERE {touching}", arg)
+            conn.execute("DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))", arg)
+            self.edge_delta.subtract(gone_edges)
+            self.node_delta.subtract(gone_nodes)
+            self._report.edges_deleted += sum(gone_edges.values())
+            self._report.nodes_deleted += sum(gone_nodes.values())
         self._report.seconds += time.perf_counter() - t0
 
     def delete_edges(self, keys: Sequence[tuple[str, str, str]]) -> None:
         self._check()
         t0 = time.perf_counter()
-        before = self._conn.total_changes
-        self._conn.executemany(_DELETE_EDGE, [tuple(k) for k in keys])
-        # total_changes also counts trigger work (one count update per deleted edge).
-        self._report.edges_deleted += (self._conn.total_changes - before) // 2
+        conn = self._conn
+        for batch in _chunks(list(keys), BATCH):
+            nid = dict(_rows_by_ids(conn, _NID_OF, {x for k in batch for x in (k[0], k[2])}))
+            rows = [(nid[s], r, nid[d]) for s, r, d in batch if s in nid and d in nid]
+            eids = [
+                (eid, rel) for s, r, d in rows
+                for eid, rel in conn.execute(_EDGE_BY_KEY, (s, r, d))
+            ]
+            conn.executemany("DELETE FROM edges WHERE eid = ?", [(e,) for e, _ in eids])
+            self.edge_delta.subtract(Counter(rel for _, rel in eids))
+            self._report.edges_deleted += len(eids)
         self._report.seconds += time.perf_counter() - t0
+
+    def write_counts(self) -> None:
+        """Fold the count deltas into the persisted counts (inside the transaction)."""
+        for table, col, delta in (("node_counts", "cls", self.node_delta), ("edge_counts", "rel", self.edge_delta)):
+            rows = [(k, n) for k, n in delta.items() if n]
+            self._conn.executemany(
+                f"INSERT INTO {table}({col}, n) VALUES (?, ?) ON CONFLICT({col}) DO UPDATE SET n = n + excluded.n",
+                rows,
+            )
+
+
+def _classes_on(conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, str]:
+    return dict(_rows_by_ids(conn, "SELECT id, cls FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))", ids))
 
 
 # -- store ------------------------------------------------------------------------------------
@@ -460,12 +523,13 @@ class EmbeddedStore(GraphStore):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
-            tx = _EmbeddedTransaction(self, conn)
+            tx = _EmbeddedTransaction(conn)
             self._local.tx = tx
             try:
                 yield tx
                 if tx.failure is not None:
                     raise tx.failure
+                tx.write_counts()
                 conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
                 conn.execute("COMMIT")
             except BaseException:
@@ -476,16 +540,8 @@ class EmbeddedStore(GraphStore):
                 self._local.tx = None
 
     # -- reads --------------------------------------------------------------------------------
-    def _classes_on(self, conn: sqlite3.Connection, ids: Iterable[str]) -> dict[str, str]:
-        out: dict[str, str] = {}
-        for batch in _chunks(list(ids), _CHUNK):
-            out.update(
-                conn.execute(f"SELECT id, cls FROM nodes WHERE id IN {_IDS}", (json.dumps(list(batch)),))
-            )
-        return out
-
     def node_classes(self, ids: Iterable[str]) -> dict[str, str]:
-        return self._classes_on(self._read(), ids)
+        return _classes_on(self._read(), ids)
 
     def get_nodes(self, ids: Iterable[str], as_of: datetime | None = None) -> dict[str, NodeRecord]:
         conn = self._read()
@@ -552,12 +608,16 @@ class EmbeddedStore(GraphStore):
         max_nodes: int = 100_000,
         through_classes: frozenset[str] | None = None,
     ) -> Traversal:
-        """Level-synchronous BFS in SQL: one indexed query per level and direction.
+        """Level-synchronous BFS in SQL: per level one index-only query per direction, one
+        rowid look-up of the newly reached nodes, and at the end one look-up of the tree edges'
+        payloads.
 
         A node first seen at depth d+1 takes as parent edge the smallest key ``(src, rel, dst)``
         among the edges reaching it from depth d, so the tree does not depend on scan order.
         Starts are always expanded; ``through_classes`` applies to the nodes reached. When a
         level would exceed ``max_nodes`` its nodes are admitted in parent-edge-key order.
+        ``truncated_reason`` is ``"max_depth"`` when nodes at ``max_depth`` still have edges to
+        unreached nodes, ``"max_nodes"`` when the node cap cut a level short.
         """
         if max_depth < 0:
             raise StoreError(f"max_depth must be >= 0, got {max_depth}")
@@ -567,89 +627,112 @@ class EmbeddedStore(GraphStore):
         t = _as_of(as_of)
         out_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.OUT, Direction.BOTH)})
         in_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.IN, Direction.BOTH)})
+        node_valid = "" if t is None else f" AND {_NODE_VALID}"
 
-        hops: dict[str, Hop] = {}
-        seen: set[int] = set()
-        frontier: dict[int, str] = {}  # nid -> id of the nodes to expand next
         start_ids = list(dict.fromkeys(starts))
-        start_rows: dict[str, tuple[int, str]] = {}
-        for batch in _chunks(start_ids, _CHUNK):
-            sql = (
-                f"SELECT id, nid, cls FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids))"
-                f"{'' if t is None else ' AND ' + _NODE_VALID}"
+        start_rows = {
+            sid: nid
+            for sid, nid in _rows_by_ids(
+                conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}",
+                start_ids, t=t,
             )
-            for sid, nid, cls in conn.execute(sql, {"ids": json.dumps(list(batch)), "t": t}):
-                start_rows[sid] = (nid, cls)
-        truncated_reason: str | None = None
+        }
+        hops: dict[str, Hop] = {}
+        ids: dict[int, str] = {}  # nid -> id of every node reached
+        frontier: list[int] = []
+        reason: str | None = None
         for sid in start_ids:
             if sid not in start_rows:
                 continue
             if len(hops) >= max_nodes:
-                truncated_reason = "max_nodes"
+                reason = "max_nodes"
                 break
-            nid, _cls = start_rows[sid]
             hops[sid] = Hop(node=sid, depth=0, parent=None, edge=None)
-            seen.add(nid)
-            frontier[nid] = sid
+            ids[start_rows[sid]] = sid
+            frontier.append(start_rows[sid])
 
+        tree: list[tuple[str, int, str, tuple[str, str, str]]] = []  # (node, depth, parent, key)
+        eids: list[int] = []
         depth = 0
-        while frontier and truncated_reason is None:
-            candidates = self._expand(conn, frontier, out_rels, in_rels, t, seen)
+        while frontier and reason is None:
+            candidates = self._expand(conn, frontier, out_rels, in_rels, t, ids)
             if not candidates:
                 break
             if depth >= max_depth:
-                truncated_reason = "max_depth"
+                reason = "max_depth"
                 break
             depth += 1
-            # best parent edge per newly reached node
             best: dict[int, _Candidate] = {}
             for cand in candidates:
                 cur = best.get(cand[1])
                 if cur is None or cand[0] < cur[0]:
                     best[cand[1]] = cand
-            frontier = {}
-            for key, other_nid, other_id, other_cls, parent, payload in sorted(best.values()):
-                if len(hops) >= max_nodes:
-                    truncated_reason = "max_nodes"
+            frontier = []
+            for key, other, other_id, other_cls, parent, eid in sorted(best.values()):
+                if len(ids) >= max_nodes:
+                    reason = "max_nodes"
                     break
-                edge = _edge_from(key[0], key[1], key[2], payload)
-                hops[other_id] = Hop(node=other_id, depth=depth, parent=parent, edge=edge)
-                seen.add(other_nid)
+                ids[other] = other_id
+                tree.append((other_id, depth, parent, key))
+                eids.append(eid)
                 if through_classes is None or other_cls in through_classes:
-                    frontier[other_nid] = other_id
-        return Traversal(hops=hops, truncated=truncated_reason is not None, truncated_reason=truncated_reason)
+                    frontier.append(other)
+
+        if tree:
+            sql = (
+                "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
+                "WHERE eid IN (SELECT value FROM json_each(:ids))"
+            )
+            payload = {r[0]: r[1:] for r in _rows_by_ids(conn, sql, eids)}
+            for (node_id, d, parent, key), eid in zip(tree, eids, strict=True):
+                hops[node_id] = Hop(node=node_id, depth=d, parent=parent, edge=_edge_from(*key, payload[eid]))
+        return Traversal(hops=hops, truncated=reason is not None, truncated_reason=reason)
 
     def _expand(
         self,
         conn: sqlite3.Connection,
-        frontier: Mapping[int, str],
+        frontier: Sequence[int],
         out_rels: Sequence[str],
         in_rels: Sequence[str],
         t: int | None,
-        seen: set[int],
+        ids: Mapping[int, str],
     ) -> list[_Candidate]:
-        """Edges from the frontier to nodes not yet seen: (key, other nid, other id, other class,
-        frontier id, (source_system, valid_from, valid_to, props))."""
-        out: list[_Candidate] = []
-        nids = list(frontier)
-        valid = "" if t is None else f" AND {_EDGE_VALID} AND {_NODE_VALID}"
+        """Edges from the frontier to nodes not reached yet (and valid at ``t``):
+        (key, other nid, other id, other class, frontier id, edge rowid)."""
+        found: list[tuple[int, str, int, int, bool]] = []  # (here, rel, other, eid, outgoing)
+        edge_valid = "" if t is None else f" AND {_EDGE_VALID}"
         for rels, here, there in ((out_rels, "src", "dst"), (in_rels, "dst", "src")):
             if not rels:
                 continue
             sql = (
-                f"SELECT e.{here}, e.rel, e.{there}, n.id, n.cls, e.source_system, e.valid_from, "
-                f"e.valid_to, e.props FROM edges e JOIN nodes n ON n.nid = e.{there} "
-                f"WHERE e.{here} IN (SELECT value FROM json_each(:nids)) "
-                f"AND e.rel IN (SELECT value FROM json_each(:rels)){valid}"
+                f"SELECT e.{here}, e.rel, e.{there}, e.eid FROM edges e "
+                f"WHERE e.{here} IN (SELECT value FROM json_each(:ids)) "
+                f"AND e.rel IN (SELECT value FROM json_each(:rels)){edge_valid}"
             )
-            for batch in _chunks(nids, _CHUNK):
-                params = {"nids": json.dumps(list(batch)), "rels": json.dumps(list(rels)), "t": t}
-                for h, rel, o, oid, ocls, *payload in conn.execute(sql, params):
-                    if o in seen:
-                        continue
-                    hid = frontier[h]
-                    key = (hid, rel, oid) if here == "src" else (oid, rel, hid)
-                    out.append((key, o, oid, ocls, hid, tuple(payload)))
+            outgoing = here == "src"
+            for h, rel, o, eid in _rows_by_ids(conn, sql, frontier, rels=json.dumps(list(rels)), t=t):
+                if o not in ids:
+                    found.append((h, rel, o, eid, outgoing))
+        if not found:
+            return []
+        node_valid = "" if t is None else f" AND {_NODE_VALID}"
+        others = {
+            nid: (nid_id, cls)
+            for nid, nid_id, cls in _rows_by_ids(
+                conn,
+                f"SELECT nid, id, cls FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)){node_valid}",
+                {f[2] for f in found},
+                t=t,
+            )
+        }
+        out: list[_Candidate] = []
+        for h, rel, o, eid, outgoing in found:
+            hit = others.get(o)
+            if hit is None:
+                continue
+            hid = ids[h]
+            key = (hid, rel, hit[0]) if outgoing else (hit[0], rel, hid)
+            out.append((key, o, hit[0], hit[1], hid, eid))
         return out
 
     def find_nodes(
