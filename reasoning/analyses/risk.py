@@ -14,10 +14,11 @@ The scoring is explained in docs/rules.md ("Delivery risk"). In short, per line:
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from reasoning.analyses.common import HELD_STATUSES, Context, active_holds, edge_step, lot_status, prop_time, ref
+from reasoning.analyses.common import HELD_STATUSES, Context, edge_step, prop_time, ref
 from reasoning.results import (
     EntityRef,
     EvidencePath,
@@ -38,6 +39,8 @@ WEIGHTS: dict[str, float] = {
     "late_supplier": 0.4,
     "shortage": 0.6,
 }
+#: An overdue purchase-order line whose component is still covered by stock: a weak signal.
+COVERED_LATE_SUPPLIER_WEIGHT = 0.15
 NEGATIVE_SLACK_BONUS = 0.2
 UNKNOWN_SLACK_BONUS = 0.1
 PRIORITY_BONUS = {"urgent": 0.1, "high": 0.05}
@@ -61,19 +64,62 @@ def _qty(x: object) -> float:
 
 
 @dataclass
-class _Pools:
-    """Supply shared by lines of the same material, drawn in due-date order."""
+class _Stock:
+    lot: NodeRecord
+    free: float
+    edge: EdgeRecord  # lot -FOR_MATERIAL-> material
 
-    free_stock: dict[str, list[tuple[NodeRecord, float]]] = field(default_factory=dict)
-    orders: dict[str, list[tuple[NodeRecord, float]]] = field(default_factory=dict)
+
+@dataclass
+class _Supply:
+    order: NodeRecord
+    left: float
+    edge: EdgeRecord  # order -FOR_MATERIAL-> material
 
 
 class _Board:
-    def __init__(self, ctx: Context, now: datetime, as_of: datetime | None) -> None:
+    """One board computation: caches and the supply pools shared by lines, drawn in due order.
+
+    Reads are kept few on purpose (the interface has no batch neighbours): active holds, open
+    purchase-order lines and current downtime are collected once per board; stock and orders of a
+    material are read the first time a line of that material needs them.
+    """
+
+    def __init__(self, ctx: Context, now: datetime, as_of: datetime | None, horizon_end: datetime) -> None:
         self.ctx, self.store, self.now, self.as_of = ctx, ctx.store, now, as_of
-        self.pools = _Pools()
         self._nodes: dict[str, NodeRecord | None] = {}
         self._edges: dict[tuple[str, tuple[str, ...], Direction], list[EdgeRecord]] = {}
+        self._by_class: dict[str, dict[str, list[EdgeRecord]]] = {}
+        self._stock: dict[str, list[_Stock]] = {}
+        self._orders: dict[str, list[_Supply]] = {}
+        self._makers: dict[str, list[tuple[EdgeRecord, EdgeRecord]]] = {}
+        # holds active at now, and (for as_of) every lot that was ever held
+        self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        self.ever_held: set[str] = set()
+        for h in ctx.store.find_nodes("QualityHold", as_of=as_of):
+            placed, released = prop_time(h, "placed_at"), prop_time(h, "released_at")
+            is_active = (placed is None or placed <= now) and (released is None or released > now)
+            if not is_active and as_of is None:
+                continue
+            for he in self.nbrs(h.id, ("HOLDS",), Direction.OUT):
+                self.ever_held.add(he.dst)
+                if is_active:
+                    self.active[he.dst].append((h, he))
+        # downtime still going on (or starting) within the horizon, by machine or line
+        self.downtime: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        for dt in ctx.store.find_nodes("DowntimeEvent", as_of=as_of):
+            s, e = prop_time(dt, "start"), prop_time(dt, "end")
+            if s is None or s > horizon_end or (e is not None and e <= now):
+                continue
+            for oe in self.nbrs(dt.id, ("OCCURRED_ON",), Direction.OUT):
+                self.downtime[oe.dst].append((dt, oe))
+        # purchase-order lines not delivered yet, by material
+        self.open_pol: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        for pol in ctx.store.find_nodes("PurchaseOrderLine", as_of=as_of):
+            if prop_time(pol, "delivered_at") is not None:
+                continue
+            for fe in self.nbrs(pol.id, ("FOR_MATERIAL",), Direction.OUT):
+                self.open_pol[fe.dst].append((pol, fe))
 
     # -- cached reads --------------------------------------------------------------------
     def nbrs(self, node: str, rels: tuple[str, ...], d: Direction) -> list[EdgeRecord]:
@@ -93,177 +139,205 @@ class _Board:
     def node(self, nid: str) -> NodeRecord | None:
         return self.nodes([nid]).get(nid)
 
-    def held(self, lot: NodeRecord) -> tuple[str | None, NodeRecord | None, EdgeRecord | None]:
-        """('hold'|'quarantine'|None, the hold, its HOLDS edge) for a lot at ``now``."""
-        holds = active_holds(self.store, lot.id, self.now, self.as_of)
-        status = lot_status(self.store, lot, self.as_of) if self.as_of is not None else lot.props.get("status")
-        if holds:
-            h, e = holds[0]
-            return ("quarantine" if status == "quarantined" else "hold"), h, e
-        if status in HELD_STATUSES:
-            return ("quarantine" if status == "quarantined" else "hold"), None, None
-        return None, None, None
-
-    def free_lots(self, material: str) -> list[tuple[NodeRecord, float]]:
-        """Released lots of the material not allocated, shipped or consumed, by id."""
-        if material not in self.pools.free_stock:
-            out: list[tuple[NodeRecord, float]] = []
+    def of_material(self, material: str, cls: str) -> list[EdgeRecord]:
+        """FOR_MATERIAL edges into the material from entities of one class."""
+        if material not in self._by_class:
             edges = self.nbrs(material, ("FOR_MATERIAL",), Direction.IN)
-            lots = self.nodes([e.src for e in edges])
+            classes = self.store.node_classes([e.src for e in edges])
+            groups: dict[str, list[EdgeRecord]] = defaultdict(list)
+            for e in edges:
+                groups[classes.get(e.src, "")].append(e)
+            self._by_class[material] = groups
+        return self._by_class[material].get(cls, [])
+
+    def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, EdgeRecord]]]:
+        """('hold' | 'quarantine' | None, the holds active at now) for a lot.
+
+        With as_of, a stored on_hold whose holds are all outside their window reads released."""
+        holds = self.active.get(lot.id, [])
+        status = lot.props.get("status")
+        if self.as_of is not None and status == "on_hold" and not holds and lot.id in self.ever_held:
+            status = "released"
+        kind = "quarantine" if status == "quarantined" else "hold"
+        if holds or status in HELD_STATUSES:
+            return kind, holds
+        return None, []
+
+    def stock(self, material: str) -> list[_Stock]:
+        """Released, unheld lots of the material with quantity left (quantity minus consumed,
+        allocated and shipped), by id. The list is a pool: lines draw from it."""
+        if material not in self._stock:
+            edges = {e.src: e for e in self.of_material(material, "Lot")}
+            lots = self.nodes(sorted(edges))
+            pool: list[_Stock] = []
             for lid in sorted(lots):
                 lot = lots[lid]
-                if lot.cls != "Lot" or lot.props.get("status") != "released":
+                if lot.props.get("status") != "released" or self.held(lot)[0] is not None:
                     continue
-                if self.held(lot)[0] is not None:
-                    continue
-                if self.nbrs(lid, ("ALLOCATED_TO", "SHIPPED_TO"), Direction.OUT):
-                    continue
-                if self.nbrs(lid, ("CONSUMED",), Direction.IN):
-                    continue
-                out.append((lot, _qty(lot.props.get("quantity"))))
-            self.pools.free_stock[material] = out
-        return self.pools.free_stock[material]
+                used = 0.0
+                for e in self.store.neighbours(lid, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH,
+                                               self.as_of):
+                    used += _qty(e.props.get("quantity"))
+                free = _qty(lot.props.get("quantity")) - used
+                if free > 1e-9:
+                    pool.append(_Stock(lot, free, edges[lid]))
+            self._stock[material] = pool
+        return self._stock[material]
 
-    def open_orders(self, material: str) -> list[tuple[NodeRecord, float]]:
-        if material not in self.pools.orders:
-            edges = self.nbrs(material, ("FOR_MATERIAL",), Direction.IN)
-            orders = self.nodes([e.src for e in edges])
-            out = [(o, _qty(o.props.get("quantity"))) for oid, o in sorted(orders.items())
-                   if o.cls == "ProductionOrder" and o.props.get("status") in OPEN_ORDER]
-            out.sort(key=lambda oq: (prop_time(oq[0], "planned_end") or self.now, oq[0].id))
-            self.pools.orders[material] = out
-        return self.pools.orders[material]
+    def orders(self, material: str) -> list[_Supply]:
+        """Open production orders of the material, by planned end: a pool lines draw from."""
+        if material not in self._orders:
+            edges = {e.src: e for e in self.of_material(material, "ProductionOrder")}
+            found = self.nodes(sorted(edges))
+            pool = [_Supply(o, _qty(o.props.get("quantity")), edges[oid]) for oid, o in found.items()
+                    if o.props.get("status") in OPEN_ORDER]
+            pool.sort(key=lambda x: (prop_time(x.order, "planned_end") or self.now, x.order.id))
+            self._orders[material] = pool
+        return self._orders[material]
+
+    def makers(self, material: str) -> list[tuple[EdgeRecord, EdgeRecord]]:
+        """(order -FOR_MATERIAL-> material, order -SCHEDULED_ON-> line) for up to MAX_OPTIONS lines
+        that made the material, most recent orders first."""
+        if material not in self._makers:
+            out: list[tuple[EdgeRecord, EdgeRecord]] = []
+            seen: set[str] = set()
+            for oe in sorted(self.of_material(material, "ProductionOrder"), key=lambda e: e.src, reverse=True)[:50]:
+                for le in self.nbrs(oe.src, ("SCHEDULED_ON",), Direction.OUT):
+                    if le.dst not in seen:
+                        seen.add(le.dst)
+                        out.append((oe, le))
+            self._makers[material] = out
+        return self._makers[material]
 
     # -- causes --------------------------------------------------------------------------
-    def order_causes(self, po: NodeRecord, due: datetime, prefix: list[EvidenceStep]
+    def line_downtime(self, line: str, steps: list[EvidenceStep], lo: datetime, hi: datetime,
+                      expected: datetime | None) -> tuple[list[RiskCause], datetime | None]:
+        """Downtime on the line or its machines overlapping [lo, hi]; pushes ``expected`` back."""
+        causes: list[RiskCause] = []
+        places: list[tuple[str, list[EvidenceStep]]] = [(line, steps)]
+        for me in self.nbrs(line, ("HAS_MACHINE",), Direction.OUT):
+            places.append((me.dst, [*steps, edge_step(me, line)]))
+        for place, psteps in places:
+            for dt, de in self.downtime.get(place, []):
+                s, e = prop_time(dt, "start"), prop_time(dt, "end")
+                assert s is not None
+                if s > hi or (e is not None and e <= lo):
+                    continue
+                if e is None:
+                    expected = None
+                elif expected is not None:
+                    expected = expected + (e - max(s, lo))
+                times = {"node.start": s, **({"node.end": e} if e else {})}
+                causes.append(RiskCause(
+                    kind="downtime", entity=ref(dt), weight=WEIGHTS["downtime"] + (0.1 if e is None else 0),
+                    detail=f"downtime {dt.id} on {place} ({dt.props.get('reason', '')}) from {s.isoformat()} "
+                           f"{'until ' + e.isoformat() if e else '(no end yet)'}",
+                    expected_available=expected,
+                    evidence=[EvidencePath(steps=[*psteps, edge_step(de, place, times)])]))
+        return causes, expected
+
+    def component_causes(self, material: str, quantity: float, steps: list[EvidenceStep], need_by: datetime,
+                         duration: timedelta, expected: datetime | None) -> tuple[list[RiskCause], datetime | None]:
+        """Late purchase-order lines for BOM components that stock does not cover."""
+        causes: list[RiskCause] = []
+        for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT):
+            for ce in self.nbrs(be.dst, ("COMPONENT",), Direction.OUT):
+                comp = ce.dst
+                pols = self.open_pol.get(comp, [])
+                late = [(p, fe, t) for p, fe in pols if (t := prop_time(p, "promised_date")) is not None
+                        and (t < self.now or t > need_by)]
+                if not late:
+                    continue
+                bom = self.node(be.dst)
+                need = _qty(bom.props.get("quantity") if bom else 0) * quantity
+                covered = need > 0 and sum(x.free for x in self.stock(comp)) >= need
+                for pol, fe, promised in sorted(late, key=lambda x: x[0].id):
+                    overdue = promised < self.now
+                    if covered and not overdue:
+                        continue  # arrives late but stock covers the need
+                    arrives = promised if not overdue else None
+                    if not covered:
+                        if arrives is None:
+                            expected = None
+                        elif expected is not None:
+                            expected = max(expected, arrives + duration)
+                    state = "overdue" if overdue else "after the material is needed"
+                    causes.append(RiskCause(
+                        kind="late_supplier", entity=ref(pol),
+                        weight=WEIGHTS["late_supplier"] if not covered else COVERED_LATE_SUPPLIER_WEIGHT,
+                        detail=f"purchase order line {pol.id} for component {comp} was promised "
+                               f"{promised.isoformat()} and is not delivered ({state})"
+                               + ("; stock on hand still covers this need" if covered else ""),
+                        expected_available=(arrives + duration) if arrives and not covered else None,
+                        evidence=[EvidencePath(steps=[*steps, edge_step(be, material), edge_step(ce, be.dst),
+                                                      edge_step(fe, comp, {"node.promised_date": promised})])]))
+        return causes, expected
+
+    def order_causes(self, sup: _Supply, prefix: list[EvidenceStep], take: float
                      ) -> tuple[list[RiskCause], datetime | None]:
         """Causes that delay a supplying order, and when it is expected to finish (None: unknown)."""
+        po = sup.order
         causes: list[RiskCause] = []
         ps, pe = prop_time(po, "planned_start"), prop_time(po, "planned_end")
         status = po.props.get("status")
         duration = (pe - ps) if ps and pe else timedelta(0)
         expected = pe
-        behind = False
+        steps = [*prefix, edge_step(sup.edge, sup.edge.dst)]
         if status in ("planned", "released") and ps is not None and ps < self.now:
-            behind, expected = True, self.now + duration
-        elif status == "running" and pe is not None and pe < self.now:
-            behind, expected = True, self.now + duration / 4
-        if behind:
+            expected = self.now + duration
             causes.append(RiskCause(
                 kind="behind_schedule", entity=ref(po), weight=WEIGHTS["behind_schedule"],
-                detail=f"order {po.id} is {status} but was planned to "
-                       f"{'start' if status != 'running' else 'end'} at "
-                       f"{(ps if status != 'running' else pe).isoformat() if (ps and pe) else '?'}",
-                expected_available=expected, evidence=[EvidencePath(rule=None, steps=list(prefix))]))
-        # downtime on the planned line (or its machines) overlapping [now, planned end]
-        win_lo, win_hi = min(self.now, ps or self.now), max(expected or self.now, pe or self.now)
+                detail=f"order {po.id} is {status} but was planned to start at {ps.isoformat()}",
+                expected_available=expected, evidence=[EvidencePath(steps=steps)]))
+        elif status == "running" and pe is not None and pe < self.now:
+            expected = self.now + duration / 4
+            causes.append(RiskCause(
+                kind="behind_schedule", entity=ref(po), weight=WEIGHTS["behind_schedule"],
+                detail=f"order {po.id} is still running but was planned to end at {pe.isoformat()}",
+                expected_available=expected, evidence=[EvidencePath(steps=steps)]))
+        lo = min(self.now, ps or self.now)
+        hi = max(expected or self.now, pe or self.now)
         for le in self.nbrs(po.id, ("SCHEDULED_ON",), Direction.OUT):
-            line_steps = [*prefix, edge_step(le, po.id)]
-            places: list[tuple[str, list[EvidenceStep]]] = [(le.dst, line_steps)]
-            for me in self.nbrs(le.dst, ("HAS_MACHINE",), Direction.OUT):
-                places.append((me.dst, [*line_steps, edge_step(me, le.dst)]))
-            for place, steps in places:
-                for de in self.nbrs(place, ("OCCURRED_ON",), Direction.IN):
-                    dt = self.node(de.src)
-                    if dt is None or dt.cls != "DowntimeEvent":
-                        continue
-                    s, e = prop_time(dt, "start"), prop_time(dt, "end")
-                    if s is None or s >= win_hi or (e is not None and e <= win_lo):
-                        continue
-                    delay_to: datetime | None = None
-                    if e is not None and expected is not None:
-                        delay_to = expected + (e - max(s, win_lo))
-                    times = {"node.start": s, **({"node.end": e} if e else {})}
-                    causes.append(RiskCause(
-                        kind="downtime", entity=ref(dt), weight=WEIGHTS["downtime"] + (0.1 if e is None else 0),
-                        detail=f"downtime {dt.id} on {place} ({dt.props.get('reason', '')}) "
-                               f"from {s.isoformat()} {'until ' + e.isoformat() if e else '(no end yet)'}",
-                        expected_available=delay_to,
-                        evidence=[EvidencePath(rule=None, steps=[*steps, edge_step(de, place, times)])]))
-                    expected = delay_to
-        # late purchase-order lines for BOM components the order needs
-        mat_edges = self.nbrs(po.id, ("FOR_MATERIAL",), Direction.OUT)
-        need_by = ps if ps is not None and ps > self.now else self.now
-        for me in mat_edges:
-            mat = me.dst
-            for be in self.nbrs(mat, ("HAS_BOM_ITEM",), Direction.OUT):
-                bom = self.node(be.dst)
-                if bom is None:
-                    continue
-                need = _qty(bom.props.get("quantity")) * _qty(po.props.get("quantity"))
-                for ce in self.nbrs(bom.id, ("COMPONENT",), Direction.OUT):
-                    comp = ce.dst
-                    stock = sum(q for _, q in self.free_lots(comp))
-                    if stock >= need > 0:
-                        continue
-                    for pe_ in self.nbrs(comp, ("FOR_MATERIAL",), Direction.IN):
-                        pol = self.node(pe_.src)
-                        if pol is None or pol.cls != "PurchaseOrderLine" or prop_time(pol, "delivered_at"):
-                            continue
-                        promised = prop_time(pol, "promised_date")
-                        if promised is None:
-                            continue
-                        if promised >= need_by or promised < self.now:
-                            late_to = promised if promised >= self.now else None
-                            steps = [*prefix, edge_step(me, po.id), edge_step(be, mat), edge_step(ce, bom.id),
-                                     edge_step(pe_, comp, {"node.promised_date": promised})]
-                            causes.append(RiskCause(
-                                kind="late_supplier", entity=ref(pol), weight=WEIGHTS["late_supplier"],
-                                detail=f"purchase order line {pol.id} for component {comp} was promised "
-                                       f"{promised.isoformat()}, "
-                                       f"{'overdue' if promised < self.now else 'after the order must start'}",
-                                expected_available=(late_to + duration) if late_to else None,
-                                evidence=[EvidencePath(rule=None, steps=steps)]))
-                            if late_to is None:
-                                expected = None
-                            elif expected is not None:
-                                expected = max(expected, late_to + duration)
-        del due
+            dc, expected = self.line_downtime(le.dst, [*steps, edge_step(le, po.id)], lo, hi, expected)
+            causes.extend(dc)
+        if status in ("planned", "released"):
+            need_by = ps if ps is not None and ps > self.now else self.now
+            cc, expected = self.component_causes(sup.edge.dst, _qty(po.props.get("quantity")),
+                                                 [*steps, edge_step(sup.edge, po.id)], need_by, duration,
+                                                 expected)
+            causes.extend(cc)
+        del take
         return causes, expected
 
-    def options(self, material: str | None, line_steps: list[EvidenceStep], planned_lines: set[str],
-                mat_edge: EdgeRecord | None) -> list[UnblockOption]:
-        if material is None or mat_edge is None:
-            return []
+    def options(self, material: str, mat_steps: list[EvidenceStep], planned_lines: set[str]
+                ) -> list[UnblockOption]:
         out: list[UnblockOption] = []
-        mat_steps = [*line_steps, edge_step(mat_edge, mat_edge.src)]
-        # alternative released lots of the material
-        for lot, q in self.free_lots(material)[:MAX_OPTIONS]:
-            fe = next(e for e in self.nbrs(material, ("FOR_MATERIAL",), Direction.IN) if e.src == lot.id)
-            out.append(UnblockOption(kind="alternative_lot", entity=ref(lot), quantity=q,
-                                     unit=lot.props.get("unit"), detail=f"released lot {lot.id} ({q:g})",
-                                     evidence=[EvidencePath(steps=[*mat_steps, edge_step(fe, material)])]))
-        # approved substitutes (with stock) for the material's BOM components
+        for st in self.stock(material)[:MAX_OPTIONS]:
+            out.append(UnblockOption(kind="alternative_lot", entity=ref(st.lot), quantity=round(st.free, 6),
+                                     unit=st.lot.props.get("unit"),
+                                     detail=f"released lot {st.lot.id} with {st.free:g} left",
+                                     evidence=[EvidencePath(steps=[*mat_steps, edge_step(st.edge, material)])]))
         for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT):
             for se in self.nbrs(be.dst, ("APPROVED_SUBSTITUTE",), Direction.OUT):
-                stock = sum(q for _, q in self.free_lots(se.dst))
-                if stock <= 0:
-                    continue
+                free = sum(x.free for x in self.stock(se.dst))
                 sub = self.node(se.dst)
-                if sub is None:
+                if free <= 0 or sub is None:
                     continue
                 comps = [c.dst for c in self.nbrs(be.dst, ("COMPONENT",), Direction.OUT)]
                 out.append(UnblockOption(
-                    kind="substitute", entity=ref(sub), quantity=stock, unit=sub.props.get("unit"),
+                    kind="substitute", entity=ref(sub), quantity=round(free, 6), unit=sub.props.get("unit"),
                     detail=f"{sub.id} is an approved substitute for {', '.join(comps) or 'a component'} "
-                           f"({stock:g} in stock)",
+                           f"({free:g} in stock)",
                     evidence=[EvidencePath(steps=[*mat_steps, edge_step(be, material), edge_step(se, be.dst)])]))
-        # other lines that have made the material
-        seen: set[str] = set()
-        for oe in self.nbrs(material, ("FOR_MATERIAL",), Direction.IN):
-            for le in self.nbrs(oe.src, ("SCHEDULED_ON",), Direction.OUT):
-                if le.dst in planned_lines or le.dst in seen:
-                    continue
-                ln = self.node(le.dst)
-                if ln is None or ln.cls != "Line":
-                    continue
-                seen.add(le.dst)
-                out.append(UnblockOption(
-                    kind="alternative_line", entity=ref(ln),
-                    detail=f"line {ln.id} has made {material} (order {oe.src})",
-                    evidence=[EvidencePath(steps=[*mat_steps, edge_step(oe, material), edge_step(le, oe.src)])]))
-                if len(seen) >= MAX_OPTIONS:
-                    break
+        for oe, le in self.makers(material):
+            if le.dst in planned_lines:
+                continue
+            ln = self.node(le.dst)
+            if ln is None:
+                continue
+            out.append(UnblockOption(
+                kind="alternative_line", entity=ref(ln), detail=f"line {ln.id} has made {material} (order {oe.src})",
+                evidence=[EvidencePath(steps=[*mat_steps, edge_step(oe, material), edge_step(le, oe.src)])]))
         return out
 
     # -- one line ------------------------------------------------------------------------
@@ -271,91 +345,102 @@ class _Board:
         due = prop_time(sol, "due_date")
         assert due is not None
         causes: list[RiskCause] = []
-        so_edges = self.nbrs(sol.id, ("HAS_SO_LINE",), Direction.IN)
-        so = self.node(so_edges[0].src) if so_edges else None
-        cust: EntityRef | None = None
-        if so is not None:
-            for ce in self.nbrs(so.id, ("PLACED_BY",), Direction.OUT):
-                cnode = self.node(ce.dst)
-                cust = ref(cnode) if cnode else None
+        edges = self.store.neighbours(sol.id, ["HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL"],
+                                      Direction.BOTH, self.as_of)
+        so = cust = None
+        mat_edge: EdgeRecord | None = None
         needed = _qty(sol.props.get("quantity"))
         covered = 0.0
-        for se in self.nbrs(sol.id, ("SHIPPED_TO",), Direction.IN):
-            covered += _qty(se.props.get("quantity"))
-        for ae in self.nbrs(sol.id, ("ALLOCATED_TO",), Direction.IN):
-            lot = self.node(ae.src)
+        allocated: list[EdgeRecord] = []
+        for e in edges:
+            if e.rel == "HAS_SO_LINE" and e.dst == sol.id:
+                so = self.node(e.src)
+                if so is not None:
+                    for ce in self.nbrs(so.id, ("PLACED_BY",), Direction.OUT):
+                        cust = self.node(ce.dst)
+            elif e.rel == "SHIPPED_TO" and e.dst == sol.id:
+                covered += _qty(e.props.get("quantity"))
+            elif e.rel == "ALLOCATED_TO" and e.dst == sol.id:
+                allocated.append(e)
+            elif e.rel == "FOR_MATERIAL" and e.src == sol.id and mat_edge is None:
+                mat_edge = e
+        lots = self.nodes([e.src for e in allocated])
+        for ae in allocated:
+            lot = lots.get(ae.src)
             if lot is None:
                 continue
-            kind, hold, he = self.held(lot)
             q = _qty(ae.props.get("quantity")) or _qty(lot.props.get("quantity"))
+            kind, holds = self.held(lot)
             if kind is None:
                 covered += q
                 continue
-            steps = [edge_step(ae, sol.id)]
-            if hold is not None and he is not None:
-                placed = prop_time(hold, "placed_at")
-                steps.append(edge_step(he, lot.id, {"node.placed_at": placed} if placed else {}))
-                entity, detail = ref(hold), f"allocated lot {lot.id} ({q:g}) is held by {hold.id}: " \
-                    f"{hold.props.get('reason', '')}"
-            else:
-                entity, detail = ref(lot), f"allocated lot {lot.id} ({q:g}) is {lot.props.get('status')}"
             assert kind in ("hold", "quarantine")
-            causes.append(RiskCause(kind=kind, entity=entity, detail=detail, weight=WEIGHTS[kind],
-                                    evidence=[EvidencePath(steps=steps)]))
+            if holds:
+                for hold, he in holds:
+                    placed = prop_time(hold, "placed_at")
+                    causes.append(RiskCause(
+                        kind=kind, entity=ref(hold), weight=WEIGHTS[kind],
+                        detail=f"allocated lot {lot.id} ({q:g}) is held by {hold.id}: "
+                               f"{hold.props.get('reason', '')}",
+                        evidence=[EvidencePath(steps=[
+                            edge_step(ae, sol.id),
+                            edge_step(he, lot.id, {"node.placed_at": placed} if placed else {})])]))
+            else:
+                causes.append(RiskCause(
+                    kind=kind, entity=ref(lot), weight=WEIGHTS[kind],
+                    detail=f"allocated lot {lot.id} ({q:g}) is {lot.props.get('status')}",
+                    evidence=[EvidencePath(steps=[edge_step(ae, sol.id)])]))
         remaining = max(0.0, needed - covered)
-        mat_edges = self.nbrs(sol.id, ("FOR_MATERIAL",), Direction.OUT)
-        material = mat_edges[0].dst if mat_edges else None
+        material = mat_edge.dst if mat_edge is not None else None
         mat_node = self.node(material) if material else None
         expected: datetime | None = self.now
         planned_lines: set[str] = set()
+        mat_steps = [edge_step(mat_edge, sol.id)] if mat_edge is not None else []
         if remaining > 1e-9 and material is not None:
-            mat_step = edge_step(mat_edges[0], sol.id)
-            stock = self.free_lots(material)
-            while stock and remaining > 1e-9:
-                lot, q = stock[0]
-                take = min(q, remaining)
+            for st in self.stock(material):
+                if remaining <= 1e-9:
+                    break
+                take = min(st.free, remaining)
+                st.free -= take
                 remaining -= take
-                if q - take > 1e-9:
-                    stock[0] = (lot, q - take)
-                else:
-                    stock.pop(0)
-            pool = self.open_orders(material)
-            i = 0
-            while remaining > 1e-9 and i < len(pool):
-                po, q = pool[i]
-                pe = prop_time(po, "planned_end")
-                if pe is not None and pe > due:
-                    i += 1
+            self._stock[material] = [st for st in self.stock(material) if st.free > 1e-9]
+            for sup in self.orders(material):
+                if remaining <= 1e-9:
+                    break
+                pe = prop_time(sup.order, "planned_end")
+                if sup.left <= 1e-9 or (pe is not None and pe > due):
                     continue
-                oe = next(e for e in self.nbrs(material, ("FOR_MATERIAL",), Direction.IN) if e.src == po.id)
-                prefix = [mat_step, edge_step(oe, material)]
-                planned_lines |= {e.dst for e in self.nbrs(po.id, ("SCHEDULED_ON",), Direction.OUT)}
-                oc, o_expected = self.order_causes(po, due, prefix)
+                take = min(sup.left, remaining)
+                sup.left -= take
+                remaining -= take
+                planned_lines |= {e.dst for e in self.nbrs(sup.order.id, ("SCHEDULED_ON",), Direction.OUT)}
+                oc, o_expected = self.order_causes(sup, mat_steps, take)
                 causes.extend(oc)
                 if o_expected is None:
                     expected = None
                 elif expected is not None:
                     expected = max(expected, o_expected)
-                take = min(q, remaining)
-                remaining -= take
-                if q - take > 1e-9:
-                    pool[i] = (po, q - take)
-                else:
-                    pool.pop(i)
             if remaining > 1e-9:
                 expected = None
                 causes.append(RiskCause(
                     kind="shortage", entity=ref(mat_node) if mat_node else EntityRef(id=material, cls="Material"),
                     weight=WEIGHTS["shortage"],
-                    detail=f"{remaining:g} {sol.props.get('unit', '')} of {material} not covered by stock "
+                    detail=f"{remaining:g} {sol.props.get('unit') or ''} of {material} not covered by stock "
                            f"or open orders ending by {due.isoformat()}",
-                    evidence=[EvidencePath(steps=[mat_step])]))
+                    evidence=[EvidencePath(steps=mat_steps)]))
+                # making more: the lines that make it, and components it would need
+                for oe, le in self.makers(material)[:1]:
+                    dc, _ = self.line_downtime(
+                        le.dst, [*mat_steps, edge_step(oe, material), edge_step(le, oe.src)], self.now, due, None)
+                    causes.extend(dc)
+                cc, _ = self.component_causes(material, remaining, mat_steps, self.now, timedelta(0), None)
+                causes.extend(cc)
         if any(c.kind in ("hold", "quarantine") for c in causes):
             expected = None  # a hold has no planned release time
-        score = 1.0
+        product = 1.0
         for c in causes:
-            score *= 1 - c.weight
-        score = 1 - score if causes else 0.0
+            product *= 1 - c.weight
+        score = 1 - product if causes else 0.0
         slack = (due - expected).total_seconds() / 3600 if expected is not None else None
         if causes:
             if slack is None:
@@ -364,13 +449,16 @@ class _Board:
                 score += NEGATIVE_SLACK_BONUS
             score += PRIORITY_BONUS.get(str(sol.props.get("priority")), 0.0)
         score = round(min(1.0, score), 4)
-        opts = self.options(material, [], planned_lines, mat_edges[0] if mat_edges else None) if causes else []
+        opts = self.options(material, mat_steps, planned_lines) if causes and material else []
+        uniq: dict[tuple[str, str], RiskCause] = {}
+        for c in causes:
+            uniq.setdefault((c.kind, c.entity.id), c)
         return RiskLine(
-            line=ref(sol), sales_order=ref(so) if so else None, customer=cust,
+            line=ref(sol), sales_order=ref(so) if so else None, customer=ref(cust) if cust else None,
             material=ref(mat_node) if mat_node else None, quantity=needed, unit=sol.props.get("unit"),
             due_date=due, priority=str(sol.props.get("priority") or "normal"),
             level=level_of(score, bool(causes)), score=score,
-            causes=sorted(causes, key=lambda c: (-c.weight, c.kind, c.entity.id)),
+            causes=sorted(uniq.values(), key=lambda c: (-c.weight, c.kind, c.entity.id)),
             expected_available=expected, slack_hours=round(slack, 3) if slack is not None else None,
             options=opts,
         )
@@ -378,11 +466,11 @@ class _Board:
 
 def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: datetime | None,
                now: datetime | None = None) -> RiskBoard:
+    """Every open line due in [now, now + horizon], scored; highest score first."""
     if horizon_days <= 0:
         raise ValueError(f"the horizon must be positive, got {horizon_days} days")
     t_now = now or as_of or ctx.now
     end = t_now + timedelta(days=horizon_days)
-    board = _Board(ctx, t_now, as_of)
     lines: list[NodeRecord] = []
     for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, as_of=as_of):
         if sol.props.get("status", "open") not in OPEN_LINE:
@@ -391,10 +479,10 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
         if due is None or due < t_now or due > end:
             continue
         lines.append(sol)
+    board = _Board(ctx, t_now, as_of, end)
     prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
     lines.sort(key=lambda s: (prop_time(s, "due_date") or t_now, prio.get(str(s.props.get("priority")), 2), s.id))
     out = [board.line(s) for s in lines]
     out.sort(key=lambda r: (-r.score, r.due_date, r.line.id))
-    caps = ctx.new_caps()
     return RiskBoard(now=t_now, horizon_days=horizon_days, plant=plant, as_of=as_of,
-                     lines_considered=len(lines), lines=out, caps=caps)
+                     lines_considered=len(lines), lines=out, caps=ctx.new_caps())
