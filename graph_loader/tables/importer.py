@@ -1,0 +1,456 @@
+"""Rows of a tabular export -> ontology entities and relations, with a declarative mapping.
+
+Every row error names file, line and column; errors are collected. Without ``skip_bad_rows``
+nothing is written when any row fails; with it the good rows are written and each bad row goes to
+a reject file (the row's own columns plus ``_line`` and ``_reason``).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, tzinfo
+from pathlib import Path
+from typing import Any
+
+from graph_loader.b2mml import values as V
+from graph_loader.b2mml.importer import ImportReport
+from graph_loader.b2mml.records import ImportBatch, Origin, Problem, problem, write_validated
+from graph_loader.tables.mapping import (
+    Mapping,
+    TargetSpec,
+    ValueSpec,
+    ValueType,
+    edge_field_kind,
+    field_kind,
+    unit_factor,
+)
+from graph_loader.tables.readers import TableInputError, open_table
+from store.base import GraphStore
+
+
+class TableImportReport(ImportReport):
+    kind: str = "table"
+    mapping: str = ""
+    format: str = ""
+    encoding: str | None = None
+    delimiter: str | None = None
+    rows_read: int = 0
+    rows_ok: int = 0
+    rows_rejected: int = 0
+    reject_file: str | None = None
+
+
+class _RowError(Exception):
+    def __init__(self, column: str | None, message: str) -> None:
+        self.column = column
+        super().__init__(message)
+
+
+@dataclass
+class _Lookup:
+    src: str
+    rel: str
+    cls: str
+    key: str
+    value: Any
+    origin: Origin
+    props: dict[str, Any]
+    reverse: bool  # the looked-up entity is the source
+
+
+@dataclass
+class _RowDrafts:
+    nodes: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    edges: list[tuple[str, str, str, dict[str, Any]]] = field(default_factory=list)
+    lookups: list[_Lookup] = field(default_factory=list)
+
+
+_FIELD = re.compile(r"\{([^{}]+)\}")
+
+
+class _Template:
+    """A compiled ``{column}`` template; column names may contain dots and spaces."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.parts = _FIELD.split(text)  # literal, field, literal, field, ...
+
+    def render(self, row: dict[str, Any], value: Any = None) -> str:
+        out = []
+        for i, part in enumerate(self.parts):
+            if i % 2 == 0:
+                out.append(part)
+                continue
+            if part == "value":
+                raw = value
+            else:
+                if part not in row:
+                    raise _RowError(part, f"column {part!r} (used in template {self.text!r}) is missing")
+                raw = row[part]
+            s = "" if raw is None else str(raw).strip()
+            if not s:
+                raise _RowError(part if part != "value" else None,
+                                f"empty value for {{{part}}} in template {self.text!r}")
+            out.append(s)
+        return "".join(out)
+
+
+class RowMapper:
+    """Applies a :class:`Mapping` to rows."""
+
+    def __init__(self, mapping: Mapping) -> None:
+        self.m = mapping
+        self.tz: tzinfo = V.zone(mapping.defaults.timezone)
+        self._templates: dict[str, _Template] = {}
+        self._tzs: dict[str, tzinfo] = {}
+        self._kinds: dict[tuple[str, str], ValueType] = {}
+        for e in mapping.entities:
+            for name in e.properties:
+                self._kinds[(e.class_, name)] = field_kind(e.class_, name)
+
+    def _tpl(self, text: str) -> _Template:
+        t = self._templates.get(text)
+        if t is None:
+            t = self._templates[text] = _Template(text)
+        return t
+
+    def value(self, spec: ValueSpec, row: dict[str, Any], kind: ValueType) -> Any:
+        col = spec.column
+        if spec.value is not None:
+            raw: Any = spec.value
+        elif spec.template is not None:
+            raw = self._tpl(spec.template).render(row)
+        else:
+            raw = row.get(col) if col is not None else None
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if spec.default is not None:
+                raw = spec.default
+            elif spec.required:
+                raise _RowError(col, "a value is required here but the cell is empty")
+            else:
+                return None
+        if spec.map is not None:
+            key = str(raw).strip()
+            if key not in spec.map:
+                raise _RowError(col, f"value {key!r} is not in the mapping's map (expected one of "
+                                     f"{', '.join(map(str, spec.map))})")
+            raw = spec.map[key]
+        t = spec.type or kind
+        try:
+            if t == "number":
+                if isinstance(raw, bool):
+                    raise V.ValueProblem(f"expected a number, found {raw!r}")
+                dc = spec.decimal_comma if spec.decimal_comma is not None else self.m.defaults.decimal_comma
+                x = float(raw) if isinstance(raw, int | float) else V.parse_quantity(str(raw), dc)
+                if spec.to_unit is not None:
+                    src = row.get(spec.unit_column) if spec.unit_column else None
+                    if src is None or not str(src).strip():
+                        raise _RowError(spec.unit_column, "unit cell is empty (needed to convert to "
+                                                          f"{spec.to_unit})")
+                    f = unit_factor(str(src), spec.to_unit)
+                    if f is None:
+                        raise _RowError(spec.unit_column, f"cannot convert unit {str(src)!r} to {spec.to_unit!r}")
+                    x *= f
+                return x
+            if t == "integer":
+                return int(str(raw).strip())
+            if t in ("datetime", "date"):
+                tz = self.tz
+                if spec.timezone:
+                    tz = self._tzs.get(spec.timezone) or self._tzs.setdefault(spec.timezone, V.zone(spec.timezone))
+                if isinstance(raw, datetime):
+                    dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=tz)
+                elif isinstance(raw, date):
+                    dt = datetime(raw.year, raw.month, raw.day, tzinfo=tz)
+                else:
+                    dt = V.parse_datetime(str(raw), tz, spec.format or self.m.defaults.date_format)
+                return dt.isoformat()
+            if t == "list":
+                if isinstance(raw, list):
+                    return [str(x).strip() for x in raw if str(x).strip()]
+                sep = spec.split or "|"
+                return [p.strip() for p in str(raw).split(sep) if p.strip()]
+            if t == "boolean":
+                s = str(raw).strip().lower()
+                if s in ("1", "true", "yes", "y", "x", "ja", "j"):
+                    return True
+                if s in ("0", "false", "no", "n", "", "nein"):
+                    return False
+                raise V.ValueProblem(f"expected a boolean (true/false, yes/no, 1/0), found {raw!r}")
+            return str(raw).strip() if isinstance(raw, str) else raw
+        except V.ValueProblem as exc:
+            raise _RowError(col, str(exc)) from None
+        except ValueError:
+            raise _RowError(col, f"expected an integer, found {raw!r}") from None
+
+    def row(self, row: dict[str, Any], origin_file: str, line: int) -> _RowDrafts:
+        """The drafts of one row; raises a list of :class:`_RowError` as one ExceptionGroup-ish list."""
+        out = _RowDrafts()
+        errors: list[_RowError] = []
+        ids: dict[str, str] = {}
+        src_sys = self.m.defaults.source_system
+        for e in self.m.entities:
+            try:
+                eid = self.value(e.id, row, "string")
+            except _RowError as exc:
+                errors.append(exc)
+                continue
+            if eid is None:
+                errors.append(_RowError(e.id.column, f"{e.class_} id is empty"))
+                continue
+            eid = str(eid)
+            props: dict[str, Any] = {}
+            if src_sys:
+                props["source_system"] = src_sys
+            for name, spec in e.properties.items():
+                try:
+                    v = self.value(spec, row, self._kinds[(e.class_, name)])
+                except _RowError as exc:
+                    errors.append(exc)
+                    continue
+                if v is not None:
+                    props[name] = v
+            ids[e.as_] = eid
+            out.nodes.append((e.class_, eid, props))
+        for r in self.m.relations:
+            try:
+                props = {}
+                if src_sys:
+                    props["source_system"] = src_sys
+                for name, spec in r.properties.items():
+                    v = self.value(spec, row, edge_field_kind(r.type, name))
+                    if v is not None:
+                        props[name] = v
+                src = self._end(r.from_, row, ids, r.optional)
+                dst = self._end(r.to, row, ids, r.optional)
+            except _RowError as exc:
+                errors.append(exc)
+                continue
+            if src is None or dst is None:
+                continue
+            origin = Origin(origin_file, line, "", r.to.column or r.from_.column)
+            if isinstance(src, tuple):
+                cls, key, value = src
+                out.lookups.append(_Lookup(str(dst), r.type, cls, key, value, origin, props, reverse=True))
+            elif isinstance(dst, tuple):
+                cls, key, value = dst
+                out.lookups.append(_Lookup(src, r.type, cls, key, value, origin, props, reverse=False))
+            else:
+                out.edges.append((src, r.type, dst, props))
+        if errors:
+            raise _RowErrors(errors)
+        return out
+
+    def _end(self, t: TargetSpec, row: dict[str, Any], ids: dict[str, str],
+             optional: bool) -> str | tuple[str, str, Any] | None:
+        if t.entity is not None:
+            return ids.get(t.entity)
+        col = t.column or ""
+        raw = row.get(col)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            if optional:
+                return None
+            raise _RowError(col, f"reference to a {t.class_} is empty")
+        value = raw.strip() if isinstance(raw, str) else raw
+        if t.lookup is not None:
+            return (t.class_ or "", t.lookup, value)
+        return self._tpl(t.id or "{value}").render(row, value)
+
+
+class _RowErrors(Exception):
+    def __init__(self, errors: list[_RowError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+def _resolve_lookups(lookups: list[_Lookup], batch: ImportBatch, store: GraphStore | None) -> list[Problem]:
+    """Business-key lookups against this import's entities and the store; each miss is a problem."""
+    problems: list[Problem] = []
+    index: dict[tuple[str, str], dict[Any, list[str]]] = {}
+
+    def idx(cls: str, key: str) -> dict[Any, list[str]]:
+        got = index.get((cls, key))
+        if got is not None:
+            return got
+        d: dict[Any, list[str]] = {}
+        for n in batch.nodes.values():
+            if n.cls == cls:
+                v = n.props.get(key, n.defaults.get(key)) if key != "id" else n.id
+                if v is not None:
+                    d.setdefault(v, []).append(n.id)
+        if store is not None:
+            for rec in store.find_nodes(cls=cls):
+                v = rec.id if key == "id" else (rec.name if key == "name" else rec.props.get(key))
+                if key == "plant":
+                    v = rec.plant
+                if v is not None and rec.id not in d.get(v, []):
+                    d.setdefault(v, []).append(rec.id)
+        index[(cls, key)] = d
+        return d
+
+    for lk in lookups:
+        hits = sorted(set(idx(lk.cls, lk.key).get(lk.value, [])))
+        if len(hits) == 1:
+            src, dst = (hits[0], lk.src) if lk.reverse else (lk.src, hits[0])
+            batch.add_edge(src, lk.rel, dst, lk.origin, props=lk.props)
+        elif not hits:
+            problems.append(problem(lk.origin, f"{lk.rel}: no {lk.cls} with {lk.key} = {lk.value!r} in this "
+                                               "import or the store"))
+        else:
+            problems.append(problem(lk.origin, f"{lk.rel}: {len(hits)} {lk.cls} entities have {lk.key} = "
+                                               f"{lk.value!r} ({', '.join(hits[:5])}): ambiguous"))
+    return problems
+
+
+def import_table(
+    path: Path,
+    mapping: Mapping,
+    store: GraphStore | None,
+    skip_bad_rows: bool = False,
+    reject_path: Path | None = None,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+    max_errors: int = 200,
+) -> TableImportReport:
+    """Import one table file with ``mapping`` into ``store`` (all or nothing unless skipping)."""
+    t0 = time.perf_counter()
+    rep = TableImportReport(mapping=mapping.source, dry_run=dry_run)
+    file = str(path)
+    try:
+        table = open_table(path, mapping)
+    except (TableInputError, OSError) as exc:
+        rep.errors.append(Problem(file=file, message=str(exc)))
+        return rep
+    rep.format, rep.encoding, rep.delimiter = table.format, table.encoding, table.delimiter
+    if table.columns:
+        missing = sorted(c for c in mapping.columns() if c not in table.columns)
+        if missing:
+            rep.errors.append(Problem(file=file, line=mapping.header_row, message=(
+                f"column(s) {', '.join(repr(c) for c in missing)} used by the mapping {mapping.source} are not "
+                f"in the header (found: {', '.join(table.columns)})")))
+            return rep
+    mapper = RowMapper(mapping)
+    batch = ImportBatch(source_system=mapping.defaults.source_system or "table", max_errors=max_errors)
+    bad: dict[int, list[str]] = {}
+    row_errors: list[Problem] = []
+    lookups: list[_Lookup] = []
+    per_row: dict[int, _RowDrafts] = {}
+    contributions: dict[int, _RowDrafts] = per_row
+    n = 0
+    try:
+        for line, row in table.rows:
+            n += 1
+            if progress is not None and n % 10_000 == 0:
+                progress(10_000)
+            if "__error__" in row:
+                msg = str(row["__error__"])
+                bad.setdefault(line, []).append(msg)
+                if len(row_errors) < max_errors:
+                    row_errors.append(Problem(file=file, line=line, message=msg))
+                continue
+            try:
+                drafts = mapper.row(row, file, line)
+            except _RowErrors as exc:
+                for e in exc.errors:
+                    bad.setdefault(line, []).append(f"{e.column}: {e}" if e.column else str(e))
+                    if len(row_errors) < max_errors:
+                        row_errors.append(Problem(file=file, line=line, column=e.column, message=str(e)))
+                continue
+            for cls, nid, props in drafts.nodes:
+                batch.add_node(cls, nid, Origin(file, line), props=props)
+            for src, rel, dst, props in drafts.edges:
+                batch.add_edge(src, rel, dst, Origin(file, line), props=props)
+            lookups.extend(drafts.lookups)
+            if skip_bad_rows:
+                contributions[line] = drafts
+    except TableInputError as exc:
+        rep.errors.append(Problem(file=file, message=str(exc)))
+        return rep
+    if progress is not None:
+        progress(n % 10_000)
+    rep.rows_read = n
+    look_problems = _resolve_lookups(lookups, batch, store)
+    for p in look_problems:
+        bad.setdefault(p.line, []).append(p.message)
+    row_errors.extend(look_problems)
+
+    if skip_bad_rows:
+        validated = None
+        for _ in range(5):
+            batch = _rebuild(contributions, bad, file, mapping, max_errors)
+            _resolve_lookups([lk for ln, d in contributions.items() if ln not in bad for lk in d.lookups],
+                             batch, store)
+            validated = batch.validate(store)
+            if not validated.errors:
+                break
+            for verr in validated.errors:
+                bad.setdefault(verr.line, []).append(f"{verr.column}: {verr.message}" if verr.column else verr.message)
+        if validated is None:  # pragma: no cover - the loop runs at least once
+            raise RuntimeError("validation did not run")
+        if validated.errors:
+            rep.errors = validated.errors
+        rep.rows_rejected = len(bad)
+        rep.rows_ok = n - len(bad)
+        if bad:
+            rp = reject_path or path.with_name(path.name + ".rejects.csv")
+            _write_rejects(path, mapping, bad, rp)
+            rep.reject_file = str(rp)
+            rep.notes = [Problem(file=file, line=ln, message="; ".join(msgs)) for ln, msgs in sorted(bad.items())][:50]
+    else:
+        validated = batch.validate(store)
+        rep.errors = [*row_errors, *validated.errors]
+        rep.more_errors = validated.more_errors + max(0, len(bad) - len(row_errors))
+        rep.rows_ok = n - len(bad)
+    rep.entities = len(validated.nodes)
+    rep.relations = len(validated.edges)
+    for node in validated.nodes:
+        rep.entities_by_class[node.cls] = rep.entities_by_class.get(node.cls, 0) + 1
+    for edge in validated.edges:
+        rep.relations_by_type[edge.rel] = rep.relations_by_type.get(edge.rel, 0) + 1
+    if not rep.errors and not dry_run and store is not None:
+        write_validated(store, validated)
+        rep.written = True
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _rebuild(contributions: dict[int, _RowDrafts], bad: dict[int, list[str]], file: str, mapping: Mapping,
+             max_errors: int) -> ImportBatch:
+    batch = ImportBatch(source_system=mapping.defaults.source_system or "table", max_errors=max_errors)
+    for line, d in contributions.items():
+        if line in bad:
+            continue
+        for cls, nid, props in d.nodes:
+            batch.add_node(cls, nid, Origin(file, line), props=props)
+        for src, rel, dst, props in d.edges:
+            batch.add_edge(src, rel, dst, Origin(file, line), props=props)
+    return batch
+
+
+def _write_rejects(path: Path, mapping: Mapping, bad: dict[int, list[str]], out: Path) -> None:
+    """The bad rows as CSV: their own columns, then ``_line`` and ``_reason``."""
+    table = open_table(path, mapping)
+    cols = list(table.columns)
+    rows = []
+    for line, row in table.rows:
+        if line in bad:
+            if not cols:
+                cols = [k for k in row if k != "__error__"]
+            rows.append((line, row))
+    for _, row in rows:
+        for k in row:
+            if k not in cols and k != "__error__":
+                cols.append(k)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*cols, "_line", "_reason"])
+        for line, row in rows:
+            w.writerow([*("" if row.get(c) is None else row.get(c) for c in cols), line, "; ".join(bad[line])])
+
+
+__all__ = ["RowMapper", "TableImportReport", "import_table"]
