@@ -198,26 +198,12 @@ class TypedBatch:
     failed: list[tuple[dict[str, Any], tuple[Source, int]]]
 
 
-class _Counting:
-    """Wraps a text file so a progress callback learns how much was read (characters ~ bytes)."""
-
-    def __init__(self, f: Any) -> None:
-        self._f = f
-        self.read = 0
-
-    def __iter__(self) -> Iterator[str]:
-        for line in self._f:
-            self.read += len(line)
-            yield line
-
-
 def _csv_batches(
     bf: BundleFile, fields: tuple[str, ...], required: frozenset[str], list_fields: frozenset[str],
     errors: ErrorCollector, batch_size: int, progress: ProgressFn | None, missing_out: set[str],
 ) -> Iterator[RawBatch]:
     with bf.path.open(newline="", encoding="utf-8-sig") as f:
-        counting = _Counting(f)
-        reader = csv.reader(counting)
+        reader = csv.reader(f)
         try:
             header = next(reader, None)
         except (csv.Error, UnicodeDecodeError) as exc:
@@ -247,43 +233,49 @@ def _csv_batches(
             errors.add(src.error(1, name, f"missing required column {name!r}",
                                  f"a header with {name!r}", ",".join(header)))
             missing_out.add(name)
-        lists = [(h, h in list_fields) for _, h in keep]
-        idx = [i for i, _ in keep]
+        names: list[str | None] = [None] * len(header)
+        for i, h in keep:
+            names[i] = h
+        all_known = len(keep) == len(header)
+        list_cols = [h for _, h in keep if h in list_fields]
         width = len(header)
         rows: list[dict[str, Any]] = []
         places: list[tuple[Source, int]] = []
         last_line = reader.line_num
+        raw: Any = f.buffer  # its position tells the progress bar how far the bytes go
         reported = 0
         try:
             for row in reader:
                 line = last_line + 1
                 last_line = reader.line_num
-                if not row:
-                    continue
                 if len(row) != width:
-                    if row == [""] * len(row):
-                        continue
+                    if not any(row):
+                        continue  # a blank line
                     errors.add(src.error(line, "-", f"row has {len(row)} cells, the header has {width}",
                                          f"{width} cells", f"{len(row)} cells"))
                     continue
-                d: dict[str, Any] = {}
-                for i, (h, is_list) in zip(idx, lists, strict=True):
-                    v = row[i]
-                    if v != "":
-                        d[h] = v.split(LIST_SEPARATOR) if is_list else v
+                if all_known:
+                    d: dict[str, Any] = {k: v for k, v in zip(header, row, strict=False) if v}
+                else:
+                    d = {k: v for k, v in zip(names, row, strict=False) if v and k is not None}
+                for lc in list_cols:
+                    v = d.get(lc)
+                    if v is not None:
+                        d[lc] = v.split(LIST_SEPARATOR)
                 rows.append(d)
                 places.append((src, line))
                 if len(rows) >= batch_size:
                     if progress is not None:
-                        progress(counting.read - reported)
-                        reported = counting.read
+                        pos = raw.tell()
+                        progress(pos - reported)
+                        reported = pos
                     yield RawBatch(rows, places)
                     rows, places = [], []
         except (csv.Error, UnicodeDecodeError) as exc:
             errors.add(src.error(last_line + 1, "-", f"unreadable CSV: {exc}",
                                  "UTF-8 text with RFC 4180 quoting", None))
         if progress is not None:
-            progress(counting.read - reported)
+            progress(bf.size - reported)
         if rows:
             yield RawBatch(rows, places)
 

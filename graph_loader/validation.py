@@ -131,6 +131,16 @@ class RowSchema:
     batch_adapter: TypeAdapter[list[dict[str, Any]]]
     windows: tuple[tuple[str, str], ...] = ()
     _single: TypeAdapter[dict[str, Any]] | None = field(default=None)
+    #: defaults merged under every raw row before validation (static defaults and factory values)
+    prefill: dict[str, Any] = field(default_factory=dict)
+    #: ``exclude`` for dumping a batch of typed rows to property documents (drops common fields)
+    dump_exclude: dict[str, Any] = field(default_factory=dict)
+    #: whether the class/relation has properties besides the common fields
+    has_props: bool = True
+
+    @property
+    def window_ends(self) -> tuple[str, ...]:
+        return tuple(end for _, end in self.windows)
 
     @property
     def single_adapter(self) -> TypeAdapter[dict[str, Any]]:
@@ -143,7 +153,13 @@ class RowSchema:
         self, rows: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]], errors: ErrorCollector,
         suppress_missing: frozenset[str] = frozenset(),
     ) -> tuple[list[dict[str, Any] | None], set[int]]:
-        """Typed values of each row (None where a row failed) and the indexes that failed."""
+        """Typed values of each row (None where a row failed) and the indexes that failed.
+
+        Defaults are filled in before validation (a TypedDict has none of its own), so the typed
+        rows are complete entities."""
+        if self.prefill:
+            base = self.prefill
+            rows = [{**base, **r} for r in rows]
         try:
             return list(self.batch_adapter.validate_python(rows)), set()
         except ValidationError as exc:
@@ -165,35 +181,41 @@ class RowSchema:
                 out[i] = value
         return out, bad
 
+    def _props_of(self, typed: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """JSON-ready property documents (timestamps as ISO-8601 strings), in one pydantic-core call."""
+        if not self.has_props:
+            return [{} for _ in typed]
+        out: list[dict[str, Any]] = self.batch_adapter.dump_python(
+            list(typed), mode="json", exclude=self.dump_exclude, exclude_none=True)
+        return out
+
+    def to_nodes(self, typed: Sequence[dict[str, Any]]) -> list[NodeRecord]:
+        cls = self.name
+        return [
+            NodeRecord(
+                id=d["id"], cls=cls, props=p, name=d.get("name"), plant=d.get("plant"),
+                source_system=d.get("source_system", "plantgraph"),
+                valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
+            )
+            for d, p in zip(typed, self._props_of(typed), strict=True)
+        ]
+
+    def to_edges(self, typed: Sequence[dict[str, Any]]) -> list[EdgeRecord]:
+        rel = self.name
+        return [
+            EdgeRecord(
+                src=d["src"], rel=rel, dst=d["dst"], props=p,
+                source_system=d.get("source_system", "plantgraph"),
+                valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
+            )
+            for d, p in zip(typed, self._props_of(typed), strict=True)
+        ]
+
     def to_node(self, d: dict[str, Any]) -> NodeRecord:
-        props = self._props(d)
-        return NodeRecord(
-            id=d["id"], cls=self.name, props=props, name=d.get("name"), plant=d.get("plant"),
-            source_system=d.get("source_system", "plantgraph"),
-            valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
-        )
+        return self.to_nodes([d])[0]
 
     def to_edge(self, d: dict[str, Any]) -> EdgeRecord:
-        return EdgeRecord(
-            src=d["src"], rel=self.name, dst=d["dst"], props=self._props(d),
-            source_system=d.get("source_system", "plantgraph"),
-            valid_from=d.get("valid_from"), valid_to=d.get("valid_to"),
-        )
-
-    def _props(self, d: dict[str, Any]) -> dict[str, Any]:
-        common, dts = self.common, self.datetime_fields
-        props: dict[str, Any] = {}
-        for k, v in d.items():
-            if v is None or k in common:
-                continue
-            props[k] = v.isoformat() if k in dts else v
-        for k, dv in self.defaults.items():
-            if k not in props:
-                props[k] = dv
-        for k, factory in self.factories.items():
-            if k not in props:
-                props[k] = factory()
-        return props
+        return self.to_edges([d])[0]
 
 
 def _model_of(kind: str, name: str) -> type[BaseModel]:
@@ -257,6 +279,9 @@ def row_schema(kind: str, name: str) -> RowSchema:
         windows=(TIME_WINDOWS.get(name, ()) if kind == "node" else EDGE_TIME_WINDOWS)
         + (("valid_from", "valid_to"),),
     )
+    schema.prefill = {**defaults, **{n: f() for n, f in factories.items()}}
+    schema.dump_exclude = {"__all__": set(schema.common)}
+    schema.has_props = any(f not in schema.common for f in fields)
     _SCHEMAS[key] = schema
     return schema
 
@@ -348,67 +373,87 @@ class GraphValidator:
         self.errors = errors
         self.store = store
         self.deletions = deletions or Deletions()
-        # id -> (class, source, line) of its first row
-        self._ids: dict[str, tuple[str, Source, int]] = {}
+        # id -> (source, line) of its first row; the class comes from the source (one per class)
+        self._ids: dict[str, tuple[Source, int]] = {}
+        self._src_cls: dict[Source, str] = {}
         self._store_has_data = store is not None and store.counts().nodes > 0
         self._sop_versions: dict[str, tuple[datetime, datetime | None, Source, int]] = {}
         self._version_of: dict[str, list[tuple[str, Source, int]]] = {}
         self.nodes_seen = 0
         self.edges_seen = 0
 
+    def _class_of_source(self, src: Source, cls: str) -> None:
+        known = self._src_cls.setdefault(src, cls)
+        if known != cls:
+            raise ValueError(f"source {src.name} was used for {known} and {cls}; use one Source per class")
+
+    def class_of(self, node_id: str) -> str | None:
+        """The class of an id seen in the input so far (None when unseen)."""
+        hit = self._ids.get(node_id)
+        return None if hit is None else self._src_cls[hit[0]]
+
     # -- nodes -------------------------------------------------------------------------------
     def note_node_id(self, node_id: Any, cls: str, src: Source, line: int) -> None:
         """Remember the id of a row that failed typing, so edges to it are not reported too."""
+        self._class_of_source(src, cls)
         if isinstance(node_id, str) and node_id.strip() and node_id.strip() not in self._ids:
-            self._ids[node_id.strip()] = (cls, src, line)
+            self._ids[node_id.strip()] = (src, line)
 
     def check_nodes(self, schema: RowSchema, typed: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]]
                     ) -> list[NodeRecord]:
         """Records of the rows that pass; problems go to the error collector."""
-        out: list[NodeRecord] = []
+        good: list[dict[str, Any]] = []
         ids = self._ids
         deleted = self.deletions.nodes
         cls = schema.name
-        for d, (src, line) in zip(typed, places, strict=True):
-            self.nodes_seen += 1
+        ends = schema.window_ends
+        is_sop = cls == "SOPVersion"
+        for src in {p[0] for p in places}:
+            self._class_of_source(src, cls)
+        self.nodes_seen += len(typed)
+        for d, place in zip(typed, places, strict=True):
             nid = d["id"]
             ok = True
             first = ids.get(nid)
-            if first is not None:
-                ok = False
-                fcls, fsrc, fline = first
-                self.errors.add(src.error(
-                    line, "id", f"duplicate id {nid!r}; first defined at {fsrc.name}:{fline} as {fcls}",
-                    "ids unique across the bundle", show(nid)))
+            if first is None:
+                ids[nid] = place
             else:
-                ids[nid] = (cls, src, line)
-            if nid in deleted:
+                ok = False
+                src, line = place
+                fsrc, fline = first
+                self.errors.add(src.error(
+                    line, "id", f"duplicate id {nid!r}; first defined at {fsrc.name}:{fline} as "
+                    f"{self._src_cls[fsrc]}", "ids unique across the bundle", show(nid)))
+            if deleted and nid in deleted:
                 ok = False
                 dsrc, dline = deleted[nid]
-                self.errors.add(src.error(
-                    line, "id", f"{nid!r} is both upserted here and deleted at {dsrc.name}:{dline}",
+                self.errors.add(place[0].error(
+                    place[1], "id", f"{nid!r} is both upserted here and deleted at {dsrc.name}:{dline}",
                     "an id not listed in _deleted_nodes", show(nid)))
-            ok = self._check_windows(schema, d, src, line) and ok
-            if cls == "SOPVersion":
-                self._sop_versions[nid] = (d["effective_from"], d.get("effective_to"), src, line)
+            for end in ends:
+                if end in d:
+                    ok = self._check_windows(schema, d, *place) and ok
+                    break
+            if is_sop:
+                self._sop_versions[nid] = (d["effective_from"], d.get("effective_to"), *place)
             if ok:
-                out.append(schema.to_node(d))
-        if self._store_has_data and out:
+                good.append(d)
+        if self._store_has_data and good:
             assert self.store is not None
-            known = self.store.node_classes([r.id for r in out])
+            known = self.store.node_classes([d["id"] for d in good])
             if known:
-                keep: list[NodeRecord] = []
-                for r in out:
-                    had = known.get(r.id)
-                    if had is not None and had != r.cls:
-                        _, src, line = ids[r.id]
+                keep: list[dict[str, Any]] = []
+                for d in good:
+                    had = known.get(d["id"])
+                    if had is not None and had != cls:
+                        src, line = ids[d["id"]]
                         self.errors.add(src.error(
-                            line, "id", f"id {r.id!r} already exists in the store as a {had}; "
+                            line, "id", f"id {d['id']!r} already exists in the store as a {had}; "
                             "an id cannot change class", had, cls))
                     else:
-                        keep.append(r)
-                out = keep
-        return out
+                        keep.append(d)
+                good = keep
+        return schema.to_nodes(good)
 
     def _check_windows(self, schema: RowSchema, d: Mapping[str, Any], src: Source, line: int) -> bool:
         ok = True
@@ -426,52 +471,77 @@ class GraphValidator:
                     ) -> list[EdgeRecord]:
         rel = schema.name
         rdef = RELATIONS[rel]
+        domain, range_ = frozenset(rdef.domain), frozenset(rdef.range)
         ids = self._ids
+        src_cls = self._src_cls
         missing: set[str] = set()
-        for d in typed:
-            for end in (d["src"], d["dst"]):
-                if end not in ids:
-                    missing.add(end)
+        if self._store_has_data:
+            for d in typed:
+                if d["src"] not in ids:
+                    missing.add(d["src"])
+                if d["dst"] not in ids:
+                    missing.add(d["dst"])
         from_store = self._store_classes(missing)
         deleted_nodes = self.deletions.nodes
         deleted_edges = self.deletions.edges
-        out: list[EdgeRecord] = []
-        for d, (src, line) in zip(typed, places, strict=True):
-            self.edges_seen += 1
-            ok = self._check_windows(schema, d, src, line)
-            for column, allowed in (("src", rdef.domain), ("dst", rdef.range)):
-                node_id = d[column]
-                hit = ids.get(node_id)
-                node_cls = hit[0] if hit is not None else from_store.get(node_id)
-                if node_id in deleted_nodes:
-                    ok = False
-                    dsrc, dline = deleted_nodes[node_id]
-                    self.errors.add(src.error(
-                        line, column, f"{rel} {column} {node_id!r} is deleted at {dsrc.name}:{dline}",
-                        "an id that stays in the graph", show(node_id)))
-                elif node_cls is None:
-                    ok = False
-                    self.errors.add(src.error(
-                        line, column, f"{rel} {column} {node_id!r} is neither in the bundle nor in the store",
-                        f"the id of an existing {' or '.join(allowed)}", show(node_id)))
-                elif node_cls not in allowed:
-                    ok = False
-                    side = "source (domain)" if column == "src" else "target (range)"
-                    self.errors.add(src.error(
-                        line, column, f"{rel} {side} {node_id!r} has the wrong class",
-                        " or ".join(allowed), node_cls))
-            key = (d["src"], rel, d["dst"])
-            if key in deleted_edges:
-                ok = False
-                dsrc, dline = deleted_edges[key]
-                self.errors.add(src.error(
-                    line, "-", f"edge {key} is both upserted here and deleted at {dsrc.name}:{dline}",
-                    "an edge not listed in _deleted_edges", "both"))
-            if rel == "VERSION_OF":
-                self._version_of.setdefault(d["src"], []).append((d["dst"], src, line))
+        has_deletions = bool(deleted_nodes or deleted_edges)
+        ends = schema.window_ends
+        is_version_of = rel == "VERSION_OF"
+        good: list[dict[str, Any]] = []
+        self.edges_seen += len(typed)
+        for d, place in zip(typed, places, strict=True):
+            s, t = d["src"], d["dst"]
+            hs, ht = ids.get(s), ids.get(t)
+            cs = src_cls[hs[0]] if hs is not None else from_store.get(s)
+            ct = src_cls[ht[0]] if ht is not None else from_store.get(t)
+            ok = cs in domain and ct in range_
+            if not ok:
+                self._endpoint_errors(rel, place, (("src", s, cs, rdef.domain), ("dst", t, ct, rdef.range)))
+            for end in ends:
+                if end in d:
+                    ok = self._check_windows(schema, d, *place) and ok
+                    break
+            if has_deletions:
+                ok = self._deletion_errors(rel, s, t, place) and ok
+            if is_version_of:
+                self._version_of.setdefault(s, []).append((t, *place))
             if ok:
-                out.append(schema.to_edge(d))
-        return out
+                good.append(d)
+        return schema.to_edges(good)
+
+    def _endpoint_errors(self, rel: str, place: tuple[Source, int],
+                         ends: Iterable[tuple[str, str, str | None, tuple[str, ...]]]) -> None:
+        src, line = place
+        for column, node_id, node_cls, allowed in ends:
+            if node_cls is None:
+                if node_id in self.deletions.nodes:
+                    continue  # reported by the deletion check
+                self.errors.add(src.error(
+                    line, column, f"{rel} {column} {node_id!r} is neither in the bundle nor in the store",
+                    f"the id of an existing {' or '.join(allowed)}", show(node_id)))
+            elif node_cls not in allowed:
+                side = "source (domain)" if column == "src" else "target (range)"
+                self.errors.add(src.error(
+                    line, column, f"{rel} {side} {node_id!r} has the wrong class", " or ".join(allowed), node_cls))
+
+    def _deletion_errors(self, rel: str, s: str, t: str, place: tuple[Source, int]) -> bool:
+        src, line = place
+        ok = True
+        for column, node_id in (("src", s), ("dst", t)):
+            hit = self.deletions.nodes.get(node_id)
+            if hit is not None:
+                ok = False
+                self.errors.add(src.error(
+                    line, column, f"{rel} {column} {node_id!r} is deleted at {hit[0].name}:{hit[1]}",
+                    "an id that stays in the graph", show(node_id)))
+        key = (s, rel, t)
+        ehit = self.deletions.edges.get(key)
+        if ehit is not None:
+            ok = False
+            self.errors.add(src.error(
+                line, "-", f"edge {key} is both upserted here and deleted at {ehit[0].name}:{ehit[1]}",
+                "an edge not listed in _deleted_edges", "both"))
+        return ok
 
     def _store_classes(self, ids: Iterable[str]) -> dict[str, str]:
         if not self._store_has_data:
@@ -570,8 +640,9 @@ def check_records(
     gv = GraphValidator(errors, store, deletions)
     out_nodes: list[NodeRecord] = []
     out_edges: list[EdgeRecord] = []
-    src_n, src_e = Source("<nodes>"), Source("<edges>")
+    src_e = Source("<edges>")
     for cls, group in _group_by(nodes, lambda r: r.cls).items():
+        src_n = Source("<nodes>")  # one Source per class: the validator reads classes from it
         if cls not in ENTITY_CLASSES:
             for i, _ in group:
                 errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))

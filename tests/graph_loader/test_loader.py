@@ -185,7 +185,10 @@ def test_record_api_validates_normalises_and_writes(store: GraphStore) -> None:
     assert report.nodes_upserted == 2 and report.edges_upserted == 1
     lot = store.get_node("LOT-1")
     assert lot is not None
-    assert lot.props == {"quantity": 3.0, "unit": "kg", "status": "released", "produced_at": T0.isoformat()}
+    props = dict(lot.props)
+    produced = props.pop("produced_at")
+    assert props == {"quantity": 3.0, "unit": "kg", "status": "released"}
+    assert isinstance(produced, str) and datetime.fromisoformat(produced) == T0  # JSON-ready, with offset
 
 
 def test_record_api_reports_positions_and_writes_nothing(store: GraphStore) -> None:
