@@ -1,0 +1,57 @@
+"""Fast rendering of epoch seconds as ISO-8601 local time with the plant's UTC offset.
+
+The simulation keeps every time as integer epoch seconds (UTC); rendering goes through this cache
+so millions of timestamps cost a few dict look-ups each instead of a datetime round trip, while
+daylight-saving changes are still honoured through zoneinfo (offsets cached per hour).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+
+class Clock:
+    """Renders times for a fixed list of zones (index 0..n-1); the last zone is always UTC."""
+
+    def __init__(self, zones: list[str]) -> None:
+        self.zones = [ZoneInfo(z) for z in zones]
+        self._off: list[dict[int, tuple[int, str]]] = [{} for _ in zones]
+        self._days: dict[int, str] = {}
+
+    def offset(self, t: int, z: int) -> tuple[int, str]:
+        """(offset seconds, "+HH:MM") of zone ``z`` at epoch second ``t``."""
+        h = t // 3600
+        cache = self._off[z]
+        hit = cache.get(h)
+        if hit is None:
+            dt = datetime.fromtimestamp(h * 3600, tz=UTC).astimezone(self.zones[z])
+            off = dt.utcoffset() or timedelta(0)
+            secs = int(off.total_seconds())
+            sign = "+" if secs >= 0 else "-"
+            a = abs(secs)
+            hit = (secs, f"{sign}{a // 3600:02d}:{a % 3600 // 60:02d}")
+            cache[h] = hit
+        return hit
+
+    def fmt(self, t: int, z: int) -> str:
+        """ISO-8601 of epoch second ``t`` in zone ``z``, e.g. ``2026-03-02T06:00:00+01:00``."""
+        secs, text = self.offset(t, z)
+        local = t + secs
+        d, s = divmod(local, 86400)
+        day = self._days.get(d)
+        if day is None:
+            day = (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT")
+            self._days[d] = day
+        return f"{day}{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}{text}"
+
+    def local_day_slot(self, t: int, z: int, first_hour: int = 6, hours: int = 8) -> tuple[int, int, int]:
+        """(local day number, shift slot, local seconds) for shift look-up: slots start at 06:00."""
+        secs, _ = self.offset(t, z)
+        local = t + secs - first_hour * 3600
+        d, s = divmod(local, 86400)
+        return d, s // (hours * 3600), secs
+
+    def date_str(self, day: int) -> str:
+        """YYYYMMDD of a local day number."""
+        return (datetime(1970, 1, 1) + timedelta(days=day)).strftime("%Y%m%d")
