@@ -13,6 +13,7 @@ COMMAND_MODULES: list[str] = [
     "plantgraph.commands.generate",  # generate (synthetic plant generator)
     "plantgraph.commands.data",  # validate, load, stats, get, export rdf (foundation)
     "plantgraph.commands.interop",  # import b2mml|table|rdf, export b2mml (interop)
+    "plantgraph.commands.neo4j",  # neo4j init, status (Neo4j backend)
 ]
 
 
