@@ -7,7 +7,9 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from api.audit import AuditLog
@@ -67,6 +69,7 @@ class Services:
         self.store_error: str | None = None
         self._lock = threading.RLock()
         self._analyses: Any = None
+        self._analyses_at = 0.0
 
     # -- store -------------------------------------------------------------------------------
     def try_open_store(self) -> GraphStore | None:
@@ -101,16 +104,20 @@ class Services:
 
     # -- analyses ----------------------------------------------------------------------------
     def analyses(self) -> Any:
-        """The reasoning facade over the store (one per process; ``now`` refreshed per call)."""
-        from datetime import UTC, datetime
-
+        """The reasoning facade over the store. Its ``now`` is ``settings.now`` when set (demo,
+        replay), else the clock: then the facade is rebuilt once a minute so "now" stays current."""
         from reasoning.service import Analyses
 
         store = self.store()
         with self._lock:
-            if self._analyses is None or self._analyses.store is not store:
-                self._analyses = Analyses(store, max_results=self.settings.max_results)
-            self._analyses.now = datetime.now(UTC)
+            stale = self._analyses is None or self._analyses.store is not store or (
+                self.settings.now is None and time.monotonic() - self._analyses_at > 60)
+            if stale:
+                rules_dir = getattr(self.settings, "rules_dir", None)
+                self._analyses = Analyses(store, now=self.settings.now or datetime.now(UTC),
+                                          rules_dirs=[rules_dir] if rules_dir is not None else [],
+                                          max_results=self.settings.max_results)
+                self._analyses_at = time.monotonic()
             return self._analyses
 
     # -- copilot -----------------------------------------------------------------------------

@@ -143,7 +143,7 @@ async def risk(
     horizon_days: Annotated[float, Query(gt=0, le=366)] = 14,
     plant: Annotated[str | None, Query(max_length=200)] = None,
     as_of: AsOf = None,
-    now: Annotated[datetime | None, Query(description="reference 'now' (default: the server clock)")] = None,
+    now: Annotated[datetime | None, Query(description="reference 'now' (default: PLANTGRAPH_NOW or the clock)")] = None,
 ) -> AnalysisResponse[Any]:
     audit.kind = "analysis"
     audit.params = {"analysis": "risk", "horizon_days": horizon_days, "plant": plant}
@@ -153,10 +153,8 @@ async def risk(
     if plant is None and not principal.all_plants and len(principal.plants) == 1:
         plant = next(iter(principal.plants))
     a = services.analyses()
-    if now is not None:
-        a.now = now
-    return _run(store, principal, audit, lambda: a.risk(horizon_days=horizon_days, plant=plant, as_of=as_of),
-                RiskBoard)
+    return _run(store, principal, audit,
+                lambda: a.risk(horizon_days=horizon_days, plant=plant, as_of=as_of, now=now), RiskBoard)
 
 
 @router.post("/rootcause", response_model=AnalysisResponse[RootCauseResult],
