@@ -90,8 +90,10 @@ class _Board:
         self._nodes: dict[str, NodeRecord | None] = {}
         self._edges: dict[tuple[str, tuple[str, ...], Direction], list[EdgeRecord]] = {}
         self._by_class: dict[str, dict[str, list[EdgeRecord]]] = {}
-        self._stock: dict[str, list[_Stock]] = {}
-        self._orders: dict[str, list[_Supply]] = {}
+        self._stock: dict[tuple[str, str | None], list[_Stock]] = {}
+        self._orders: dict[tuple[str, str | None], list[_Supply]] = {}
+        self._demand: dict[tuple[str, str | None], float] = {}
+        self.plant: str | None = None  # the plant of the line being scored: pools are per plant
         self._makers: dict[str, list[tuple[EdgeRecord, EdgeRecord]]] = {}
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
@@ -163,16 +165,20 @@ class _Board:
             return kind, holds
         return None, []
 
+    def _here(self, node: NodeRecord) -> bool:
+        return self.plant is None or node.plant is None or node.plant == self.plant
+
     def stock(self, material: str) -> list[_Stock]:
-        """Released, unheld lots of the material with quantity left (quantity minus consumed,
-        allocated and shipped), by id. The list is a pool: lines draw from it."""
-        if material not in self._stock:
+        """Released, unheld lots of the material at the line's plant with quantity left (quantity
+        minus consumed, allocated and shipped), by id. The list is a pool: lines draw from it."""
+        key = (material, self.plant)
+        if key not in self._stock:
             edges = {e.src: e for e in self.of_material(material, "Lot")}
             lots = self.nodes(sorted(edges))
             pool: list[_Stock] = []
             for lid in sorted(lots):
                 lot = lots[lid]
-                if lot.props.get("status") != "released" or self.held(lot)[0] is not None:
+                if lot.props.get("status") != "released" or not self._here(lot) or self.held(lot)[0] is not None:
                     continue
                 used = 0.0
                 for e in self.store.neighbours(lid, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH,
@@ -181,19 +187,20 @@ class _Board:
                 free = _qty(lot.props.get("quantity")) - used
                 if free > 1e-9:
                     pool.append(_Stock(lot, free, edges[lid]))
-            self._stock[material] = pool
-        return self._stock[material]
+            self._stock[key] = pool
+        return self._stock[key]
 
     def orders(self, material: str) -> list[_Supply]:
         """Open production orders of the material, by planned end: a pool lines draw from."""
-        if material not in self._orders:
+        key = (material, self.plant)
+        if key not in self._orders:
             edges = {e.src: e for e in self.of_material(material, "ProductionOrder")}
             found = self.nodes(sorted(edges))
             pool = [_Supply(o, _qty(o.props.get("quantity")), edges[oid]) for oid, o in found.items()
-                    if o.props.get("status") in OPEN_ORDER]
+                    if o.props.get("status") in OPEN_ORDER and self._here(o)]
             pool.sort(key=lambda x: (prop_time(x.order, "planned_end") or self.now, x.order.id))
-            self._orders[material] = pool
-        return self._orders[material]
+            self._orders[key] = pool
+        return self._orders[key]
 
     def makers(self, material: str) -> list[tuple[EdgeRecord, EdgeRecord]]:
         """(order -FOR_MATERIAL-> material, order -SCHEDULED_ON-> line) for up to MAX_OPTIONS lines
@@ -344,6 +351,7 @@ class _Board:
     def line(self, sol: NodeRecord) -> RiskLine:
         due = prop_time(sol, "due_date")
         assert due is not None
+        self.plant = sol.plant
         causes: list[RiskCause] = []
         edges = self.store.neighbours(sol.id, ["HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL"],
                                       Direction.BOTH, self.as_of)
@@ -397,29 +405,31 @@ class _Board:
         planned_lines: set[str] = set()
         mat_steps = [edge_step(mat_edge, sol.id)] if mat_edge is not None else []
         if remaining > 1e-9 and material is not None:
-            for st in self.stock(material):
-                if remaining <= 1e-9:
-                    break
-                take = min(st.free, remaining)
-                st.free -= take
-                remaining -= take
-            self._stock[material] = [st for st in self.stock(material) if st.free > 1e-9]
-            for sup in self.orders(material):
-                if remaining <= 1e-9:
-                    break
-                pe = prop_time(sup.order, "planned_end")
-                if sup.left <= 1e-9 or (pe is not None and pe > due):
-                    continue
-                take = min(sup.left, remaining)
-                sup.left -= take
-                remaining -= take
-                planned_lines |= {e.dst for e in self.nbrs(sup.order.id, ("SCHEDULED_ON",), Direction.OUT)}
-                oc, o_expected = self.order_causes(sup, mat_steps, take)
-                causes.extend(oc)
-                if o_expected is None:
-                    expected = None
-                elif expected is not None:
-                    expected = max(expected, o_expected)
+            # netting, first come first served: this line needs the plant's stock and the open
+            # orders (by planned end, ending by its due date) up to the cumulative demand of the
+            # lines of this material due before it plus its own
+            key = (material, self.plant)
+            demand = self._demand.get(key, 0.0) + remaining
+            self._demand[key] = demand
+            need = demand - sum(st.free for st in self.stock(material))
+            remaining = 0.0
+            if need > 1e-9:
+                supplied = 0.0
+                for sup in self.orders(material):
+                    if supplied >= need - 1e-9:
+                        break
+                    pe = prop_time(sup.order, "planned_end")
+                    if pe is not None and pe > due:
+                        continue
+                    supplied += sup.left
+                    planned_lines |= {e.dst for e in self.nbrs(sup.order.id, ("SCHEDULED_ON",), Direction.OUT)}
+                    oc, o_expected = self.order_causes(sup, mat_steps, sup.left)
+                    causes.extend(oc)
+                    if o_expected is None:
+                        expected = None
+                    elif expected is not None:
+                        expected = max(expected, o_expected)
+                remaining = max(0.0, min(need - supplied, needed - covered))
             if remaining > 1e-9:
                 expected = None
                 causes.append(RiskCause(
