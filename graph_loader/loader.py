@@ -67,6 +67,8 @@ class LoadReport(BaseModel):
     edges_by_relation: dict[str, int]
     nodes_deleted: int = 0
     edges_deleted: int = 0
+    #: edge rows whose (src, rel, dst) appeared earlier in the same bundle (they update that edge)
+    repeated_edges: int = 0
     seconds: float
     entities_per_s: float
     relations_per_s: float
@@ -114,10 +116,20 @@ def _run(
             by_class[bf.name] = by_class.get(bf.name, 0) + len(records)
             if tx is not None and not errors and records:
                 tx.upsert_nodes(records)
+    repeated = 0
+    seen_rel, seen = "", set[int]()
     for bf in bundle.of_kind(FileKind.EDGES):
+        if bf.name != seen_rel:  # files are sorted by relation: one key set per relation at a time
+            seen_rel, seen = bf.name, set[int]()
         for ebatch in typed_batches(bf, errors, batch_size, advance):
             edges = gv.check_edges(ebatch.schema, ebatch.typed, ebatch.places)
             by_rel[bf.name] = by_rel.get(bf.name, 0) + len(edges)
+            for e in edges:  # a repeated (src, dst) is an update of the same edge: the later row wins
+                h = hash((e.src, e.dst))
+                if h in seen:
+                    repeated += 1
+                else:
+                    seen.add(h)
             if tx is not None and not errors and edges:
                 tx.upsert_edges(edges)
     gv.finish()
@@ -133,7 +145,8 @@ def _run(
         bundle=str(bundle.root), valid=True, written=tx is not None,
         nodes=n_nodes, edges=n_edges, nodes_by_class=dict(sorted(by_class.items())),
         edges_by_relation=dict(sorted(by_rel.items())),
-        nodes_deleted=len(deletions.nodes), edges_deleted=len(deletions.edges), seconds=seconds,
+        nodes_deleted=len(deletions.nodes), edges_deleted=len(deletions.edges), repeated_edges=repeated,
+        seconds=seconds,
         entities_per_s=n_nodes / seconds if seconds else 0.0,
         relations_per_s=n_edges / seconds if seconds else 0.0,
         manifest=bundle.manifest, errors=[],

@@ -199,6 +199,9 @@ def load_cmd(
             f"({report.relations_per_s:,.0f}/s) in {report.seconds:.2f} s; deleted {report.nodes_deleted} "
             f"nodes and {report.edges_deleted} edges"
         )
+        if report.repeated_edges:
+            typer.echo(f"note: {report.repeated_edges:,} relation rows repeated an earlier (src, rel, dst) of the "
+                       "bundle; each updated that edge (the later row won)")
         typer.echo(f"store {store_path(store)} now holds {totals.nodes:,} entities and {totals.edges:,} relations")
 
 

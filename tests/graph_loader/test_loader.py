@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ import pytest
 from graph_loader.errors import BundleValidationError
 from graph_loader.loader import load_bundle, load_records, validate_bundle, write_records
 from graph_loader.validation import Deletions, validate_records
-from ontology.models import ENTITY_CLASSES
+from ontology.models import ENTITY_CLASSES, RELATIONS
 from store.base import Direction, EdgeRecord, GraphStore, NodeRecord
 from store.factory import open_store
 from tests.graph_loader.bundles import EXAMPLE, copy_example, data_rows, write_bundle
@@ -33,6 +34,15 @@ def _expected_counts(root: Path) -> tuple[dict[str, int], dict[str, int]]:
         target = nodes if p.stem in ENTITY_CLASSES else edges
         target[p.stem] = target.get(p.stem, 0) + data_rows(p)
     return nodes, edges
+
+
+def _distinct_edge_keys(root: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for p in sorted(root.glob("*.csv")):
+        if p.stem in RELATIONS:
+            with p.open(encoding="utf-8", newline="") as f:
+                out[p.stem] = len({(r[0], r[1]) for r in list(csv.reader(f))[1:] if r})
+    return out
 
 
 def _snapshot(store: GraphStore) -> tuple[dict[str, NodeRecord], dict[tuple[str, str, str], EdgeRecord]]:
@@ -153,6 +163,17 @@ def test_edge_properties_update_by_key(tmp_path: Path, store: GraphStore) -> Non
     assert store.counts().edges_by_relation["CONSUMED"] == 1
 
 
+def test_a_repeated_edge_key_in_one_bundle_is_an_update(tmp_path: Path, store: GraphStore) -> None:
+    load_bundle(store, EXAMPLE)
+    report = load_bundle(store, write_bundle(tmp_path / "b", {
+        "CONSUMED.csv": "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,900,kg\n",
+        "CONSUMED.jsonl": '{"src": "WO-1001", "dst": "LOT-SUG-0001", "quantity": 950, "unit": "kg"}\n',
+    }))
+    assert report.repeated_edges == 1
+    (edge,) = store.neighbours("WO-1001", ["CONSUMED"])
+    assert edge.props["quantity"] == 950.0  # the later row (CSV is read before JSONL) won
+
+
 def test_progress_reaches_the_bundle_size(store: GraphStore) -> None:
     seen: list[tuple[int, int]] = []
     load_bundle(store, EXAMPLE, progress=lambda done, total: seen.append((done, total)))
@@ -212,3 +233,22 @@ def test_write_records_applies_deletions(store: GraphStore) -> None:
 def test_validate_bundle_does_not_write(store: GraphStore) -> None:
     assert validate_bundle(EXAMPLE, store).valid
     assert store.counts().nodes == 0
+
+
+@pytest.mark.slow
+def test_a_generated_small_plant_loads_with_matching_counts(tmp_path: Path, store: GraphStore) -> None:
+    from graph_loader.generator import generate, named_spec
+
+    bundle = tmp_path / "plant"
+    generate(named_spec("small"), 7, bundle)
+    want_nodes, want_edges = _expected_counts(bundle)
+    report = load_bundle(store, bundle)
+    counts = store.counts()
+    assert counts.nodes_by_class == want_nodes == report.nodes_by_class
+    assert report.edges_by_relation == want_edges  # rows read
+    # in the store, a (src, rel, dst) repeated in the bundle is one edge (the later row updated it)
+    assert counts.edges_by_relation == _distinct_edge_keys(bundle)
+    assert report.repeated_edges == sum(want_edges.values()) - counts.edges
+    # loading it again is idempotent at this size too
+    load_bundle(store, bundle)
+    assert store.counts() == counts
