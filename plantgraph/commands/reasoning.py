@@ -34,7 +34,8 @@ AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="Query the graph as
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result model as JSON.")]
 RulesOpt = Annotated[list[Path] | None, typer.Option("--rules-dir", help="Extra folder of rule files.")]
 PreciseOpt = Annotated[bool, typer.Option("--lot-precise", help="Follow DERIVED_FROM links where recorded.")]
-NowOpt = Annotated[str | None, typer.Option("--now", help="The plant's current time (default: wall clock).")]
+NowOpt = Annotated[str | None, typer.Option(
+    "--now", help="The plant's current time (default: PLANTGRAPH_NOW, else the clock).")]
 DepthOpt = Annotated[int, typer.Option("--max-depth", min=1, help="Bound of variable-length genealogy.")]
 ResultsOpt = Annotated[int, typer.Option("--max-results", min=1, help="Most results per rule variable.")]
 
@@ -90,7 +91,7 @@ def _analyses(store_path: Path | None, now: datetime | None = None, rules_dir: l
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     try:
-        yield Analyses(store, now=now, rules_dirs=_rules_dirs(rules_dir), max_depth=max_depth,
+        yield Analyses(store, now=now or get_settings().now, rules_dirs=_rules_dirs(rules_dir), max_depth=max_depth,
                        max_results=max_results)
     finally:
         store.close()
