@@ -460,7 +460,7 @@ class B2MMLImporter:
             if prev is not None:
                 rel = V.HIERARCHY_REL.get((prev[1], cls))
                 if rel is not None:
-                    self.batch.add_edge(prev[0], rel, eid, self._origin(node))
+                    self._edge(prev[0], rel, eid, self._origin(node))
             prev = (eid, cls)
         return site, prev
 
@@ -501,6 +501,13 @@ class B2MMLImporter:
         props["valid_to"] = self._dt(r, "EffectiveEndDate")
         if self._ctx.sender:
             props["source_system"] = self._ctx.sender
+
+    def _edge(self, src: str, rel: str, dst: str, origin: Origin, props: dict[str, Any] | None = None) -> None:
+        """An edge, attributed to the message's sender when it names one."""
+        p = dict(props or {})
+        if self._ctx.sender:
+            p.setdefault("source_system", self._ctx.sender)
+        self.batch.add_edge(src, rel, dst, origin, props=p)
 
     def _need_id(self, r: R, what: str) -> str | None:
         i = r.text("ID")
@@ -547,7 +554,7 @@ class B2MMLImporter:
                 self.unmapped.add(self._origin(r), f"a {cls} cannot sit directly under a {parent[1]} "
                                                    f"({parent[0]!r}) in the ontology hierarchy")
             else:
-                self.batch.add_edge(parent[0], rel, eid, self._origin(r))
+                self._edge(parent[0], rel, eid, self._origin(r))
         for child in r.kids("EquipmentChild", "Equipment"):
             self._u_Equipment(child, (eid, cls), plant)
 
@@ -601,7 +608,7 @@ class B2MMLImporter:
         props["plant"] = site
         self.batch.add_node("Material", mid, self._origin(r), props=props, defaults=defaults)
         for lot_id in r.texts("MaterialLotID"):
-            self.batch.add_edge(lot_id, "FOR_MATERIAL", mid, self._origin(r))
+            self._edge(lot_id, "FOR_MATERIAL", mid, self._origin(r))
         for lot in r.kids("MaterialLot"):
             self._u_MaterialLot(lot, material=mid)
 
@@ -630,11 +637,11 @@ class B2MMLImporter:
         origin = self._origin(r)
         self.batch.add_node("Lot", lid, origin, props=props, explicit=explicit)
         if material:
-            self.batch.add_edge(lid, "FOR_MATERIAL", material, origin)
+            self._edge(lid, "FOR_MATERIAL", material, origin)
         parent_lot = parent_lot or (r.text("MaterialLotID") if parent_lot is None and _local(r.el) ==
                                     "MaterialSubLot" else None)
         if parent_lot:
-            self.batch.add_edge(lid, "DERIVED_FROM", parent_lot, origin,
+            self._edge(lid, "DERIVED_FROM", parent_lot, origin,
                                 props={"quantity": qty, "unit": unit})
             if qty is None:
                 self._assembly.append((lid, parent_lot, origin))
@@ -643,14 +650,14 @@ class B2MMLImporter:
             if sid is not None:
                 self._sublots.append((sid, lid, self._origin(sub)))
         for comp in r.texts("AssemblyLotID", "AssemblySubLotID"):
-            self.batch.add_edge(lid, "DERIVED_FROM", comp, origin)
+            self._edge(lid, "DERIVED_FROM", comp, origin)
             self._assembly.append((lid, comp, origin))
         for comp_r in r.kids("AssemblyLot", "AssemblySubLot"):
             has_qty = comp_r.kid("Quantity") is not None
             cid = self._u_MaterialLot(comp_r, explicit=has_qty and comp_r.kid("MaterialDefinitionID") is not None)
             if cid is not None:
                 cq, cu = self._quantity(comp_r)
-                self.batch.add_edge(lid, "DERIVED_FROM", cid, self._origin(comp_r),
+                self._edge(lid, "DERIVED_FROM", cid, self._origin(comp_r),
                                     props={"quantity": cq, "unit": cu})
                 if cq is None:
                     self._assembly.append((lid, cid, self._origin(comp_r)))
@@ -685,7 +692,7 @@ class B2MMLImporter:
         props["plant"] = site
         self.batch.add_node("Person", pid, self._origin(r), props=props, defaults=defaults)
         if site:
-            self.batch.add_edge(pid, "WORKS_AT", site, self._origin(r))
+            self._edge(pid, "WORKS_AT", site, self._origin(r))
 
     def _u_PersonnelClass(self, r: R) -> None:
         cid = self._need_id(r, "PersonnelClass")
@@ -746,6 +753,7 @@ class B2MMLImporter:
         segs = self._segments(r, "SegmentRequirement")
         starts = [t for s in segs if (t := self._dt(s, "EarliestStartTime"))]
         ends = [t for s in segs if (t := self._dt(s, "LatestEndTime"))]
+        props["valid_from"] = props.get("valid_from") or self._dt(cr, "PublishedDate")
         props["planned_start"] = self._dt(r, "StartTime") or _first(starts) or self._dt(cr, "StartTime")
         props["planned_end"] = self._dt(r, "EndTime") or _last(ends) or self._dt(cr, "EndTime", "Endtime")
         state = r.text("RequestState")
@@ -806,7 +814,7 @@ class B2MMLImporter:
             self._equip_refs.append(_EquipRef(oid, deepest[0], origin, actual=False))
         self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
         if material:
-            self.batch.add_edge(oid, "FOR_MATERIAL", material, origin)
+            self._edge(oid, "FOR_MATERIAL", material, origin)
         for resp in r.kids("SegmentResponse"):
             self._actuals(oid, [resp, *self._segments(resp, "SegmentResponse")], origin)
 
@@ -874,23 +882,23 @@ class B2MMLImporter:
                     produced_qty += q or 0.0
                     unit = unit or u
                     if mat:
-                        self.batch.add_edge(oid, "FOR_MATERIAL", mat, mo)
+                        self._edge(oid, "FOR_MATERIAL", mat, mo)
                 rel = "PRODUCED" if use == "produced" else "CONSUMED"
                 for lot in lots:
                     self.batch.add_node("Lot", lot, mo, explicit=False, defaults={
                         "quantity": q, "unit": u,
-                        "produced_at": s_end if use == "produced" else None,
+                        "__produced_at": s_end if use == "produced" else None,
                     })
                     if mat:
-                        self.batch.add_edge(lot, "FOR_MATERIAL", mat, mo)
-                    self.batch.add_edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
+                        self._edge(lot, "FOR_MATERIAL", mat, mo)
+                    self._edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
             for eq in s.kids("EquipmentActual"):
                 for eid in eq.texts("EquipmentID"):
                     self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), True, s_start, s_end))
                 eq.kids("ID", "Description", "EquipmentLevel", "EquipmentUse")
             for pa in s.kids("PersonnelActual"):
                 for pid in pa.texts("PersonID"):
-                    self.batch.add_edge(oid, "OPERATED_BY", pid, self._origin(pa))
+                    self._edge(oid, "OPERATED_BY", pid, self._origin(pa))
                 pa.kids("ID", "Description", "PersonnelUse")
         return produced_qty, unit
 
@@ -958,6 +966,11 @@ class B2MMLImporter:
             if q is not None:
                 e.defaults.setdefault("quantity", q)
                 self.notes.add(origin, "assembly link without quantity: the whole component lot's quantity used")
+        # a lot only known from a production response was made when its segment ended
+        for d in b.nodes.values():
+            made = d.defaults.pop("__produced_at", None)
+            if made is not None and not d.explicit:
+                d.defaults.setdefault("produced_at", made)
         # sub lots are of their lot's material
         material_of: dict[str, str] = {}
         for (src, rel, dst) in b.edges:

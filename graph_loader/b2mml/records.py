@@ -170,7 +170,11 @@ class ImportBatch:
             # two explicit definitions disagree: keep the first, validation reports the clash
             draft.defaults.setdefault("__class_clash__", (cls, origin))
             return draft
-        draft.props.update(clean)
+        if explicit:
+            draft.props.update(clean)
+        else:  # an implicit mention only fills what nothing else says
+            for k, v in clean.items():
+                draft.defaults.setdefault(k, v)
         for k, v in (defaults or {}).items():
             if v is not None:
                 draft.defaults.setdefault(k, v)

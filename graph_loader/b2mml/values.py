@@ -150,7 +150,8 @@ def lot_status(text: str) -> str:
 
 
 _ORDER_STATUS = {
-    "forecast": "planned", "planned": "planned", "waitingforapproval": "planned", "ready": "released",
+    "forecast": "planned", "planned": "planned", "waitingforapproval": "planned", "waiting": "planned",
+    "ready": "released", "suspended": "running",
     "released": "released", "running": "running", "inprocess": "running", "started": "running",
     "active": "running", "held": "running", "paused": "running",
     "completed": "completed", "complete": "completed", "closed": "completed", "finished": "completed",

@@ -256,14 +256,14 @@ def export_b2mml_cmd(
             raise _Fail(f"unknown noun(s) {', '.join(bad)}; expected one of {', '.join(NOUNS)}")
         gs = _open(store)
         try:
-            results = []
+            results: list[ExportSummary] = []
             for n in noun:
                 try:
-                    r = export_store(gs, n, out, version=version)
+                    res = export_store(gs, n, out, version=version)
                 except ExportError as exc:
                     raise _Fail(str(exc)) from None
-                results.append(ExportSummary(noun=n, version=version, out=str(out), files=r.files,
-                                             messages=r.messages, entities=r.entities))
+                results.append(ExportSummary(noun=n, version=version, out=str(out), files=res.files,
+                                             messages=res.messages, entities=res.entities))
         finally:
             gs.close()
         if as_json:
