@@ -22,6 +22,7 @@ Layout (``<path>/graph.sqlite``):
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
@@ -32,6 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
+
+from store import adjacency
 from store.base import (
     Direction,
     EdgeRecord,
@@ -49,8 +53,10 @@ from store.base import (
     WriteTransaction,
 )
 
+_log = logging.getLogger(__name__)
+
 DB_FILE = "graph.sqlite"
-SCHEMA_VERSION = "2"
+SCHEMA_VERSION = "3"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _CLASS_CHANGE = "plantgraph:class-change"
@@ -62,7 +68,7 @@ _CHUNK = 20_000
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS nodes(
-    nid INTEGER PRIMARY KEY,
+    nid INTEGER PRIMARY KEY AUTOINCREMENT,
     id TEXT NOT NULL UNIQUE,
     cls TEXT NOT NULL,
     name TEXT,
@@ -79,7 +85,7 @@ CREATE TRIGGER IF NOT EXISTS nodes_class_guard BEFORE UPDATE OF cls ON nodes
     WHEN OLD.cls IS NOT NEW.cls BEGIN SELECT RAISE(ABORT, '{_CLASS_CHANGE}');
 END;
 CREATE TABLE IF NOT EXISTS edges(
-    eid INTEGER PRIMARY KEY,
+    eid INTEGER PRIMARY KEY AUTOINCREMENT,
     src INTEGER NOT NULL,
     rel TEXT NOT NULL,
     dst INTEGER NOT NULL,
@@ -92,6 +98,8 @@ CREATE TABLE IF NOT EXISTS edges(
 );
 CREATE UNIQUE INDEX IF NOT EXISTS edges_out ON edges(src, rel, dst);
 CREATE INDEX IF NOT EXISTS edges_in ON edges(dst, rel, src);
+CREATE TABLE IF NOT EXISTS edge_tombstones(gen INTEGER NOT NULL, eid INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS edge_tombstones_gen ON edge_tombstones(gen);
 CREATE TABLE IF NOT EXISTS node_counts(cls TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS edge_counts(rel TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '{SCHEMA_VERSION}');
@@ -247,8 +255,9 @@ class _EmbeddedTransaction(WriteTransaction):
     than a counting trigger per row.
     """
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, generation: int) -> None:
         self._conn = conn
+        self.generation = generation  # the generation this transaction commits as
         self._report = WriteReport()
         self.failure: StoreError | None = None
         self.node_delta: Counter[str] = Counter()
@@ -365,6 +374,10 @@ class _EmbeddedTransaction(WriteTransaction):
             gone_nodes = dict(conn.execute(
                 "SELECT cls, count(*) FROM nodes WHERE id IN (SELECT value FROM json_each(:ids)) GROUP BY cls", arg
             ))
+            conn.execute(
+                f"INSERT INTO edge_tombstones(gen, eid) SELECT :gen, eid FROM edges WHERE {touching}",
+                {**arg, "gen": self.generation},
+            )
             conn.execute(f"DELETE FROM edges WHERE {touching}", arg)
             conn.execute("DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))", arg)
             self.edge_delta.subtract(gone_edges)
@@ -385,6 +398,9 @@ class _EmbeddedTransaction(WriteTransaction):
                 for eid, rel in conn.execute(_EDGE_BY_KEY, (s, r, d))
             ]
             conn.executemany("DELETE FROM edges WHERE eid = ?", [(e,) for e, _ in eids])
+            conn.executemany(
+                "INSERT INTO edge_tombstones(gen, eid) VALUES (?, ?)", [(self.generation, e) for e, _ in eids]
+            )
             self.edge_delta.subtract(Counter(rel for _, rel in eids))
             self._report.edges_deleted += len(eids)
         self._report.seconds += time.perf_counter() - t0
@@ -425,6 +441,8 @@ class EmbeddedStore(GraphStore):
         self._all_conns: list[sqlite3.Connection] = []
         self._conns_lock = threading.Lock()
         self._write_lock = threading.Lock()
+        self._adj: adjacency.Adjacency | None = None
+        self._adj_lock = threading.Lock()
         self._writer = self._connect()
         try:
             self._init_schema()
@@ -523,14 +541,15 @@ class EmbeddedStore(GraphStore):
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
                 raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
-            tx = _EmbeddedTransaction(conn)
+            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+            tx = _EmbeddedTransaction(conn, gen + 1)
             self._local.tx = tx
             try:
                 yield tx
                 if tx.failure is not None:
                     raise tx.failure
                 tx.write_counts()
-                conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = 'generation'")
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(tx.generation),))
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -599,7 +618,184 @@ class EmbeddedStore(GraphStore):
                 out[edge.key] = edge
         return [out[k] for k in sorted(out)]
 
+    # -- topology index -------------------------------------------------------------------------
+    def build_index(self) -> dict[str, Any]:
+        """Bring the in-memory topology index up to date now (and persist it), instead of on the
+        first traversal; loaders call this after a large load. Returns its size figures."""
+        return adjacency.stats(self._index(self._read(), force_save=True))
+
+    def _index(self, conn: sqlite3.Connection, force_save: bool = False) -> adjacency.Adjacency:
+        adj = self._adj
+        if adj is not None and not force_save:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+            if int(row[0]) == adj.generation:
+                return adj
+        cache = self.path / adjacency.CACHE_FILE
+        with self._adj_lock:
+            adj = self._adj
+            save = force_save
+            if adj is None and cache.exists():
+                try:
+                    adj = adjacency.Adjacency.load(cache)
+                except (OSError, ValueError, KeyError, EOFError) as exc:
+                    _log.warning("%s: unreadable adjacency cache (%s); rebuilding it", cache, exc)
+                    adj = None
+            if adj is not None:
+                fresh = adjacency.refresh(adj, conn)
+                if fresh is None:
+                    _log.warning("%s: adjacency cache is newer than the database; rebuilding it", cache)
+                adj = fresh
+            if adj is None:
+                adj = adjacency.build(conn)
+                save = True
+            elif len(adj.ov_eid) > adjacency.MERGE_AT:
+                adj = adj.merged()
+                save = True
+            if save:
+                try:
+                    adj = adj.merged()
+                    adj.save(cache)
+                except OSError as exc:  # a read-only store still works, just slower to open
+                    _log.warning("%s: cannot write the adjacency cache (%s)", cache, exc)
+            self._adj = adj
+            return adj
+
     def traverse(
+        self,
+        starts: Sequence[str],
+        steps: Sequence[TraversalStep],
+        max_depth: int,
+        as_of: datetime | None = None,
+        max_nodes: int = 100_000,
+        through_classes: frozenset[str] | None = None,
+    ) -> Traversal:
+        """Breadth-first traversal on the in-memory topology index (see :mod:`store.adjacency`).
+
+        A node first seen at depth d+1 takes as parent edge the smallest key ``(src, rel, dst)``
+        among the edges reaching it from depth d, so the tree does not depend on scan order.
+        Starts are always expanded; ``through_classes`` applies to the nodes reached. When a
+        level would exceed ``max_nodes`` its nodes are admitted in parent-edge-key order.
+        ``truncated_reason`` is ``"max_depth"`` when nodes at ``max_depth`` still have edges to
+        unreached nodes, ``"max_nodes"`` when the node cap cut a level short. Inside a write
+        transaction (which sees its own uncommitted rows) the same walk runs in SQL instead.
+        """
+        if max_depth < 0:
+            raise StoreError(f"max_depth must be >= 0, got {max_depth}")
+        if max_nodes < 1:
+            raise StoreError(f"max_nodes must be >= 1, got {max_nodes}")
+        if getattr(self._local, "tx", None) is not None:
+            return self._traverse_sql(starts, steps, max_depth, as_of, max_nodes, through_classes)
+        conn = self._read()
+        t = _as_of(as_of)
+        adj = self._index(conn)
+        out_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.OUT, Direction.BOTH)})
+        in_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.IN, Direction.BOTH)})
+        node_valid = "" if t is None else f" AND {_NODE_VALID}"
+        start_ids = list(dict.fromkeys(starts))
+        start_rows = dict(_rows_by_ids(
+            conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}",
+            start_ids, t=t,
+        ))
+        if any(nid >= adj.size for nid in start_rows.values()):  # committed after the index was read
+            return self._traverse_sql(starts, steps, max_depth, as_of, max_nodes, through_classes)
+
+        hops: dict[str, Hop] = {}
+        ids: dict[int, str] = {}
+        seen = np.zeros(adj.size, dtype=bool)
+        frontier: list[int] = []
+        reason: str | None = None
+        for sid in start_ids:
+            if sid not in start_rows:
+                continue
+            if len(hops) >= max_nodes:
+                reason = "max_nodes"
+                break
+            nid = start_rows[sid]
+            hops[sid] = Hop(node=sid, depth=0, parent=None, edge=None)
+            ids[nid] = sid
+            seen[nid] = True
+            frontier.append(nid)
+
+        tree: list[tuple[str, int, str, tuple[str, str, str]]] = []
+        eids: list[int] = []
+        depth = 0
+        while frontier and reason is None:
+            candidates = self._expand_index(conn, adj, frontier, out_rels, in_rels, t, seen, ids)
+            if not candidates:
+                break
+            if depth >= max_depth:
+                reason = "max_depth"
+                break
+            depth += 1
+            best: dict[int, _Candidate] = {}
+            for cand in candidates:
+                cur = best.get(cand[1])
+                if cur is None or cand[0] < cur[0]:
+                    best[cand[1]] = cand
+            frontier = []
+            for key, other, other_id, other_cls, parent, eid in sorted(best.values()):
+                if len(ids) >= max_nodes:
+                    reason = "max_nodes"
+                    break
+                ids[other] = other_id
+                seen[other] = True
+                tree.append((other_id, depth, parent, key))
+                eids.append(eid)
+                if through_classes is None or other_cls in through_classes:
+                    frontier.append(other)
+        if tree:
+            sql = (
+                "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
+                "WHERE eid IN (SELECT value FROM json_each(:ids))"
+            )
+            payload = {r[0]: r[1:] for r in _rows_by_ids(conn, sql, eids)}
+            for (node_id, d, parent, key), eid in zip(tree, eids, strict=True):
+                row = payload.get(eid)
+                if row is None:  # deleted by a commit that landed during this walk
+                    return self._traverse_sql(starts, steps, max_depth, as_of, max_nodes, through_classes)
+                hops[node_id] = Hop(node=node_id, depth=d, parent=parent, edge=_edge_from(*key, row))
+        return Traversal(hops=hops, truncated=reason is not None, truncated_reason=reason)
+
+    def _expand_index(
+        self,
+        conn: sqlite3.Connection,
+        adj: adjacency.Adjacency,
+        frontier: Sequence[int],
+        out_rels: Sequence[str],
+        in_rels: Sequence[str],
+        t: int | None,
+        seen: np.ndarray[Any, np.dtype[np.bool_]],
+        ids: Mapping[int, str],
+    ) -> list[_Candidate]:
+        parts = adj.expand(np.array(frontier, dtype=np.int64), out_rels, in_rels, seen)
+        if not parts:
+            return []
+        valid_edges: set[int] | None = None
+        valid_nodes: set[int] | None = None
+        if t is not None:
+            all_eids = np.concatenate([p[3] for p in parts]).tolist()
+            valid_edges = {r[0] for r in _rows_by_ids(
+                conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
+                all_eids, t=t,
+            )}
+            others = set(np.concatenate([p[1] for p in parts]).tolist())
+            valid_nodes = {r[0] for r in _rows_by_ids(
+                conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
+                others, t=t,
+            )}
+        out: list[_Candidate] = []
+        names = adj.rel_names
+        for here, there, rel, eid, outgoing in parts:
+            for h, o, r, e in zip(here.tolist(), there.tolist(), rel.tolist(), eid.tolist(), strict=True):
+                if valid_edges is not None and (e not in valid_edges or o not in (valid_nodes or ())):
+                    continue
+                hid = ids[h]
+                oid = adj.node_id(o)
+                key = (hid, names[r], oid) if outgoing else (oid, names[r], hid)
+                out.append((key, o, oid, adj.node_cls(o), hid, e))
+        return out
+
+    def _traverse_sql(
         self,
         starts: Sequence[str],
         steps: Sequence[TraversalStep],

@@ -1,0 +1,366 @@
+"""The embedded store's in-memory topology index: CSR arrays over integer node ids.
+
+SQLite stays the record; this index only answers "which edges leave / enter these nodes" for
+traversals, in numpy, without a query per level. It holds no properties and no validity
+times (those are read from SQLite for the few rows a traversal returns), only what never
+changes for a stored row: an edge's endpoints, relation and rowid, a node's id and class.
+That makes it cheap to keep current:
+
+- rowids only grow (AUTOINCREMENT), so rows added since the index was built are
+  ``eid > edge_mark`` / ``nid > node_mark``; they go to a small overlay;
+- deleted edges are logged in ``edge_tombstones`` with the generation that deleted them;
+- the index is stamped with the store generation it reflects, and persisted as
+  ``adjacency.npz`` (written atomically) so a restarted process maps it instead of reading
+  every edge. A stale or unreadable file is rebuilt from SQLite; a file older than the
+  database is brought forward with the deltas above.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+CACHE_FILE = "adjacency.npz"
+CACHE_VERSION = 1
+#: Overlay size (edges) above which the overlay is merged into new CSR arrays.
+MERGE_AT = 200_000
+_FETCH = 200_000
+
+I64 = NDArray[np.int64]
+
+
+@dataclass(slots=True)
+class Csr:
+    """Edges grouped by one endpoint: for node ``v``, ``nbr[ptr[v]:ptr[v+1]]``."""
+
+    ptr: I64
+    nbr: I64
+    rel: NDArray[np.int16]
+    eid: I64
+
+    @staticmethod
+    def build(here: I64, there: I64, rel: NDArray[np.int16], eid: I64, n: int) -> Csr:
+        order = np.argsort(here, kind="stable")
+        ptr = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.bincount(here, minlength=n), out=ptr[1:])
+        return Csr(ptr=ptr, nbr=there[order], rel=rel[order], eid=eid[order])
+
+    def gather(self, frontier: I64) -> tuple[I64, I64, NDArray[np.int16], I64]:
+        """All (here, there, rel, eid) rows of the frontier nodes, vectorised."""
+        inside = frontier[frontier < len(self.ptr) - 1]
+        starts = self.ptr[inside]
+        lens = self.ptr[inside + 1] - starts
+        total = int(lens.sum())
+        if total == 0:
+            e = np.empty(0, dtype=np.int64)
+            return e, e, np.empty(0, dtype=np.int16), e
+        first = np.cumsum(lens) - lens
+        pos = np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64)
+        return np.repeat(inside, lens), self.nbr[pos], self.rel[pos], self.eid[pos]
+
+
+@dataclass(slots=True)
+class Adjacency:
+    """One immutable snapshot of the topology at ``generation`` (replaced, never mutated)."""
+
+    generation: int
+    edge_mark: int
+    node_mark: int
+    rel_names: list[str]
+    out: Csr
+    inc: Csr
+    # overlay: edges with eid > the CSR's own mark, added since the CSR was built
+    ov_src: I64
+    ov_dst: I64
+    ov_rel: NDArray[np.int16]
+    ov_eid: I64
+    dead: NDArray[np.bool_]  # by eid
+    cls_code: NDArray[np.int16]  # by nid; -1 where no node
+    cls_names: list[str]
+    ids_blob: bytes
+    ids_off: I64  # by nid: ids_blob[ids_off[nid]:ids_off[nid + 1]]
+    extra_ids: dict[int, str] = field(default_factory=dict)  # nodes newer than the blob
+
+    # -- lookups ----------------------------------------------------------------------------
+    def node_id(self, nid: int) -> str:
+        got = self.extra_ids.get(nid)
+        if got is not None:
+            return got
+        return self.ids_blob[int(self.ids_off[nid]) : int(self.ids_off[nid + 1])].decode("utf-8")
+
+    def node_cls(self, nid: int) -> str:
+        code = int(self.cls_code[nid]) if nid < len(self.cls_code) else -1
+        return self.cls_names[code] if code >= 0 else ""
+
+    @property
+    def size(self) -> int:
+        return len(self.cls_code)
+
+    def rel_mask(self, rels: Sequence[str]) -> NDArray[np.bool_]:
+        mask = np.zeros(len(self.rel_names) + 1, dtype=bool)
+        index = {r: i for i, r in enumerate(self.rel_names)}
+        for r in rels:
+            if r in index:
+                mask[index[r]] = True
+        return mask
+
+    def expand(
+        self, frontier: I64, out_rels: Sequence[str], in_rels: Sequence[str], seen: NDArray[np.bool_]
+    ) -> list[tuple[I64, I64, NDArray[np.int16], I64, bool]]:
+        """Edges of allowed relations from the frontier to unseen nodes, per direction:
+        (here, there, rel code, eid, outgoing)."""
+        out: list[tuple[I64, I64, NDArray[np.int16], I64, bool]] = []
+        for rels, csr, ov_here, ov_there, outgoing in (
+            (out_rels, self.out, self.ov_src, self.ov_dst, True),
+            (in_rels, self.inc, self.ov_dst, self.ov_src, False),
+        ):
+            if not rels:
+                continue
+            mask = self.rel_mask(rels)
+            here, there, rel, eid = csr.gather(frontier)
+            if len(ov_here):
+                pick = np.isin(ov_here, frontier)
+                if pick.any():
+                    here = np.concatenate([here, ov_here[pick]])
+                    there = np.concatenate([there, ov_there[pick]])
+                    rel = np.concatenate([rel, self.ov_rel[pick]])
+                    eid = np.concatenate([eid, self.ov_eid[pick]])
+            keep = mask[rel] & ~seen[there] & ~self.dead[eid]
+            if keep.any():
+                out.append((here[keep], there[keep], rel[keep], eid[keep], outgoing))
+        return out
+
+    # -- persistence ------------------------------------------------------------------------
+    def save(self, path: Path) -> None:
+        """Write atomically (temp file + rename) with the overlay merged in."""
+        merged = self.merged()
+        tmp = path.with_name(path.name + f".tmp{os.getpid()}")
+        with open(tmp, "wb") as fh:
+            np.savez(
+                fh,
+                stamp=np.array([CACHE_VERSION, merged.generation, merged.edge_mark, merged.node_mark]),
+                rel_names=np.array(merged.rel_names, dtype=object).astype(str),
+                cls_names=np.array(merged.cls_names, dtype=object).astype(str),
+                out_ptr=merged.out.ptr, out_nbr=merged.out.nbr, out_rel=merged.out.rel, out_eid=merged.out.eid,
+                in_ptr=merged.inc.ptr, in_nbr=merged.inc.nbr, in_rel=merged.inc.rel, in_eid=merged.inc.eid,
+                dead=merged.dead, cls_code=merged.cls_code,
+                ids_blob=np.frombuffer(merged.ids_blob, dtype=np.uint8), ids_off=merged.ids_off,
+            )
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+
+    @staticmethod
+    def load(path: Path) -> Adjacency:
+        """Read a cache file; raises ValueError (or OSError) when it is unusable."""
+        with np.load(path, allow_pickle=False) as z:
+            stamp = z["stamp"]
+            if int(stamp[0]) != CACHE_VERSION:
+                raise ValueError(f"cache version {int(stamp[0])}")
+            out = Csr(z["out_ptr"], z["out_nbr"], z["out_rel"], z["out_eid"])
+            inc = Csr(z["in_ptr"], z["in_nbr"], z["in_rel"], z["in_eid"])
+            cls_code = z["cls_code"]
+            ids_off = z["ids_off"]
+            if not (len(out.ptr) == len(inc.ptr) == len(cls_code) + 1 == len(ids_off)):
+                raise ValueError("inconsistent array sizes")
+            empty = np.empty(0, dtype=np.int64)
+            return Adjacency(
+                generation=int(stamp[1]), edge_mark=int(stamp[2]), node_mark=int(stamp[3]),
+                rel_names=[str(x) for x in z["rel_names"]], out=out, inc=inc,
+                ov_src=empty, ov_dst=empty, ov_rel=np.empty(0, dtype=np.int16), ov_eid=empty,
+                dead=z["dead"], cls_code=cls_code, cls_names=[str(x) for x in z["cls_names"]],
+                ids_blob=z["ids_blob"].tobytes(), ids_off=ids_off,
+            )
+
+    def merged(self) -> Adjacency:
+        """The same snapshot with the overlay folded into the CSR arrays and new ids in the blob."""
+        if not len(self.ov_eid) and not self.extra_ids:
+            return self
+        n = self.size
+        src_all = np.concatenate([_csr_here(self.out), self.ov_src])
+        dst_all = np.concatenate([self.out.nbr, self.ov_dst])
+        rel_all = np.concatenate([self.out.rel, self.ov_rel])
+        eid_all = np.concatenate([self.out.eid, self.ov_eid])
+        alive = ~self.dead[eid_all]
+        src_all, dst_all, rel_all, eid_all = src_all[alive], dst_all[alive], rel_all[alive], eid_all[alive]
+        blob, off = self.ids_blob, self.ids_off
+        if self.extra_ids:
+            parts = [blob]
+            lens = np.zeros(n - (len(off) - 1), dtype=np.int64)
+            base = len(off) - 1
+            for nid in range(base, n):
+                b = self.extra_ids.get(nid, "").encode("utf-8")
+                parts.append(b)
+                lens[nid - base] = len(b)
+            blob = b"".join(parts)
+            off = np.concatenate([off, off[-1] + np.cumsum(lens)])
+        return Adjacency(
+            generation=self.generation, edge_mark=self.edge_mark, node_mark=self.node_mark,
+            rel_names=self.rel_names,
+            out=Csr.build(src_all, dst_all, rel_all, eid_all, n),
+            inc=Csr.build(dst_all, src_all, rel_all, eid_all, n),
+            ov_src=np.empty(0, dtype=np.int64), ov_dst=np.empty(0, dtype=np.int64),
+            ov_rel=np.empty(0, dtype=np.int16), ov_eid=np.empty(0, dtype=np.int64),
+            dead=self.dead, cls_code=self.cls_code, cls_names=self.cls_names, ids_blob=blob, ids_off=off,
+        )
+
+
+def _csr_here(csr: Csr) -> I64:
+    return np.repeat(np.arange(len(csr.ptr) - 1, dtype=np.int64), np.diff(csr.ptr))
+
+
+# -- building and refreshing from SQLite ---------------------------------------------------------
+
+
+def _codes(names: list[str], values: Sequence[str]) -> NDArray[np.int16]:
+    index = {r: i for i, r in enumerate(names)}
+    out = np.empty(len(values), dtype=np.int16)
+    for i, v in enumerate(values):
+        code = index.get(v)
+        if code is None:
+            code = index[v] = len(names)
+            names.append(v)
+        out[i] = code
+    return out
+
+
+def _read_edges(
+    conn: sqlite3.Connection, after: int, rel_names: list[str]
+) -> tuple[I64, I64, I64, NDArray[np.int16]]:
+    """(eid, src, dst, rel code) of the edges with ``eid > after``."""
+    cur = conn.execute("SELECT eid, src, dst, rel FROM edges WHERE eid > ?", (after,))
+    eids: list[I64] = []
+    srcs: list[I64] = []
+    dsts: list[I64] = []
+    rels: list[NDArray[np.int16]] = []
+    while rows := cur.fetchmany(_FETCH):
+        e, s, d, r = zip(*rows, strict=True)
+        eids.append(np.array(e, dtype=np.int64))
+        srcs.append(np.array(s, dtype=np.int64))
+        dsts.append(np.array(d, dtype=np.int64))
+        rels.append(_codes(rel_names, r))
+    if not eids:
+        e0 = np.empty(0, dtype=np.int64)
+        return e0, e0, e0, np.empty(0, dtype=np.int16)
+    return np.concatenate(eids), np.concatenate(srcs), np.concatenate(dsts), np.concatenate(rels)
+
+
+def _read_nodes(
+    conn: sqlite3.Connection, after: int, cls_names: list[str]
+) -> tuple[I64, list[str], NDArray[np.int16]]:
+    cur = conn.execute("SELECT nid, id, cls FROM nodes WHERE nid > ?", (after,))
+    nids: list[int] = []
+    ids: list[str] = []
+    classes: list[str] = []
+    while rows := cur.fetchmany(_FETCH):
+        for nid, node_id, cls in rows:
+            nids.append(nid)
+            ids.append(node_id)
+            classes.append(cls)
+    return np.array(nids, dtype=np.int64), ids, _codes(cls_names, classes)
+
+
+def _marks(conn: sqlite3.Connection) -> tuple[int, int, int]:
+    gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    edge_mark = int(conn.execute("SELECT coalesce(max(eid), 0) FROM edges").fetchone()[0])
+    node_mark = int(conn.execute("SELECT coalesce(max(nid), 0) FROM nodes").fetchone()[0])
+    seq = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('edges', 'nodes')"))
+    return gen, max(edge_mark, int(seq.get("edges", 0))), max(node_mark, int(seq.get("nodes", 0)))
+
+
+def build(conn: sqlite3.Connection) -> Adjacency:
+    """A full snapshot read in one SQLite read transaction."""
+    own_tx = not conn.in_transaction
+    if own_tx:
+        conn.execute("BEGIN")
+    try:
+        gen, edge_mark, node_mark = _marks(conn)
+        rel_names: list[str] = []
+        cls_names: list[str] = []
+        eid, src, dst, rel = _read_edges(conn, 0, rel_names)
+        nids, ids, cls = _read_nodes(conn, 0, cls_names)
+    finally:
+        if own_tx:
+            conn.execute("COMMIT")
+    n = max(node_mark, int(nids.max()) if len(nids) else 0) + 1
+    cls_code = np.full(n, -1, dtype=np.int16)
+    cls_code[nids] = cls
+    encoded = [""] * n
+    for nid, node_id in zip(nids.tolist(), ids, strict=True):
+        encoded[nid] = node_id
+    raw = [s.encode("utf-8") for s in encoded]
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.fromiter((len(b) for b in raw), dtype=np.int64, count=n), out=off[1:])
+    empty = np.empty(0, dtype=np.int64)
+    return Adjacency(
+        generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names,
+        out=Csr.build(src, dst, rel, eid, n), inc=Csr.build(dst, src, rel, eid, n),
+        ov_src=empty, ov_dst=empty, ov_rel=np.empty(0, dtype=np.int16), ov_eid=empty,
+        dead=np.zeros(edge_mark + 1, dtype=bool), cls_code=cls_code, cls_names=cls_names,
+        ids_blob=b"".join(raw), ids_off=off,
+    )
+
+
+def refresh(adj: Adjacency, conn: sqlite3.Connection) -> Adjacency | None:
+    """``adj`` brought forward to the database's current generation, or None when it cannot
+    be (the database is older than the snapshot: a restored backup, a foreign cache file)."""
+    own_tx = not conn.in_transaction
+    if own_tx:
+        conn.execute("BEGIN")
+    try:
+        gen, edge_mark, node_mark = _marks(conn)
+        if gen == adj.generation:
+            return adj
+        if gen < adj.generation or edge_mark < adj.edge_mark or node_mark < adj.node_mark:
+            return None
+        rel_names = list(adj.rel_names)
+        cls_names = list(adj.cls_names)
+        eid, src, dst, rel = _read_edges(conn, adj.edge_mark, rel_names)
+        nids, ids, cls = _read_nodes(conn, adj.node_mark, cls_names)
+        dead_eids = [r[0] for r in conn.execute("SELECT eid FROM edge_tombstones WHERE gen > ?", (adj.generation,))]
+    finally:
+        if own_tx:
+            conn.execute("COMMIT")
+    n = max(adj.size, node_mark + 1)
+    cls_code = adj.cls_code
+    extra = dict(adj.extra_ids)
+    if n > adj.size or len(nids):
+        cls_code = np.concatenate([adj.cls_code, np.full(n - adj.size, -1, dtype=np.int16)])
+        cls_code[nids] = cls
+        extra.update(zip(nids.tolist(), ids, strict=True))
+    dead = adj.dead
+    if edge_mark + 1 > len(dead) or dead_eids:
+        dead = np.concatenate([adj.dead, np.zeros(max(0, edge_mark + 1 - len(adj.dead)), dtype=bool)])
+        dead[np.array(dead_eids, dtype=np.int64)] = True
+    out, inc = adj.out, adj.inc
+    if n > len(out.ptr) - 1:  # new nodes: extend the pointers (they have no CSR edges yet)
+        pad = np.full(n - (len(out.ptr) - 1), out.ptr[-1], dtype=np.int64)
+        out = Csr(np.concatenate([out.ptr, pad]), out.nbr, out.rel, out.eid)
+        pad = np.full(n - (len(inc.ptr) - 1), inc.ptr[-1], dtype=np.int64)
+        inc = Csr(np.concatenate([inc.ptr, pad]), inc.nbr, inc.rel, inc.eid)
+    new = Adjacency(
+        generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names, out=out, inc=inc,
+        ov_src=np.concatenate([adj.ov_src, src]), ov_dst=np.concatenate([adj.ov_dst, dst]),
+        ov_rel=np.concatenate([adj.ov_rel, rel]), ov_eid=np.concatenate([adj.ov_eid, eid]),
+        dead=dead, cls_code=cls_code, cls_names=cls_names, ids_blob=adj.ids_blob, ids_off=adj.ids_off,
+        extra_ids=extra,
+    )
+    return new
+
+
+def stats(adj: Adjacency) -> dict[str, Any]:
+    arrays: list[np.ndarray[Any, Any]] = [
+        adj.out.ptr, adj.out.nbr, adj.out.rel, adj.out.eid, adj.inc.ptr, adj.inc.nbr, adj.inc.rel,
+        adj.inc.eid, adj.dead, adj.cls_code, adj.ids_off,
+    ]
+    return {
+        "generation": adj.generation, "nodes": adj.size, "edges": len(adj.out.nbr) + len(adj.ov_eid),
+        "overlay": len(adj.ov_eid), "bytes": sum(a.nbytes for a in arrays) + len(adj.ids_blob),
+    }
