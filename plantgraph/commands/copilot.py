@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -27,8 +28,8 @@ from store.base import GraphStore, StoreError
 if TYPE_CHECKING:
     from reasoning.rag.copilot import Copilot
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 StoreOpt = Annotated[Path | None, typer.Option("--store", help="Embedded store folder (default: configured).")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -80,7 +81,7 @@ def _store(store_path: Path | None) -> Iterator[tuple[GraphStore, Path]]:
         finally:
             store.close()
     except (_Fail, StoreError, ReasoningError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
 
 
@@ -106,7 +107,7 @@ def ask(
         try:
             answer = cp.ask(question, as_of=as_of_t, plant_scope=plant)
         except ReasoningError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     if json_out:
         print(answer.model_dump_json(indent=2))
@@ -116,7 +117,7 @@ def ask(
     console.print(f"[bold]{answer.intent.value}[/bold]")
     for claim in answer.claims:
         refs = "".join(f"[{i + 1}]" for i in claim.citations)
-        console.print(f"{claim.text} {refs}", highlight=False)
+        console.print(f"{claim.text} {refs}", highlight=False, markup=False)
     if answer.citations:
         console.print("\n[bold]Citations[/bold]")
         for i, c in enumerate(answer.citations, start=1):
@@ -125,9 +126,10 @@ def ask(
                 for rel, d, node in zip(c.rels, c.directions, c.nodes[1:], strict=True):
                     parts.append(f"-[{rel}]->" if d == "out" else f"<-[{rel}]-")
                     parts.append(node)
-                console.print(f"[{i}] {' '.join(parts)}", highlight=False)
+                console.print(f"[{i}] {' '.join(parts)}", highlight=False, markup=False)
             else:
-                console.print(f"[{i}] {c.doc_id} chunk {c.chunk} chars {c.start}-{c.end}", highlight=False)
+                console.print(f"[{i}] {c.doc_id} chunk {c.chunk} chars {c.start}-{c.end}",
+                              highlight=False, markup=False)
 
 
 def docs_add(
@@ -147,7 +149,7 @@ def docs_add(
             info = index.docs.add(path, plant=plant)
             report = index.build(store, show_progress=not json_out)
         except CopilotError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     if json_out:
         print(json.dumps({"document": info.model_dump(), "index": report.model_dump()}, indent=2))
@@ -167,7 +169,7 @@ def index_build(store_path: StoreOpt = None, json_out: JsonOpt = False) -> None:
             index = VectorIndex(index_dir_for(spath), SentenceTransformerEmbedder(get_settings().embedding_model_path))
             report = index.build(store, show_progress=not json_out)
         except CopilotError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     if json_out:
         print(report.model_dump_json(indent=2))
@@ -191,7 +193,7 @@ def eval_cmd(
     try:
         items = load_question_set(file)
     except CopilotError as exc:
-        err_console.print(f"[red]error:[/red] {exc}")
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
     with _store(store_path) as (store, path):
         cp = _copilot(store, path, None)
@@ -201,7 +203,7 @@ def eval_cmd(
                 task = progress.add_task("eval", total=len(items))
                 report = evaluate(cp, items, baseline=baseline, progress=lambda n: progress.advance(task, n))
         except CopilotError as exc:
-            err_console.print(f"[red]error:[/red] {exc}")
+            err_console.print(f"[red]error:[/red] {escape(str(exc))}")
             raise typer.Exit(2) from None
     data = report_dict(report)
     if out is not None:
@@ -229,7 +231,7 @@ def eval_cmd(
     wrong = [o for o in report.outcomes if not o.correct]
     for o in wrong[:20]:
         console.print(f"  [red]x[/red] {o.id} {o.question!r}: intent {o.intent} (expected {o.expected_intent}); "
-                      f"got {o.answer_ids[:6]} expected {o.expected_ids[:6]}", highlight=False)
+                      f"got {o.answer_ids[:6]} expected {o.expected_ids[:6]}", highlight=False, markup=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import typing
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -31,20 +32,26 @@ CHUNK_CLASSES: tuple[str, ...] = ("SOPVersion", "Incident", "MaintenanceOrder")
 CHUNK_CHARS = 600
 
 
+def _marked_text(annotation: object) -> bool:
+    """True when an annotation (possibly inside ``X | None``) carries the ontology's Text marker."""
+    for meta in getattr(annotation, "__metadata__", ()):
+        extra = getattr(meta, "json_schema_extra", None)
+        if isinstance(extra, dict) and extra.get("text"):
+            return True
+    return any(_marked_text(a) for a in typing.get_args(annotation))
+
+
 def text_fields(cls: str) -> list[str]:
     """Properties marked as free text in the ontology (``Text`` annotation)."""
     model = ENTITY_CLASSES[cls]
     out = []
     for name, info in model.model_fields.items():
         extra = info.json_schema_extra
-        if isinstance(extra, dict) and extra.get("text"):
+        marked = isinstance(extra, dict) and bool(extra.get("text"))
+        marked = marked or any(isinstance(getattr(m, "json_schema_extra", None), dict)
+                               and getattr(m, "json_schema_extra", {}).get("text") for m in info.metadata)
+        if marked or _marked_text(info.annotation):
             out.append(name)
-            continue
-        for meta in info.metadata:
-            e = getattr(meta, "json_schema_extra", None)
-            if isinstance(e, dict) and e.get("text"):
-                out.append(name)
-                break
     return out
 
 

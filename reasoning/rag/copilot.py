@@ -193,6 +193,9 @@ class Copilot:
     def set_now(self, now: datetime) -> None:
         """Move the reference time (evaluations ask each question at its plant's 'now')."""
         self.analyses.now = now
+        ctx = getattr(self.analyses, "ctx", None)
+        if ctx is not None and hasattr(ctx, "now"):
+            ctx.now = now
         self.now = now
 
     @property

@@ -84,7 +84,9 @@ class SentenceTransformerEmbedder:
                     )
                 except Exception as exc:  # the library raises many kinds; name the path
                     raise EmbeddingModelError(f"{self.model_path}: cannot load model: {exc}") from exc
-                dim = self._model.get_sentence_embedding_dimension()
+                getter = getattr(self._model, "get_embedding_dimension", None) or getattr(
+                    self._model, "get_sentence_embedding_dimension", None)
+                dim = getter() if getter is not None else None
                 if dim:
                     self.dim = int(dim)
             return self._model

@@ -11,6 +11,8 @@ include them). Deterministic questions have one correct answer set, computed fro
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import statistics
 import time
@@ -191,7 +193,8 @@ class Baseline:
         if copilot.index is None:
             raise QuestionSetError("the baseline needs the vector index; run `plantgraph index build` first")
         index = copilot.index
-        Settings.llm = None
+        with contextlib.redirect_stdout(io.StringIO()):  # llama-index prints a notice about MockLLM
+            Settings.llm = None
         self.embed_model = LocalSentenceEmbedding(index.embedder)
         nodes = []
         for it in index.items:

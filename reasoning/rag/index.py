@@ -113,15 +113,18 @@ class VectorIndex:
                 f"{mpath}: built with model {manifest.model_id!r}, current model is {self.embedder.model_id!r}; "
                 "rebuild with `plantgraph index build`"
             )
+        current = "vectors.npy"
         try:
-            vectors = np.load(self.folder / "vectors.npy", allow_pickle=False)
-            hashes = json.loads((self.folder / "hashes.json").read_text("utf-8"))
+            vectors = np.load(self.folder / current, allow_pickle=False)
+            current = "hashes.json"
+            hashes = json.loads((self.folder / current).read_text("utf-8"))
+            current = "items.jsonl"
             items = []
-            with (self.folder / "items.jsonl").open(encoding="utf-8") as fh:
+            with (self.folder / current).open(encoding="utf-8") as fh:
                 for line in fh:
                     items.append(IndexItem(**json.loads(line)))
         except (OSError, ValueError, TypeError) as exc:
-            raise VectorIndexError(f"{self.folder}: unreadable index file: {exc}") from exc
+            raise VectorIndexError(f"{self.folder / current}: unreadable index file: {exc}") from exc
         if vectors.ndim != 2 or vectors.shape != (manifest.rows, manifest.dim) or len(hashes) != manifest.rows:
             raise VectorIndexError(
                 f"{self.folder}/vectors.npy: shape {vectors.shape} and {len(hashes)} hashes do not match "

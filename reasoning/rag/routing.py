@@ -110,11 +110,13 @@ VOCABULARY: frozenset[str] = frozenset(re.split(r"\s+", """
     effect applied applies superseded standard operating cause causes caused root common culprit
     defect defects scrapping scrapped nonconformance failed failure inspection production orders
     sales lines shipped quarantine quarantined details status information which where why what
-    tell about trace fortnight weeks days hours night yesterday today tomorrow held hold
+    tell about trace fortnight weeks days hours night yesterday today tomorrow held hold order lines
+    there their these those other could would should after before since between during under until
+    machine machines material materials batch batches plant plants product products quality check
     """.strip()))
 
 
-def correct_words(question: str, vocabulary: frozenset[str] = VOCABULARY, cutoff: float = 80.0) -> str:
+def correct_words(question: str, vocabulary: frozenset[str] = VOCABULARY, cutoff: float = 85.0) -> str:
     """Replace misspelt plain words (5+ letters, not ids) by the closest routing word."""
     def fix(m: re.Match[str]) -> str:
         w = m.group(0)
