@@ -14,6 +14,7 @@ hitting either sets a flag in the :class:`RuleResult`, never silently.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -23,7 +24,7 @@ from ontology.models import RELATIONS, datetime_fields
 from reasoning.errors import ReasoningError
 from reasoning.results import EvidencePath, EvidenceStep
 from reasoning.rule_model import NodePattern, PropFilter, RepeatSegment, Rule, Step, TimeRef, Window
-from store.base import Direction, EdgeRecord, GraphStore, NodeRecord
+from store.base import Direction, EdgeRecord, GraphStore, NodeRecord, TraversalStep
 
 _NODE_ATTRS = ("id", "name", "plant", "source_system", "valid_from", "valid_to")
 _EDGE_ATTRS = ("source_system", "valid_from", "valid_to")
@@ -180,10 +181,14 @@ class _State:
 class RuleEngine:
     """Evaluates rules on one store. Cheap to create; holds no per-query state between calls."""
 
-    def __init__(self, store: GraphStore, max_depth: int = 50, max_results: int = 100_000) -> None:
+    def __init__(self, store: GraphStore, max_depth: int = 50, max_results: int = 100_000,
+                 fast_path: bool = True) -> None:
         self.store = store
         self.max_depth = max_depth
         self.max_results = max_results
+        #: use the store's own traversal for rules whose state is the node's class (same answers)
+        self.fast_path = fast_path
+        self._plans: dict[tuple[int, int], _FastPlan | None] = {}
 
     def evaluate(
         self,
@@ -196,8 +201,141 @@ class RuleEngine:
         params = _check_params(rule, params)
         depth_cap = self.max_depth if max_depth is None else max_depth
         result_cap = self.max_results if max_results is None else max_results
+        plan = None
+        if self.fast_path:
+            pkey = (id(rule), depth_cap)
+            if pkey not in self._plans:
+                self._plans[pkey] = _fast_plan(rule, depth_cap)
+            plan = self._plans[pkey]
+        if plan is not None:
+            fast = _run_fast(self.store, rule, plan, params, as_of, result_cap)
+            if fast is not None:
+                return fast
         compiled = _compile(rule, depth_cap)
         return _Run(self.store, rule, compiled, params, as_of, result_cap).run()
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast path: a rule whose automaton state is determined by the node's class
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _FastPlan:
+    steps: tuple[TraversalStep, ...]
+    var_of_class: dict[str, str | None]
+    hop_bound: int  # traverse this many hops at most
+    exact_within: int  # results are exact when no node is deeper than this
+
+
+def _fast_plan(rule: Rule, depth_cap: int) -> _FastPlan | None:
+    """A plan for the store's own bounded traversal, or None when the rule needs the automaton.
+
+    Eligible: the path is one repeat (min 1) without filters, windows or edge conditions, every
+    step names its classes and they cover the relation's whole range, and each class has the same
+    outgoing steps and the same variable wherever it occurs. Then "which position is this node in"
+    is its class, and a plain BFS over the union of steps is the automaton's search.
+    """
+    if len(rule.path) != 1 or not isinstance(rule.path[0], RepeatSegment) or rule.start.where:
+        return None
+    rep = rule.path[0].repeat
+    if rep.min != 1:
+        return None
+    out_of: dict[str, set[tuple[str, str]]] = {}
+    var_of: dict[str, str | None] = {}
+
+    def outgoing(cls: str, steps: set[tuple[str, str]]) -> bool:
+        prev = out_of.setdefault(cls, steps)
+        return prev == steps
+
+    first: set[tuple[str, str]] = {(r, alt[0].direction) for alt in rep.any_of for r in alt[0].rels}
+    start_classes = rule.start.classes
+    if not start_classes:
+        return None
+    for c in start_classes:
+        if not outgoing(c, first):
+            return None
+    for alt in rep.any_of:
+        for j, st in enumerate(alt):
+            if st.node.where or st.node.without_edge or st.edge_where or st.window is not None or not st.node.classes:
+                return None
+            far: set[str] = set()
+            for r in st.rels:
+                rd = RELATIONS[r]
+                far |= set(rd.range if st.direction == "out" else rd.domain)
+            if not far <= set(st.node.classes):
+                return None
+            nxt: set[tuple[str, str]] = (
+                first if j == len(alt) - 1 else {(r, alt[j + 1].direction) for r in alt[j + 1].rels})
+            for c in far:
+                if not outgoing(c, nxt):
+                    return None
+                if c in var_of and var_of[c] != st.node.var:
+                    return None
+                var_of[c] = st.node.var
+    lens = [len(alt) for alt in rep.any_of]
+    bound = min(rep.max, depth_cap)
+    steps = tuple(TraversalStep(r, Direction(d)) for r, d in sorted({x for v in out_of.values() for x in v}))
+    return _FastPlan(steps=steps, var_of_class=var_of, hop_bound=bound * max(lens),
+                     exact_within=bound * min(lens))
+
+
+def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, Any], as_of: datetime | None,
+              result_cap: int) -> RuleResult | None:
+    """Evaluate with ``store.traverse``; None when the walk went too deep to be exact (use the automaton)."""
+    start_ids = list(dict.fromkeys(params[rule.start.ids]))
+    recs = store.get_nodes(start_ids, as_of)
+    starts = [i for i in start_ids if i in recs and (not rule.start.classes or recs[i].cls in rule.start.classes)]
+    # the cap is on results per variable; the traversal's node cap is a superset guard
+    tr = store.traverse(starts, plan.steps, plan.hop_bound, as_of=as_of, max_nodes=result_cap * 4 + len(starts))
+    if tr.truncated and tr.truncated_reason != "max_depth":
+        return None
+    deepest = max((h.depth for h in tr.hops.values()), default=0)
+    if deepest > plan.exact_within or (tr.truncated and plan.exact_within < plan.hop_bound):
+        return None
+    result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=starts,
+                        missing_starts=[i for i in start_ids if i not in set(starts)])
+    result.depth_limit_hit = bool(tr.truncated)
+    reached = [h for h in tr.hops.values() if h.depth > 0]
+    nodes = store.get_nodes([h.node for h in reached], as_of)
+    for sid in starts:
+        if rule.start.var in result.bindings:
+            result.bindings[rule.start.var][sid] = Match(node=recs[sid], depth=0, start=sid, steps=())
+    for h in sorted(reached, key=lambda x: (x.depth, x.node)):
+        node = nodes.get(h.node)
+        if node is None:
+            continue
+        var = plan.var_of_class.get(node.cls)
+        if var is None or var not in result.bindings:
+            continue
+        slot = result.bindings[var]
+        if len(slot) >= result_cap:
+            result.result_limit_hit = True
+            continue
+        hops = tr.path_to(h.node)
+        steps: list[EvidenceStep] = []
+        for prev, hop in itertools.pairwise(hops):
+            e = hop.edge
+            assert e is not None
+            times: dict[str, datetime] = {}
+            for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
+                t = as_time(e.props.get(tname))
+                if t is not None:
+                    times[f"edge.{tname}"] = t
+            if as_of is not None:
+                for attr in ("valid_from", "valid_to"):
+                    t = getattr(e, attr)
+                    if t is not None:
+                        times[f"edge.{attr}"] = t
+            direction: Literal["out", "in"] = "out" if e.src == prev.node else "in"
+            steps.append(EvidenceStep(src=prev.node, rel=e.rel, dst=hop.node, direction=direction, times=times))
+        slot[h.node] = Match(node=node, depth=h.depth, start=hops[0].node, steps=tuple(steps))
+    if result.depth_limit_hit:
+        result.notes.append(f"rule {rule.name}: a repeat bound stopped the walk")
+    if result.result_limit_hit:
+        result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
+    result.states_visited = len(tr.hops)
+    return result
 
 
 def _check_params(rule: Rule, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -230,6 +368,7 @@ class _Run:
         self.parents: dict[_StateKey, tuple[_StateKey, EvidenceStep] | None] = {}
         self.returns = set(rule.returns)
         self.ref_index = {v: i for i, v in enumerate(compiled.referenced)}
+        self.start_set: set[str] = set()
 
     # -- store access with per-query caches ------------------------------------------------
     def neighbours(self, node: str, rels: tuple[str, ...], direction: str) -> list[EdgeRecord]:
@@ -341,6 +480,7 @@ class _Run:
     def run(self) -> RuleResult:
         rule, c = self.rule, self.c
         start_ids: list[str] = list(dict.fromkeys(self.params[rule.start.ids]))
+        self.start_set = set(start_ids)
         self.fetch(start_ids)
         result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=[])
         frontier: list[_State] = []
@@ -428,6 +568,8 @@ class _Run:
         var = self.c.vars[key[1]]
         if var is None or var not in self.returns:
             return
+        if key[1] != 0 and key[0] in self.start_set:
+            return  # a start node reached again (a cycle) is reported as a start only
         slot = result.bindings[var]
         if key[0] in slot:
             return

@@ -172,3 +172,17 @@ def test_unknown_or_wrong_class_start(plant: Analyses) -> None:
 
 def test_results_are_deterministic(plant: Analyses) -> None:
     assert plant.trace_lot("RL1").model_dump_json() == plant.trace_lot("RL1").model_dump_json()
+
+
+@pytest.mark.parametrize("rule", ["forward_genealogy", "backward_genealogy"])
+@pytest.mark.parametrize("start", ["RL1", "RL2", "RL3", "IL1", "FL1", "FL2", "RW1"])
+def test_fast_path_gives_the_automaton_answers(plant: Analyses, rule: str, start: str) -> None:
+    from reasoning.engine import RuleEngine
+
+    fast = RuleEngine(plant.store).evaluate(plant.rules[rule], {"lots": [start]})
+    slow = RuleEngine(plant.store, fast_path=False).evaluate(plant.rules[rule], {"lots": [start]})
+    assert {v: set(b) for v, b in fast.bindings.items()} == {v: set(b) for v, b in slow.bindings.items()}
+    for m in fast.matches("lot") + slow.matches("lot"):
+        assert m.steps[-1].dst == m.node.id
+    if fast.matches("lot"):
+        assert assert_paths_exist(plant.store, [m.evidence() for m in fast.matches("lot")]) > 0

@@ -1,0 +1,215 @@
+"""Reasoning benchmark: p50/p95 latency of every built-in analysis on generated plants, with a bare
+networkx BFS over the same hops as the floor.
+
+For each scale it generates a plant (seed 7) and loads it into an embedded store once (cached under
+``--workdir``), then times, with the plant's ``now`` from truth.json:
+
+- ``trace_hold``: hold -> lots -> ... -> customers, for every quality hold (up to ``--samples``)
+- ``trace_lot``: forward from supplier lots; ``backward``: from finished lots
+- ``trace_machine`` / ``trace_incident``: the injected machine fault
+- ``risk``: the full delivery-risk board (14 days); ``rootcause``: the injected incident
+- ``sop``: SOP in effect for the truth's orders
+- ``floor_hold_bfs``: a networkx DiGraph of the relations the hold trace walks (HOLDS, CONSUMED,
+  PRODUCED, DERIVED_FROM, ALLOCATED_TO, SHIPPED_TO, HAS_SO_LINE, PLACED_BY), built from the bundle
+  files; plain BFS from the same holds over the same directions (no evidence, no records)
+
+Usage::
+
+    .venv/bin/python -m benchmarks.bench_reasoning                      # small and medium
+    .venv/bin/python -m benchmarks.bench_reasoning --scales large --samples 10
+
+Prints a table and writes ``benchmarks/results/reasoning.json`` (results of earlier runs at other
+scales are kept).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import platform
+import statistics
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import networkx as nx  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.progress import Progress  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from graph_loader.generator import generate, load_truth, named_spec  # noqa: E402
+from graph_loader.loader import load_bundle  # noqa: E402
+from reasoning.service import Analyses  # noqa: E402
+from store.base import Direction  # noqa: E402
+from store.factory import open_store  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "reasoning.json"
+#: (relation, direction walked) of the hold -> customers trace
+HOLD_HOPS = [("HOLDS", "out"), ("CONSUMED", "in"), ("PRODUCED", "out"), ("DERIVED_FROM", "in"),
+             ("ALLOCATED_TO", "out"), ("SHIPPED_TO", "out"), ("HAS_SO_LINE", "in"), ("PLACED_BY", "out")]
+console = Console()
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    if not s:
+        return float("nan")
+    k = min(len(s) - 1, max(0, round(q * (len(s) - 1))))
+    return s[k]
+
+
+def prepare(scale: str, workdir: Path) -> tuple[Path, Path]:
+    bundle, store_dir = workdir / f"{scale}-bundle", workdir / f"{scale}-store"
+    if not (bundle / "truth.json").exists():
+        console.print(f"generating {scale} plant ...")
+        generate(named_spec(scale), 7, bundle)
+    marker = store_dir / ".loaded"
+    if not marker.exists():
+        console.print(f"loading {scale} plant into {store_dir} ...")
+        if store_dir.exists():
+            import shutil
+
+            shutil.rmtree(store_dir)
+        s = open_store("embedded", store_dir)
+        try:
+            load_bundle(s, bundle)
+        finally:
+            s.close()
+        marker.write_text("ok")
+    return bundle, store_dir
+
+
+def read_edges(bundle: Path, rel: str) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    csv_path, jsonl_path = bundle / f"{rel}.csv", bundle / f"{rel}.jsonl"
+    if csv_path.exists():
+        with csv_path.open(encoding="utf-8", newline="") as f:
+            out = [(r["src"], r["dst"]) for r in csv.DictReader(f)]
+    elif jsonl_path.exists():
+        with jsonl_path.open(encoding="utf-8") as f:
+            out = [(d["src"], d["dst"]) for d in map(json.loads, f) if d]
+    return out
+
+
+def floor_graph(bundle: Path) -> nx.DiGraph:
+    """Edges oriented the way the trace walks them, so the floor is a plain successor BFS."""
+    g = nx.DiGraph()
+    for rel, direction in HOLD_HOPS:
+        for src, dst in read_edges(bundle, rel):
+            if direction == "out":
+                g.add_edge(src, dst)
+            else:
+                g.add_edge(dst, src)
+    return g
+
+
+def bfs(g: nx.DiGraph, start: str) -> int:
+    seen = {start}
+    q = deque([start])
+    while q:
+        n = q.popleft()
+        for m in g.successors(n) if n in g else ():
+            if m not in seen:
+                seen.add(m)
+                q.append(m)
+    return len(seen)
+
+
+def timed(fn: Callable[[], Any], reps: int) -> list[float]:
+    out = []
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - t) * 1000)
+    return out
+
+
+def run_scale(scale: str, workdir: Path, samples: int, reps: int) -> dict[str, Any]:
+    bundle, store_dir = prepare(scale, workdir)
+    truth = load_truth(bundle / "truth.json")
+    sc = truth.scenarios
+    store = open_store("embedded", store_dir)
+    counts = store.counts()
+    a = Analyses(store, now=truth.now, rules_dirs=[])
+    holds = sorted(n.id for n in store.find_nodes("QualityHold"))[:samples]
+    supplier_lots = sorted({sc.contaminated_supplier_lot.supplier_lot,
+                            *(e.dst for h in holds[:1] for e in store.neighbours(h, ["HOLDS"], Direction.OUT))})
+    lots = [n.id for n, _ in zip(store.find_nodes("Lot", where={"status": "shipped"}), range(samples), strict=False)]
+    cases: list[tuple[str, list[Callable[[], Any]], int]] = [
+        ("trace_hold", [lambda h=h: a.trace_hold(h) for h in holds], reps),
+        ("trace_lot", [lambda x=x: a.trace_lot(x) for x in supplier_lots], reps),
+        ("backward", [lambda x=x: a.backward(x) for x in lots], reps),
+        ("trace_machine", [lambda: a.trace_machine(sc.machine_fault.machine, sc.machine_fault.from_,
+                                                   sc.machine_fault.to)], reps),
+        ("trace_incident", [lambda: a.trace_incident(sc.machine_fault.incident)], reps),
+        ("sop", [lambda e=e: a.sop_in_effect(e.order, e.machine, e.at) for e in sc.sop_in_effect], reps),
+        ("rootcause", [lambda: a.rootcause(incident=sc.root_cause.incident)], max(1, reps // 5)),
+        ("risk", [lambda: a.risk(sc.deliveries_at_risk.horizon_days)], max(1, reps // 5)),
+    ]
+    rows: dict[str, dict[str, Any]] = {}
+    with Progress(console=console, transient=True) as progress:
+        task = progress.add_task(f"{scale}", total=len(cases) + 1)
+        for name, fns, r in cases:
+            for fn in fns:  # warm-up (caches, first SQLite page reads)
+                fn()
+            ms = [x for fn in fns for x in timed(fn, r)]
+            rows[name] = {"n": len(ms), "p50_ms": round(pct(ms, 0.5), 3), "p95_ms": round(pct(ms, 0.95), 3)}
+            progress.advance(task)
+        t = time.perf_counter()
+        g = floor_graph(bundle)
+        build_s = time.perf_counter() - t
+        ms = [x for h in holds for x in timed(lambda h=h: bfs(g, h), reps)]
+        rows["floor_hold_bfs"] = {"n": len(ms), "p50_ms": round(pct(ms, 0.5), 4), "p95_ms": round(pct(ms, 0.95), 4),
+                                  "graph_build_s": round(build_s, 2)}
+        progress.advance(task)
+    store.close()
+    hold, floor = rows["trace_hold"]["p95_ms"], rows["floor_hold_bfs"]["p95_ms"]
+    return {"scale": scale, "entities": counts.nodes, "relations": counts.edges, "analyses": rows,
+            "trace_hold_p95_over_floor_p95": round(hold / floor, 1) if floor else None,
+            "reached_per_hold_median": statistics.median(
+                [len(a.trace_hold(h).all_evidence()) for h in holds[:5]]) if holds else 0}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--scales", default="small,medium", help="comma-separated: tiny, small, medium, large")
+    ap.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench-reasoning")
+    ap.add_argument("--samples", type=int, default=20, help="start entities per trace kind")
+    ap.add_argument("--reps", type=int, default=5, help="repetitions per start entity")
+    args = ap.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    previous: dict[str, Any] = {}
+    if RESULTS.exists():
+        try:
+            previous = {r["scale"]: r for r in json.loads(RESULTS.read_text())["runs"]}
+        except (ValueError, KeyError):
+            previous = {}
+    for scale in [s.strip() for s in args.scales.split(",") if s.strip()]:
+        previous[scale] = run_scale(scale, args.workdir, args.samples, args.reps)
+        previous[scale]["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    order = {"tiny": 0, "small": 1, "medium": 2, "large": 3}
+    runs = sorted(previous.values(), key=lambda r: order.get(r["scale"], 9))
+    table = Table("scale", "entities", "analysis", "n", "p50 ms", "p95 ms")
+    for r in runs:
+        for name, row in r["analyses"].items():
+            table.add_row(r["scale"], f"{r['entities']:,}", name, str(row["n"]), f"{row['p50_ms']:.2f}",
+                          f"{row['p95_ms']:.2f}")
+    console.print(table)
+    for r in runs:
+        console.print(f"{r['scale']}: trace_hold p95 / floor p95 = {r['trace_hold_p95_over_floor_p95']}")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps({"machine": {"python": platform.python_version(), "cpu": platform.processor()
+                                               or platform.machine()}, "runs": runs}, indent=2) + "\n")
+    console.print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
