@@ -66,7 +66,7 @@ def create_app(
     _include_optional(app)
     # Outermost first: CORS answers preflights, the body limit stops big uploads before anything
     # reads them, the audit middleware sees every call that reaches the routes.
-    app.add_middleware(AuditMiddleware, audit=services.audit)
+    app.add_middleware(AuditMiddleware, audit=lambda: services.audit)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -75,7 +76,7 @@ class _TooLarge(Exception):
 class AuditMiddleware:
     """Appends one audit record per call (health and docs excepted) after the response is sent."""
 
-    def __init__(self, app: ASGIApp, audit: AuditLog) -> None:
+    def __init__(self, app: ASGIApp, audit: Callable[[], AuditLog]) -> None:
         self.app = app
         self.audit = audit
 
@@ -136,7 +137,7 @@ class AuditMiddleware:
             detail = ctx.detail
         if status in (401, 403):
             kind = "denied"
-        self.audit.append(AuditEntry(
+        self.audit().append(AuditEntry(
             user=getattr(principal, "user", None), key_id=getattr(principal, "key_id", None),
             role=getattr(getattr(principal, "role", None), "value", None), kind=kind,
             method=scope.get("method", ""), endpoint=scope.get("path", ""), status=status, params=params,

@@ -54,10 +54,10 @@ class Services:
         copilot_factory: CopilotFactory | None = None,
     ) -> None:
         self.settings = settings
-        self.keys = KeyStore(settings.keys_path)
-        self.audit = AuditLog(settings.audit_path)
-        self.proposals = ProposalStore(settings.api_state_path, settings.outbox_path)
-        self.ledger = EventLedger(settings.api_state_path)
+        self._keys: KeyStore | None = None
+        self._audit: AuditLog | None = None
+        self._proposals: ProposalStore | None = None
+        self._ledger: EventLedger | None = None
         self.names = NameIndex()
         self._store = store
         self._owns_store = store is None
@@ -70,6 +70,35 @@ class Services:
         self._lock = threading.RLock()
         self._analyses: Any = None
         self._analyses_at = 0.0
+
+    # -- the API's own databases (opened on first use, closed at shutdown, reopened after) ---
+    @property
+    def keys(self) -> KeyStore:
+        with self._lock:
+            if self._keys is None:
+                self._keys = KeyStore(self.settings.keys_path)
+            return self._keys
+
+    @property
+    def audit(self) -> AuditLog:
+        with self._lock:
+            if self._audit is None:
+                self._audit = AuditLog(self.settings.audit_path)
+            return self._audit
+
+    @property
+    def proposals(self) -> ProposalStore:
+        with self._lock:
+            if self._proposals is None:
+                self._proposals = ProposalStore(self.settings.api_state_path, self.settings.outbox_path)
+            return self._proposals
+
+    @property
+    def ledger(self) -> EventLedger:
+        with self._lock:
+            if self._ledger is None:
+                self._ledger = EventLedger(self.settings.api_state_path)
+            return self._ledger
 
     # -- store -------------------------------------------------------------------------------
     def try_open_store(self) -> GraphStore | None:
@@ -175,7 +204,13 @@ class Services:
         self._copilot_stale = True
 
     def close(self) -> None:
-        for closer in (self.keys.close, self.audit.close, self.proposals.close, self.ledger.close):
-            closer()
-        if self._store is not None and self._owns_store:
-            self._store.close()
+        with self._lock:
+            for db in (self._keys, self._audit, self._proposals, self._ledger):
+                if db is not None:
+                    db.close()
+            self._keys = self._audit = self._proposals = self._ledger = None
+            if self._store is not None and self._owns_store:
+                self._store.close()
+                self._store = None
+                self._analyses = None
+                self._copilot = None

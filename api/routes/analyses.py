@@ -59,7 +59,8 @@ def _run(
         result = fn()
     except NotFoundError as exc:
         raise ProblemError(404, str(exc), slug="not-found") from None
-    except ReasoningError as exc:
+    except (ReasoningError, ValueError) as exc:
+        # the analysis refused its input (e.g. an incident that concerns no lots)
         raise ProblemError(422, str(exc), slug="analysis-input") from None
     doc, withheld, ids = redact_document(store, principal, result.model_dump(mode="json"))
     audit.entity_ids.update(ids)
