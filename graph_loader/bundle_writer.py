@@ -191,32 +191,26 @@ class BundleWriter:
         return n
 
     def _write_encoded(self, sink: _Sink, rows: Iterable[Sequence[str]]) -> int:
-        n = 0
         width = len(sink.columns)
+        batch = rows if isinstance(rows, list) else list(rows)
+        if set(map(len, batch)) - {width}:
+            i = next(i for i, row in enumerate(batch) if len(row) != width)
+            raise BundleWriteError(
+                f"{sink.path.name}: row {sink.rows + i + 1} has {len(batch[i])} cells; "
+                f"expected {width} ({', '.join(sink.columns)})"
+            )
         if sink.writer is not None:
-            for row in rows:
-                if len(row) != width:
-                    raise BundleWriteError(
-                        f"{sink.path.name}: row {sink.rows + n + 1} has {len(row)} cells; "
-                        f"expected {width} ({', '.join(sink.columns)})"
-                    )
-                sink.writer.writerow(row)
-                n += 1
+            sink.writer.writerows(batch)
         else:
-            for row in rows:
-                if len(row) != width:
-                    raise BundleWriteError(
-                        f"{sink.path.name}: row {sink.rows + n + 1} has {len(row)} cells; expected {width}"
-                    )
+            for row in batch:
                 obj: dict[str, Any] = {}
                 for c, v in zip(sink.columns, row, strict=True):
                     if v == "":
                         continue
                     obj[c] = v.split("|") if c in sink.list_columns else v
                 sink.fh.write(json.dumps(obj, ensure_ascii=False) + "\n")
-                n += 1
-        sink.rows += n
-        return n
+        sink.rows += len(batch)
+        return len(batch)
 
     # -- public API ------------------------------------------------------------------------
     def write_nodes(self, cls_name: str, rows: Iterable[Mapping[str, Any]]) -> int:

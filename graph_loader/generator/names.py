@@ -59,8 +59,7 @@ FAMILIES: tuple[Family, ...] = (
                      "Sodium benzoate", "Potassium sorbate", "Ascorbic acid", "Caffeine",
                      "Caramel colour E150d", "Stevia extract"),
         flavour_raw="{flavour} flavour concentrate",
-        packaging=("PET bottle {size} clear", "PET closure 28 mm", "Shrink film {size} pack",
-                   "Carton tray {size}"),
+        packaging=("PET bottle {size} clear", "PET closure 28 mm", "Carton tray {size}"),
         substitutes=(("Cane sugar", "Beet sugar"), ("Citric acid anhydrous", "Citric acid monohydrate"),
                      ("PET bottle {size} clear", "rPET bottle {size} clear")),
         process_ops=("dissolving", "blending", "pasteurising"),
@@ -141,7 +140,7 @@ MACHINE_TYPES = {
     "proc": (("Mixer", "MX", "mixing vessel"), ("Cooker", "CK", "heated kettle"),
              ("Homogeniser", "HG", "high-pressure homogeniser")),
     "pack": (("Filler", "FL", "rotary filler"), ("Capper", "CP", "screw capper"),
-             ("Labeller", "LB", "wrap-around labeller"), ("Case packer", "CS", "case packer")),
+             ("Labeller", "LB", "wrap-around labeller")),
 }
 
 DOWNTIME_REASONS = (

@@ -19,6 +19,7 @@ bundle.
 from __future__ import annotations
 
 import heapq
+import itertools
 import math
 import random
 from collections import defaultdict, deque
@@ -237,6 +238,7 @@ class PlantBuilder:
             jsonl_classes=JSONL_CLASSES,
         )
         self._pcols = {c: [f for f in node_columns(c) if f not in COMMON_FIELDS] for c in ENTITY_CLASSES}
+        self._pcolset = {c: frozenset(cols) for c, cols in self._pcols.items()}
         self._ecols = {r: len(edge_columns(r)) for r in EDGE_SOURCE}
         self._nbuf: dict[str, list[list[str]]] = defaultdict(list)
         self._ebuf: dict[str, list[list[str]]] = defaultdict(list)
@@ -262,6 +264,7 @@ class PlantBuilder:
         self.suppliers: dict[str, str] = {}  # id -> category
         self.customers: list[str] = []
         self.customer_weights: list[float] = []
+        self._cum_weights: list[float] = []
         self.persons: dict[int, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         self.shift_ids: dict[tuple[int, int, int], str] = {}
         self.seq: dict[str, int] = defaultdict(int)
@@ -283,28 +286,23 @@ class PlantBuilder:
 
     def node(self, cls: str, id_: str, name: str, ss: str, plant: str, vf: str, **props: str | None) -> None:
         cols = self._pcols[cls]
-        unknown = set(props) - set(cols)
-        if unknown:
-            raise KeyError(f"{cls}: unknown properties {sorted(unknown)}")
+        if not props.keys() <= self._pcolset[cls]:
+            raise KeyError(f"{cls}: unknown properties {sorted(props.keys() - self._pcolset[cls])}")
+        get = props.get
         row = [id_, name, ss, plant, vf, ""]
-        for c in cols:
-            v = props.get(c)
-            row.append("" if v is None else v)
+        row.extend(["" if (v := get(c)) is None else v for c in cols])
         buf = self._nbuf[cls]
         buf.append(row)
-        self.counts[cls] += 1
-        if len(buf) >= 20000:
+        if len(buf) >= 50000:
             self.writer.write_node_rows(cls, buf)
             buf.clear()
 
     def edge(self, rel: str, src: str, dst: str, vf: str = "", *extra: str) -> None:
-        row = [src, dst, EDGE_SOURCE[rel], vf, "", *extra]
         buf = self._ebuf[rel]
-        buf.append(row)
-        self.counts[rel] += 1
+        buf.append([src, dst, EDGE_SOURCE[rel], vf, "", *extra])
         if rel in TRACKED_RELATIONS:
             self.index.add(rel, src, dst)
-        if len(buf) >= 20000:
+        if len(buf) >= 50000:
             self.writer.write_edge_rows(rel, buf)
             buf.clear()
 
@@ -533,7 +531,6 @@ class PlantBuilder:
     def _ebuf_sub(self, bom: str, sub: str, vf: str, vt: str, ratio: str) -> None:
         row = [bom, sub, EDGE_SOURCE["APPROVED_SUBSTITUTE"], vf, vt, ratio]
         self._ebuf["APPROVED_SUBSTITUTE"].append(row)
-        self.counts["APPROVED_SUBSTITUTE"] += 1
 
     def _make_intermediate(self, z: int, fam: N.Family, brand: str, flavour: str, rnd: int) -> str:
         rng = self.rng
@@ -925,23 +922,25 @@ class PlantBuilder:
             return order
         # it ran: machines, shift, operators, consumption
         run_end = ae
+        s_as = self.ts(as_, z)
+        s_end = self.ts(run_end, z)
         for m in line.machines:
-            self.edge("RAN_ON", oid, m, self.ts(as_, z), self.ts(as_, z), self.ts(run_end, z))
+            self.edge("RAN_ON", oid, m, s_as, s_as, s_end)
             self.ran_on[m].append((oid, as_, run_end))
             self.order_machines[oid].append(m)
         day, slot, _ = self.clock.local_day_slot(as_, z)
         sid = self.shift_ids.get((z, day, slot))
         if sid:
-            self.edge("DURING_SHIFT", oid, sid, self.ts(as_, z))
+            self.edge("DURING_SHIFT", oid, sid, s_as)
             crew = self.persons[z][f"operator:{slot}"]
             ops_n = 1 if rng.random() < 0.7 else 2
             for pid in dict.fromkeys(crew[int(rng.random() * len(crew))] for _ in range(ops_n)):
-                self.edge("OPERATED_BY", oid, pid, self.ts(as_, z))
+                self.edge("OPERATED_BY", oid, pid, s_as)
         consumed: list[tuple[Lot, float]] = []
         for comp, per in mat.bom:
             need = per * qty * (0.99 + 0.04 * rng.random())
             consumed.extend(self._consume(z, comp, need, as_))
-        vf = self.ts(as_, z)
+        vf = s_as
         for lot, qq in consumed:
             self.edge("CONSUMED", oid, lot.id, vf, q(qq), lot.unit)
         if ae is None:
@@ -956,8 +955,8 @@ class PlantBuilder:
             lot = self._new_lot(z, mat_id, round(share, 3 if mat.unit == "kg" else 0) or 1.0, ae, "MES")
             lot.avail = release
             outs.append(lot)
-            self.edge("PRODUCED", oid, lot.id, self.ts(ae, z), q(lot.qty), lot.unit)
-            self.edge("FOR_MATERIAL", lot.id, mat_id, self.ts(ae, z))
+            self.edge("PRODUCED", oid, lot.id, s_end, q(lot.qty), lot.unit)
+            self.edge("FOR_MATERIAL", lot.id, mat_id, s_end)
             order.outputs.append(lot.id)
             self._production_hold(lot, z)
             if not lot.held:
@@ -980,7 +979,7 @@ class PlantBuilder:
                     for lt, a, b in spans:
                         ov = min(b, hi) - max(a, lo)
                         if ov > EPS:
-                            self.edge("DERIVED_FROM", out.id, lt.id, self.ts(ae, z), q(ov), lt.unit)
+                            self.edge("DERIVED_FROM", out.id, lt.id, s_end, q(ov), lt.unit)
         return order
 
     def _consume(self, z: int, comp: str, need: float, t: int) -> list[tuple[Lot, float]]:
@@ -1187,7 +1186,9 @@ class PlantBuilder:
         return "normal" if r < 0.7 else "high" if r < 0.85 else "low" if r < 0.95 else "urgent"
 
     def _customer(self) -> str:
-        return self.rng.choices(self.customers, weights=self.customer_weights)[0]
+        if len(self._cum_weights) != len(self.customer_weights):
+            self._cum_weights = list(itertools.accumulate(self.customer_weights))
+        return self.rng.choices(self.customers, cum_weights=self._cum_weights)[0]
 
     def _new_so(self, z: int, lines: list[SOLine], customer: str | None = None) -> None:
         rng = self.rng
@@ -1696,6 +1697,7 @@ class PlantBuilder:
                                                     lines_with_held_allocations=held),
                 sop_in_effect=sop))
         self.writer.close()
+        self.counts = defaultdict(int, self.writer.counts())
         truth.dump(self.out / "truth.json")
         self.tick("writing", 1, 1)
         return truth
