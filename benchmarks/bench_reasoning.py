@@ -170,12 +170,12 @@ def run_scale(scale: str, workdir: Path, samples: int, reps: int) -> dict[str, A
         rows["floor_hold_bfs"] = {"n": len(ms), "p50_ms": round(pct(ms, 0.5), 4), "p95_ms": round(pct(ms, 0.95), 4),
                                   "graph_build_s": round(build_s, 2)}
         progress.advance(task)
+    reached = statistics.median([len(a.trace_hold(h).all_evidence()) for h in holds]) if holds else 0
     store.close()
     hold, floor = rows["trace_hold"]["p95_ms"], rows["floor_hold_bfs"]["p95_ms"]
     return {"scale": scale, "entities": counts.nodes, "relations": counts.edges, "analyses": rows,
             "trace_hold_p95_over_floor_p95": round(hold / floor, 1) if floor else None,
-            "reached_per_hold_median": statistics.median(
-                [len(a.trace_hold(h).all_evidence()) for h in holds[:5]]) if holds else 0}
+            "evidence_paths_per_hold_median": reached}
 
 
 def main() -> None:

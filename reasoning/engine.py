@@ -168,6 +168,7 @@ class RuleResult:
 # ---------------------------------------------------------------------------------------------
 
 _StateKey = tuple[str, int, tuple[str | None, ...]]
+EdgeCache = dict[tuple[str, tuple[str, ...], str], list[EdgeRecord]]
 
 
 @dataclass(slots=True)
@@ -197,7 +198,10 @@ class RuleEngine:
         as_of: datetime | None = None,
         max_depth: int | None = None,
         max_results: int | None = None,
+        edge_cache: EdgeCache | None = None,
     ) -> RuleResult:
+        """Evaluate ``rule`` with ``params``; ``edge_cache`` (optional) shares the neighbour reads
+        of this evaluation with the caller, keyed ``(node, rels, direction)``."""
         params = _check_params(rule, params)
         depth_cap = self.max_depth if max_depth is None else max_depth
         result_cap = self.max_results if max_results is None else max_results
@@ -212,7 +216,10 @@ class RuleEngine:
             if fast is not None:
                 return fast
         compiled = _compile(rule, depth_cap)
-        return _Run(self.store, rule, compiled, params, as_of, result_cap).run()
+        run = _Run(self.store, rule, compiled, params, as_of, result_cap)
+        if edge_cache is not None:
+            run.nbr_cache = edge_cache
+        return run.run()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,7 +371,7 @@ class _Run:
         self.store, self.rule, self.c, self.params = store, rule, compiled, params
         self.as_of, self.result_cap = as_of, result_cap
         self.nodes: dict[str, NodeRecord | None] = {}
-        self.nbr_cache: dict[tuple[str, tuple[str, ...], str], list[EdgeRecord]] = {}
+        self.nbr_cache: EdgeCache = {}
         self.parents: dict[_StateKey, tuple[_StateKey, EvidenceStep] | None] = {}
         self.returns = set(rule.returns)
         self.ref_index = {v: i for i, v in enumerate(compiled.referenced)}

@@ -48,6 +48,8 @@ LEVELS: tuple[tuple[float, RiskLevel], ...] = ((0.75, "critical"), (0.5, "high")
 OPEN_LINE = ("open", "partially_shipped")
 OPEN_ORDER = ("planned", "released", "running")
 MAX_OPTIONS = 5
+#: Most recent orders of a material looked at to find the lines that make it.
+MAKER_ORDERS = 12
 
 
 def level_of(score: float, has_causes: bool) -> RiskLevel:
@@ -89,12 +91,17 @@ class _Board:
         self.ctx, self.store, self.now, self.as_of = ctx, ctx.store, now, as_of
         self._nodes: dict[str, NodeRecord | None] = {}
         self._edges: dict[tuple[str, tuple[str, ...], Direction], list[EdgeRecord]] = {}
-        self._by_class: dict[str, dict[str, list[EdgeRecord]]] = {}
         self._stock: dict[tuple[str, str | None], list[_Stock]] = {}
         self._orders: dict[tuple[str, str | None], list[_Supply]] = {}
         self._demand: dict[tuple[str, str | None], float] = {}
         self.plant: str | None = None  # the plant of the line being scored: pools are per plant
         self._makers: dict[str, list[tuple[EdgeRecord, EdgeRecord]]] = {}
+        # released lots and open orders: what stock and supply are made of (one query each)
+        self.released: dict[str, NodeRecord] = {
+            n.id: n for n in ctx.store.find_nodes("Lot", where={"status": "released"}, as_of=as_of)}
+        self.open_orders: dict[str, NodeRecord] = {
+            n.id: n for st in OPEN_ORDER
+            for n in ctx.store.find_nodes("ProductionOrder", where={"status": st}, as_of=as_of)}
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         self.ever_held: set[str] = set()
@@ -141,16 +148,9 @@ class _Board:
     def node(self, nid: str) -> NodeRecord | None:
         return self.nodes([nid]).get(nid)
 
-    def of_material(self, material: str, cls: str) -> list[EdgeRecord]:
-        """FOR_MATERIAL edges into the material from entities of one class."""
-        if material not in self._by_class:
-            edges = self.nbrs(material, ("FOR_MATERIAL",), Direction.IN)
-            classes = self.store.node_classes([e.src for e in edges])
-            groups: dict[str, list[EdgeRecord]] = defaultdict(list)
-            for e in edges:
-                groups[classes.get(e.src, "")].append(e)
-            self._by_class[material] = groups
-        return self._by_class[material].get(cls, [])
+    def of_material(self, material: str) -> list[EdgeRecord]:
+        """FOR_MATERIAL edges into the material (lots, orders, order lines of it)."""
+        return self.nbrs(material, ("FOR_MATERIAL",), Direction.IN)
 
     def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, EdgeRecord]]]:
         """('hold' | 'quarantine' | None, the holds active at now) for a lot.
@@ -173,12 +173,11 @@ class _Board:
         minus consumed, allocated and shipped), by id. The list is a pool: lines draw from it."""
         key = (material, self.plant)
         if key not in self._stock:
-            edges = {e.src: e for e in self.of_material(material, "Lot")}
-            lots = self.nodes(sorted(edges))
+            edges = {e.src: e for e in self.of_material(material) if e.src in self.released}
             pool: list[_Stock] = []
-            for lid in sorted(lots):
-                lot = lots[lid]
-                if lot.props.get("status") != "released" or not self._here(lot) or self.held(lot)[0] is not None:
+            for lid in sorted(edges):
+                lot = self.released[lid]
+                if not self._here(lot) or self.held(lot)[0] is not None:
                     continue
                 used = 0.0
                 for e in self.store.neighbours(lid, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH,
@@ -194,10 +193,9 @@ class _Board:
         """Open production orders of the material, by planned end: a pool lines draw from."""
         key = (material, self.plant)
         if key not in self._orders:
-            edges = {e.src: e for e in self.of_material(material, "ProductionOrder")}
-            found = self.nodes(sorted(edges))
-            pool = [_Supply(o, _qty(o.props.get("quantity")), edges[oid]) for oid, o in found.items()
-                    if o.props.get("status") in OPEN_ORDER and self._here(o)]
+            edges = {e.src: e for e in self.of_material(material) if e.src in self.open_orders}
+            pool = [_Supply(self.open_orders[oid], _qty(self.open_orders[oid].props.get("quantity")), e)
+                    for oid, e in edges.items() if self._here(self.open_orders[oid])]
             pool.sort(key=lambda x: (prop_time(x.order, "planned_end") or self.now, x.order.id))
             self._orders[key] = pool
         return self._orders[key]
@@ -208,7 +206,11 @@ class _Board:
         if material not in self._makers:
             out: list[tuple[EdgeRecord, EdgeRecord]] = []
             seen: set[str] = set()
-            for oe in sorted(self.of_material(material, "ProductionOrder"), key=lambda e: e.src, reverse=True)[:50]:
+            edges = self.of_material(material)
+            classes = self.store.node_classes([e.src for e in edges])
+            recent = sorted((e for e in edges if classes.get(e.src) == "ProductionOrder"),
+                            key=lambda e: e.src, reverse=True)
+            for oe in recent[:MAKER_ORDERS]:
                 for le in self.nbrs(oe.src, ("SCHEDULED_ON",), Direction.OUT):
                     if le.dst not in seen:
                         seen.add(le.dst)
@@ -316,15 +318,20 @@ class _Board:
         del take
         return causes, expected
 
-    def options(self, material: str, mat_steps: list[EvidenceStep], planned_lines: set[str]
-                ) -> list[UnblockOption]:
+    def options(self, material: str, mat_steps: list[EvidenceStep], planned_lines: set[str],
+                kinds: set[str]) -> list[UnblockOption]:
+        """Options that address the causes found: other lots for holds and supply problems,
+        substitutes for component problems, other lines for production problems."""
         out: list[UnblockOption] = []
-        for st in self.stock(material)[:MAX_OPTIONS]:
+        lots_help = bool(kinds & {"hold", "quarantine", "behind_schedule", "downtime", "shortage"})
+        subs_help = bool(kinds & {"late_supplier", "shortage"})
+        lines_help = bool(kinds & {"behind_schedule", "downtime", "shortage", "late_supplier"})
+        for st in self.stock(material)[:MAX_OPTIONS] if lots_help else []:
             out.append(UnblockOption(kind="alternative_lot", entity=ref(st.lot), quantity=round(st.free, 6),
                                      unit=st.lot.props.get("unit"),
                                      detail=f"released lot {st.lot.id} with {st.free:g} left",
                                      evidence=[EvidencePath(steps=[*mat_steps, edge_step(st.edge, material)])]))
-        for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT):
+        for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT) if subs_help else []:
             for se in self.nbrs(be.dst, ("APPROVED_SUBSTITUTE",), Direction.OUT):
                 free = sum(x.free for x in self.stock(se.dst))
                 sub = self.node(se.dst)
@@ -336,7 +343,7 @@ class _Board:
                     detail=f"{sub.id} is an approved substitute for {', '.join(comps) or 'a component'} "
                            f"({free:g} in stock)",
                     evidence=[EvidencePath(steps=[*mat_steps, edge_step(be, material), edge_step(se, be.dst)])]))
-        for oe, le in self.makers(material):
+        for oe, le in self.makers(material) if lines_help else []:
             if le.dst in planned_lines:
                 continue
             ln = self.node(le.dst)
@@ -459,7 +466,8 @@ class _Board:
                 score += NEGATIVE_SLACK_BONUS
             score += PRIORITY_BONUS.get(str(sol.props.get("priority")), 0.0)
         score = round(min(1.0, score), 4)
-        opts = self.options(material, mat_steps, planned_lines) if causes and material else []
+        opts = self.options(material, mat_steps, planned_lines, {c.kind for c in causes}) \
+            if causes and material else []
         uniq: dict[tuple[str, str], RiskCause] = {}
         for c in causes:
             uniq.setdefault((c.kind, c.entity.id), c)

@@ -14,7 +14,7 @@ from reasoning.analyses.common import (
     prop_time,
     ref,
 )
-from reasoning.engine import Match, as_time
+from reasoning.engine import EdgeCache, Match, as_time
 from reasoning.results import (
     Caps,
     EvidencePath,
@@ -57,8 +57,15 @@ def _totals(reached: Mapping[str, list[ReachedEntity]]) -> list[QuantityTotal]:
             for (c, u), (q, n) in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1] or ""))]
 
 
-def _shipped(ctx: Context, lot: str, as_of: datetime | None) -> bool:
-    for e in ctx.store.neighbours(lot, ["SHIPPED_TO"], Direction.OUT, as_of):
+def _shipped(ctx: Context, lot: str, as_of: datetime | None, cache: EdgeCache) -> bool:
+    """A SHIPPED_TO edge (shipped by as_of); reuses the edges lots_to_customers read."""
+    key = (lot, ("ALLOCATED_TO", "SHIPPED_TO"), "out")
+    edges = cache.get(key)
+    if edges is None:
+        edges = ctx.store.neighbours(lot, ["SHIPPED_TO"], Direction.OUT, as_of)
+    for e in edges:
+        if e.rel != "SHIPPED_TO":
+            continue
         t = as_time(e.props.get("shipped_at"))
         if as_of is None or t is None or t <= as_of:
             return True
@@ -94,8 +101,9 @@ def forward(
         lot_paths[lid] = [*prefix(m), *m.steps]
 
     all_lots = lots + reached_lot_ids
-    nodes = ctx.store.get_nodes(all_lots, as_of)
-    shipped = {lid for lid in all_lots if _shipped(ctx, lid, as_of)}
+    cache: EdgeCache = {}
+    cust = ctx.run("lots_to_customers", as_of, caps, edge_cache=cache, lots=all_lots)
+    shipped = {lid for lid in all_lots if _shipped(ctx, lid, as_of, cache)}
     reached: dict[str, list[ReachedEntity]] = defaultdict(list)
     for cls, group in (pre_reached or {}).items():
         reached[cls].extend(group)
@@ -113,7 +121,6 @@ def forward(
                                                    [compose(prefix(m), m, rule)]))
 
     # sales order lines and customers reached from any lot (start lots included)
-    cust = ctx.run("lots_to_customers", as_of, caps, lots=all_lots)
     lines: list[ReachedEntity] = []
     for _lid, m in sorted(cust.bindings["line"].items()):
         via = "shipped" if m.steps and m.steps[0].rel == "SHIPPED_TO" else "allocated"
@@ -129,7 +136,6 @@ def forward(
     reached["SalesOrderLine"] = lines
     reached["Customer"] = customers
     grouped = {cls: sorted(g, key=lambda r: r.entity.id) for cls, g in sorted(reached.items()) if g}
-    del nodes
     return TraceResult(
         analysis=analysis, start_ids=list(start_ids), start_lots=lots,
         start_orders=sorted(start_orders), direction="forward",
@@ -163,7 +169,7 @@ def trace_machine(ctx: Context, machine: str, start: datetime, end: datetime, as
     if end <= start:
         raise ValueError(f"the window end {end.isoformat()} must be after its start {start.isoformat()}")
     caps = ctx.new_caps()
-    res = ctx.run("machine_window", as_of, caps, machines=[machine], **{"from": start, "to": end})
+    res = ctx.run_params("machine_window", {"machines": [machine], "from": start, "to": end}, as_of, caps)
     starts = {lid: [*prefix, *m.steps] for lid, m in res.bindings["lot"].items()}
     orders = {
         "ProductionOrder": [
