@@ -245,10 +245,6 @@ class PlantBuilder:
         self.counts: dict[str, int] = defaultdict(int)
         self.index = EdgeIndex()
         # data the truth definitions need beyond the genealogy index
-        self.ran_on: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
-        self.order_machines: dict[str, list[str]] = defaultdict(list)
-        self.used_sop: dict[str, str] = {}
-        self.for_material: dict[str, str] = {}
         self.applies_to: dict[str, list[str]] = defaultdict(list)  # target -> SOPs
         self.versions: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
         self.hold_lots: dict[str, list[str]] = defaultdict(list)  # lot -> holds
@@ -257,6 +253,7 @@ class PlantBuilder:
         self.mats: dict[str, Mat] = {}
         self.lines: list[LineInfo] = []
         self.machine_line: dict[str, LineInfo] = {}
+        self.line_by_id: dict[str, LineInfo] = {}
         self.lots: dict[str, Lot] = {}
         self.orders: dict[str, Order] = {}
         self.polines: list[POLine] = []
@@ -278,8 +275,8 @@ class PlantBuilder:
     # -----------------------------------------------------------------------------------------
 
     def next_id(self, prefix: str, width: int = 7) -> str:
-        self.seq[prefix] += 1
-        return f"{prefix}-{self.seq[prefix]:0{width}d}"
+        n = self.seq[prefix] = self.seq[prefix] + 1
+        return prefix + "-" + str(n).zfill(width)
 
     def ts(self, t: int | None, z: int) -> str:
         return "" if t is None else self.clock.fmt(t, z)
@@ -293,7 +290,7 @@ class PlantBuilder:
         row.extend(["" if (v := get(c)) is None else v for c in cols])
         buf = self._nbuf[cls]
         buf.append(row)
-        if len(buf) >= 50000:
+        if len(buf) >= 4096:
             self.writer.write_node_rows(cls, buf)
             buf.clear()
 
@@ -302,7 +299,7 @@ class PlantBuilder:
         buf.append([src, dst, EDGE_SOURCE[rel], vf, "", *extra])
         if rel in TRACKED_RELATIONS:
             self.index.add(rel, src, dst)
-        if len(buf) >= 50000:
+        if len(buf) >= 4096:
             self.writer.write_edge_rows(rel, buf)
             buf.clear()
 
@@ -435,6 +432,7 @@ class PlantBuilder:
                         line.machines.append(mid)
                         self.machine_line[mid] = line
                     self.lines.append(line)
+                    self.line_by_id[lid] = line
                     _ = unit_rate
             # products of this plant
             plines = [ln for ln in self.lines if ln.z == z]
@@ -900,7 +898,6 @@ class PlantBuilder:
         self.orders[oid] = order
         vf_o = self.ts(created, z)
         self.edge("FOR_MATERIAL", oid, mat_id, vf_o)
-        self.for_material[oid] = mat_id
         self.edge("SCHEDULED_ON", oid, line.id, vf_o)
         # SOP version used: the one in effect, sometimes the superseded one right after a change
         anchor = as_ if as_ is not None else ps
@@ -911,7 +908,6 @@ class PlantBuilder:
                 vid = prev
         order.sopv = vid
         self.edge("USED_SOP", oid, vid, vf_o)
-        self.used_sop[oid] = vid
         if as_ is None:
             # planned: book the planned material need against the level so processing keeps planning
             if line.kind == "pack":
@@ -926,8 +922,6 @@ class PlantBuilder:
         s_end = self.ts(run_end, z)
         for m in line.machines:
             self.edge("RAN_ON", oid, m, s_as, s_as, s_end)
-            self.ran_on[m].append((oid, as_, run_end))
-            self.order_machines[oid].append(m)
         day, slot, _ = self.clock.local_day_slot(as_, z)
         sid = self.shift_ids.get((z, day, slot))
         if sid:
@@ -1320,7 +1314,7 @@ class PlantBuilder:
             severity = rng.choices(("low", "medium", "high", "critical"), weights=(0.4, 0.35, 0.2, 0.05))[0]
             assert o.as_ is not None and o.ae is not None
             t = rmin(o.as_ + rng.random() * (o.ae - o.as_))
-            machine = self.pick(self.order_machines[o.id])
+            machine = self.pick(self.line_by_id[o.line].machines)
             role = "quality analyst" if kind == "nonconformance" else f"operator:{int(rng.random() * 3)}"
             who = self.person(o.z, role)
             title_t, text_t = rng.choice(N.INCIDENT_TEMPLATES[kind])
@@ -1353,16 +1347,21 @@ class PlantBuilder:
         rng = self.rng
         H = self.spec.history_days * DAY
         cands = [o for o in self.orders.values()
-                 if o.ae is not None and o.as_ is not None and self.machine_line[self.order_machines[o.id][0]].kind
-                 == "proc" and NOW - 0.6 * H <= o.ae <= NOW - 0.2 * H]
+                 if o.ae is not None and o.as_ is not None and self.line_by_id[o.line].kind == "proc"
+                 and NOW - 0.6 * H <= o.ae <= NOW - 0.2 * H]
         rng.shuffle(cands)
+        lines = {o.line for o in cands[:40]}
+        runs: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
+        for o in self.orders.values():
+            if o.line in lines and o.as_ is not None:
+                runs[o.line].append((o.id, o.as_, o.ae))
         best: tuple[tuple[int, int], Any] | None = None
         for o in cands[:40]:
             assert o.as_ is not None
-            m = self.order_machines[o.id][0]
+            m = self.line_by_id[o.line].machines[0]
             frm = o.as_ + 30 * 60
             to = frm + 6 * HOUR
-            affected = sorted(oid for oid, s, e in self.ran_on[m] if s < to and (e is None or e > frm))
+            affected = sorted(oid for oid, s, e in runs[o.line] if s < to and (e is None or e > frm))
             lots = sorted({lt for oid in affected for lt in self.index.produced.get(oid, ())})
             tr = forward_trace(self.index, lots)
             score = (min(len(tr.reached_customers), 2) + min(len(tr.reached_lots), 3), -len(tr.reached_lots))
@@ -1450,8 +1449,8 @@ class PlantBuilder:
     def scenario_root_cause(self) -> RootCause:
         d = self.designs
         bad_orders = sorted(o.id for o in self.orders.values()
-                            if self.used_sop.get(o.id) == d.rc_bad_version and o.ae is not None
-                            and self.for_material[o.id] == d.rc_material)
+                            if o.sopv == d.rc_bad_version and o.ae is not None
+                            and o.material == d.rc_material)
         bad_lots = sorted({lt for oid in bad_orders for lt in self.index.produced.get(oid, ())})
         z = self.mats[d.rc_material].z
         t = rmin(min(NOW - 2 * HOUR, d.rc_window[1] + 2 * DAY))
@@ -1563,19 +1562,19 @@ class PlantBuilder:
         normal: list[tuple[Order, str, bool]] = []
         for o in ran:
             assert o.as_ is not None
-            sops = {s for tgt in [self.for_material[o.id], *self.order_machines[o.id]]
+            sops = {s for tgt in [o.material, *self.line_by_id[o.line].machines]
                     for s in self.applies_to.get(tgt, ())}
             eff = [v for s in sops for v, a, b in self.versions[s] if a <= o.as_ and (b is None or o.as_ < b)]
             if len(eff) != 1:
                 continue
-            entry = (o, eff[0], self.used_sop[o.id] != eff[0])
+            entry = (o, eff[0], o.sopv != eff[0])
             (sup if entry[2] else normal).append(entry)
         picks = rng.sample(sup, min(3, len(sup))) + rng.sample(normal, min(6, len(normal)))
         picks.sort(key=lambda e: e[0].id)
         out = []
         for o, v, superseded in picks:
             assert o.as_ is not None
-            out.append(SopInEffect(order=o.id, machine=self.order_machines[o.id][0], at=self._dt(o.as_, o.z),
+            out.append(SopInEffect(order=o.id, machine=self.line_by_id[o.line].machines[0], at=self._dt(o.as_, o.z),
                                    sop_version=v, superseded=superseded))
         return out
 

@@ -119,9 +119,7 @@ class EdgeIndex:
     """The relations the scenario definitions walk, as adjacency dicts built from (src, dst) pairs."""
 
     consumers: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # lot -> orders
-    consumed: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # order -> lots
     produced: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # order -> lots
-    producer: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # lot -> orders
     derived_children: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     allocated: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # lot -> SOLs
     allocated_lots: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))  # SOL -> lots
@@ -132,10 +130,8 @@ class EdgeIndex:
     def add(self, rel: str, src: str, dst: str) -> None:
         if rel == "CONSUMED":
             self.consumers[dst].append(src)
-            self.consumed[src].append(dst)
         elif rel == "PRODUCED":
             self.produced[src].append(dst)
-            self.producer[dst].append(src)
         elif rel == "DERIVED_FROM":
             self.derived_children[dst].append(src)
         elif rel == "ALLOCATED_TO":

@@ -540,3 +540,18 @@ def test_cli_generate_json_and_errors(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     notdir = runner.invoke(app, ["generate", "--scale", "tiny", "--out", str(tmp_path / "file")])
     assert notdir.exit_code == 2 and "not a directory" in notdir.output
+
+
+def test_clock_renders_local_time_with_dst_offsets() -> None:
+    from zoneinfo import ZoneInfo
+
+    from graph_loader.generator.clock import Clock
+
+    zones = ["Europe/Berlin", "Asia/Kolkata", "America/Chicago", "UTC"]
+    clock = Clock(zones)
+    # around the EU and US daylight-saving changes of 2026, every 17 minutes
+    for start in (1774746000 - 6 * 3600, 1772953200 - 6 * 3600, 1792371600 - 6 * 3600):
+        for k in range(80):
+            t = start + k * 17 * 60
+            for z, name in enumerate(zones):
+                assert clock.fmt(t, z) == datetime.fromtimestamp(t, ZoneInfo(name)).isoformat()
