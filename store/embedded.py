@@ -26,8 +26,8 @@ import logging
 import sqlite3
 import threading
 import time
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import ChainMap, Counter
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,6 +129,16 @@ WHERE edges.source_system IS NOT excluded.source_system
     OR edges.props IS NOT excluded.props
 """
 _IDS = "(SELECT value FROM json_each(?))"
+#: Rows a transaction must write into a table before its secondary index is rebuilt at commit
+#: instead of maintained per row (see ``_EmbeddedTransaction._maybe_defer``).
+DEFER_AT = 100_000
+#: Ids of nodes inserted by a transaction remembered for its edges (saves one index probe per
+#: endpoint in a full load); beyond this many the rest are looked up in SQLite.
+NID_CACHE = 5_000_000
+_SECONDARY = {
+    "nodes": ("nodes_by_class", "CREATE INDEX IF NOT EXISTS nodes_by_class ON nodes(cls, id)"),
+    "edges": ("edges_in", "CREATE INDEX IF NOT EXISTS edges_in ON edges(dst, rel, src)"),
+}
 _NID_OF = "SELECT id, nid FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))"
 _EDGE_BY_KEY = "SELECT eid, rel FROM edges WHERE src = ? AND rel = ? AND dst = ?"
 _NODE_SELECT = "SELECT id, cls, name, plant, source_system, valid_from, valid_to, props FROM nodes n"
@@ -163,15 +173,31 @@ def _dt(s: str | None) -> datetime | None:
     return None if s is None else datetime.fromisoformat(s)
 
 
-_dumps = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-).encode
+def _not_json(o: Any) -> Any:
+    raise TypeError(f"{type(o).__name__} is not JSON-compatible")
+
+
+def _make_dumps() -> Callable[[Any], str]:
+    """Compact, key-sorted JSON. Uses the C encoder directly when present: the public
+    ``JSONEncoder.encode`` builds a new one on every call, which doubles the cost per record."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:  # pragma: no cover - CPython always has it
+        return json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+    enc = c_make(None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+
+    def dumps(o: Any) -> str:
+        return "".join(enc(o, 0))
+
+    return dumps
+
+
+_dumps = _make_dumps()
 
 
 def _json_ok(v: Any) -> bool:
     try:
         _dumps(v)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
         return False
     return True
 
@@ -179,19 +205,21 @@ def _json_ok(v: Any) -> bool:
 def _node_row(n: NodeRecord) -> tuple[Any, ...]:
     if not n.id or not n.cls:
         raise ValueError("empty id or class")
+    vf, vt = n.valid_from, n.valid_to
+    if vf is None and vt is None:  # the common case, without four calls
+        return (n.id, n.cls, n.name, n.plant, n.source_system, None, None, None, None, _dumps(n.props))
     return (
-        n.id, n.cls, n.name, n.plant, n.source_system, _iso(n.valid_from), _iso(n.valid_to),
-        _us(n.valid_from), _us(n.valid_to), _dumps(n.props),
+        n.id, n.cls, n.name, n.plant, n.source_system, _iso(vf), _iso(vt), _us(vf), _us(vt), _dumps(n.props),
     )
 
 
 def _edge_row(e: EdgeRecord, src: int, dst: int) -> tuple[Any, ...]:
     if not e.rel:
         raise ValueError("empty relation name")
-    return (
-        src, e.rel, dst, e.source_system, _iso(e.valid_from), _iso(e.valid_to),
-        _us(e.valid_from), _us(e.valid_to), _dumps(e.props),
-    )
+    vf, vt = e.valid_from, e.valid_to
+    if vf is None and vt is None:
+        return (src, e.rel, dst, e.source_system, None, None, None, None, _dumps(e.props))
+    return (src, e.rel, dst, e.source_system, _iso(vf), _iso(vt), _us(vf), _us(vt), _dumps(e.props))
 
 
 def _bad_record(what: str, valid_from: Any, valid_to: Any, props: Mapping[str, Any]) -> IntegrityError:
@@ -222,11 +250,24 @@ def _node_from(row: Sequence[Any]) -> NodeRecord:
 
 
 def _edge_from(src: str, rel: str, dst: str, row: Sequence[Any]) -> EdgeRecord:
-    """``row`` = (source_system, valid_from, valid_to, props)."""
+    """``row`` = (source_system, valid_from, valid_to, props as JSON text or already parsed)."""
+    props = row[3]
     return EdgeRecord(
         src=src, rel=rel, dst=dst, source_system=row[0], valid_from=_dt(row[1]),
-        valid_to=_dt(row[2]), props=json.loads(row[3]),
+        valid_to=_dt(row[2]), props=json.loads(props) if isinstance(props, str) else props,
     )
+
+
+def _payloads(conn: sqlite3.Connection, eids: Sequence[int]) -> dict[int, tuple[Any, ...]]:
+    """(source_system, valid_from, valid_to, props) by edge rowid; the property documents are
+    parsed with one ``json.loads`` per chunk, not one per edge."""
+    sql = (
+        "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
+        "WHERE eid IN (SELECT value FROM json_each(:ids))"
+    )
+    rows = list(_rows_by_ids(conn, sql, eids))
+    props = json.loads("[" + ",".join(r[4] for r in rows) + "]")
+    return {r[0]: (r[1], r[2], r[3], p) for r, p in zip(rows, props, strict=True)}
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -261,6 +302,13 @@ class _EmbeddedTransaction(WriteTransaction):
         self._report = WriteReport()
         self.failure: StoreError | None = None
         self.node_delta: Counter[str] = Counter()
+        self._written: Counter[str] = Counter()
+        self._nids: dict[str, int] = {}  # id -> nid of nodes inserted by this transaction
+        self._deferred: set[str] = set()
+        self.committed_counts: dict[str, int] = {
+            "nodes": int(conn.execute("SELECT coalesce(sum(n), 0) FROM node_counts").fetchone()[0]),
+            "edges": int(conn.execute("SELECT coalesce(sum(n), 0) FROM edge_counts").fetchone()[0]),
+        }
         self.edge_delta: Counter[str] = Counter()
 
     @property
@@ -286,8 +334,9 @@ class _EmbeddedTransaction(WriteTransaction):
         for batch in _chunks(nodes, BATCH):
             try:
                 rows = [_node_row(n) for n in batch]
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, RecursionError):
                 raise self._fail(self._first_bad_node(batch)) from None
+            self._maybe_defer("nodes", len(batch))
             before = self._max("nodes", "nid")
             try:
                 conn.executemany(_UPSERT_NODE, rows)
@@ -295,9 +344,10 @@ class _EmbeddedTransaction(WriteTransaction):
                 if _CLASS_CHANGE in str(exc):
                     raise self._fail(self._class_change_error(batch)) from None
                 raise self._fail(IntegrityError(f"node upsert refused: {exc}")) from None
-            self.node_delta.update(
-                dict(conn.execute("SELECT cls, count(*) FROM nodes WHERE nid > ? GROUP BY cls", (before,)))
-            )
+            new = conn.execute("SELECT id, nid, cls FROM nodes WHERE nid > ?", (before,)).fetchall()
+            self.node_delta.update(r[2] for r in new)
+            if len(self._nids) < NID_CACHE:
+                self._nids.update((r[0], r[1]) for r in new)
             self._report.nodes_upserted += len(batch)
         self._report.seconds += time.perf_counter() - t0
 
@@ -305,7 +355,7 @@ class _EmbeddedTransaction(WriteTransaction):
         for n in batch:
             try:
                 _node_row(n)
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, RecursionError):
                 return _bad_record(f"node {getattr(n, 'id', n)!r}", n.valid_from, n.valid_to, n.props)
         return IntegrityError("a node could not be stored")
 
@@ -323,14 +373,18 @@ class _EmbeddedTransaction(WriteTransaction):
         t0 = time.perf_counter()
         conn = self._conn
         for batch in _chunks(edges, BATCH):
-            ends = {x for e in batch for x in (e.src, e.dst)}
-            nid = dict(_rows_by_ids(conn, _NID_OF, ends))
+            # endpoints written earlier in this transaction are known; look up only the others
+            known = self._nids
+            ends = {x for e in batch for x in (e.src, e.dst) if x not in known}
+            found = dict(_rows_by_ids(conn, _NID_OF, ends)) if ends else {}
+            nid: Mapping[str, int] = ChainMap(found, known) if found else known
             try:
                 rows = [_edge_row(e, nid[e.src], nid[e.dst]) for e in batch]
             except KeyError:
                 raise self._fail(self._missing_endpoint_error(batch, nid)) from None
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, RecursionError):
                 raise self._fail(self._first_bad_edge(batch, nid)) from None
+            self._maybe_defer("edges", len(batch))
             before = self._max("edges", "eid")
             try:
                 conn.executemany(_UPSERT_EDGE, rows)
@@ -358,7 +412,7 @@ class _EmbeddedTransaction(WriteTransaction):
         for e in batch:
             try:
                 _edge_row(e, nid[e.src], nid[e.dst])
-            except (TypeError, ValueError, AttributeError):
+            except (TypeError, ValueError, AttributeError, RecursionError):
                 return _bad_record(f"edge ({e.src!r}, {e.rel!r}, {e.dst!r})", e.valid_from, e.valid_to, e.props)
         return IntegrityError("an edge could not be stored")
 
@@ -382,6 +436,8 @@ class _EmbeddedTransaction(WriteTransaction):
             conn.execute("DELETE FROM nodes WHERE id IN (SELECT value FROM json_each(:ids))", arg)
             self.edge_delta.subtract(gone_edges)
             self.node_delta.subtract(gone_nodes)
+            for x in batch:
+                self._nids.pop(x, None)
             self._report.edges_deleted += sum(gone_edges.values())
             self._report.nodes_deleted += sum(gone_nodes.values())
         self._report.seconds += time.perf_counter() - t0
@@ -404,6 +460,28 @@ class _EmbeddedTransaction(WriteTransaction):
             self.edge_delta.subtract(Counter(rel for _, rel in eids))
             self._report.edges_deleted += len(eids)
         self._report.seconds += time.perf_counter() - t0
+
+    def _maybe_defer(self, table: str, rows: int) -> None:
+        """Bulk loads: once this transaction has written more rows into ``table`` than the table
+        held before (and at least DEFER_AT), drop its secondary index; :meth:`finish` rebuilds
+        it by one sort at commit, which beats keeping it sorted row by row. Inside the
+        transaction, so a rollback or a crash restores the index with everything else."""
+        self._written[table] += rows
+        if table in self._deferred or self._written[table] < DEFER_AT:
+            return
+        held = self.committed_counts[table]
+        if self._written[table] <= held:
+            return
+        name = _SECONDARY[table][0]
+        self._conn.execute(f"DROP INDEX IF EXISTS {name}")
+        self._deferred.add(table)
+
+    def finish(self) -> None:
+        """Work due at commit: rebuild deferred indexes, fold in the count deltas."""
+        for table in sorted(self._deferred):
+            self._conn.execute(_SECONDARY[table][1])
+        self._deferred.clear()
+        self.write_counts()
 
     def write_counts(self) -> None:
         """Fold the count deltas into the persisted counts (inside the transaction)."""
@@ -548,7 +626,7 @@ class EmbeddedStore(GraphStore):
                 yield tx
                 if tx.failure is not None:
                     raise tx.failure
-                tx.write_counts()
+                tx.finish()
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(tx.generation),))
                 conn.execute("COMMIT")
             except BaseException:
@@ -720,11 +798,12 @@ class EmbeddedStore(GraphStore):
         eids: list[int] = []
         depth = 0
         while frontier and reason is None:
+            if depth >= max_depth:  # only ask whether the walk would have gone on
+                if self._expand_index(conn, adj, frontier, out_rels, in_rels, t, seen, ids, probe=True):
+                    reason = "max_depth"
+                break
             candidates = self._expand_index(conn, adj, frontier, out_rels, in_rels, t, seen, ids)
             if not candidates:
-                break
-            if depth >= max_depth:
-                reason = "max_depth"
                 break
             depth += 1
             best: dict[int, _Candidate] = {}
@@ -744,11 +823,7 @@ class EmbeddedStore(GraphStore):
                 if through_classes is None or other_cls in through_classes:
                     frontier.append(other)
         if tree:
-            sql = (
-                "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
-                "WHERE eid IN (SELECT value FROM json_each(:ids))"
-            )
-            payload = {r[0]: r[1:] for r in _rows_by_ids(conn, sql, eids)}
+            payload = _payloads(conn, eids)
             for (node_id, d, parent, key), eid in zip(tree, eids, strict=True):
                 row = payload.get(eid)
                 if row is None:  # deleted by a commit that landed during this walk
@@ -766,33 +841,53 @@ class EmbeddedStore(GraphStore):
         t: int | None,
         seen: np.ndarray[Any, np.dtype[np.bool_]],
         ids: Mapping[int, str],
+        probe: bool = False,
     ) -> list[_Candidate]:
+        """The best (smallest-key) edge to each node reachable from the frontier and unseen
+        (with ``probe``, any one such edge)."""
         parts = adj.expand(np.array(frontier, dtype=np.int64), out_rels, in_rels, seen)
         if not parts:
             return []
-        valid_edges: set[int] | None = None
-        valid_nodes: set[int] | None = None
+        here = np.concatenate([p[0] for p in parts])
+        there = np.concatenate([p[1] for p in parts])
+        rel = np.concatenate([p[2] for p in parts])
+        eid = np.concatenate([p[3] for p in parts])
+        outgoing = np.concatenate([np.full(len(p[0]), p[4], dtype=bool) for p in parts])
         if t is not None:
-            all_eids = np.concatenate([p[3] for p in parts]).tolist()
-            valid_edges = {r[0] for r in _rows_by_ids(
+            valid_edges = [r[0] for r in _rows_by_ids(
                 conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
-                all_eids, t=t,
-            )}
-            others = set(np.concatenate([p[1] for p in parts]).tolist())
-            valid_nodes = {r[0] for r in _rows_by_ids(
+                eid.tolist(), t=t,
+            )]
+            valid_nodes = [r[0] for r in _rows_by_ids(
                 conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
-                others, t=t,
-            )}
-        out: list[_Candidate] = []
+                np.unique(there).tolist(), t=t,
+            )]
+            keep = np.isin(eid, np.array(valid_edges, dtype=np.int64)) & np.isin(
+                there, np.array(valid_nodes, dtype=np.int64)
+            )
+            here, there, rel, eid, outgoing = here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
+            if not len(there):
+                return []
+        if probe:
+            return [(("", "", ""), int(there[0]), "", "", "", int(eid[0]))]
+        # one candidate per target unless several edges reach it: only those need key comparisons
+        order = np.argsort(there, kind="stable")
+        here, there, rel, eid, outgoing = here[order], there[order], rel[order], eid[order], outgoing[order]
+        _, first, counts = np.unique(there, return_index=True, return_counts=True)
         names = adj.rel_names
-        for here, there, rel, eid, outgoing in parts:
-            for h, o, r, e in zip(here.tolist(), there.tolist(), rel.tolist(), eid.tolist(), strict=True):
-                if valid_edges is not None and (e not in valid_edges or o not in (valid_nodes or ())):
-                    continue
-                hid = ids[h]
-                oid = adj.node_id(o)
-                key = (hid, names[r], oid) if outgoing else (oid, names[r], hid)
-                out.append((key, o, oid, adj.node_cls(o), hid, e))
+        out: list[_Candidate] = []
+        h_l, o_l, r_l, e_l, d_l = here.tolist(), there.tolist(), rel.tolist(), eid.tolist(), outgoing.tolist()
+        for i, c in zip(first.tolist(), counts.tolist(), strict=True):
+            o = o_l[i]
+            oid = adj.node_id(o)
+            best: tuple[tuple[str, str, str], str, int] | None = None
+            for j in range(i, i + c):
+                hid = ids[h_l[j]]
+                key = (hid, names[r_l[j]], oid) if d_l[j] else (oid, names[r_l[j]], hid)
+                if best is None or key < best[0]:
+                    best = (key, hid, e_l[j])
+            assert best is not None
+            out.append((best[0], o, oid, adj.node_cls(o), best[1], best[2]))
         return out
 
     def _traverse_sql(
@@ -875,11 +970,7 @@ class EmbeddedStore(GraphStore):
                     frontier.append(other)
 
         if tree:
-            sql = (
-                "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
-                "WHERE eid IN (SELECT value FROM json_each(:ids))"
-            )
-            payload = {r[0]: r[1:] for r in _rows_by_ids(conn, sql, eids)}
+            payload = _payloads(conn, eids)
             for (node_id, d, parent, key), eid in zip(tree, eids, strict=True):
                 hops[node_id] = Hop(node=node_id, depth=d, parent=parent, edge=_edge_from(*key, payload[eid]))
         return Traversal(hops=hops, truncated=reason is not None, truncated_reason=reason)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import re
 import threading
 import time
@@ -151,27 +152,32 @@ def _as_of(t: datetime | None) -> datetime | None:
     return _fixed(t)
 
 
-def _from_neo(v: Any) -> datetime | None:
-    """A DATETIME read back as an aware Python datetime with a fixed offset."""
+def _from_text(v: str | None) -> datetime | None:
+    """A DATETIME read back (as Cypher ``toString``) as an aware Python datetime."""
     if v is None:
         return None
-    native: datetime = v.to_native() if hasattr(v, "to_native") else v
-    off = native.utcoffset()
-    return native if off is None else native.replace(tzinfo=timezone(off))
+    return datetime.fromisoformat(v)
+
+
+def _iso_time(v: Any) -> str | None:
+    """A timestamp property value in canonical ISO form when it is one with an offset, else None
+    (then it is kept as a plain property). Sent as text and converted by Cypher ``datetime()``:
+    the driver packs Python datetimes an order of magnitude slower than strings."""
+    if not isinstance(v, str):
+        return None
+    try:
+        t = datetime.fromisoformat(v)
+    except ValueError:
+        return None
+    return t.isoformat() if t.tzinfo is not None and t.utcoffset() is not None else None
 
 
 def _primitive(v: Any) -> bool:
     return isinstance(v, str | bool | int) or (isinstance(v, float) and math.isfinite(v))
 
 
-def _native_value(v: Any, is_time: bool) -> Any:
+def _native_value(v: Any) -> Any:
     """The value as a native Neo4j property, or None when only the JSON document can hold it."""
-    if is_time and isinstance(v, str):
-        try:
-            t = datetime.fromisoformat(v.replace("Z", "+00:00"))
-        except ValueError:
-            return v
-        return _fixed(t) if t.tzinfo is not None and t.utcoffset() is not None else v
     if _primitive(v):
         return v
     if isinstance(v, list) and v and all(_primitive(x) for x in v) and len({type(x) for x in v}) == 1:
@@ -196,51 +202,68 @@ def _json_ok(v: Any) -> bool:
     return True
 
 
-def _node_map(n: NodeRecord) -> dict[str, Any]:
+def _record_maps(
+    what: str, props: Mapping[str, Any], times: frozenset[str], reserved: frozenset[str],
+    valid_from: datetime | None, valid_to: datetime | None,
+) -> tuple[dict[str, Any], dict[str, str | None]]:
+    """(plain properties, ISO texts of the DATETIME properties) of one node or edge."""
+    vf, vt = _aware(valid_from, what), _aware(valid_to, what)
+    plain: dict[str, Any] = {"_props": _props_json(props, what)}
+    texts: dict[str, str | None] = {
+        "valid_from": vf.isoformat() if vf else None, "valid_to": vt.isoformat() if vt else None,
+    }
+    for k, v in props.items():
+        if k in reserved:
+            continue
+        if k in times:
+            iso = _iso_time(v)
+            if iso is not None:
+                texts[k] = iso
+                continue
+        nv = _native_value(v)
+        if nv is not None:
+            plain[k] = nv
+    return plain, texts
+
+
+def _node_row(n: NodeRecord) -> dict[str, Any]:
     what = f"node {n.id!r}"
     if not n.id:
         raise IntegrityError("node with an empty id")
     if not n.cls:
         raise IntegrityError(f"{what}: empty class")
-    out: dict[str, Any] = {
-        "id": n.id, "cls": n.cls, "name": n.name, "plant": n.plant, "source_system": n.source_system,
-        "valid_from": _aware(n.valid_from, what), "valid_to": _aware(n.valid_to, what),
-        "_props": _props_json(n.props, what),
-    }
-    times = _NODE_TIME_FIELDS.get(n.cls, frozenset())
-    for k, v in n.props.items():
-        if k in _RESERVED:
-            continue
-        nv = _native_value(v, k in times)
-        if nv is not None:
-            out[k] = nv
-    return out
+    plain, texts = _record_maps(
+        what, n.props, _NODE_TIME_FIELDS.get(n.cls, frozenset()), _RESERVED, n.valid_from, n.valid_to
+    )
+    plain.update(id=n.id, cls=n.cls, name=n.name, plant=n.plant, source_system=n.source_system)
+    return {"id": n.id, "cls": n.cls, "p": plain, "t": texts}
 
 
-def _edge_map(e: EdgeRecord) -> dict[str, Any]:
+def _edge_row(e: EdgeRecord) -> dict[str, Any]:
     what = f"edge ({e.src!r}, {e.rel!r}, {e.dst!r})"
     if not e.rel:
         raise IntegrityError(f"{what}: empty relation name")
-    out: dict[str, Any] = {
-        "source_system": e.source_system,
-        "valid_from": _aware(e.valid_from, what), "valid_to": _aware(e.valid_to, what),
-        "_props": _props_json(e.props, what),
-    }
-    times = _EDGE_TIME_FIELDS.get(e.rel, frozenset())
-    for k, v in e.props.items():
-        if k in _EDGE_RESERVED:
-            continue
-        nv = _native_value(v, k in times)
-        if nv is not None:
-            out[k] = nv
-    return out
+    plain, texts = _record_maps(
+        what, e.props, _EDGE_TIME_FIELDS.get(e.rel, frozenset()), _EDGE_RESERVED, e.valid_from, e.valid_to
+    )
+    plain["source_system"] = e.source_system
+    return {"src": e.src, "dst": e.dst, "p": plain, "t": texts}
+
+
+def _set_times(var: str, fields: Iterable[str]) -> str:
+    """``SET`` items turning the ISO texts in ``r.t`` into DATETIME properties (``datetime(null)``
+    is null, so an absent time stays absent). Field names come from the ontology, quoted."""
+    return ", ".join(
+        f"{var}.{quote_name(f)} = datetime(r.t[{json.dumps(f)}])"
+        for f in ("valid_from", "valid_to", *sorted(fields))
+    )
 
 
 def _node_from(r: Mapping[str, Any]) -> NodeRecord:
     return NodeRecord(
         id=r["id"], cls=r["cls"], name=r["name"], plant=r["plant"],
         source_system=r["source_system"] if r["source_system"] is not None else "plantgraph",
-        valid_from=_from_neo(r["valid_from"]), valid_to=_from_neo(r["valid_to"]),
+        valid_from=_from_text(r["valid_from"]), valid_to=_from_text(r["valid_to"]),
         props=json.loads(r["_props"]) if r["_props"] else {},
     )
 
@@ -249,7 +272,7 @@ def _edge_from(src: str, rel: str, dst: str, p: Mapping[str, Any]) -> EdgeRecord
     return EdgeRecord(
         src=src, rel=rel, dst=dst,
         source_system=p["source_system"] if p["source_system"] is not None else "plantgraph",
-        valid_from=_from_neo(p["valid_from"]), valid_to=_from_neo(p["valid_to"]),
+        valid_from=_from_text(p["valid_from"]), valid_to=_from_text(p["valid_to"]),
         props=json.loads(p["_props"]) if p["_props"] else {},
     )
 
@@ -264,8 +287,19 @@ def _valid(var: str) -> str:
     return f"({var}.valid_from IS NULL OR {var}.valid_from <= $t) AND ({var}.valid_to IS NULL OR $t < {var}.valid_to)"
 
 
-_NODE_PROJ = "{.id, .cls, .name, .plant, .source_system, .valid_from, .valid_to, ._props}"
-_EDGE_PROJ = "{.source_system, .valid_from, .valid_to, ._props}"
+def _node_proj(v: str) -> str:
+    """Map projection of a node for :func:`_node_from` (times as text: cheap to unpack)."""
+    return (
+        f"{v} {{.id, .cls, .name, .plant, .source_system, ._props, "
+        f"valid_from: toString({v}.valid_from), valid_to: toString({v}.valid_to)}}"
+    )
+
+
+def _edge_proj(v: str) -> str:
+    return (
+        f"{v} {{.source_system, ._props, valid_from: toString({v}.valid_from), "
+        f"valid_to: toString({v}.valid_to)}}"
+    )
 
 
 def _one_line(exc: BaseException) -> str:
@@ -321,10 +355,10 @@ class _Neo4jTransaction(WriteTransaction):
             by_cls: dict[str, list[dict[str, Any]]] = defaultdict(list)
             order: list[str] = []
             for n in batch:
-                row = _node_map(n)
+                row = _node_row(n)
                 if n.cls not in by_cls:
                     order.append(n.cls)
-                by_cls[n.cls].append({"id": n.id, "cls": n.cls, "p": row})
+                by_cls[n.cls].append(row)
             for cls in order:
                 rows = by_cls[cls]
                 # ON CREATE sets the class; an existing node of another class is left untouched
@@ -333,7 +367,8 @@ class _Neo4jTransaction(WriteTransaction):
                     f"UNWIND $rows AS r MERGE (n:{ENTITY_LABEL} {{id: r.id}}) "
                     "ON CREATE SET n.cls = r.cls "
                     "WITH n, r WHERE n.cls = r.cls "
-                    f"SET n = r.p, n:{quote_name(cls)} RETURN count(n) AS ok",
+                    f"SET n = r.p, n:{quote_name(cls)}, {_set_times('n', _NODE_TIME_FIELDS.get(cls, ()))} "
+                    "RETURN count(n) AS ok",
                     rows=rows,
                 )
                 if recs[0]["ok"] != len(rows):
@@ -357,12 +392,13 @@ class _Neo4jTransaction(WriteTransaction):
         for batch in _chunks(edges, BATCH):
             by_rel: dict[str, list[dict[str, Any]]] = defaultdict(list)
             for e in batch:
-                by_rel[e.rel].append({"src": e.src, "dst": e.dst, "p": _edge_map(e)})
+                by_rel[e.rel].append(_edge_row(e))
             for rel, rows in by_rel.items():
                 recs = self._run(
                     f"UNWIND $rows AS r MATCH (a:{ENTITY_LABEL} {{id: r.src}}) "
                     f"MATCH (b:{ENTITY_LABEL} {{id: r.dst}}) "
-                    f"MERGE (a)-[e:{quote_name(rel)}]->(b) SET e = r.p RETURN count(e) AS ok",
+                    f"MERGE (a)-[e:{quote_name(rel)}]->(b) "
+                    f"SET e = r.p, {_set_times('e', _EDGE_TIME_FIELDS.get(rel, ()))} RETURN count(e) AS ok",
                     rows=rows,
                 )
                 if recs[0]["ok"] != len(rows):
@@ -611,7 +647,8 @@ class Neo4jStore(GraphStore):
         session = self._session(write=True)
         try:
             try:
-                tx = session.begin_transaction()
+                # metadata shows up in SHOW TRANSACTIONS, so an operator can see who holds locks
+                tx = session.begin_transaction(metadata={"app": "plantgraph", "pid": os.getpid()})
             except (Neo4jError, DriverError, OSError) as exc:
                 raise self._translate(exc, "begin transaction") from None
             wtx = _Neo4jTransaction(self, tx)
@@ -652,7 +689,7 @@ class Neo4jStore(GraphStore):
         out: dict[str, NodeRecord] = {}
         for batch in _chunks(list(dict.fromkeys(ids)), _CHUNK):
             for r in self._read_rows(
-                f"UNWIND $ids AS i MATCH (n:{ENTITY_LABEL} {{id: i}}){cond} RETURN n {_NODE_PROJ} AS n",
+                f"UNWIND $ids AS i MATCH (n:{ENTITY_LABEL} {{id: i}}){cond} RETURN {_node_proj('n')} AS n",
                 ids=list(batch), t=t,
             ):
                 node = _node_from(r["n"])
@@ -678,12 +715,12 @@ class Neo4jStore(GraphStore):
         if direction in (Direction.OUT, Direction.BOTH):
             parts.append(
                 f"MATCH (n)-[e{types}]->(m:{ENTITY_LABEL}){edge_cond} "
-                f"RETURN n.id AS src, type(e) AS rel, m.id AS dst, e {_EDGE_PROJ} AS p"
+                f"RETURN n.id AS src, type(e) AS rel, m.id AS dst, {_edge_proj('e')} AS p"
             )
         if direction in (Direction.IN, Direction.BOTH):
             parts.append(
                 f"MATCH (n)<-[e{types}]-(m:{ENTITY_LABEL}){edge_cond} "
-                f"RETURN m.id AS src, type(e) AS rel, n.id AS dst, e {_EDGE_PROJ} AS p"
+                f"RETURN m.id AS src, type(e) AS rel, n.id AS dst, {_edge_proj('e')} AS p"
             )
         body = " UNION ALL ".join(parts)
         query = f"MATCH (n:{ENTITY_LABEL} {{id: $id}}){node_cond} CALL (n) {{ {body} }} RETURN src, rel, dst, p"
@@ -775,7 +812,7 @@ class Neo4jStore(GraphStore):
             query = (
                 f"UNWIND $ids AS i MATCH (h:{ENTITY_LABEL} {{id: i}}){arrow_l}[e:{types}]{arrow_r}"
                 f"(o:{ENTITY_LABEL}){valid} "
-                f"RETURN i AS h, type(e) AS rel, o.id AS o, o.cls AS ocls, e {_EDGE_PROJ} AS p"
+                f"RETURN i AS h, type(e) AS rel, o.id AS o, o.cls AS ocls, {_edge_proj('e')} AS p"
             )
             for batch in _chunks(frontier, _CHUNK):
                 for r in self._read_rows(query, ids=list(batch), t=t):
@@ -824,7 +861,7 @@ class Neo4jStore(GraphStore):
                 params[f"w{i}"] = value
         query = (
             f"MATCH (n:{label}) WHERE {' AND '.join(conds)} "
-            f"RETURN n {_NODE_PROJ} AS n ORDER BY n.id LIMIT $page"
+            f"RETURN {_node_proj('n')} AS n ORDER BY n.id LIMIT $page"
         )
         return self._iter_nodes(query, params, checks, limit)
 

@@ -344,3 +344,12 @@ def test_empty_store_counts(store: GraphStore) -> None:
 def test_bad_traversal_arguments(store: GraphStore) -> None:
     with pytest.raises(StoreError):
         store.traverse(["A"], [TraversalStep("X")], max_depth=-1)
+
+
+def test_edge_to_node_deleted_in_same_transaction(store: GraphStore) -> None:
+    build_graph(store, [("A", "Lot")])
+    with pytest.raises(IntegrityError, match="'C'"), store.transaction() as tx:
+        tx.upsert_nodes([NodeRecord(id="C", cls="Lot")])
+        tx.delete_nodes(["C"])
+        tx.upsert_edges([EdgeRecord(src="A", rel="DERIVED_FROM", dst="C")])
+    assert store.counts().nodes == 1 and store.get_node("C") is None

@@ -159,3 +159,37 @@ def test_closed_store_refuses_use(store_path: Path) -> None:
     s.close()
     with pytest.raises(StoreError, match="closed"):
         s.counts()
+
+
+def _indexes(path: Path) -> set[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path / "graph.sqlite")
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    finally:
+        conn.close()
+
+
+def test_bulk_load_defers_and_restores_indexes(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.embedded as embedded_module
+
+    monkeypatch.setattr(embedded_module, "DEFER_AT", 20)
+    nodes = [NodeRecord(id=f"N{i:03d}", cls="Lot" if i % 2 else "Machine") for i in range(100)]
+    edges = [EdgeRecord(src=f"N{i:03d}", rel="DERIVED_FROM", dst=f"N{(i * 7) % 100:03d}") for i in range(100)]
+    with EmbeddedStore(store_path) as s:
+        with pytest.raises(RuntimeError), s.transaction() as tx:
+            tx.upsert_nodes(nodes)
+            tx.upsert_edges(edges)
+            raise RuntimeError("abort the bulk load")
+        assert {"nodes_by_class", "edges_in"} <= _indexes(store_path)
+        assert s.counts().nodes == 0
+        with s.transaction() as tx:
+            tx.upsert_nodes(nodes)
+            tx.upsert_edges(edges)
+        assert {"nodes_by_class", "edges_in"} <= _indexes(store_path)
+        for target in ("N007", "N014", "N000"):
+            expected = sorted(e.src for e in edges if e.dst == target)
+            assert [e.src for e in s.neighbours(target, direction=Direction.IN)] == expected
+        assert [n.id for n in s.find_nodes(cls="Machine", limit=3)] == ["N000", "N002", "N004"]
+        assert s.counts().nodes_by_class == {"Lot": 50, "Machine": 50}
