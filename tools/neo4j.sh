@@ -12,8 +12,8 @@
 #   PLANTGRAPH_DATA            project data folder (default ./data); the server lives in $PLANTGRAPH_DATA/neo4j
 #   PLANTGRAPH_NEO4J_HOME      server folder (data/, logs/, pid file); overrides the above
 #   PLANTGRAPH_NEO4J_PORT      Bolt port on 127.0.0.1 (default 7687)
-#   NEO4J_PASSWORD             password of user neo4j; when unset, one is generated once and kept in
-#                              $PLANTGRAPH_NEO4J_HOME/password (mode 600)
+#   NEO4J_PASSWORD             password of user neo4j (set at every start); when unset, the value of
+#                              plantgraph's settings (its NEO4J_PASSWORD default), so the CLI matches
 #   PLANTGRAPH_NEO4J_HEAP      JVM heap (default 768m); PLANTGRAPH_NEO4J_PAGECACHE page cache (default 256m)
 #   PLANTGRAPH_NEO4J_START_TIMEOUT  seconds to wait for the server (default 240)
 set -euo pipefail
@@ -45,16 +45,13 @@ running_pid() {
 }
 
 password() {
+    # One source of truth: NEO4J_PASSWORD, else plantgraph's settings (the same value the CLI and
+    # the API will use), so `make neo4j-up` followed by any plantgraph command just works.
     if [[ -n "${NEO4J_PASSWORD:-}" ]]; then
         printf '%s' "$NEO4J_PASSWORD"
         return
     fi
-    local f="$HOME_DIR/password"
-    if [[ ! -s "$f" ]]; then
-        mkdir -p "$HOME_DIR"
-        (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(18))' > "$f")
-    fi
-    tr -d '\n' < "$f"
+    (cd "$ROOT" && "$PY" -c 'from plantgraph.settings import Settings; print(Settings().neo4j_password, end="")')
 }
 
 build() {
@@ -164,9 +161,7 @@ up() {
     say "ready (pid $pid)"
     echo "NEO4J_URI=$URI"
     echo "NEO4J_USER=neo4j"
-    if [[ -z "${NEO4J_PASSWORD:-}" ]]; then
-        say "password kept in $HOME_DIR/password; for the CLI: eval \"\$(bash tools/neo4j.sh env)\""
-    fi
+    [[ -n "${NEO4J_PASSWORD:-}" ]] || say "password: plantgraph's default NEO4J_PASSWORD (set NEO4J_PASSWORD for anything but local development)"
 }
 
 wait_exit() {
