@@ -241,7 +241,8 @@ class PlantBuilder:
         self._pcolset = {c: frozenset(cols) for c, cols in self._pcols.items()}
         self._ecols = {r: len(edge_columns(r)) for r in EDGE_SOURCE}
         self._nbuf: dict[str, list[list[str]]] = defaultdict(list)
-        self._ebuf: dict[str, list[list[str]]] = defaultdict(list)
+        self._ebuf: dict[str, list[list[str]]] = {r: [] for r in EDGE_SOURCE}
+        self._pending_rows = 0
         self.counts: dict[str, int] = defaultdict(int)
         self.index = EdgeIndex()
         # data the truth definitions need beyond the genealogy index
@@ -288,22 +289,21 @@ class PlantBuilder:
         get = props.get
         row = [id_, name, ss, plant, vf, ""]
         row.extend(["" if (v := get(c)) is None else v for c in cols])
-        buf = self._nbuf[cls]
-        buf.append(row)
-        if len(buf) >= 4096:
-            self.writer.write_node_rows(cls, buf)
-            buf.clear()
+        self._nbuf[cls].append(row)
+        self._pending_rows += 1
+        if self._pending_rows >= 50_000:
+            self.flush()
 
     def edge(self, rel: str, src: str, dst: str, vf: str = "", *extra: str) -> None:
-        buf = self._ebuf[rel]
-        buf.append([src, dst, EDGE_SOURCE[rel], vf, "", *extra])
+        self._ebuf[rel].append([src, dst, EDGE_SOURCE[rel], vf, "", *extra])
         if rel in TRACKED_RELATIONS:
             self.index.add(rel, src, dst)
-        if len(buf) >= 4096:
-            self.writer.write_edge_rows(rel, buf)
-            buf.clear()
+        self._pending_rows += 1
+        if self._pending_rows >= 50_000:
+            self.flush()
 
     def flush(self) -> None:
+        self._pending_rows = 0
         for cls, buf in self._nbuf.items():
             if buf:
                 self.writer.write_node_rows(cls, buf)
@@ -920,8 +920,9 @@ class PlantBuilder:
         run_end = ae
         s_as = self.ts(as_, z)
         s_end = self.ts(run_end, z)
+        ran_on = self._ebuf["RAN_ON"]
         for m in line.machines:
-            self.edge("RAN_ON", oid, m, s_as, s_as, s_end)
+            ran_on.append([oid, m, "MES", s_as, "", s_as, s_end])
         day, slot, _ = self.clock.local_day_slot(as_, z)
         sid = self.shift_ids.get((z, day, slot))
         if sid:
@@ -934,9 +935,11 @@ class PlantBuilder:
         for comp, per in mat.bom:
             need = per * qty * (0.99 + 0.04 * rng.random())
             consumed.extend(self._consume(z, comp, need, as_))
-        vf = s_as
+        cons_buf = self._ebuf["CONSUMED"]
+        consumers = self.index.consumers
         for lot, qq in consumed:
-            self.edge("CONSUMED", oid, lot.id, vf, q(qq), lot.unit)
+            cons_buf.append([oid, lot.id, "MES", s_as, "", q(qq), lot.unit])
+            consumers[lot.id].append(oid)
         if ae is None:
             return order
         # outputs
