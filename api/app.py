@@ -15,7 +15,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import __version__
 from api.middleware import AuditMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers
-from api.routes import analyses, entities, governance, health
+from api.routes import analyses, entities, governance, health, me
 from api.services import CopilotFactory, Services, StoreOpener
 from plantgraph.settings import Settings, get_settings
 from store.base import GraphStore
@@ -61,7 +61,7 @@ def create_app(
     )
     app.state.services = services
     install_problem_handlers(app)
-    for module in (health, entities, analyses, governance):
+    for module in (health, me, entities, analyses, governance):
         app.include_router(module.router)
     _include_optional(app)
     # Outermost first: CORS answers preflights, the body limit stops big uploads before anything

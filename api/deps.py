@@ -3,7 +3,7 @@ the audit context that routes fill in for the audit middleware."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ class AuditContext:
     detail: str | None = None
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -41,7 +41,7 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def audit_context(request: Request) -> AuditContext:
+async def audit_context(request: Request) -> AuditContext:
     ctx = getattr(request.state, "audit", None)
     if not isinstance(ctx, AuditContext):
         ctx = AuditContext()
@@ -52,7 +52,7 @@ def audit_context(request: Request) -> AuditContext:
 AuditDep = Annotated[AuditContext, Depends(audit_context)]
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     services: ServicesDep,
     api_key: Annotated[str | None, Security(_api_key)] = None,
@@ -73,8 +73,8 @@ def current_principal(
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Principal]:
-    def check(principal: PrincipalDep) -> Principal:
+def require(permission: Permission) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
+    async def check(principal: PrincipalDep) -> Principal:
         if not allowed(principal.role, permission):
             raise ProblemError(
                 403, f"role {principal.role.value!r} lacks permission {permission.value!r}", slug="forbidden"
@@ -95,7 +95,7 @@ Decider = Annotated[Principal, Depends(require(Permission.proposals_decide))]
 AuditReader = Annotated[Principal, Depends(require(Permission.audit_read))]
 
 
-def get_store(services: ServicesDep) -> GraphStore:
+async def get_store(services: ServicesDep) -> GraphStore:
     return services.store()
 
 

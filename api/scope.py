@@ -237,3 +237,12 @@ def redact_answer(store: GraphStore, principal: Principal, doc: dict[str, Any]) 
     out = red.redact(doc)
     withheld += red.withheld
     return out, withheld, _entity_ids(store, cands - forb)
+
+
+_REF = re.compile(r'\{"id":"((?:[^"\\]|\\.)*)","cls":"')
+
+
+def entity_ref_ids(json_text: str) -> set[str]:
+    """Ids of the entity references (``{"id": ..., "cls": ...}``) in a compact JSON text: the
+    'entities retrieved' of an audit record, found without walking the document in Python."""
+    return set(_REF.findall(json_text))

@@ -161,6 +161,7 @@ def test_verify_endpoint_detects_tampering(client: TestClient, keys: Keys, setti
 
 
 def test_unwritable_audit_fails_closed(client: TestClient, keys: Keys, settings: Settings) -> None:
+    assert client.get("/v1/entities/L-A2", headers=keys.h("viewer")).status_code == 200
     db = sqlite3.connect(settings.audit_path, isolation_level=None)
     db.execute("CREATE TRIGGER block BEFORE INSERT ON audit BEGIN SELECT RAISE(ABORT, 'disk says no'); END")
     r = client.get("/v1/entities/L-A1", headers=keys.h("viewer"))
