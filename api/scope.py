@@ -56,6 +56,14 @@ def collect_ids(value: Any, out: set[str], prose: bool) -> None:
             collect_ids(v, out, prose)
 
 
+def covers_all_plants(store: GraphStore, principal: Principal) -> bool:
+    """'*', or a list naming every plant (Site) in the graph: such a key sees everything."""
+    if principal.all_plants:
+        return True
+    sites = {n.plant or n.id for n in store.find_nodes("Site")}
+    return bool(sites) and sites <= principal.plants
+
+
 def forbidden_ids(store: GraphStore, principal: Principal, candidates: Iterable[str]) -> set[str]:
     """The candidates that are entities of a plant the principal does not see."""
     if principal.all_plants:

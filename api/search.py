@@ -38,6 +38,7 @@ class NameIndex:
         self._lock = threading.Lock()
         self._entries: list[_Entry] | None = None
         self._labels: list[str] = []
+        self._generation: object = None
 
     def invalidate(self) -> None:
         with self._lock:
@@ -50,8 +51,11 @@ class NameIndex:
         return entries
 
     def _ensure(self, store: GraphStore) -> tuple[list[_Entry], list[str]]:
+        # a store that counts its commits (embedded) tells us when someone else (a CLI load) wrote
+        generation = getattr(store, "generation", None)
         with self._lock:
-            if self._entries is None:
+            if self._entries is None or generation != self._generation:
+                self._generation = generation
                 self._entries = self._build(store)
                 self._labels = [e.label.casefold() for e in self._entries]
             return self._entries, self._labels

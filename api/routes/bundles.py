@@ -13,6 +13,7 @@ from fastapi import APIRouter, File, UploadFile
 
 from api.deps import AuditDep, BundleLoader, ServicesDep, StoreDep
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
+from api.scope import covers_all_plants
 from graph_loader.loader import LoadReport
 
 router = APIRouter(prefix="/v1", tags=["data"], responses=PROBLEM_RESPONSES)
@@ -101,8 +102,8 @@ async def load_bundle_archive(
     audit.kind = "bundle"
     name = file.filename or "bundle"
     audit.params = {"filename": name}
-    if not principal.all_plants:
-        raise ProblemError(403, "bundles may hold any plant's data; loading needs an admin key with plants '*'",
+    if not covers_all_plants(store, principal):
+        raise ProblemError(403, "bundles may hold any plant's data; loading needs an admin key that sees every plant",
                            slug="forbidden")
     limit = services.settings.max_body_bytes
     with tempfile.TemporaryDirectory(prefix="plantgraph-upload-") as tmp:

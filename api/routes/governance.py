@@ -15,6 +15,7 @@ from api.problems import PROBLEM_RESPONSES, ProblemError
 from api.proposals import Decision, Proposal, ProposalCreate, ProposalStatus
 from api.roles import ProposalKind
 from api.schemas import Page
+from api.scope import covers_all_plants
 
 router = APIRouter(prefix="/v1", responses=PROBLEM_RESPONSES)
 
@@ -120,7 +121,7 @@ async def list_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> AuditPage:
     audit.kind = "audit"
-    _all_plants(principal)
+    _all_plants(services, principal)
     for name, t in (("since", since), ("until", until)):
         if t is not None and t.tzinfo is None:
             raise ProblemError(422, f"{name} needs a time zone offset", slug="validation")
@@ -134,12 +135,12 @@ async def list_audit(
 async def verify_audit(principal: AuditReader, services: ServicesDep, audit: AuditDep,
                        expect_head: Annotated[str | None, Query(pattern="^[0-9a-f]{64}$")] = None) -> VerifyReport:
     audit.kind = "audit"
-    _all_plants(principal)
+    _all_plants(services, principal)
     return services.audit.verify(expect_head)
 
 
-def _all_plants(principal: Principal) -> None:
-    """The log spans every plant (questions, ids), so reading it needs a key scoped to '*'."""
-    if not principal.all_plants:
+def _all_plants(services: ServicesDep, principal: Principal) -> None:
+    """The log spans every plant (questions, ids), so reading it needs a key that sees every plant."""
+    if not principal.all_plants and not covers_all_plants(services.store(), principal):
         raise ProblemError(403, "the audit log spans all plants; reading it needs a key with plants '*'",
                            slug="forbidden")

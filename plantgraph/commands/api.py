@@ -50,6 +50,7 @@ def keys_create(
     role: Annotated[str, typer.Option("--role", help="viewer, analyst, planner, engineer, approver or admin.")],
     plants: Annotated[str, typer.Option("--plants", help="Comma-separated plant ids, or '*' for every plant.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the key (for scripts).")] = False,
 ) -> None:
     """Create a key and print it once (only its hash is stored)."""
     from api.keys import KeyAdminError, KeyStore
@@ -64,6 +65,9 @@ def keys_create(
         ks.close()
     if json_out:
         _print_json(created)
+        return
+    if quiet:
+        typer.echo(created.key)
         return
     plants = ",".join(created.plants)
     console.print(f"key id {created.key_id} for {created.user} ({created.role.value}; plants {plants})")

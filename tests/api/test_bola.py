@@ -158,6 +158,13 @@ def test_events_on_b_entities_are_404(client: TestClient, keys: Keys) -> None:
 def test_audit_needs_all_plants(client: TestClient, keys: Keys) -> None:
     assert client.get("/v1/audit", headers=keys.h("admin_a")).status_code == 403
     assert client.get("/v1/audit/verify", headers=keys.h("approver_a")).status_code == 403
+    # a key listing every plant of the graph counts as all plants
+    from api.keys import KeyStore
+
+    ks = KeyStore(client.app.state.services.settings.keys_path)  # type: ignore[attr-defined]
+    both = ks.create("admin-both", "admin", "SITE-A,SITE-B").key
+    ks.close()
+    assert client.get("/v1/audit", headers={"X-API-Key": both}).status_code == 200
 
 
 def test_bundles_need_all_plants(client: TestClient, keys: Keys) -> None:

@@ -166,3 +166,17 @@ def test_new_id_colliding_with_other_class_is_422(client: TestClient, keys: Keys
                             "machine_id": "M-A1", "reason": "x"})
     assert r.status_code == 422
     assert r.json()["errors"][0]["loc"] == "body.event.downtime_id"
+
+
+def test_event_is_visible_to_search_and_the_copilot(client: TestClient, keys: Keys) -> None:
+    # warm both up first, so the test proves they are refreshed, not built after the write
+    client.get("/v1/entities", params={"q": "Lot"}, headers=keys.h("viewer"))
+    client.post("/v1/ask", json={"question": "What is lot L-A2?"}, headers=keys.h("analyst"))
+    r = post(client, keys, {"type": "production_order_completed", "event_id": "E-V", "order_id": "PO-A1",
+                            "produced": [{"lot_id": "L-FRESH", "quantity": 3, "name": "Fresh batch"}]})
+    assert r.status_code == 200
+    hits = client.get("/v1/entities", params={"q": "Fresh batch"}, headers=keys.h("viewer")).json()["items"]
+    assert hits and hits[0]["entity"]["id"] == "L-FRESH"
+    ans = client.post("/v1/ask", json={"question": "Where did lot L-FRESH come from?"}, headers=keys.h("analyst"))
+    linked = {i for m in ans.json()["answer"]["links"]["linked"] for i in m["ids"]}
+    assert "L-FRESH" in linked
