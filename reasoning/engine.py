@@ -480,6 +480,49 @@ class _Run:
             return False
         return not (lo is not None and e is not None and e <= lo)
 
+    def edge_precheck(self, step: Step, edge: EdgeRecord, key: _StateKey) -> bool:
+        """False when the step's edge conditions, or a window whose times come from the edge
+        alone, already fail (saves fetching the node at the other end)."""
+        if step.edge_where and not all(self.filter_ok(edge_value(edge, f.prop), f) for f in step.edge_where):
+            return False
+        w = step.window
+        if w is None:
+            return True
+
+        def from_edge(refs: Sequence[str]) -> tuple[bool, datetime | None]:
+            """(decided, value): decided when the first present ref is an edge property."""
+            for ref in refs:
+                kind, prop = ref.split(".", 1)
+                if kind == "node":
+                    return False, None
+                v = as_time(edge_value(edge, prop))
+                if v is not None:
+                    return True, v
+            return True, None
+
+        bound = self.bound_vars(key)
+        if any(r is not None and r.var is not None and r.var not in bound for r in (w.from_, w.to, w.at)):
+            return True
+        if w.kind == "within":
+            ok, t = from_edge(w.time)
+            if not ok:
+                return True
+            lo, hi = self.time_ref(w.from_, bound), self.time_ref(w.to, bound)
+            return t is not None and (lo is None or t >= lo) and (hi is None or t < hi)
+        ok_s, s = from_edge(w.start)
+        ok_e, e = from_edge(w.end) if w.end else (True, None)
+        if not (ok_s and ok_e):
+            return True
+        if s is None:
+            return False
+        if w.kind == "contains":
+            at = self.time_ref(w.at, bound)
+            return at is not None and s <= at and (e is None or at < e)
+        lo, hi = self.time_ref(w.from_, bound), self.time_ref(w.to, bound)
+        if hi is not None and s >= hi:
+            return False
+        return not (lo is not None and e is not None and e <= lo)
+
     # -- the search ---------------------------------------------------------------------------
     def bound_vars(self, key: _StateKey) -> dict[str, str]:
         return {v: n for v, n in zip(self.c.referenced, key[2], strict=True) if n is not None}
@@ -515,6 +558,8 @@ class _Run:
                     for edge in self.neighbours(node_id, tr.step.rels, tr.step.direction):
                         other = edge.dst if tr.step.direction == "out" else edge.src
                         cands.append((st, tr, edge, other))
+            # conditions the edge alone decides are checked before fetching nodes
+            cands = [c for c in cands if self.edge_precheck(c[1].step, c[2], c[0].key)]
             # phase 2: fetch the nodes reached, in one call
             self.fetch(o for *_, o in cands)
             # phase 3: filter and visit in a deterministic order

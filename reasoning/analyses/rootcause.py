@@ -19,8 +19,8 @@ from reasoning.analyses.trace import trace_incident
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
 from store.base import Direction, NodeRecord
 
-#: Most comparable good lots compared (the lowest ids); more is reported in caps.
-MAX_GOOD_LOTS = 2000
+#: Most comparable good lots compared (an evenly spaced sample by id); sampling is reported in caps.
+MAX_GOOD_LOTS = 400
 #: Evidence paths kept per factor (one per bad lot, the lowest lot ids first).
 MAX_EVIDENCE = 5
 FACTOR_CLASSES = ("Machine", "SOPVersion", "Lot", "Supplier", "Shift", "Person", "Line", "Material")
@@ -114,8 +114,10 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
     good.sort()
     if len(good) > MAX_GOOD_LOTS:
         caps.result_limit_hit = True
-        caps.notes.append(f"compared the first {MAX_GOOD_LOTS} of {len(good)} comparable good lots (by id)")
-        good = good[:MAX_GOOD_LOTS]
+        caps.notes.append(f"compared an evenly spaced sample of {MAX_GOOD_LOTS} of {len(good)} comparable "
+                          f"good lots (by id)")
+        step = len(good) / MAX_GOOD_LOTS
+        good = [good[int(i * step)] for i in range(MAX_GOOD_LOTS)]
     bad_h = [lot_history(ctx, lid, as_of, materials[lid]) for lid in bad]
     good_h = [lot_history(ctx, lid, as_of, materials.get(lid) or (mats[0] if len(mats) == 1 else None))
               for lid in good]

@@ -57,15 +57,17 @@ def sop_in_effect(ctx: Context, order: str, machine: str | None, at: datetime | 
     # operations: SOPs written for an operation the order performs
     for op in po.props.get("operations") or []:
         for sop in ctx.store.find_nodes("SOP", where={"operation": op}, as_of=as_of):
-            for e in ctx.store.neighbours(sop.id, ["VERSION_OF"], Direction.IN, as_of):
-                v = ctx.store.get_node(e.src, as_of)
+            vedges = ctx.store.neighbours(sop.id, ["VERSION_OF"], Direction.IN, as_of)
+            versions = ctx.store.get_nodes([e.src for e in vedges], as_of)
+            for e in vedges:
+                v = versions.get(e.src)
                 if v is None or v.id in seen:
                     continue
                 start, end = prop_time(v, "effective_from"), prop_time(v, "effective_to")
                 if start is None or start > when or (end is not None and when >= end):
                     continue
-                step = EvidenceStep(src=sop.id, rel="VERSION_OF", dst=v.id, direction="in",
-                                    times={"node.effective_from": start, **({"node.effective_to": end} if end else {})})
+                times = {"node.effective_from": start, **({"node.effective_to": end} if end else {})}
+                step = EvidenceStep(src=sop.id, rel="VERSION_OF", dst=v.id, direction="in", times=times)
                 matches.append(SopMatch(
                     sop=ref(sop), version=ref(v), applies_via="operation", applies_to=str(op),
                     effective_from=start, effective_to=end, text_excerpt=_excerpt(v.props.get("text")),
