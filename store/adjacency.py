@@ -255,16 +255,19 @@ def _read_edges(
 def _read_nodes(
     conn: sqlite3.Connection, after: int, cls_names: list[str]
 ) -> tuple[I64, list[str], NDArray[np.int16]]:
+    """(nid, id, class code) of the nodes with ``nid > after``."""
     cur = conn.execute("SELECT nid, id, cls FROM nodes WHERE nid > ?", (after,))
-    nids: list[int] = []
+    nids: list[I64] = []
     ids: list[str] = []
-    classes: list[str] = []
+    classes: list[NDArray[np.int16]] = []
     while rows := cur.fetchmany(_FETCH):
-        for nid, node_id, cls in rows:
-            nids.append(nid)
-            ids.append(node_id)
-            classes.append(cls)
-    return np.array(nids, dtype=np.int64), ids, _codes(cls_names, classes)
+        n, i, c = zip(*rows, strict=True)
+        nids.append(np.array(n, dtype=np.int64))
+        ids.extend(i)
+        classes.append(_codes(cls_names, c))
+    if not nids:
+        return np.empty(0, dtype=np.int64), [], np.empty(0, dtype=np.int16)
+    return np.concatenate(nids), ids, np.concatenate(classes)
 
 
 def _marks(conn: sqlite3.Connection) -> tuple[int, int, int]:
@@ -292,19 +295,22 @@ def build(conn: sqlite3.Connection) -> Adjacency:
     n = max(node_mark, int(nids.max()) if len(nids) else 0) + 1
     cls_code = np.full(n, -1, dtype=np.int16)
     cls_code[nids] = cls
-    encoded = [""] * n
-    for nid, node_id in zip(nids.tolist(), ids, strict=True):
-        encoded[nid] = node_id
-    raw = [s.encode("utf-8") for s in encoded]
+    # ids packed as one UTF-8 blob with offsets by nid (gaps left by deleted nodes are empty)
+    lens = np.zeros(n, dtype=np.int64)
+    raw = [s.encode("utf-8") for s in ids]
+    lens[nids] = np.fromiter((len(b) for b in raw), dtype=np.int64, count=len(raw))
+    order = np.argsort(nids, kind="stable")
+    blob = b"".join(raw[i] for i in order.tolist())
+    del raw
     off = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.fromiter((len(b) for b in raw), dtype=np.int64, count=n), out=off[1:])
+    np.cumsum(lens, out=off[1:])
     empty = np.empty(0, dtype=np.int64)
     return Adjacency(
         generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names,
         out=Csr.build(src, dst, rel, eid, n), inc=Csr.build(dst, src, rel, eid, n),
         ov_src=empty, ov_dst=empty, ov_rel=np.empty(0, dtype=np.int16), ov_eid=empty,
         dead=np.zeros(edge_mark + 1, dtype=bool), cls_code=cls_code, cls_names=cls_names,
-        ids_blob=b"".join(raw), ids_off=off,
+        ids_blob=blob, ids_off=off,
     )
 
 

@@ -60,6 +60,9 @@ SCHEMA_VERSION = "3"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 _CLASS_CHANGE = "plantgraph:class-change"
+#: Page cache of each reading connection (one per thread); the writer gets ``cache_mb``. The OS
+#: page cache keeps hot pages anyway, so readers need little of their own.
+READER_CACHE_MB = 32
 #: Rows per executemany call; also the granularity of progress callbacks.
 BATCH = 50_000
 #: Ids per ``json_each`` look-up when resolving large id lists.
@@ -521,7 +524,7 @@ class EmbeddedStore(GraphStore):
         self._write_lock = threading.Lock()
         self._adj: adjacency.Adjacency | None = None
         self._adj_lock = threading.Lock()
-        self._writer = self._connect()
+        self._writer = self._connect(self._cache_mb)
         try:
             self._init_schema()
         except sqlite3.DatabaseError as exc:
@@ -548,14 +551,14 @@ class EmbeddedStore(GraphStore):
         except OSError as exc:
             raise StoreUnavailableError(f"{self.path}: cannot create the store folder ({exc})") from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, cache_mb: int = READER_CACHE_MB) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
                 self._db, isolation_level=None, check_same_thread=False, timeout=60.0
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
-            conn.execute(f"PRAGMA cache_size=-{self._cache_mb * 1024}")
+            conn.execute(f"PRAGMA cache_size=-{cache_mb * 1024}")
             conn.execute("PRAGMA temp_store=MEMORY")
             conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute("PRAGMA foreign_keys=OFF")
