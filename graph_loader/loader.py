@@ -124,12 +124,10 @@ def _run(
         for ebatch in typed_batches(bf, errors, batch_size, advance):
             edges = gv.check_edges(ebatch.schema, ebatch.typed, ebatch.places)
             by_rel[bf.name] = by_rel.get(bf.name, 0) + len(edges)
-            for e in edges:  # a repeated (src, dst) is an update of the same edge: the later row wins
-                h = hash((e.src, e.dst))
-                if h in seen:
-                    repeated += 1
-                else:
-                    seen.add(h)
+            # a repeated (src, dst) is an update of the same edge: the later row wins
+            before = len(seen)
+            seen.update(map(hash, zip([e.src for e in edges], [e.dst for e in edges], strict=True)))
+            repeated += len(edges) - (len(seen) - before)
             if tx is not None and not errors and edges:
                 tx.upsert_edges(edges)
     gv.finish()
