@@ -59,6 +59,18 @@ def store_path(option: Path | None) -> Path:
     return option if option is not None else Settings().store_path
 
 
+def store_label(option: Path | None) -> str:
+    """What the user should see as "the store": the folder, or the Neo4j URI when that backend is set."""
+    settings = Settings()
+    if option is None and settings.backend == "neo4j":
+        return settings.neo4j_uri
+    return str(store_path(option))
+
+
+def _uses_neo4j(option: Path | None) -> bool:
+    return option is None and Settings().backend == "neo4j"
+
+
 def _open(option: Path | None, *, create: bool) -> GraphStore:
     settings = Settings()
     if option is None and settings.backend == "neo4j":
@@ -129,7 +141,8 @@ def validate_cmd(
     """
     with _failures():
         path = store_path(store)
-        gs = _open(store, create=False) if path.exists() or store is not None else None
+        use_store = store is not None or _uses_neo4j(store) or path.exists()
+        gs = _open(store, create=False) if use_store else None
         try:
             with _byte_progress("validating") as bar:
                 task = bar.add_task("validate", total=None)
@@ -142,7 +155,7 @@ def validate_cmd(
         if as_json:
             _print_json(report)
         elif report.valid:
-            where = f" (endpoints also checked against {path})" if gs is not None else ""
+            where = f" (endpoints also checked against {store_label(store)})" if gs is not None else ""
             typer.echo(
                 f"OK: {bundle} is valid: {report.nodes:,} entities in {len(report.nodes_by_class)} classes, "
                 f"{report.edges:,} relations in {len(report.edges_by_relation)} types, "
@@ -202,7 +215,7 @@ def load_cmd(
         if report.repeated_edges:
             typer.echo(f"note: {report.repeated_edges:,} relation rows repeated an earlier (src, rel, dst) of the "
                        "bundle; each updated that edge (the later row won)")
-        typer.echo(f"store {store_path(store)} now holds {totals.nodes:,} entities and {totals.edges:,} relations")
+        typer.echo(f"store {store_label(store)} now holds {totals.nodes:,} entities and {totals.edges:,} relations")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,7 +241,7 @@ def stats_cmd(store: StoreOpt = None, as_json: JsonOpt = False) -> None:
             c = gs.counts()
         finally:
             gs.close()
-        out = StoreStats(store=str(store_path(store)), nodes=c.nodes, edges=c.edges,
+        out = StoreStats(store=store_label(store), nodes=c.nodes, edges=c.edges,
                          nodes_by_class=dict(sorted(c.nodes_by_class.items())),
                          edges_by_relation=dict(sorted(c.edges_by_relation.items())))
         if as_json:
@@ -318,7 +331,7 @@ def get_cmd(
         finally:
             gs.close()
         if view is None:
-            raise _Fail(f"no entity with id {entity_id!r} in {store_path(store)} (ids are case-sensitive)")
+            raise _Fail(f"no entity with id {entity_id!r} in {store_label(store)} (ids are case-sensitive)")
         if as_json:
             _print_json(view)
             return
