@@ -583,7 +583,8 @@ class GraphValidator:
             windows = sorted((versions[v][0], v) for v in members if v in versions)
             for (_, a_id), (b_from, b_id) in itertools.pairwise(windows):
                 a_to = versions[a_id][1]
-                if a_to is None or a_to > b_from:
+                both_stored = versions[a_id][2].name == versions[b_id][2].name == "<store>"
+                if (a_to is None or a_to > b_from) and not both_stored:
                     # report on whichever of the two rows comes from the input
                     vid = b_id if versions[b_id][2].name != "<store>" else a_id
                     other = a_id if vid == b_id else b_id

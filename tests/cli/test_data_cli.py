@@ -136,3 +136,15 @@ def test_export_rdf(tmp_path: Path, fmt: str, rdflib_format: str) -> None:
     assert (entity_iri("WO-1001"), rel_iri("PRODUCED"), entity_iri("LOT-SYR-0002")) in g
     subjects = {s for s in g.subjects() if str(s).startswith("https://plantgraph.example/id/")}
     assert len(subjects) == _rows(EXAMPLE)[0]
+
+
+def test_validate_json_and_missing_folder(tmp_path: Path) -> None:
+    bad = copy_example(tmp_path / "bad")
+    (bad / "Lots.csv").write_text("id\nL-1\n")
+    res = runner.invoke(app, ["validate", str(bad), "--json"])
+    assert res.exit_code == 1
+    report = json.loads(res.stdout)
+    assert report["valid"] is False and report["error_count"] == 1
+    assert report["errors"][0]["file"] == "Lots.csv"
+    missing = runner.invoke(app, ["validate", str(tmp_path / "nope")])
+    assert missing.exit_code == 1 and "not a bundle folder" in missing.stderr
