@@ -101,7 +101,15 @@ class AuditMiddleware:
             else:
                 await send(msg)
 
-        await self.app(scope, receive, hold)
+        try:
+            await self.app(scope, receive, hold)
+        except Exception:
+            # the server-error handler outside this middleware answers 500; the call is still recorded
+            try:
+                self._record(scope, 500, hashlib.sha256(b"").hexdigest())
+            except Exception:
+                log.exception("could not append the audit record for a failed call")
+            raise
 
     async def _finish(self, scope: Scope, send: Send, start: Message | None, body: bytes) -> None:
         status = int(start["status"]) if start is not None else 500

@@ -168,3 +168,21 @@ def test_unwritable_audit_fails_closed(client: TestClient, keys: Keys, settings:
     assert r.status_code == 503
     assert "audit" in r.json()["detail"]
     assert "Resin" not in r.text
+
+
+def test_server_errors_are_recorded_too(settings: Settings, plant_store: object, keys: Keys) -> None:
+    from api.app import create_app
+
+    app = create_app(settings, store=plant_store)  # type: ignore[arg-type]
+
+    @app.get("/v1/boom")
+    async def boom() -> None:
+        raise RuntimeError("kaput")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        r = c.get("/v1/boom", headers=keys.h("admin"))
+        assert r.status_code == 500
+        assert r.headers["content-type"].startswith("application/problem+json")
+        assert "kaput" not in r.text  # internals are not leaked
+        recs = c.get("/v1/audit", headers=keys.h("admin")).json()["items"]
+        assert (recs[0]["endpoint"], recs[0]["status"]) == ("/v1/boom", 500)
