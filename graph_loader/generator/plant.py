@@ -726,6 +726,31 @@ class PlantBuilder:
             self.node("SOPVersion", vid, f"{title} v1", "QMS", self.site_ids[z], self.ts(start - 7 * DAY, z),
                       version="1.0", effective_from=self.ts(start, z), effective_to="", text=text)
             self.edge("VERSION_OF", vid, sop)
+        # machine operating instructions (labellers of some packaging lines), one or two versions
+        for line in self.lines:
+            if line.kind != "pack" or len(line.machines) < 3 or rng.random() < 0.7:
+                continue
+            n += 1
+            sop = f"SOP-{n:04d}"
+            z = line.z
+            machine = line.machines[2]
+            title = f"Operating instruction: label reel change on {machine}"
+            self.node("SOP", sop, title, "QMS", self.site_ids[z], "", title=title, operation="labelling")
+            self.edge("APPLIES_TO", sop, machine)
+            self.applies_to[machine].append(sop)
+            start = rmin(self.t0 - int(100 + rng.random() * 300) * DAY)
+            bounds = [start] + ([rmin(self.t0 + rng.random() * (NOW - self.t0))] if rng.random() < 0.5 else [])
+            for i, v_from in enumerate(bounds):
+                v_to = bounds[i + 1] if i + 1 < len(bounds) else None
+                vid = f"SOPV-{n:04d}-{i + 1}"
+                text = (f"Label reel change on {machine}: stop the labeller from the HMI, open the guard only "
+                        f"after the drive shows zero speed, splice the new reel with the tape template, check "
+                        f"label position on the first {10 + 10 * i} units and record the reel lot in the MES.")
+                self.node("SOPVersion", vid, f"{title} v{i + 1}", "QMS", self.site_ids[z],
+                          self.ts(min(v_from - 7 * DAY, NOW - DAY), z), version=f"{i + 1}.0",
+                          effective_from=self.ts(v_from, z), effective_to=self.ts(v_to, z), text=text)
+                self.edge("VERSION_OF", vid, sop)
+                self.versions[sop].append((vid, v_from, v_to))
 
     def _sop_text(self, title: str, kind: str, version: int, bad: bool, fix: bool) -> str:
         rng = self.rng

@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 ScaleName = Literal["tiny", "small", "medium", "large", "custom"]
 
-#: Entities the simulation yields per line and day of history (measured; see docs/generator.md).
-ENTITIES_PER_LINE_DAY = 13.0
-YIELD_GROWTH = 0.03
+#: Entities per line and simulated day, and the ramp-up deficit per line (fitted to small, medium
+#: and large runs; see docs/generator.md).
+ENTITIES_PER_LINE_DAY = 17.0
+RAMP_UP = 90.0
 
 NAMED_SCALES: dict[str, int] = {"tiny": 1_000, "small": 20_000, "medium": 200_000, "large": 1_000_000}
 
@@ -35,8 +36,8 @@ def spec_for(target_entities: int, name: ScaleName = "custom") -> ScaleSpec:
 
     Lines grow with the square root of the size and history with the rest, so that a large plant
     is both wider (more lines) and longer (more weeks) than a small one. The constants are measured
-    (docs/generator.md): about ``ENTITIES_PER_LINE_DAY`` entities per line and simulated day, growing
-    by ``YIELD_GROWTH`` per day of history.
+    (docs/generator.md): about ``ENTITIES_PER_LINE_DAY`` entities per line and simulated day, less a
+    ramp-up of ``RAMP_UP`` per line.
     """
     if target_entities < 300:
         raise ValueError(f"--entities {target_entities}: expected at least 300 (the smallest useful plant)")
@@ -48,11 +49,10 @@ def spec_for(target_entities: int, name: ScaleName = "custom") -> ScaleSpec:
     pack = max(2, per_plant - proc)
     lines = plants * (proc + pack)
     future = 7 if n < 5_000 else 10
-    # entities per line ~= days * (YIELD + GROWTH * days): longer histories accumulate more
-    # shipped sales lines, deliveries and events per day; solve the quadratic for days
+    # measured: entities per line ~= ENTITIES_PER_LINE_DAY * days - RAMP_UP (the first weeks carry
+    # fewer shipped sales lines, deliveries and events per day than a steady state)
     per_line = n / lines
-    days_total = (-ENTITIES_PER_LINE_DAY + math.sqrt(ENTITIES_PER_LINE_DAY**2 + 4 * YIELD_GROWTH * per_line)) / (
-        2 * YIELD_GROWTH)
+    days_total = (per_line + RAMP_UP) / ENTITIES_PER_LINE_DAY
     history = max(7, min(730, round(days_total - future)))
     return ScaleSpec(name=name, target_entities=n, plants=plants, proc_lines=proc, pack_lines=pack,
                      history_days=history, future_days=future)
