@@ -17,6 +17,7 @@ That makes it cheap to keep current:
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 from collections.abc import Sequence
@@ -231,25 +232,46 @@ def _codes(names: list[str], values: Sequence[str]) -> NDArray[np.int16]:
     return out
 
 
+def _case(column: str, names: list[str]) -> str:
+    """SQL mapping the known names to their codes (unknown -> -1), so rows arrive as integers
+    and numpy converts them in C instead of a Python look-up per row."""
+    if not names:
+        return "-1"
+    whens = " ".join(f"WHEN {_quote(n)} THEN {i}" for i, n in enumerate(names))
+    return f"CASE {column} {whens} ELSE -1 END"
+
+
+def _quote(name: str) -> str:
+    return "'" + name.replace("'", "''") + "'"
+
+
 def _read_edges(
     conn: sqlite3.Connection, after: int, rel_names: list[str]
 ) -> tuple[I64, I64, I64, NDArray[np.int16]]:
     """(eid, src, dst, rel code) of the edges with ``eid > after``."""
-    cur = conn.execute("SELECT eid, src, dst, rel FROM edges WHERE eid > ?", (after,))
-    eids: list[I64] = []
-    srcs: list[I64] = []
-    dsts: list[I64] = []
-    rels: list[NDArray[np.int16]] = []
+    for (name,) in conn.execute("SELECT rel FROM edge_counts WHERE n > 0 ORDER BY rel"):
+        if name not in rel_names:
+            rel_names.append(name)
+    cur = conn.execute(f"SELECT eid, src, dst, {_case('rel', rel_names)} FROM edges WHERE eid > ?", (after,))
+    chunks: list[NDArray[np.int64]] = []
     while rows := cur.fetchmany(_FETCH):
-        e, s, d, r = zip(*rows, strict=True)
-        eids.append(np.array(e, dtype=np.int64))
-        srcs.append(np.array(s, dtype=np.int64))
-        dsts.append(np.array(d, dtype=np.int64))
-        rels.append(_codes(rel_names, r))
-    if not eids:
+        arr = np.array(rows, dtype=np.int64).reshape(-1, 4)
+        unknown = np.flatnonzero(arr[:, 3] < 0)
+        if len(unknown):  # a relation the counts did not list (should not happen; stay correct)
+            eids = arr[unknown, 0].tolist()
+            names = dict(conn.execute(
+                "SELECT eid, rel FROM edges WHERE eid IN (SELECT value FROM json_each(?))", (json.dumps(eids),)
+            ))
+            arr[unknown, 3] = _codes(rel_names, [names[e] for e in eids])
+        chunks.append(arr)
+    if not chunks:
         e0 = np.empty(0, dtype=np.int64)
         return e0, e0, e0, np.empty(0, dtype=np.int16)
-    return np.concatenate(eids), np.concatenate(srcs), np.concatenate(dsts), np.concatenate(rels)
+    allrows = np.concatenate(chunks)
+    return (
+        np.ascontiguousarray(allrows[:, 0]), np.ascontiguousarray(allrows[:, 1]),
+        np.ascontiguousarray(allrows[:, 2]), allrows[:, 3].astype(np.int16),
+    )
 
 
 def _read_nodes(

@@ -943,7 +943,8 @@ class Neo4jStore(GraphStore):
         return int(dims) if dims is not None else None
 
     def vector_upsert(self, namespace: str, items: Sequence[tuple[str, Sequence[float]]]) -> None:
-        """Insert or replace vectors by key in the namespace's Neo4j vector index (cosine)."""
+        """Insert or replace vectors by key in the namespace's Neo4j vector index (cosine, without
+        quantization, so scores match the in-process index to float32 precision)."""
         if not items:
             return
         dims = len(items[0][1])
@@ -960,7 +961,7 @@ class Neo4jStore(GraphStore):
             self._run_autocommit(
                 f"CREATE VECTOR INDEX {quote_name(index)} IF NOT EXISTS FOR (v:{quote_name(label)}) "
                 f"ON (v.embedding) OPTIONS {{indexConfig: {{`vector.dimensions`: {int(dims)}, "
-                "`vector.similarity_function`: 'cosine'}}"
+                "`vector.similarity_function`: 'cosine', `vector.quantization.enabled`: false}}"
             )
             self._run_autocommit("CALL db.awaitIndex($name, 300)", name=index)
         elif have != dims:

@@ -136,3 +136,17 @@ def test_traversal_inside_transaction_sees_own_writes(embedded: EmbeddedStore) -
         tx.upsert_edges([EdgeRecord(src="A", rel="REL", dst="B")])
         assert set(embedded.traverse(["A"], [TraversalStep("REL")], 2).hops) == {"A", "B"}
     assert set(embedded.traverse(["A"], [TraversalStep("REL")], 2).hops) == {"A", "B"}
+
+
+def test_index_build_copes_with_relations_missing_from_counts(store_path: Path) -> None:
+    import sqlite3
+
+    with EmbeddedStore(store_path) as s:
+        build_graph(s, [("A", "Lot"), ("B", "Lot"), ("C", "Lot")], [("A", "R1", "B"), ("B", "R2", "C")])
+    conn = sqlite3.connect(store_path / "graph.sqlite")
+    conn.execute("DELETE FROM edge_counts WHERE rel = 'R2'")
+    conn.commit()
+    conn.close()
+    with EmbeddedStore(store_path) as s:
+        tr = s.traverse(["A"], [TraversalStep("R1"), TraversalStep("R2")], 5)
+        assert {h: tr.hops[h].depth for h in tr.hops} == {"A": 0, "B": 1, "C": 2}
