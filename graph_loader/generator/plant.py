@@ -1657,6 +1657,16 @@ class PlantBuilder:
     # -----------------------------------------------------------------------------------------
 
     def write_records(self) -> None:
+        """Lots, orders and sales lines, whose status is final only now; rows built directly in
+        the contract's column order (checked once) because there are hundreds of thousands."""
+        lot_cols = ["quantity", "unit", "status", "produced_at", "expiry"]
+        order_cols = ["quantity", "unit", "status", "planned_start", "planned_end", "actual_start", "actual_end",
+                      "operations"]
+        if self._pcols["Lot"] != lot_cols or self._pcols["ProductionOrder"] != order_cols:
+            raise RuntimeError("ontology columns of Lot/ProductionOrder changed; update write_records")
+        fmt = self.clock.fmt
+        sites = self.site_ids
+        rows = self._nbuf["Lot"]
         for lot in self.lots.values():
             status = lot.status
             if status == "released":
@@ -1665,15 +1675,21 @@ class PlantBuilder:
                     status = "shipped" if lot.shipped_q > 0 and lot.consumed_q == 0 else "consumed"
                 lot.status = status
             z = lot.z
-            self.node("Lot", lot.id, lot.name, lot.source, self.site_ids[z], self.ts(lot.valid_from, z),
-                      quantity=q(lot.qty), unit=lot.unit, status=status, produced_at=self.ts(lot.produced_at, z),
-                      expiry=self.ts(lot.expiry, z))
+            rows.append([lot.id, lot.name, lot.source, sites[z], fmt(lot.valid_from, z), "", q(lot.qty), lot.unit,
+                         status, fmt(lot.produced_at, z), "" if lot.expiry is None else fmt(lot.expiry, z)])
+            if len(rows) >= 50_000:
+                self.flush()
+        self.flush()
+        rows = self._nbuf["ProductionOrder"]
         for o in self.orders.values():
             z = o.z
-            self.node("ProductionOrder", o.id, f"{self.mats[o.material].aliases[0]} {q(o.qty)} {o.unit} on {o.line}",
-                      "MES", self.site_ids[z], self.ts(o.created, z), quantity=q(o.qty), unit=o.unit,
-                      status=o.status, planned_start=self.ts(o.ps, z), planned_end=self.ts(o.pe, z),
-                      actual_start=self.ts(o.as_, z), actual_end=self.ts(o.ae, z), operations=o.ops)
+            qty = q(o.qty)
+            rows.append([o.id, f"{self.mats[o.material].aliases[0]} {qty} {o.unit} on {o.line}", "MES", sites[z],
+                         fmt(o.created, z), "", qty, o.unit, o.status, fmt(o.ps, z), fmt(o.pe, z),
+                         "" if o.as_ is None else fmt(o.as_, z), "" if o.ae is None else fmt(o.ae, z), o.ops])
+            if len(rows) >= 50_000:
+                self.flush()
+        self.flush()
         for sol in self.solines:
             z = sol.z
             self.node("SalesOrderLine", sol.id, f"{self.mats[sol.material].name} for {sol.so}", "ERP",
