@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, cast
 import typer
 from pydantic import BaseModel
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -90,10 +91,10 @@ def _failures() -> Iterator[None]:
     try:
         yield
     except _Fail as exc:
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
     except (StoreError, BundleError) as exc:
-        err_console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True, highlight=False)
         raise typer.Exit(1) from None
 
 
