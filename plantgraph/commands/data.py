@@ -336,12 +336,12 @@ def get_cmd(
         if as_json:
             _print_json(view)
             return
-        console.print(f"[bold]{view.id}[/bold]  {view.cls}  {view.name or ''}")
+        console.print(f"[bold]{escape(view.id)}[/bold]  {view.cls}  {escape(view.name or '')}")
         props = Table(show_header=False, box=None)
         for k, v in [("plant", view.plant), ("source_system", view.source_system),
                      ("valid_from", view.valid_from), ("valid_to", view.valid_to), *view.props.items()]:
             if v is not None:
-                props.add_row(f"  {k}", str(v))
+                props.add_row(f"  {k}", escape(str(v)))
         console.print(props)
         for g in view.relations:
             arrow = "->" if g.direction == "out" else "<-"
@@ -349,7 +349,8 @@ def get_cmd(
             console.print(f"{arrow} [bold]{g.relation}[/bold]{more}")
             for n in g.neighbours:
                 extra = ", ".join(f"{k}={v}" for k, v in n.edge_props.items())
-                console.print(f"     {n.id}  {n.cls or '?'}  {n.name or ''}  {extra}".rstrip())
+                line = f"     {n.id}  {n.cls or '?'}  {n.name or ''}  {extra}".rstrip()
+                console.print(escape(line), soft_wrap=True)
 
 
 # ---------------------------------------------------------------------------------------------
