@@ -819,6 +819,8 @@ class PlantBuilder:
             pcount += 1
             if pcount % 400 == 0:
                 progress(min(t, self.t_end))
+                if sum(map(len, self._ebuf.values())) >= 50_000:
+                    self.flush()
             while pending and pending[0][0] <= t:
                 _, _, lot = heapq.heappop(pending)
                 self.inventory[(z, lot.material)].append(lot)
@@ -921,9 +923,10 @@ class PlantBuilder:
         order = Order(id=oid, z=z, line=line.id, material=mat_id, qty=qty, unit=mat.unit, status=status,
                       ps=ps, pe=pe, as_=as_, ae=ae, created=created, ops="|".join(op_list))
         self.orders[oid] = order
-        vf_o = self.ts(created, z)
-        self.edge("FOR_MATERIAL", oid, mat_id, vf_o)
-        self.edge("SCHEDULED_ON", oid, line.id, vf_o)
+        vf_o = self.clock.fmt(created, z)
+        ebuf = self._ebuf
+        ebuf["FOR_MATERIAL"].append([oid, mat_id, "ERP", vf_o, ""])
+        ebuf["SCHEDULED_ON"].append([oid, line.id, "MES", vf_o, ""])
         # SOP version used: the one in effect, sometimes the superseded one right after a change
         anchor = as_ if as_ is not None else ps
         vid, prev = self.version_at(mat.sop, anchor)
@@ -932,7 +935,7 @@ class PlantBuilder:
             if anchor - changed_at < 36 * HOUR and rng.random() < 0.35:
                 vid = prev
         order.sopv = vid
-        self.edge("USED_SOP", oid, vid, vf_o)
+        ebuf["USED_SOP"].append([oid, vid, "MES", vf_o, ""])
         if as_ is None:
             # planned: book the planned material need against the level so processing keeps planning
             if line.kind == "pack":
@@ -951,11 +954,15 @@ class PlantBuilder:
         day, slot, _ = self.clock.local_day_slot(as_, z)
         sid = self.shift_ids.get((z, day, slot))
         if sid:
-            self.edge("DURING_SHIFT", oid, sid, s_as)
+            ebuf["DURING_SHIFT"].append([oid, sid, "MES", s_as, ""])
             crew = self.persons[z][f"operator:{slot}"]
             ops_n = 1 if rng.random() < 0.7 else 2
-            for pid in dict.fromkeys(crew[int(rng.random() * len(crew))] for _ in range(ops_n)):
-                self.edge("OPERATED_BY", oid, pid, s_as)
+            first = crew[int(rng.random() * len(crew))]
+            ebuf["OPERATED_BY"].append([oid, first, "MES", s_as, ""])
+            if ops_n == 2:
+                second = crew[int(rng.random() * len(crew))]
+                if second != first:
+                    ebuf["OPERATED_BY"].append([oid, second, "MES", s_as, ""])
         consumed: list[tuple[Lot, float]] = []
         for comp, per in mat.bom:
             need = per * qty * (0.99 + 0.04 * rng.random())
@@ -977,8 +984,9 @@ class PlantBuilder:
             lot = self._new_lot(z, mat_id, round(share, 3 if mat.unit == "kg" else 0) or 1.0, ae, "MES")
             lot.avail = release
             outs.append(lot)
-            self.edge("PRODUCED", oid, lot.id, s_end, q(lot.qty), lot.unit)
-            self.edge("FOR_MATERIAL", lot.id, mat_id, s_end)
+            ebuf["PRODUCED"].append([oid, lot.id, "MES", s_end, "", q(lot.qty), lot.unit])
+            self.index.produced[oid].append(lot.id)
+            ebuf["FOR_MATERIAL"].append([lot.id, mat_id, "ERP", s_end, ""])
             order.outputs.append(lot.id)
             self._production_hold(lot, z)
             if not lot.held:
