@@ -67,13 +67,24 @@ def version_of(ns: str) -> str | None:
     return "V" + (num + "00" if len(num) == 2 else num)
 
 
+_TAGS: dict[str, tuple[str, str]] = {}
+
+
 def _split(tag: Any) -> tuple[str, str]:
+    """(namespace, local name) of a tag; cached, since a file repeats a few dozen tags."""
     if not isinstance(tag, str):
         return "", ""
+    got = _TAGS.get(tag)
+    if got is not None:
+        return got
     if tag[:1] == "{":
         ns, _, local = tag[1:].partition("}")
-        return ns, local
-    return "", tag
+        got = (ns, local)
+    else:
+        got = ("", tag)
+    if len(_TAGS) < 50_000:
+        _TAGS[tag] = got
+    return got
 
 
 def _local(el: Any) -> str:
@@ -132,11 +143,13 @@ class ImportReport(BaseModel):
 
 
 class _Used:
-    """Elements of the current unit that the mapping read (kept alive so ids stay stable)."""
+    """Elements of the current unit that the mapping read (kept alive so ids stay stable), and
+    each read element's children indexed by local name."""
 
     def __init__(self) -> None:
         self.keep: list[Any] = []
         self.ids: set[int] = set()
+        self._index: dict[int, dict[str, list[Any]]] = {}
 
     def mark(self, el: Any) -> None:
         self.keep.append(el)
@@ -144,6 +157,17 @@ class _Used:
 
     def __contains__(self, el: Any) -> bool:
         return id(el) in self.ids
+
+    def children(self, el: Any) -> dict[str, list[Any]]:
+        idx = self._index.get(id(el))
+        if idx is None:
+            idx = {}
+            for c in el:
+                tag = c.tag
+                if isinstance(tag, str):
+                    idx.setdefault(_split(tag)[1], []).append(c)
+            self._index[id(el)] = idx
+        return idx
 
 
 class R:
@@ -161,12 +185,21 @@ class R:
         return int(self.el.sourceline or 0)
 
     def kids(self, *names: str) -> list[R]:
-        return [R(c, self.used) for c in self.el if isinstance(c.tag, str) and _local(c) in names]
+        idx = self.used.children(self.el)
+        if len(names) == 1:
+            return [R(c, self.used) for c in idx.get(names[0], ())]
+        found = [c for n in names for c in idx.get(n, ())]
+        if len(found) > 1:
+            order = {id(c): i for i, c in enumerate(self.el)}
+            found.sort(key=lambda c: order[id(c)])
+        return [R(c, self.used) for c in found]
 
     def kid(self, *names: str) -> R | None:
-        for c in self.el:
-            if isinstance(c.tag, str) and _local(c) in names:
-                return R(c, self.used)
+        idx = self.used.children(self.el)
+        for n in names:
+            got = idx.get(n)
+            if got:
+                return R(got[0], self.used)
         return None
 
     def text(self, *names: str) -> str | None:

@@ -1,0 +1,226 @@
+"""Interop benchmark: B2MML import and table import, each beside the bundle loader on the same data.
+
+- ``b2mml``: the generated plant (seed 7) converted to B2MML V0701 messages (untimed), then
+  ``import_b2mml`` into a fresh embedded store: messages/s, entities/s, relations/s, peak RSS.
+- ``bundle``: the same plant's bundle with ``load_bundle`` into a fresh store, same run.
+- ``table``: a lot-master CSV of N rows (``;``-delimited, decimal commas, a status code map and a
+  date format, one Lot per row) with ``import_table``: rows/s; beside it ``bundle_rows``: the same
+  lots as a bundle ``Lot.csv`` loaded with ``load_bundle``.
+
+Each phase runs in its own subprocess so that the peak RSS is the phase's own.
+
+Usage::
+
+    .venv/bin/python -m benchmarks.bench_interop                       # tiny + small, 100k rows
+    .venv/bin/python -m benchmarks.bench_interop --scales small medium --rows 1000000
+
+Prints a table and writes ``benchmarks/results/interop.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SEED = 7
+MAPPING = """
+csv: {delimiter: ";", encoding: utf-8}
+defaults: {source_system: ERP, timezone: Europe/Berlin, decimal_comma: true}
+entity:
+  class: Lot
+  id: "LOT-{batch}"
+  properties:
+    quantity: qty
+    unit: {column: uom, map: {KG: kg, L: l}}
+    status: {column: status, map: {FREI: released, GESPERRT: on_hold}}
+    produced_at: {column: produced, format: "%d.%m.%Y %H:%M"}
+"""
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def prepare_plant(scale: str, work: Path) -> dict[str, Any]:
+    from graph_loader.b2mml.export import bundle_to_b2mml
+    from graph_loader.generator import generate, named_spec
+
+    generate(named_spec(scale), SEED, work / "bundle")
+    res = bundle_to_b2mml(work / "bundle", work / "b2mml")
+    return {"files": res.files}
+
+
+def phase_b2mml(work: Path) -> dict[str, Any]:
+    from graph_loader.b2mml.importer import import_b2mml
+    from store.factory import open_store
+
+    store = open_store("embedded", work / "store-b2mml")
+    t = time.perf_counter()
+    rep = import_b2mml([work / "b2mml"], store)
+    seconds = time.perf_counter() - t
+    store.close()
+    if not rep.written:
+        raise SystemExit("B2MML import failed: " + "; ".join(str(e) for e in rep.errors[:5]))
+    return {"seconds": seconds, "messages": rep.messages, "entities": rep.entities, "relations": rep.relations,
+            "messages_per_s": rep.messages / seconds, "entities_per_s": rep.entities / seconds,
+            "relations_per_s": rep.relations / seconds}
+
+
+def phase_bundle(work: Path) -> dict[str, Any]:
+    from graph_loader.loader import load_bundle
+    from store.factory import open_store
+
+    store = open_store("embedded", work / "store-bundle")
+    t = time.perf_counter()
+    rep = load_bundle(store, work / "bundle")
+    seconds = time.perf_counter() - t
+    store.close()
+    return {"seconds": seconds, "entities": rep.nodes, "relations": rep.edges,
+            "entities_per_s": rep.nodes / seconds, "relations_per_s": rep.edges / seconds}
+
+
+def prepare_table(rows: int, work: Path) -> dict[str, Any]:
+    """The lot master CSV and the same lots as a bundle (Lot.csv + manifest)."""
+    rnd = random.Random(SEED)
+    (work / "lots-bundle").mkdir(parents=True, exist_ok=True)
+    with (work / "lots.csv").open("w", encoding="utf-8") as fh, \
+            (work / "lots-bundle" / "Lot.csv").open("w", encoding="utf-8") as bf:
+        fh.write("batch;qty;uom;status;produced\n")
+        bf.write("id,name,source_system,plant,valid_from,valid_to,quantity,unit,status,produced_at,expiry\n")
+        for i in range(rows):
+            q = rnd.randint(1, 2_000_000) / 100
+            day, minute = 1 + i % 28, i % 1440
+            status = "FREI" if i % 7 else "GESPERRT"
+            fh.write(f"{i:07d};{str(q).replace('.', ',')};KG;{status};"
+                     f"{day:02d}.03.2026 {minute // 60:02d}:{minute % 60:02d}\n")
+            bf.write(f"LOT-{i:07d},,ERP,,,,{q},kg,{'released' if i % 7 else 'on_hold'},"
+                     f"2026-03-{day:02d}T{minute // 60:02d}:{minute % 60:02d}:00+01:00,\n")
+    (work / "lots-bundle" / "manifest.json").write_text(json.dumps({
+        "format": "plantgraph-bundle", "format_version": "1.0", "source_systems": ["ERP"], "plants": [],
+        "exported_at": "2026-03-01T00:00:00+00:00"}), encoding="utf-8")
+    (work / "lots.yaml").write_text(MAPPING, encoding="utf-8")
+    return {"rows": rows}
+
+
+def phase_table(work: Path) -> dict[str, Any]:
+    from graph_loader.tables import import_table, load_mapping
+    from store.factory import open_store
+
+    store = open_store("embedded", work / "store-table")
+    t = time.perf_counter()
+    rep = import_table(work / "lots.csv", load_mapping(work / "lots.yaml"), store)
+    seconds = time.perf_counter() - t
+    store.close()
+    if not rep.written:
+        raise SystemExit("table import failed: " + "; ".join(str(e) for e in rep.errors[:5]))
+    return {"seconds": seconds, "rows": rep.rows_read, "rows_per_s": rep.rows_read / seconds}
+
+
+def phase_bundle_rows(work: Path) -> dict[str, Any]:
+    from graph_loader.loader import load_bundle
+    from store.factory import open_store
+
+    store = open_store("embedded", work / "store-lots")
+    t = time.perf_counter()
+    rep = load_bundle(store, work / "lots-bundle")
+    seconds = time.perf_counter() - t
+    store.close()
+    return {"seconds": seconds, "rows": rep.nodes, "rows_per_s": rep.nodes / seconds}
+
+
+PHASES = {"b2mml": phase_b2mml, "bundle": phase_bundle, "table": phase_table, "bundle_rows": phase_bundle_rows}
+
+
+def _child(phase: str, work: Path) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench_interop", "--phase", phase, "--work", str(work)],
+                         cwd=ROOT, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise SystemExit(f"phase {phase} failed:\n{out.stderr[-2000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scales", nargs="+", default=["tiny", "small"])
+    ap.add_argument("--rows", type=int, default=100_000)
+    ap.add_argument("--phase", choices=sorted(PHASES), help=argparse.SUPPRESS)
+    ap.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.phase:
+        res = PHASES[args.phase](args.work)
+        res["peak_rss_mb"] = _peak_rss_mb()
+        print(json.dumps(res))
+        return
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    results: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                           "load_avg_1m": os.getloadavg()[0]}, "b2mml": [], "table": None}
+    steps = len(args.scales) * 3 + 3
+    with tempfile.TemporaryDirectory(prefix="pg-bench-interop-") as tmp, Progress() as bar:
+        task = bar.add_task("interop benchmark", total=steps)
+        for scale in args.scales:
+            work = Path(tmp) / scale
+            work.mkdir()
+            prep = prepare_plant(scale, work)
+            bar.advance(task)
+            b2 = _child("b2mml", work)
+            bar.advance(task)
+            bl = _child("bundle", work)
+            bar.advance(task)
+            results["b2mml"].append({"scale": scale, "files": prep["files"], "b2mml": b2, "bundle": bl,
+                                     "load_avg_1m": os.getloadavg()[0]})
+        work = Path(tmp) / "table"
+        work.mkdir()
+        prepare_table(args.rows, work)
+        bar.advance(task)
+        tb = _child("table", work)
+        bar.advance(task)
+        br = _child("bundle_rows", work)
+        bar.advance(task)
+        results["table"] = {"rows": args.rows, "table": tb, "bundle": br, "load_avg_1m": os.getloadavg()[0]}
+
+    console = Console()
+    t1 = Table(title="B2MML import vs bundle load (same plant, same run)")
+    for col in ("scale", "messages", "entities", "relations", "b2mml s", "msg/s", "b2mml ent/s",
+                "bundle s", "bundle ent/s", "b2mml / bundle speed", "RSS b2mml MB", "RSS bundle MB"):
+        t1.add_column(col, justify="right")
+    for r in results["b2mml"]:
+        b2, bl = r["b2mml"], r["bundle"]
+        t1.add_row(r["scale"], f"{b2['messages']:,}", f"{b2['entities']:,}", f"{b2['relations']:,}",
+                   f"{b2['seconds']:.2f}", f"{b2['messages_per_s']:,.0f}", f"{b2['entities_per_s']:,.0f}",
+                   f"{bl['seconds']:.2f}", f"{bl['entities_per_s']:,.0f}", f"{bl['seconds'] / b2['seconds']:.2f}",
+                   f"{b2['peak_rss_mb']:.0f}", f"{bl['peak_rss_mb']:.0f}")
+    console.print(t1)
+    t = results["table"]
+    t2 = Table(title=f"table import vs bundle load ({t['rows']:,} lot rows)")
+    for col in ("table s", "table rows/s", "bundle s", "bundle rows/s", "RSS table MB", "RSS bundle MB"):
+        t2.add_column(col, justify="right")
+    t2.add_row(f"{t['table']['seconds']:.2f}", f"{t['table']['rows_per_s']:,.0f}", f"{t['bundle']['seconds']:.2f}",
+               f"{t['bundle']['rows_per_s']:,.0f}", f"{t['table']['peak_rss_mb']:.0f}",
+               f"{t['bundle']['peak_rss_mb']:.0f}")
+    console.print(t2)
+    out = ROOT / "benchmarks" / "results" / "interop.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    console.print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
