@@ -230,7 +230,7 @@ def eval_cmd(
         err_console.print(f"[yellow]degraded:[/yellow] {report.degraded_reason}")
     wrong = [o for o in report.outcomes if not o.correct]
     for o in wrong[:20]:
-        console.print(f"  [red]x[/red] {o.id} {o.question!r}: intent {o.intent} (expected {o.expected_intent}); "
+        console.print(f"  x {o.id} {o.question!r}: intent {o.intent} (expected {o.expected_intent}); "
                       f"got {o.answer_ids[:6]} expected {o.expected_ids[:6]}", highlight=False, markup=False)
 
 

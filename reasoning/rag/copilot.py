@@ -36,7 +36,7 @@ from reasoning.rag.models import (
     Route,
 )
 from reasoning.rag.routing import Router, correct_words
-from reasoning.results import EvidencePath, ReachedEntity, TraceResult
+from reasoning.results import EvidencePath, ReachedEntity, RiskBoard, TraceResult
 from reasoning.service import Analyses
 from store.base import Direction, GraphStore, NodeRecord
 
@@ -48,12 +48,16 @@ FREE_MIN_SCORE = 0.3
 TARGET_WORDS: list[tuple[str, str]] = [
     (r"\bsales order lines?\b|\border lines?\b|\bdeliver(?:y|ies)\b|\bSOLs?\b", "SalesOrderLine"),
     (r"\bproduction orders?\b|\bwork orders?\b|\bmanufacturing orders?\b|\borders?\b", "ProductionOrder"),
-    (r"\bshipped lots?\b|\balready shipped\b|\bat the customer\b", "shipped_lots"),
-    (r"\bin[- ]house\b|\bstill here\b|\bin stock\b|\bin the warehouse\b", "in_house_lots"),
     (r"\bsuppliers?\b", "Supplier"),
     (r"\bmachines?\b", "Machine"),
-    (r"\bcustomers?\b|\bclients?\b|\bwho\b", "Customer"),
+    (r"\bcustomers?\b|\bclients?\b", "Customer"),
     (r"\blots?\b|\bbatch(?:es)?\b", "Lot"),
+]
+
+LOT_QUALIFIERS: list[tuple[str, str]] = [
+    (r"\bin[- ]house\b|\bstill here\b|\bin stock\b|\bin the warehouse\b|\bnot (?:yet )?shipped\b",
+     "in_house_lots"),
+    (r"\bshipped\b|\bat the customers?\b|\bdelivered\b", "shipped_lots"),
 ]
 
 CAUSE_WORDS: list[tuple[str, tuple[str, ...]]] = [
@@ -152,6 +156,7 @@ class Copilot:
         self.expander = GraphExpander(store)
         self._fingerprint = graph_fingerprint(store)
         self._checked_at = time.monotonic()
+        self._risk_cache: dict[tuple[Any, ...], RiskBoard] = {}
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -352,10 +357,31 @@ class Copilot:
 
     @staticmethod
     def _target(question: str, default: str) -> str:
-        for rx, target in TARGET_WORDS:
+        """The class the asker wants listed: the first target word after the question word
+        ("which customers ...", "who ..."), else anywhere in the question, else ``default``.
+        Ids are blanked first so that "LOT-12" does not read as the word "lot"."""
+        question = re.sub(r"\b[\w\-.:/#]*\d[\w\-.:/#]*", " ", question)
+        spans = [question[m.end():m.end() + 60] for m in re.finditer(r"\b(?:which|what|who|whom|list|show)\b",
+                                                                     question, re.I)]
+        if re.search(r"\bwho\b", question, re.I):
+            spans.append("customers")
+        for text in [*spans, question]:
+            best: tuple[int, str] | None = None
+            for rx, target in TARGET_WORDS:
+                m = re.search(rx, text, re.I)
+                if m and (best is None or m.start() < best[0]):
+                    best = (m.start(), target)
+            if best is not None:
+                return Copilot._refine_lots(question) if best[1] == "Lot" else best[1]
+        return Copilot._refine_lots(question) if default == "Lot" else default
+
+    @staticmethod
+    def _refine_lots(question: str) -> str:
+        """'Which lots ... are still in house / were shipped' narrows the reached lots."""
+        for rx, target in LOT_QUALIFIERS:
             if re.search(rx, question, re.I):
                 return target
-        return default
+        return "Lot"
 
     def _claims_for_reached(self, b: _Builder, label: str, items: Sequence[ReachedEntity]) -> None:
         if not items:
@@ -460,8 +486,7 @@ class Copilot:
               as_of: datetime | None, scope: Sequence[str] | None) -> Handled:
         horizon = route.horizon_days or self.config.risk_default_days
         plants = links.ids_of("Site") or (list(scope) if scope else [])
-        board = self.analyses.risk(horizon_days=horizon, plant=plants[0] if len(plants) == 1 else None,
-                                   as_of=as_of)
+        board = self._risk_board(horizon, plants[0] if len(plants) == 1 else None, as_of)
         lines = [ln for ln in board.at_risk if self._in_scope(ln.line.plant, scope)
                  and (not plants or ln.line.plant in plants or ln.line.plant is None)]
         customers, sol = links.ids_of("Customer"), links.ids_of("SalesOrderLine")
@@ -499,6 +524,18 @@ class Copilot:
         ids = [c.entity.id for ln in lines for c in ln.causes] if sol else [ln.line.id for ln in lines]
         result = board.model_copy(update={"lines": lines}).model_dump(mode="json")
         return result, list(dict.fromkeys(ids)), False
+
+    def _risk_board(self, horizon: float, plant: str | None, as_of: datetime | None) -> RiskBoard:
+        """The risk board, cached per (now, horizon, plant, as_of) while the graph is unchanged:
+        several questions about one board (one per line) then cost one computation."""
+        key = (self.now, horizon, plant, as_of, graph_fingerprint(self.store))
+        board = self._risk_cache.get(key)
+        if board is None:
+            board = self.analyses.risk(horizon_days=horizon, plant=plant, as_of=as_of)
+            if len(self._risk_cache) >= 8:
+                self._risk_cache.pop(next(iter(self._risk_cache)))
+            self._risk_cache[key] = board
+        return board
 
     def _root_cause(self, question: str, links: LinkResult, route: Route, b: _Builder,
                     as_of: datetime | None, scope: Sequence[str] | None) -> Handled:

@@ -221,6 +221,8 @@ def evaluate(copilot: Copilot, items: Sequence[QuestionItem], baseline: bool = F
     base = Baseline(copilot) if baseline else None
     outcomes: list[QuestionOutcome] = []
     base_lat: list[float] = []
+    if copilot.index is not None:
+        copilot.index.embedder.embed(["warm up"])  # model loading is not a question's latency
     for item in items:
         if item.now is not None:
             copilot.set_now(item.now)
