@@ -135,6 +135,8 @@ _IDS = "(SELECT value FROM json_each(?))"
 #: Rows a transaction must write into a table before its secondary index is rebuilt at commit
 #: instead of maintained per row (see ``_EmbeddedTransaction._maybe_defer``).
 DEFER_AT = 100_000
+#: Edges a transaction must write for its commit to refresh and persist the topology index.
+INDEX_AT = 100_000
 #: Ids of nodes inserted by a transaction remembered for its edges (saves one index probe per
 #: endpoint in a full load); beyond this many the rest are looked up in SQLite.
 NID_CACHE = 5_000_000
@@ -486,6 +488,11 @@ class _EmbeddedTransaction(WriteTransaction):
         self._deferred.clear()
         self.write_counts()
 
+    @property
+    def bulk(self) -> bool:
+        """Whether this transaction wrote enough edges to refresh the topology index at commit."""
+        return self._written["edges"] >= INDEX_AT
+
     def write_counts(self) -> None:
         """Fold the count deltas into the persisted counts (inside the transaction)."""
         for table, col, delta in (("node_counts", "cls", self.node_delta), ("edge_counts", "rel", self.edge_delta)):
@@ -638,6 +645,14 @@ class EmbeddedStore(GraphStore):
                 raise
             finally:
                 self._local.tx = None
+        if tx.bulk:
+            # A large load just committed: bring the topology index and its cache file up to date
+            # here, where a progress bar is already shown, not in the next process's first query.
+            # The data is committed whatever happens here; a failure only costs that later build.
+            try:
+                self._index(self._read(), force_save=True)
+            except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
+                _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
 
     # -- reads --------------------------------------------------------------------------------
     def node_classes(self, ids: Iterable[str]) -> dict[str, str]:
@@ -703,6 +718,8 @@ class EmbeddedStore(GraphStore):
     def build_index(self) -> dict[str, Any]:
         """Bring the in-memory topology index up to date now (and persist it), instead of on the
         first traversal; loaders call this after a large load. Returns its size figures."""
+        if getattr(self._local, "tx", None) is not None:
+            raise StoreError("build_index() inside a write transaction; call it after the commit")
         return adjacency.stats(self._index(self._read(), force_save=True))
 
     def _index(self, conn: sqlite3.Connection, force_save: bool = False) -> adjacency.Adjacency:

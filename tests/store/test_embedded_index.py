@@ -150,3 +150,18 @@ def test_index_build_copes_with_relations_missing_from_counts(store_path: Path) 
     with EmbeddedStore(store_path) as s:
         tr = s.traverse(["A"], [TraversalStep("R1"), TraversalStep("R2")], 5)
         assert {h: tr.hops[h].depth for h in tr.hops} == {"A": 0, "B": 1, "C": 2}
+
+
+def test_bulk_commit_refreshes_the_cache(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import store.embedded as embedded_module
+
+    monkeypatch.setattr(embedded_module, "INDEX_AT", 10)
+    with EmbeddedStore(store_path) as s:
+        build_graph(s, [(f"N{i}", "Lot") for i in range(30)], [(f"N{i}", "R", f"N{i + 1}") for i in range(29)])
+        assert (store_path / CACHE_FILE).exists()  # written at commit, before any traversal
+        with s.transaction() as tx, pytest.raises(Exception, match="inside a write transaction"):
+            s.build_index()
+            tx.upsert_nodes([])
+    with EmbeddedStore(store_path) as s:
+        assert len(s.traverse(["N0"], [TraversalStep("R")], 40).hops) == 30
+        assert s._adj is not None and len(s._adj.ov_eid) == 0  # mapped from the cache, nothing to add
