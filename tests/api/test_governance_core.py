@@ -168,3 +168,11 @@ def test_openapi_published(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert "/v1/ask" in spec["paths"] and "/v1/events" in spec["paths"]
     assert client.get("/docs").status_code == 200
+
+
+def test_me(client: TestClient, keys: Keys) -> None:
+    me = client.get("/v1/me", headers=keys.h("planner_a")).json()
+    assert me["user"] == "planner-a" and me["role"] == "planner" and me["plants"] == ["SITE-A"]
+    assert "analyses:run" in me["permissions"] and "proposals:decide" not in me["permissions"]
+    assert me["may_propose"] == ["escalate_incident", "expedite_sales_order"]
+    assert client.get("/v1/me").status_code == 401
