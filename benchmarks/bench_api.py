@@ -169,7 +169,8 @@ def run_scale(scale: str, workdir: Path, duration: float, concurrency: int) -> d
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"scale": scale, "entities": counts.nodes, "relations": counts.edges, "endpoints": out}
+    return {"scale": scale, "entities": counts.nodes, "relations": counts.edges, "endpoints": out,
+            "load_average_1m": round(os.getloadavg()[0], 2)}
 
 
 def main() -> None:
