@@ -1,22 +1,24 @@
-"""The embedded default store: one SQLite file, no server, durable on disk.
+"""The embedded default store: a folder with one SQLite file and a topology cache, no server.
 
-Why SQLite and why no in-memory graph index: see docs/store.md (measured at 1M nodes / 3M edges).
-In short, SQLite in WAL mode gives atomic, crash-safe transactions and lets several processes
-(the loader, the API) share one store, and its B-tree indexes answer neighbourhood queries in
-microseconds, so bounded traversals run level by level in SQL with nothing to rebuild at start-up.
+SQLite (WAL, ``synchronous=FULL``) is the record: atomic, crash-safe transactions, several
+processes (the loader, the API) on one store, nothing to rebuild at start-up. Traversals run on
+an in-memory CSR index of the topology (:mod:`store.adjacency`), kept exact through rowids that
+only grow, a tombstone log and a generation counter, and persisted next to the database. The
+measurements behind this shape are in docs/store.md.
 
 Layout (``<path>/graph.sqlite``):
 
-- ``nodes``: integer ``nid`` (rowid) plus the unique text ``id``, the common fields, the
-  class-specific ``props`` as JSON text, and validity times twice: as ISO-8601 text (so the
-  offset round-trips) and as integer microseconds since the epoch (so ``as_of`` compares in SQL).
-- ``edges``: keyed ``(src, rel, dst)`` over node ``nid`` s (a WITHOUT ROWID table, so the key
-  is the storage order for outgoing edges) with a second index ``(dst, rel, src)`` for incoming
-  ones. An edge is inserted through sub-selects that resolve the text ids, so a missing
-  endpoint yields NULL, violates NOT NULL, and the whole transaction is undone.
-- ``node_counts`` / ``edge_counts``: kept exact by triggers, so :meth:`counts` is instant.
-- ``meta``: schema version and a ``generation`` counter bumped by every committed transaction
-  (callers may use it to invalidate their own caches).
+- ``nodes``: integer ``nid`` (AUTOINCREMENT rowid) plus the unique text ``id``, the common
+  fields, the class-specific ``props`` as JSON text, and validity times twice: as ISO-8601 text
+  (so the offset round-trips) and as integer microseconds since the epoch (exact ``as_of``
+  comparisons in SQL).
+- ``edges``: ``eid`` rowid, ``(src, rel, dst)`` over node ``nid`` s (unique index, the edge key)
+  and an index ``(dst, rel, src)`` for incoming edges, payload as for nodes. Endpoints are
+  resolved before insert, so an edge to a missing node is refused with its name and the whole
+  transaction is undone.
+- ``node_counts`` / ``edge_counts``: exact counts, updated by each commit's deltas.
+- ``edge_tombstones``: rowids of deleted edges with the generation that deleted them.
+- ``meta``: schema version and ``generation``, bumped by every committed transaction.
 """
 
 from __future__ import annotations
@@ -131,7 +133,6 @@ WHERE edges.source_system IS NOT excluded.source_system
     OR edges.valid_from IS NOT excluded.valid_from OR edges.valid_to IS NOT excluded.valid_to
     OR edges.props IS NOT excluded.props
 """
-_IDS = "(SELECT value FROM json_each(?))"
 #: Rows a transaction must write into a table before its secondary index is rebuilt at commit
 #: instead of maintained per row (see ``_EmbeddedTransaction._maybe_defer``).
 DEFER_AT = 100_000
@@ -521,7 +522,9 @@ class EmbeddedStore(GraphStore):
     def __init__(self, path: str | Path, *, synchronous: str = "FULL", cache_mb: int = 256) -> None:
         self.path = Path(path)
         self._db = self.path / DB_FILE
-        self._synchronous = synchronous
+        if synchronous.upper() not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+            raise StoreError(f"synchronous must be OFF, NORMAL, FULL or EXTRA, got {synchronous!r}")
+        self._synchronous = synchronous.upper()
         self._cache_mb = cache_mb
         self._check_path()
         self._closed = False
