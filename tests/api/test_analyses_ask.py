@@ -166,3 +166,19 @@ def test_store_opened_later_recovers(tmp_path: Path, keys: Keys, settings: Setti
         assert calls == [1]
         assert c.get("/v1/entities/X", headers=keys.h("viewer")).status_code == 404  # reopened, empty store
         assert c.get("/readyz").json()["ready"] is True
+
+
+def test_broken_vector_index_degrades_with_reason(settings: Settings, plant_store: GraphStore, keys: Keys) -> None:
+    """The real copilot factory over a store whose index folder holds a corrupt manifest."""
+    rag = settings.store_path.with_name(settings.store_path.name + ".rag")
+    rag.mkdir(parents=True, exist_ok=True)
+    (rag / "manifest.json").write_text("{not json")
+    with TestClient(create_app(settings, store=plant_store)) as c:
+        assert c.get("/readyz").json()["index"]["state"] == "not_loaded"  # present, not yet opened
+        r = c.post("/v1/ask", json={"question": "Which customers does lot L-A1 reach?"}, headers=keys.h("analyst"))
+        assert r.status_code == 200
+        a = r.json()["answer"]
+        assert a["degraded"] is True and "manifest" in a["degraded_reason"]
+        assert "CUST-2" in a["answer_ids"]  # ids, names and rules still answer
+        ready = c.get("/readyz").json()
+        assert ready["index"]["state"] == "degraded" and "manifest" in ready["index"]["reason"]
