@@ -267,6 +267,7 @@ class PlantBuilder:
         self.shift_ids: dict[tuple[int, int, int], str] = {}
         self.seq: dict[str, int] = defaultdict(int)
         self.designs = Designs()
+        self._rc_done: set[tuple[str, int]] = set()
         self.inventory: dict[tuple[int, str], deque[Lot]] = defaultdict(deque)
         self.level: dict[tuple[int, str], float] = defaultdict(float)
         self.sop_texts: dict[str, str] = {}
@@ -872,6 +873,15 @@ class PlantBuilder:
 
     def _choose_finished(self, line: LineInfo, t: int) -> str:
         d = self.designs
+        if d.rc_material in line.materials:
+            # each line able to make the root-cause material makes it at least once before, during
+            # and after the bad SOP window: bad lots come from two lines (no machine is shared by
+            # all of them) and good lots of the same material exist on both lines
+            a, b = d.rc_window
+            phase = 0 if t < a - 12 * HOUR else 1 if a <= t < b else 2 if b <= t < NOW - 12 * HOUR else -1
+            if phase >= 0 and (line.id, phase) not in self._rc_done:
+                self._rc_done.add((line.id, phase))
+                return d.rc_material
         cands: list[str] = []
         weights: list[float] = []
         for m in line.materials:

@@ -555,3 +555,26 @@ def test_clock_renders_local_time_with_dst_offsets() -> None:
             t = start + k * 17 * 60
             for z, name in enumerate(zones):
                 assert clock.fmt(t, z) == datetime.fromtimestamp(t, ZoneInfo(name)).isoformat()
+
+
+class _Fixtures:
+    """Stands in for pytest's request so the scenario checks above run on any generated bundle."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+
+    def getfixturevalue(self, name: str) -> Any:
+        return self.values[name]
+
+
+@pytest.mark.parametrize("seed", [1, 4, 42])
+def test_scenarios_hold_for_other_seeds(seed: int, tmp_path: Path) -> None:
+    out = tmp_path / "plant"
+    generate(named_spec("tiny"), seed, out)
+    b = read_bundle(out)
+    req: Any = _Fixtures({"tiny": out, "tiny_bundle": b})
+    test_every_row_passes_the_ontology_models(b)
+    for check in (test_contaminated_supplier_lot, test_machine_fault, test_quality_hold,
+                  test_root_cause_is_shared_by_bad_lots_and_rare_among_good, test_deliveries_at_risk,
+                  test_sop_in_effect):
+        check("tiny", req)
