@@ -252,3 +252,50 @@ def test_a_generated_small_plant_loads_with_matching_counts(tmp_path: Path, stor
     # loading it again is idempotent at this size too
     load_bundle(store, bundle)
     assert store.counts() == counts
+
+
+def _append(name: str, text: str):  # type: ignore[no-untyped-def]
+    def mutate(root: Path) -> None:
+        with (root / name).open("a", encoding="utf-8") as f:
+            f.write(text)
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "where"),
+    [
+        (_append("Lot.csv", "LOT-N,n,MES,SITE-LYON,1,kg,lost,,\n"), [("Lot.csv", 5, "status")]),
+        (_append("Shift.csv", "SHIFT-X,x,MES,SITE-LYON,2026-03-03T06:00:00,2026-03-03T14:00:00+01:00\n"),
+         [("Shift.csv", 4, "start")]),
+        (_append("Person.csv", "P-ANNA,Anna again,MES,SITE-LYON,operator,\n"), [("Person.csv", 4, "id")]),
+        (_append("HOLDS.csv", "HOLD-88,LOT-GHOST\n"), [("HOLDS.csv", 3, "dst")]),
+        (_append("HOLDS.csv", "HOLD-88,WO-1001\n"), [("HOLDS.csv", 3, "dst")]),
+        # open-ended from February: overlaps v1 (ends in March) and v2 (starts in March)
+        (_append("SOPVersion.jsonl", '{"id": "SOP-MIX-v3", "version": "3", "effective_from": '
+                 '"2026-02-01T00:00:00+01:00", "text": "t"}\n'),
+         [("SOPVersion.jsonl", 3, "effective_from"), ("SOPVersion.jsonl", 2, "effective_from")]),
+        (lambda root: (root / "Widgets.csv").write_text("id\nW-1\n"), [("Widgets.csv", 0, "-")]),
+        # deleting P-LUC contradicts its own row and both relations that still use it
+        (lambda root: (root / "_deleted_nodes.csv").write_text("id\nP-LUC\n"),
+         [("Person.csv", 3, "id"), ("OPERATED_BY.csv", 2, "dst"), ("WORKS_AT.csv", 3, "src")]),
+    ],
+    ids=["enum", "naive-time", "duplicate-id", "missing-endpoint", "wrong-range", "sop-overlap",
+         "unknown-file", "deleted-endpoint"],
+)
+def test_each_error_kind_is_located_and_leaves_a_loaded_store_unchanged(
+    tmp_path: Path, store: GraphStore, mutate, where: list[tuple[str, int, str]]  # type: ignore[no-untyped-def]
+) -> None:
+    load_bundle(store, EXAMPLE)
+    before_counts, before = store.counts(), _snapshot(store)
+    root = copy_example(tmp_path / "b")
+    # the bundle also changes an existing entity, so a partial write would show
+    (root / "Lot.csv").write_text((root / "Lot.csv").read_text().replace("120,l,on_hold", "120,l,scrapped"))
+    if where[0][0] == "SOPVersion.jsonl":
+        with (root / "VERSION_OF.csv").open("a") as f:
+            f.write("SOP-MIX-v3,SOP-MIX\n")
+    mutate(root)
+    with pytest.raises(BundleValidationError) as info:
+        load_bundle(store, root)
+    assert [(e.file, e.line, e.column) for e in info.value.errors] == where
+    assert store.counts() == before_counts
+    assert _snapshot(store) == before
