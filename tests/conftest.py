@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from store.base import GraphStore
+from store.base import GraphStore, StoreUnavailableError
 from store.factory import open_store
 
 BACKEND_PARAMS = [
@@ -45,13 +45,24 @@ def open_backend(backend: str, tmp_path: Path) -> GraphStore:
     if reason is not None:
         _neo4j_skips.append(reason)
         pytest.skip(reason)
-    store = open_store(
-        "neo4j",
-        uri=os.environ["NEO4J_URI"],
-        user=os.environ.get("NEO4J_USER", "neo4j"),
-        password=os.environ.get("NEO4J_PASSWORD"),
-        database=os.environ.get("NEO4J_DATABASE"),
-    )
+    uri = os.environ["NEO4J_URI"]
+    user = os.environ.get("NEO4J_USER", "neo4j")
+    password = os.environ.get("NEO4J_PASSWORD")
+    database = os.environ.get("NEO4J_DATABASE")
+    try:
+        store = open_store("neo4j", uri=uri, user=user, password=password, database=database)
+    except StoreUnavailableError as exc:
+        if "schema" not in str(exc).lower() and "constraint" not in str(exc).lower():
+            raise
+        # a fresh test server: create the constraints once (what `plantgraph neo4j init` does)
+        from store.neo4j_store import Neo4jStore
+
+        bare = Neo4jStore(uri, user, password, database, require_schema=False)
+        try:
+            bare.init_schema()
+        finally:
+            bare.close()
+        store = open_store("neo4j", uri=uri, user=user, password=password, database=database)
     clear = getattr(store, "clear", None)
     if clear is None:
         store.close()
