@@ -372,22 +372,55 @@ class ExportReport(BaseModel):
     triples: int
 
 
+def _turtle_term(term: Any, pg_prefix: str) -> str:
+    """``pg:local`` for the ontology's own (plain-named) terms, the full ``<IRI>`` otherwise."""
+    text = str(term)
+    if text.startswith(pg_prefix):
+        local = text[len(pg_prefix):]
+        if local.isalnum():
+            return "pg:" + local
+    n3: str = term.n3()
+    return n3
+
+
+def _turtle_block(items: list[Any], pg_prefix: str) -> str:
+    """Triples grouped by consecutive subject: ``s p o ; p o .`` (streamable, valid Turtle)."""
+    out: list[str] = []
+    current = None
+    for s, p, o in items:
+        po = f"{_turtle_term(p, pg_prefix)} {_turtle_term(o, pg_prefix)}"
+        if s == current:
+            out.append(f" ;\n    {po}")
+        else:
+            if current is not None:
+                out.append(" .\n")
+            out.append(f"{_turtle_term(s, pg_prefix)} {po}")
+            current = s
+    if current is not None:
+        out.append(" .\n")
+    return "".join(out)
+
+
 def export_rdf(gs: GraphStore, out: Path, fmt: RdfFormat, progress: Progress | None = None) -> ExportReport:
-    """Write the whole graph as RDF with the ontology's IRIs (ontology/rdf.py). N-Triples streams;
-    Turtle and JSON-LD are built in memory by rdflib first."""
+    """Write the whole graph as RDF with the ontology's IRIs (ontology/rdf.py). N-Triples and
+    Turtle are streamed entity by entity (memory stays flat); JSON-LD is built in memory by
+    rdflib first, so use it for small graphs."""
     from rdflib import Graph
 
-    from ontology.rdf import bind_prefixes, edge_triples, node_triples
+    from ontology.rdf import PG, bind_prefixes, edge_triples, node_triples
 
     total = gs.counts().nodes
     task = progress.add_task("export", total=total) if progress is not None else None
     nodes = edges = triples = 0
     graph: Graph | None = None
-    if fmt != RdfFormat.nt:
+    if fmt == RdfFormat.json_ld:
         graph = Graph()
         bind_prefixes(graph)
+    pg = str(PG)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
+        if fmt == RdfFormat.turtle:
+            fh.write(f"@prefix pg: <{pg}> .\n\n")
         for node in gs.find_nodes():
             items = list(node_triples(cast(Any, node)))
             nodes += 1
@@ -395,9 +428,12 @@ def export_rdf(gs: GraphStore, out: Path, fmt: RdfFormat, progress: Progress | N
                 items.extend(edge_triples(cast(Any, e)))
                 edges += 1
             triples += len(items)
-            if graph is None:
+            if fmt == RdfFormat.nt:
                 fh.write("".join(f"{s.n3()} {p.n3()} {o.n3()} .\n" for s, p, o in items))
+            elif fmt == RdfFormat.turtle:
+                fh.write(_turtle_block(items, pg))
             else:
+                assert graph is not None
                 for t in items:
                     graph.add(t)
             if progress is not None and task is not None and nodes % 1000 == 0:

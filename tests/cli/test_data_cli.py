@@ -148,3 +148,18 @@ def test_validate_json_and_missing_folder(tmp_path: Path) -> None:
     assert report["errors"][0]["file"] == "Lots.csv"
     missing = runner.invoke(app, ["validate", str(tmp_path / "nope")])
     assert missing.exit_code == 1 and "not a bundle folder" in missing.stderr
+
+
+def test_streamed_turtle_holds_the_same_triples_as_rdflib_would_write(tmp_path: Path) -> None:
+    from ontology.rdf import graph_from_records
+
+    store = tmp_path / "s"
+    runner.invoke(app, ["load", str(EXAMPLE), "--store", str(store)])
+    out = tmp_path / "plant.ttl"
+    assert runner.invoke(app, ["export", "rdf", "--out", str(out), "--store", str(store)]).exit_code == 0
+    with open_store("embedded", store) as s:
+        nodes = list(s.find_nodes())
+        edges = [e for n in nodes for e in s.neighbours(n.id)]
+    expected = graph_from_records(nodes, edges)  # type: ignore[arg-type]
+    got = Graph().parse(out, format="turtle")
+    assert set(got) == set(expected)
