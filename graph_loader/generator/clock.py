@@ -11,6 +11,10 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 
+#: "HH:MM:00" for every minute of a day.
+_HHMM = [f"{m // 60:02d}:{m % 60:02d}:00" for m in range(1440)]
+
+
 class Clock:
     """Renders times for a fixed list of zones (index 0..n-1); the last zone is always UTC."""
 
@@ -19,8 +23,7 @@ class Clock:
             raise ValueError("at most 64 zones")
         self.zones = [ZoneInfo(z) for z in zones]
         self._off: list[dict[int, tuple[int, str]]] = [{} for _ in zones]
-        self._hours: dict[int, str] = {}
-        self._cache: dict[int, str] = {}
+        self._days: dict[int, str] = {}
 
     def offset(self, t: int, z: int) -> tuple[int, str]:
         """(offset seconds, "+HH:MM") of zone ``z`` at epoch second ``t``."""
@@ -39,25 +42,17 @@ class Clock:
 
     def fmt(self, t: int, z: int) -> str:
         """ISO-8601 of epoch second ``t`` in zone ``z``, e.g. ``2026-03-02T06:00:00+01:00``."""
-        key = t * 64 + z
-        hit = self._cache.get(key)
-        if hit is not None:
-            return hit
-        cache = self._off[z]
-        off = cache.get(t // 3600)
+        off = self._off[z].get(t // 3600)
         if off is None:
             off = self.offset(t, z)
-        secs, text = off
-        lh, rem = divmod(t + secs, 3600)
-        prefix = self._hours.get(lh)
-        if prefix is None:
-            prefix = (datetime(1970, 1, 1) + timedelta(hours=lh)).strftime("%Y-%m-%dT%H:")
-            self._hours[lh] = prefix
-        out = f"{prefix}{rem // 60:02d}:{rem % 60:02d}{text}"
-        if len(self._cache) > 300_000:
-            self._cache.clear()
-        self._cache[key] = out
-        return out
+        d, rem = divmod(t + off[0], 86400)
+        day = self._days.get(d)
+        if day is None:
+            day = (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT")
+            self._days[d] = day
+        if rem % 60 == 0:
+            return day + _HHMM[rem // 60] + off[1]
+        return f"{day}{rem // 3600:02d}:{rem % 3600 // 60:02d}:{rem % 60:02d}{off[1]}"
 
     def local_day_slot(self, t: int, z: int, first_hour: int = 6, hours: int = 8) -> tuple[int, int, int]:
         """(local day number, shift slot, local seconds) for shift look-up: slots start at 06:00."""
