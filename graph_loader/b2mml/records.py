@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ontology.models import COMMON_FIELDS, RELATIONS, entity_model
+from ontology.models import ENTITY_CLASSES, RELATIONS
 from store.base import EdgeRecord, GraphStore, NodeRecord
 
 
@@ -248,22 +248,17 @@ class ImportBatch:
             row.update(base)
             row.update(draft.props)
             row["id"] = draft.id
-            try:
-                model = entity_model(draft.cls)
-            except KeyError as exc:
-                err(draft.origin, str(exc.args[0]))
+            if draft.cls not in ENTITY_CLASSES:
+                err(draft.origin, f"unknown class {draft.cls!r}")
                 continue
-            try:
-                obj = model.model_validate(row)
-            except ValidationError as exc:
-                err(draft.origin, f"{draft.cls} {draft.id!r}: {_format_validation_error(exc)}")
-                continue
-            data = obj.model_dump(mode="json", exclude_none=False)
-            props = {k: v for k, v in data.items() if k not in COMMON_FIELDS and v is not None}
+            # typed and checked below by the bundle loader's batch validation (check_like_a_bundle)
+            common = {k: row.pop(k, None) for k in _COMMON_ATTRS}
+            row.pop("id", None)
             node_origins.append(draft.origin)
             nodes.append(NodeRecord(
-                id=obj.id, cls=draft.cls, props=props, name=obj.name, plant=obj.plant,
-                source_system=obj.source_system, valid_from=obj.valid_from, valid_to=obj.valid_to,
+                id=draft.id, cls=draft.cls, props=row, name=common["name"], plant=common["plant"],
+                source_system=common["source_system"] or self.source_system,
+                valid_from=common["valid_from"], valid_to=common["valid_to"],
             ))
             classes[draft.id] = draft.cls
 
@@ -288,23 +283,15 @@ class ImportBatch:
             if not ok:
                 continue
             row = {"source_system": self.source_system, **d.defaults, **d.props}
-            try:
-                p = rdef.props.model_validate(row)
-            except ValidationError as exc:
-                err(d.origin, f"{d.rel} {d.src!r} -> {d.dst!r}: {_format_validation_error(exc)}")
-                continue
-            data = p.model_dump(mode="json")
-            eprops = {k: v for k, v in data.items()
-                      if k not in ("source_system", "valid_from", "valid_to") and v is not None}
             edge_origins.append(d.origin)
             edges.append(EdgeRecord(
-                src=d.src, rel=d.rel, dst=d.dst, props=eprops, source_system=p.source_system,
-                valid_from=p.valid_from, valid_to=p.valid_to,
+                src=d.src, rel=d.rel, dst=d.dst,
+                props={k: v for k, v in row.items() if k not in ("source_system", "valid_from", "valid_to")},
+                source_system=row.get("source_system") or self.source_system,
+                valid_from=row.get("valid_from"), valid_to=row.get("valid_to"),
             ))
         out = Validated(nodes=nodes, edges=edges, errors=errors, more_errors=dropped,
                         node_origins=node_origins, edge_origins=edge_origins)
-        if errors:
-            return out
         return check_like_a_bundle(out, store, (node_origins, edge_origins))
 
 
