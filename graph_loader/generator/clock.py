@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-
 #: "HH:MM:00" for every minute of a day.
 _HHMM = [f"{m // 60:02d}:{m % 60:02d}:00" for m in range(1440)]
 
