@@ -1,8 +1,9 @@
 """Fast rendering of epoch seconds as ISO-8601 local time with the plant's UTC offset.
 
-The simulation keeps every time as integer epoch seconds (UTC); rendering goes through this cache
-so millions of timestamps cost a few dict look-ups each instead of a datetime round trip, while
-daylight-saving changes are still honoured through zoneinfo (offsets cached per hour).
+The simulation keeps every time as integer epoch seconds (UTC); rendering goes through cached
+tables (UTC offset per zone and hour, date per day, "HH:MM:00" per minute) so millions of
+timestamps cost a few look-ups each instead of a datetime round trip, while daylight-saving
+changes are still honoured through zoneinfo.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ _HHMM = [f"{m // 60:02d}:{m % 60:02d}:00" for m in range(1440)]
 
 
 class Clock:
-    """Renders times for a fixed list of zones (index 0..n-1); the last zone is always UTC."""
+    """Renders times for a fixed list of IANA zones, addressed by their index in that list."""
 
     def __init__(self, zones: list[str]) -> None:
         if len(zones) > 64:

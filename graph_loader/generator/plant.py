@@ -75,6 +75,9 @@ EDGE_SOURCE = {
 
 def q(x: float) -> str:
     """A quantity cell: at most 3 decimals, no trailing zeros."""
+    i = int(x)
+    if i == x and i > 0:
+        return str(i)
     s = f"{x:.3f}".rstrip("0").rstrip(".")
     return s if s not in ("", "-0") else "0"
 
