@@ -10,6 +10,7 @@ Entities without a plant (materials, suppliers, customers) are enterprise-wide a
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any
@@ -42,26 +43,28 @@ def scope_note(principal: Principal, withheld: int) -> ScopeNote:
     return ScopeNote(plants=sorted(principal.plants), withheld=withheld, note=note)
 
 
-def collect_ids(value: Any, out: set[str], prose: bool) -> None:
-    if isinstance(value, str):
-        if len(value) <= _MAX_ID_LEN and " " not in value:
-            out.add(value)
-        elif prose:
-            out.update(m.group(0) for m in _TOKEN.finditer(value))
-    elif isinstance(value, dict):
-        for v in value.values():
-            collect_ids(v, out, prose)
-    elif isinstance(value, list | tuple):
-        for v in value:
-            collect_ids(v, out, prose)
-
-
 def covers_all_plants(store: GraphStore, principal: Principal) -> bool:
     """'*', or a list naming every plant (Site) in the graph: such a key sees everything."""
     if principal.all_plants:
         return True
     sites = {n.plant or n.id for n in store.find_nodes("Site")}
     return bool(sites) and sites <= principal.plants
+
+
+_JSON_STR = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def json_candidates(json_text: str) -> set[str]:
+    """Every string in a compact JSON text that could be an entity id (and the id-like tokens of
+    prose strings), found with one regex pass instead of a Python walk of the document."""
+    out: set[str] = set()
+    for raw in set(_JSON_STR.findall(json_text)):
+        text = json.loads(f'"{raw}"') if "\\" in raw else raw
+        if " " in text or len(text) > _MAX_ID_LEN:
+            out.update(m.group(0) for m in _TOKEN.finditer(text))
+        elif text:
+            out.add(text)
+    return out
 
 
 def forbidden_ids(store: GraphStore, principal: Principal, candidates: Iterable[str]) -> set[str]:
@@ -167,14 +170,15 @@ def redact_document(
     store: GraphStore, principal: Principal, doc: Any, *, prose: bool = True
 ) -> tuple[Any, int, set[str]]:
     """Redact ``doc`` for ``principal``; returns (document, withheld count, visible ids mentioned)."""
-    cands: set[str] = set()
-    collect_ids(doc, cands, prose)
+    text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     if principal.all_plants:
-        return doc, 0, _entity_ids(store, cands)
-    forb = forbidden_ids(store, principal, cands)
+        return doc, 0, entity_ref_ids(text)
+    forb = forbidden_ids(store, principal, json_candidates(text))
+    if not forb:
+        return doc, 0, entity_ref_ids(text)
     red = Redactor(forb)
     out = red.redact(doc)
-    return out, red.withheld, _entity_ids(store, cands - forb)
+    return out, red.withheld, entity_ref_ids(json.dumps(out, separators=(",", ":"), ensure_ascii=False))
 
 
 def _entity_ids(store: GraphStore, cands: set[str]) -> set[str]:
@@ -196,21 +200,18 @@ def redact_answer(store: GraphStore, principal: Principal, doc: dict[str, Any]) 
     withheld set are dropped, claims are renumbered (a claim whose every citation was withheld is
     dropped) and withheld ids and names in the remaining prose become ``[withheld]``.
     """
-    cands: set[str] = set()
-    collect_ids(doc, cands, True)
+    cands = json_candidates(json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
     forb = forbidden_ids(store, principal, cands)
     if not forb:
         return doc, 0, _entity_ids(store, cands)
     withheld = 0
     result = doc.get("result")
     if isinstance(result, dict):
-        before: set[str] = set()
-        collect_ids(result, before, False)
+        before = json_candidates(json.dumps(result, separators=(",", ":"), ensure_ascii=False))
         red = Redactor(forb)
         new_result = red.redact(result)
         withheld += red.withheld
-        after: set[str] = set()
-        collect_ids(new_result, after, False)
+        after = json_candidates(json.dumps(new_result, separators=(",", ":"), ensure_ascii=False))
         lost = set(store.node_classes(before - after))
         forb = forb | lost
         doc = {**doc, "result": new_result}

@@ -63,15 +63,17 @@ def _run(
     except (ReasoningError, ValueError) as exc:
         # the analysis refused its input (e.g. an incident that concerns no lots)
         raise ProblemError(422, str(exc), slug="analysis-input") from None
-    if principal.all_plants:
-        # nothing to redact: serialise once, skip re-validation (the result is already a checked model)
-        body = AnalysisResponse[model](result=result, scope=scope_note(principal, 0)).model_dump_json()  # type: ignore[valid-type]
-        audit.entity_ids.update(entity_ref_ids(body))
-        return Response(body, media_type="application/json")
-    doc, withheld, ids = redact_document(store, principal, result.model_dump(mode="json"))
-    audit.entity_ids.update(ids)
-    audit.detail = f"withheld={withheld}" if withheld else None
-    return AnalysisResponse[model](result=model.model_validate(doc), scope=scope_note(principal, withheld))  # type: ignore[valid-type]
+    doc: Any = None
+    withheld = 0
+    if not principal.all_plants:
+        doc, withheld, _ = redact_document(store, principal, result.model_dump(mode="json"))
+    if withheld:
+        result = model.model_validate(doc)
+        audit.detail = f"withheld={withheld}"
+    # serialise once; the result is a checked model (re-validated above only when redacted)
+    body = AnalysisResponse[model](result=result, scope=scope_note(principal, withheld)).model_dump_json()  # type: ignore[valid-type]
+    audit.entity_ids.update(entity_ref_ids(body))
+    return Response(body, media_type="application/json")
 
 
 @router.get("/trace/lot/{lot_id}", response_model=AnalysisResponse[TraceResult],
