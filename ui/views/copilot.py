@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from ui.client import ApiClient
 from ui.common import EXAMPLE_QUESTIONS, call, current_user, require_client, scope_note
@@ -18,8 +19,22 @@ api: ApiClient = client
 history: list[dict[str, Any]] = st.session_state.setdefault("chat", [])
 
 
+IMPACT_PAGE = "views/impact.py"
+
+
 def _link(node: str) -> str:
     return f"[{node}](./impact?id={node})"
+
+
+def _open_buttons(nodes: list[str]) -> None:
+    """In-app links (same session, no new sign-in) that open cited entities in the impact explorer."""
+    cols = st.columns(max(1, min(len(nodes), 4)))
+    for k, node in enumerate(nodes[:4]):
+        try:
+            cols[k].page_link(IMPACT_PAGE, label=f"open {node}", icon=":material/open_in_new:",
+                              query_params={"id": node})
+        except StreamlitAPIException:  # the page is run alone (tests): fall back to a plain link
+            cols[k].markdown(_link(node))
 
 
 def _citation_md(i: int, c: dict[str, Any]) -> str:
@@ -56,6 +71,9 @@ def _show_answer(doc: dict[str, Any]) -> None:
         with st.expander(f"Citations ({len(cits)})", expanded=len(cits) <= 6):
             for i, c in enumerate(cits):
                 st.markdown(_citation_md(i, c))
+                if c.get("kind") != "passage" and c.get("nodes"):
+                    ends = list(dict.fromkeys([c["nodes"][-1], c["nodes"][0]]))
+                    _open_buttons(ends)
     st.caption(f"intent: {ans.get('intent')}" + (" - rephrased by the configured LLM" if ans.get("rephrased") else ""))
 
 
