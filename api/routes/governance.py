@@ -142,5 +142,5 @@ async def verify_audit(principal: AuditReader, services: ServicesDep, audit: Aud
 def _all_plants(services: ServicesDep, principal: Principal) -> None:
     """The log spans every plant (questions, ids), so reading it needs a key that sees every plant."""
     if not principal.all_plants and not covers_all_plants(services.store(), principal):
-        raise ProblemError(403, "the audit log spans all plants; reading it needs a key with plants '*'",
+        raise ProblemError(403, "the audit log spans all plants; reading it needs a key that sees every plant",
                            slug="forbidden")
