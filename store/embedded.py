@@ -271,7 +271,9 @@ def _payloads(conn: sqlite3.Connection, eids: Sequence[int]) -> dict[int, tuple[
         "SELECT eid, source_system, valid_from, valid_to, props FROM edges "
         "WHERE eid IN (SELECT value FROM json_each(:ids))"
     )
-    rows = list(_rows_by_ids(conn, sql, eids))
+    rows: list[Any] = []
+    for batch in _chunks(list(eids), _CHUNK):
+        rows.extend(conn.execute(sql, {"ids": json.dumps(list(batch))}).fetchall())
     props = json.loads("[" + ",".join(r[4] for r in rows) + "]")
     return {r[0]: (r[1], r[2], r[3], p) for r, p in zip(rows, props, strict=True)}
 
@@ -835,16 +837,18 @@ class EmbeddedStore(GraphStore):
                 if cur is None or cand[0] < cur[0]:
                     best[cand[1]] = cand
             frontier = []
+            admitted: list[int] = []
             for key, other, other_id, other_cls, parent, eid in sorted(best.values()):
                 if len(ids) >= max_nodes:
                     reason = "max_nodes"
                     break
                 ids[other] = other_id
-                seen[other] = True
+                admitted.append(other)
                 tree.append((other_id, depth, parent, key))
                 eids.append(eid)
                 if through_classes is None or other_cls in through_classes:
                     frontier.append(other)
+            seen[np.array(admitted, dtype=np.int64)] = True
         if tree:
             payload = _payloads(conn, eids)
             for (node_id, d, parent, key), eid in zip(tree, eids, strict=True):
