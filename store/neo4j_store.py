@@ -805,23 +805,31 @@ class Neo4jStore(GraphStore):
         edge payload)."""
         out: list[tuple[tuple[str, str, str], str, str, str, Mapping[str, Any]]] = []
         valid = "" if t is None else f" WHERE {_valid('e')} AND {_valid('o')}"
-        for rels, arrow_l, arrow_r, outgoing in ((out_rels, "-", "->", True), (in_rels, "<-", "-", False)):
-            if not rels:
-                continue
-            types = "|".join(quote_name(r) for r in rels)
-            query = (
-                f"UNWIND $ids AS i MATCH (h:{ENTITY_LABEL} {{id: i}}){arrow_l}[e:{types}]{arrow_r}"
-                f"(o:{ENTITY_LABEL}){valid} "
-                f"RETURN i AS h, type(e) AS rel, o.id AS o, o.cls AS ocls, {_edge_proj('e')} AS p"
-            )
-            for batch in _chunks(frontier, _CHUNK):
-                for r in self._read_rows(query, ids=list(batch), t=t):
-                    o = r["o"]
-                    if o in seen:
-                        continue
-                    h = r["h"]
-                    key = (h, r["rel"], o) if outgoing else (o, r["rel"], h)
-                    out.append((key, o, r["ocls"], h, r["p"]))
+        parts = []
+        for rels, arrow_l, arrow_r, outgoing in ((out_rels, "-", "->", "true"), (in_rels, "<-", "-", "false")):
+            if rels:
+                types = "|".join(quote_name(r) for r in rels)
+                parts.append(
+                    f"MATCH (h){arrow_l}[e:{types}]{arrow_r}(o:{ENTITY_LABEL}){valid} "
+                    f"RETURN {outgoing} AS outgoing, type(e) AS rel, o.id AS o, o.cls AS ocls, "
+                    f"{_edge_proj('e')} AS p"
+                )
+        if not parts:
+            return out
+        # both directions in one round trip per level
+        query = (
+            f"UNWIND $ids AS i MATCH (h:{ENTITY_LABEL} {{id: i}}) "
+            f"CALL (h) {{ {' UNION ALL '.join(parts)} }} "
+            "RETURN i AS h, outgoing, rel, o, ocls, p"
+        )
+        for batch in _chunks(frontier, _CHUNK):
+            for r in self._read_rows(query, ids=list(batch), t=t):
+                o = r["o"]
+                if o in seen:
+                    continue
+                h = r["h"]
+                key = (h, r["rel"], o) if r["outgoing"] else (o, r["rel"], h)
+                out.append((key, o, r["ocls"], h, r["p"]))
         return out
 
     def find_nodes(
