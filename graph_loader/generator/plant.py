@@ -1441,13 +1441,22 @@ class PlantBuilder:
     def scenario_contaminated(self) -> ContaminatedSupplierLot:
         rng = self.rng
         H = self.spec.history_days * DAY
-        cands = [lt for lt in self.lots.values()
+        every = [lt for lt in self.lots.values()
                  if lt.source == "ERP" and self.mats[lt.material].category in ("ingredient", "flavour")
-                 and NOW - 0.75 * H <= lt.valid_from <= NOW - 0.3 * H and len(self.index.consumers.get(lt.id, ())) >= 2]
+                 and len(self.index.consumers.get(lt.id, ())) >= 2]
+        cands = [lt for lt in every if NOW - 0.75 * H <= lt.valid_from <= NOW - 0.3 * H]
         rng.shuffle(cands)
+        rng.shuffle(every)
+        # mid-history lots first; any consumed-twice lot when none of those qualifies (short histories)
         ok: list[tuple[int, str, Any]] = []
         fallback: tuple[tuple[int, int, int], Lot, Any] | None = None
-        for lt in cands[:60]:
+        tried: set[str] = set()
+        for lt in [*cands[:60], *every[:120]]:
+            if len(ok) >= 3:
+                break
+            if lt.id in tried:
+                continue
+            tried.add(lt.id)
             tr = forward_trace(self.index, [lt.id])
             good = (len(tr.reached_lots) >= 3 and len(tr.reached_customers) >= 2 and tr.shipped_lots
                     and tr.in_house_lots)

@@ -27,7 +27,7 @@ class ScaleSpec(BaseModel):
     plants: int = Field(ge=1, le=10)
     proc_lines: int = Field(ge=1)  # processing lines per plant (make intermediates)
     pack_lines: int = Field(ge=2)  # packaging lines per plant (make finished goods)
-    history_days: int = Field(ge=7)
+    history_days: int = Field(ge=5)
     future_days: int = Field(default=10, ge=7)
 
 
@@ -53,7 +53,8 @@ def spec_for(target_entities: int, name: ScaleName = "custom") -> ScaleSpec:
     # fewer shipped sales lines, deliveries and events per day than a steady state)
     per_line = n / lines
     days_total = (per_line + RAMP_UP) / ENTITIES_PER_LINE_DAY
-    history = max(7, min(730, round(days_total - future)))
+    # the smallest plants carry proportionally more master data, so they get a shorter history
+    history = max(5, min(730, round(days_total - future - (3 if n < 5_000 else 0))))
     return ScaleSpec(name=name, target_entities=n, plants=plants, proc_lines=proc, pack_lines=pack,
                      history_days=history, future_days=future)
 

@@ -567,7 +567,7 @@ class _Fixtures:
         return self.values[name]
 
 
-@pytest.mark.parametrize("seed", [1, 4, 42])
+@pytest.mark.parametrize("seed", [1, 4, 42, 99])
 def test_scenarios_hold_for_other_seeds(seed: int, tmp_path: Path) -> None:
     out = tmp_path / "plant"
     generate(named_spec("tiny"), seed, out)
