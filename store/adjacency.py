@@ -29,7 +29,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 CACHE_FILE = "adjacency.npz"
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 #: Overlay size (edges) above which the overlay is merged into new CSR arrays.
 MERGE_AT = 200_000
 _FETCH = 200_000
@@ -71,6 +71,7 @@ class Csr:
 class Adjacency:
     """One immutable snapshot of the topology at ``generation`` (replaced, never mutated)."""
 
+    store_id: str  # meta.store_id of the database it was read from
     generation: int
     edge_mark: int
     node_mark: int
@@ -147,6 +148,7 @@ class Adjacency:
             np.savez(
                 fh,
                 stamp=np.array([CACHE_VERSION, merged.generation, merged.edge_mark, merged.node_mark]),
+                store_id=np.array([merged.store_id]),
                 rel_names=np.array(merged.rel_names, dtype=object).astype(str),
                 cls_names=np.array(merged.cls_names, dtype=object).astype(str),
                 out_ptr=merged.out.ptr, out_nbr=merged.out.nbr, out_rel=merged.out.rel, out_eid=merged.out.eid,
@@ -173,6 +175,7 @@ class Adjacency:
                 raise ValueError("inconsistent array sizes")
             empty = np.empty(0, dtype=np.int64)
             return Adjacency(
+                store_id=str(z["store_id"][0]),
                 generation=int(stamp[1]), edge_mark=int(stamp[2]), node_mark=int(stamp[3]),
                 rel_names=[str(x) for x in z["rel_names"]], out=out, inc=inc,
                 ov_src=empty, ov_dst=empty, ov_rel=np.empty(0, dtype=np.int16), ov_eid=empty,
@@ -203,6 +206,7 @@ class Adjacency:
             blob = b"".join(parts)
             off = np.concatenate([off, off[-1] + np.cumsum(lens)])
         return Adjacency(
+            store_id=self.store_id,
             generation=self.generation, edge_mark=self.edge_mark, node_mark=self.node_mark,
             rel_names=self.rel_names,
             out=Csr.build(src_all, dst_all, rel_all, eid_all, n),
@@ -292,12 +296,14 @@ def _read_nodes(
     return np.concatenate(nids), ids, np.concatenate(classes)
 
 
-def _marks(conn: sqlite3.Connection) -> tuple[int, int, int]:
+def _marks(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
+    row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+    store_id = "" if row is None else str(row[0])
     gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
     edge_mark = int(conn.execute("SELECT coalesce(max(eid), 0) FROM edges").fetchone()[0])
     node_mark = int(conn.execute("SELECT coalesce(max(nid), 0) FROM nodes").fetchone()[0])
     seq = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('edges', 'nodes')"))
-    return gen, max(edge_mark, int(seq.get("edges", 0))), max(node_mark, int(seq.get("nodes", 0)))
+    return store_id, gen, max(edge_mark, int(seq.get("edges", 0))), max(node_mark, int(seq.get("nodes", 0)))
 
 
 def build(conn: sqlite3.Connection) -> Adjacency:
@@ -306,7 +312,7 @@ def build(conn: sqlite3.Connection) -> Adjacency:
     if own_tx:
         conn.execute("BEGIN")
     try:
-        gen, edge_mark, node_mark = _marks(conn)
+        store_id, gen, edge_mark, node_mark = _marks(conn)
         rel_names: list[str] = []
         cls_names: list[str] = []
         eid, src, dst, rel = _read_edges(conn, 0, rel_names)
@@ -328,7 +334,7 @@ def build(conn: sqlite3.Connection) -> Adjacency:
     np.cumsum(lens, out=off[1:])
     empty = np.empty(0, dtype=np.int64)
     return Adjacency(
-        generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names,
+        store_id=store_id, generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names,
         out=Csr.build(src, dst, rel, eid, n), inc=Csr.build(dst, src, rel, eid, n),
         ov_src=empty, ov_dst=empty, ov_rel=np.empty(0, dtype=np.int16), ov_eid=empty,
         dead=np.zeros(edge_mark + 1, dtype=bool), cls_code=cls_code, cls_names=cls_names,
@@ -343,7 +349,9 @@ def refresh(adj: Adjacency, conn: sqlite3.Connection) -> Adjacency | None:
     if own_tx:
         conn.execute("BEGIN")
     try:
-        gen, edge_mark, node_mark = _marks(conn)
+        store_id, gen, edge_mark, node_mark = _marks(conn)
+        if store_id != adj.store_id:  # another database (recreated, replaced) under the same path
+            return None
         if gen == adj.generation:
             return adj
         if gen < adj.generation or edge_mark < adj.edge_mark or node_mark < adj.node_mark:
@@ -374,7 +382,8 @@ def refresh(adj: Adjacency, conn: sqlite3.Connection) -> Adjacency | None:
         pad = np.full(n - (len(inc.ptr) - 1), inc.ptr[-1], dtype=np.int64)
         inc = Csr(np.concatenate([inc.ptr, pad]), inc.nbr, inc.rel, inc.eid)
     new = Adjacency(
-        generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names, out=out, inc=inc,
+        store_id=store_id, generation=gen, edge_mark=edge_mark, node_mark=node_mark, rel_names=rel_names,
+        out=out, inc=inc,
         ov_src=np.concatenate([adj.ov_src, src]), ov_dst=np.concatenate([adj.ov_dst, dst]),
         ov_rel=np.concatenate([adj.ov_rel, rel]), ov_eid=np.concatenate([adj.ov_eid, eid]),
         dead=dead, cls_code=cls_code, cls_names=cls_names, ids_blob=adj.ids_blob, ids_off=adj.ids_off,

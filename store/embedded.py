@@ -28,6 +28,7 @@ import logging
 import sqlite3
 import threading
 import time
+import uuid
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
@@ -550,7 +551,8 @@ class EmbeddedStore(GraphStore):
                 f"{self.path}: is a file, not a store directory (expected a folder holding {DB_FILE})"
             )
         if self.path.is_dir() and not self._db.exists():
-            foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(DB_FILE)]
+            ours = (DB_FILE, adjacency.CACHE_FILE)
+            foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(ours)]
             if foreign:
                 raise StoreUnavailableError(
                     f"{self.path}: not a plantgraph store (no {DB_FILE}, but holds {sorted(foreign)[:3]}); "
@@ -595,8 +597,17 @@ class EmbeddedStore(GraphStore):
                 raise StoreUnavailableError(
                     f"{self._db}: store schema version {found!r}, this plantgraph expects {SCHEMA_VERSION!r}"
                 )
+            self._ensure_store_id()
             return
         conn.executescript(f"BEGIN IMMEDIATE;\n{_SCHEMA}\nCOMMIT;")
+        self._ensure_store_id()
+
+    def _ensure_store_id(self) -> None:
+        """A random identity for this database, stamped into the topology cache so a cache can
+        never be taken for another database's (one recreated or restored under the same path)."""
+        conn = self._writer
+        if conn.execute("SELECT 1 FROM meta WHERE key = 'store_id'").fetchone() is None:
+            conn.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('store_id', ?)", (uuid.uuid4().hex,))
 
     def _read(self) -> sqlite3.Connection:
         """The connection for reads: the open transaction's one in the writing thread (so it sees

@@ -428,9 +428,10 @@ class _Neo4jTransaction(WriteTransaction):
     def _delete_nodes(self, ids: Sequence[str]) -> None:
         for batch in _chunks(list(dict.fromkeys(ids)), _CHUNK):
             recs = self._run(
-                f"UNWIND $ids AS i MATCH (n:{ENTITY_LABEL} {{id: i}}) "
-                "WITH n, COUNT { (n)-[]-() } AS touching, COUNT { (n)-[]->(n) } AS loops "
-                "DETACH DELETE n RETURN count(n) AS nodes, sum(touching - loops) AS edges",
+                # distinct relationships: an edge between two deleted nodes, or a loop, counts once
+                f"UNWIND $ids AS i MATCH (n:{ENTITY_LABEL} {{id: i}}) OPTIONAL MATCH (n)-[r]-() "
+                "WITH collect(DISTINCT n) AS ns, count(DISTINCT r) AS edges "
+                "FOREACH (x IN ns | DETACH DELETE x) RETURN size(ns) AS nodes, edges",
                 ids=list(batch),
             )
             self._report.nodes_deleted += recs[0]["nodes"]

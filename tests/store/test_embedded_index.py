@@ -165,3 +165,17 @@ def test_bulk_commit_refreshes_the_cache(store_path: Path, monkeypatch: pytest.M
     with EmbeddedStore(store_path) as s:
         assert len(s.traverse(["N0"], [TraversalStep("R")], 40).hops) == 30
         assert s._adj is not None and len(s._adj.ov_eid) == 0  # mapped from the cache, nothing to add
+
+
+def test_cache_without_database_is_ignored(store_path: Path) -> None:
+    """The database file was removed but the cache stayed: a new, empty store, not the old graph."""
+    with EmbeddedStore(store_path) as s:
+        build_graph(s, [("A", "Lot"), ("B", "Lot")], [("A", "REL", "B")])
+        s.build_index()
+    for f in store_path.iterdir():
+        if f.name.startswith("graph.sqlite"):
+            f.unlink()
+    with EmbeddedStore(store_path) as s:
+        assert s.counts().nodes == 0
+        build_graph(s, [("A", "Lot"), ("C", "Lot")], [("A", "REL", "C")])
+        assert set(s.traverse(["A"], [TraversalStep("REL")], 2).hops) == {"A", "C"}
