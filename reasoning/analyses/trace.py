@@ -186,12 +186,18 @@ def incident_window(ctx: Context, incident: NodeRecord, machine: str, as_of: dat
                     ) -> tuple[datetime, datetime]:
     """The suspect window of an incident on a machine.
 
-    A downtime event on the same machine whose [start, end) contains the incident time gives the
-    window; else the window runs from the incident time for INCIDENT_WINDOW_AFTER.
+    From the incident time until the completion of a maintenance order that ADDRESSES it (the
+    fix); else a downtime event on the same machine whose [start, end) contains the incident time;
+    else INCIDENT_WINDOW_AFTER from the incident time.
     """
     t = prop_time(incident, "occurred_at")
     if t is None:
         raise ValueError(f"incident {incident.id} has no occurred_at")
+    fixes = ctx.store.neighbours(incident.id, ["ADDRESSES"], Direction.IN, as_of)
+    done = [c for mo in ctx.store.get_nodes([e.src for e in fixes], as_of).values()
+            if (c := prop_time(mo, "completed_at")) is not None and c > t]
+    if done:
+        return t, min(done)
     edges = ctx.store.neighbours(machine, ["OCCURRED_ON"], Direction.IN, as_of)
     events = ctx.store.get_nodes([e.src for e in edges], as_of)
     for e in edges:

@@ -186,3 +186,17 @@ def test_fast_path_gives_the_automaton_answers(plant: Analyses, rule: str, start
         assert m.steps[-1].dst == m.node.id
     if fast.matches("lot"):
         assert assert_paths_exist(plant.store, [m.evidence() for m in fast.matches("lot")]) > 0
+
+
+def test_incident_window_ends_when_the_fix_is_completed(store: GraphStore) -> None:
+    from tests.graphs import build_graph
+
+    hand.build(store)
+    build_graph(store, [("MNT1", "MaintenanceOrder", {"kind": "corrective", "status": "completed",
+                                                       "created_at": hand.t(2, 11),
+                                                       "completed_at": "2026-03-02T11:30:00+00:00"})],
+                [("MNT1", "ADDRESSES", "INC2"), ("MNT1", "OCCURRED_ON", "M1")])
+    a = Analyses(store, now=T(11), rules_dirs=[])
+    r = a.trace_incident("INC2")
+    assert (r.window_from, r.window_to) == (T(2, 11), T(2, 11, 30))
+    assert r.start_orders == [] and r.start_lots == []  # PO3 starts at 12:00, after the fix
