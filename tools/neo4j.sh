@@ -15,7 +15,8 @@
 #   NEO4J_PASSWORD             password of user neo4j (set at every start); when unset, the value of
 #                              plantgraph's settings (its NEO4J_PASSWORD default), so the CLI matches
 #   PLANTGRAPH_NEO4J_HEAP      JVM heap (default 768m); PLANTGRAPH_NEO4J_PAGECACHE page cache (default 256m)
-#   PLANTGRAPH_NEO4J_START_TIMEOUT  seconds to wait for the server (default 240)
+#   PLANTGRAPH_NEO4J_START_TIMEOUT  seconds to wait for the server (default 600: a busy 2-core machine is slow)
+#   PLANTGRAPH_NEO4J_JAVA_OPTS extra JVM options (e.g. -XX:TieredStopAtLevel=1 for a faster start)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -28,7 +29,7 @@ PORT="${PLANTGRAPH_NEO4J_PORT:-7687}"
 PIDFILE="$HOME_DIR/launcher.pid"
 LOG="$HOME_DIR/launcher.log"
 URI="bolt://127.0.0.1:$PORT"
-TIMEOUT="${PLANTGRAPH_NEO4J_START_TIMEOUT:-240}"
+TIMEOUT="${PLANTGRAPH_NEO4J_START_TIMEOUT:-600}"
 
 say() { echo "neo4j.sh: $*" >&2; }
 die() { echo "neo4j.sh: ERROR: $*" >&2; exit 1; }
@@ -142,6 +143,7 @@ up() {
     NEO4J_PASSWORD="$pw" PLANTGRAPH_NEO4J_PORT="$PORT" \
         PLANTGRAPH_NEO4J_PAGECACHE="${PLANTGRAPH_NEO4J_PAGECACHE:-256m}" \
         setsid java -Xms256m -Xmx"${PLANTGRAPH_NEO4J_HEAP:-768m}" -XX:+UseG1GC -XX:+ExitOnOutOfMemoryError \
+        ${PLANTGRAPH_NEO4J_JAVA_OPTS:-} \
         -Dfile.encoding=UTF-8 \
         -cp "$JAR:$MODULE/target/lib/*" dev.plantgraph.neo4j.Launcher "$HOME_DIR" \
         >"$LOG" 2>&1 </dev/null &
