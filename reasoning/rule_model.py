@@ -510,12 +510,22 @@ def parse_rules(text: str, file: str = "<string>") -> list[Rule]:
     return out
 
 
+_FILE_CACHE: dict[tuple[str, int, int], list[Rule]] = {}
+
+
 def load_rule_file(path: Path) -> list[Rule]:
+    """Parse and validate one rule file (cached by path, size and modification time)."""
     try:
+        st = path.stat()
+        key = (str(path), st.st_mtime_ns, st.st_size)
+        if key in _FILE_CACHE:
+            return list(_FILE_CACHE[key])
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise RuleError(f"cannot read rule file: {e.strerror}", str(path)) from None
-    return parse_rules(text, str(path))
+    rules = parse_rules(text, str(path))
+    _FILE_CACHE[key] = rules
+    return list(rules)
 
 
 @dataclass

@@ -95,3 +95,12 @@ def test_rule_run_needs_its_params(store: GraphStore) -> None:
         a.run_rule("forward_genealogy", {})
     with pytest.raises(ReasoningError, match="timezone-aware"):
         a.run_rule("machine_window", {"machines": ["M1"], "from": "2026-03-01T00:00", "to": "2026-03-02T00:00Z"})
+
+
+def test_an_edited_rule_file_is_read_again(tmp_path: Path) -> None:
+    path = tmp_path / "mine.yaml"
+    path.write_text(GOOD, encoding="utf-8")
+    assert "my_rule" in load_rules([tmp_path])
+    path.write_text(GOOD.replace("rel: CONSUMED", "rel: CONSUMES"), encoding="utf-8")
+    with pytest.raises(RuleError, match="CONSUMES"):
+        load_rules([tmp_path])
