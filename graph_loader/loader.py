@@ -112,24 +112,25 @@ def _run(
         for batch in typed_batches(bf, errors, batch_size, advance):
             for row, (src, line) in batch.failed:
                 gv.note_node_id(row.get("id"), bf.name, src, line)
-            records = gv.check_nodes(batch.schema, batch.typed, batch.places)
-            by_class[bf.name] = by_class.get(bf.name, 0) + len(records)
-            if tx is not None and not errors and records:
-                tx.upsert_nodes(records)
+            good = gv.accept_nodes(batch.schema, batch.typed, batch.places)
+            by_class[bf.name] = by_class.get(bf.name, 0) + len(good)
+            # records only when they will be written (not for validate, not after an error)
+            if tx is not None and not errors and good:
+                tx.upsert_nodes(batch.schema.to_nodes(good))
     repeated = 0
     seen_rel, seen = "", set[int]()
     for bf in bundle.of_kind(FileKind.EDGES):
         if bf.name != seen_rel:  # files are sorted by relation: one key set per relation at a time
             seen_rel, seen = bf.name, set[int]()
         for ebatch in typed_batches(bf, errors, batch_size, advance):
-            edges = gv.check_edges(ebatch.schema, ebatch.typed, ebatch.places)
-            by_rel[bf.name] = by_rel.get(bf.name, 0) + len(edges)
+            egood = gv.accept_edges(ebatch.schema, ebatch.typed, ebatch.places)
+            by_rel[bf.name] = by_rel.get(bf.name, 0) + len(egood)
             # a repeated (src, dst) is an update of the same edge: the later row wins
             before = len(seen)
-            seen.update(map(hash, zip([e.src for e in edges], [e.dst for e in edges], strict=True)))
-            repeated += len(edges) - (len(seen) - before)
-            if tx is not None and not errors and edges:
-                tx.upsert_edges(edges)
+            seen.update(map(hash, zip([e["src"] for e in egood], [e["dst"] for e in egood], strict=True)))
+            repeated += len(egood) - (len(seen) - before)
+            if tx is not None and not errors and egood:
+                tx.upsert_edges(ebatch.schema.to_edges(egood))
     gv.finish()
     if errors:
         raise BundleValidationError.from_collector(errors)
