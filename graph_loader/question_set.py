@@ -156,9 +156,17 @@ def build_questions(truth: dict[str, Any], seed: int = 7, bundle: Path | None = 
             held, ["time", "paraphrase"])
         add(with_typo("Which customer deliveries are at risk within the coming fortnight because lots are held?",
                       set()), "delivery_risk", held, ["time", "typo"])
-    for sol, causes in sorted(d["lines"].items())[:6]:
+    per_kind: dict[str, list[str]] = {}
+    for sol, causes in sorted(d["lines"].items()):
+        for kind in {x["kind"] for x in causes}:
+            per_kind.setdefault(kind, []).append(sol)
+    picked_lines: list[str] = []
+    for kind in sorted(per_kind):  # up to two lines per injected cause kind
+        picked_lines.extend(x for x in per_kind[kind][:2] if x not in picked_lines)
+    for sol in picked_lines:
+        causes = d["lines"][sol]
         add(f"Why is delivery {sol} at risk?", "delivery_risk", [x["entity"] for x in causes],
-            [f"cause:{causes[0]['kind']}"], match="contains")
+            sorted({f"cause:{x['kind']}" for x in causes}), match="contains")
 
     # SOP in effect
     for s in _get(sc, "sop_in_effect")[:6]:
