@@ -376,3 +376,16 @@ def test_restart_keeps_data_and_missing_schema_is_reported(tmp_path: Path) -> No
             assert (s.counts().nodes_by_class, s.get_nodes(["L1", "PO1"]), s.neighbours("PO1")) == before
     finally:
         neo4j_sh("down")
+
+
+def test_delete_report_counts_each_removed_edge_once(n4j) -> None:  # type: ignore[no-untyped-def]
+    with n4j.transaction() as tx:
+        tx.upsert_nodes([NodeRecord(id=i, cls="Lot") for i in ("A", "B", "C")])
+        tx.upsert_edges([EdgeRecord(src="A", rel="DERIVED_FROM", dst="A"),  # a loop
+                         EdgeRecord(src="A", rel="DERIVED_FROM", dst="B"),  # between two deleted nodes
+                         EdgeRecord(src="B", rel="DERIVED_FROM", dst="C")])
+    with n4j.transaction() as tx:
+        tx.delete_nodes(["A", "B", "GHOST"])
+        report = tx.report
+    assert (report.nodes_deleted, report.edges_deleted) == (2, 3)
+    assert n4j.counts().nodes_by_class == {"Lot": 1} and n4j.counts().edges == 0
