@@ -481,6 +481,8 @@ class Neo4jStore(GraphStore):
         self.uri = uri
         self.user = user or "neo4j"
         self.database = database or None
+        # neo4j:// (cluster, Aura): managed reads routed to readers, with the driver's retries
+        self._routing = uri.lower().startswith("neo4j")
         self._local = threading.local()
         self._closed = False
         auth = (self.user, password) if password is not None else None
@@ -560,11 +562,25 @@ class Neo4jStore(GraphStore):
         def work(tx: ManagedTransaction) -> list[dict[str, Any]]:
             return [r.data() for r in tx.run(query, params)]
 
-        try:
-            with self._session() as s:
-                return s.execute_read(work)
-        except (Neo4jError, DriverError, OSError) as exc:
-            raise self._translate(exc, "read") from None
+        if self._routing:
+            try:
+                with self._session() as s:
+                    return s.execute_read(work)
+            except (Neo4jError, DriverError, OSError) as exc:
+                raise self._translate(exc, "read") from None
+        # One server (bolt://): an auto-commit read is one round trip instead of three
+        # (BEGIN, RUN, COMMIT), which halves the latency of the many small reads a trace makes.
+        for attempt in range(3):
+            try:
+                with self._session() as s:
+                    return [r.data() for r in s.run(query, params)]
+            except (ServiceUnavailable, SessionExpired, TransientError) as exc:
+                if attempt == 2:
+                    raise self._translate(exc, "read") from None
+                time.sleep(0.2 * 2**attempt)
+            except (Neo4jError, DriverError, OSError) as exc:
+                raise self._translate(exc, "read") from None
+        raise AssertionError("unreachable")
 
     def run_read(self, query: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """Run one read-only Cypher query with parameters (used by the rule compiler)."""

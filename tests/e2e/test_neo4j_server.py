@@ -389,3 +389,19 @@ def test_delete_report_counts_each_removed_edge_once(n4j) -> None:  # type: igno
         report = tx.report
     assert (report.nodes_deleted, report.edges_deleted) == (2, 3)
     assert n4j.counts().nodes_by_class == {"Lot": 1} and n4j.counts().edges == 0
+
+
+def test_routing_uri_and_named_database_work_unchanged(n4j) -> None:  # type: ignore[no-untyped-def]
+    """``neo4j://`` goes through the driver's routing (managed, retried reads), as on a cluster."""
+    from store.neo4j_store import Neo4jStore
+
+    uri, user, pw = _env()
+    routed = "neo4j://" + uri.split("://", 1)[1]
+    with Neo4jStore(routed, user, pw, database=os.environ.get("NEO4J_DATABASE") or "neo4j") as s:
+        with s.transaction() as tx:
+            tx.upsert_nodes([NodeRecord(id="R1", cls="Lot", props={"quantity": 1.0})])
+        assert s.get_node("R1") is not None
+        assert s.counts().nodes_by_class == {"Lot": 1}
+    assert n4j.get_node("R1") is not None  # the same data through bolt://
+    with pytest.raises(StoreUnavailableError, match="no such database"):
+        Neo4jStore(routed, user, pw, database="nosuchdb")
