@@ -14,9 +14,10 @@ Layout in the database:
 
 Writes: :meth:`Neo4jStore.transaction` is one explicit Neo4j transaction. Batches go in as
 ``UNWIND $rows ... MERGE`` (values only as parameters); on any failure the transaction is rolled
-back, so a bundle load is all or nothing. Reads go through ``execute_read`` (managed, retried), so
-``neo4j://`` routing sends them to readers and writes to the leader; a named database and TLS
-URIs (``neo4j+s://``) need nothing else.
+back, so a bundle load is all or nothing. With ``neo4j://`` URIs reads go through ``execute_read``
+(managed, retried), so routing sends them to readers and writes to the leader; with ``bolt://``
+(one server) reads are auto-commit queries, one round trip each, retried on transient errors. A
+named database and TLS URIs (``neo4j+s://``) need nothing else.
 
 Semantics (time validity, BFS tie-breaking, ``find_nodes`` filters) follow store/base.py and
 match :mod:`store.embedded`; the conformance suite in tests/store runs against both.
