@@ -247,7 +247,7 @@ def export_b2mml_cmd(
     store: StoreOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Export the graph as B2MML V0701 messages (validating against MESA's schemas)."""
+    """Export the graph as B2MML V0701 messages (valid against MESA's V0701 schemas; see docs/b2mml.md)."""
     from graph_loader.b2mml.export import NOUNS, ExportError, export_store
 
     with _failures():
