@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Protocol
 from urllib.parse import quote, unquote
 
@@ -99,7 +100,9 @@ def edge_iri(src: str, rel: str, dst: str) -> URIRef:
 _XSD_OF: dict[str, URIRef] = {
     "string": XSD.string,
     "integer": XSD.integer,
-    "double": XSD.double,
+    # Quantities are written as xsd:decimal with the float's shortest exact text: rdflib's Turtle
+    # writer shortens xsd:double to 7 significant digits, which would lose data on a round trip.
+    "double": XSD.decimal,
     "boolean": XSD.boolean,
     "datetime": XSD.dateTime,
     "date": XSD.date,
@@ -116,7 +119,7 @@ def to_literal(value: Any, kind: str) -> Literal:
             return Literal(value.isoformat(), datatype=XSD.dateTime)
         return Literal(str(value), datatype=XSD.dateTime)
     if kind == "double":
-        return Literal(float(value), datatype=XSD.double)
+        return Literal(format(Decimal(repr(float(value))), "f"), datatype=XSD.decimal)
     if kind == "integer":
         return Literal(int(value), datatype=XSD.integer)
     if kind == "boolean":
@@ -224,7 +227,10 @@ _REL_BY_IRI = {str(rel_iri(r)): r for r in RELATIONS}
 
 
 def records_from_graph(g: Graph) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Entities and relations in ``g`` as bundle-style rows (``{"cls", "id", ...props}`` and
+    """Entities and relations in ``g`` as bundle-style rows. RDF values of a property are a set, so
+    list fields (aliases, operations, certifications) come back sorted: their order is not kept.
+
+    Entities and relations as bundle-style rows (``{"cls", "id", ...props}`` and
     ``{"rel", "src", "dst", ...props}``), sorted for determinism. Values stay strings/numbers as
     in a bundle; the caller validates them with the ontology models."""
     nodes: list[dict[str, Any]] = []

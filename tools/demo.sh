@@ -31,7 +31,9 @@ if [ ! -f "$PLANT_DIR/manifest.json" ]; then
   echo ">> generating the demo plant ($SCALE, seed $SEED)"
   $PG generate --scale "$SCALE" --seed "$SEED" --out "$PLANT_DIR"
 fi
-echo ">> loading it (idempotent: a second run changes nothing)"
+# The demo plant's data ends at its own "now"; analyses use that reference time, not the wall clock.
+export PLANTGRAPH_NOW="${PLANTGRAPH_NOW:-$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['now'])" "$PLANT_DIR/truth.json")}"
+echo ">> loading it (idempotent: a second run changes nothing); reference time $PLANTGRAPH_NOW"
 $PG load "$PLANT_DIR"
 $PG stats
 echo ">> building the copilot index"
