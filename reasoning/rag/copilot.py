@@ -9,6 +9,7 @@ then only the wording changes (see :mod:`reasoning.rag.rephrase`).
 from __future__ import annotations
 
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
@@ -85,6 +86,7 @@ class CopilotConfig(BaseModel):
     risk_default_days: float = Field(default=14, gt=0)
     refresh_interval_s: float = Field(default=30.0, ge=0)
     auto_refresh: bool = True
+    background_refresh: bool = True
 
 
 class _Builder:
@@ -157,6 +159,8 @@ class Copilot:
         self._fingerprint = graph_fingerprint(store)
         self._checked_at = time.monotonic()
         self._risk_cache: dict[tuple[Any, ...], RiskBoard] = {}
+        self._refresh_lock = threading.Lock()
+        self._refresh_thread: threading.Thread | None = None
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -208,22 +212,43 @@ class Copilot:
         return self.index is None
 
     def _maybe_refresh(self) -> None:
-        """Keep linking and the index in step with the graph (incremental, throttled)."""
+        """Keep linking and the index in step with the graph: throttled change check; the
+        (incremental) rebuild runs in a background thread so an answer never waits for it, and
+        the new linker and index are swapped in whole when ready."""
         if not self.config.auto_refresh:
             return
         if time.monotonic() - self._checked_at < self.config.refresh_interval_s:
             return
         self._checked_at = time.monotonic()
-        fp = graph_fingerprint(self.store)
-        if fp == self._fingerprint:
+        if graph_fingerprint(self.store) == self._fingerprint:
             return
-        self._fingerprint = fp
-        self.linker.refresh()
-        if self.index is not None and self.index.is_stale(self.store):
+        self.refresh(wait=not self.config.background_refresh)
+
+    def refresh(self, wait: bool = True) -> None:
+        """Rebuild the name dictionary and update the index for the current graph."""
+        with self._refresh_lock:
+            if self._refresh_thread is not None and self._refresh_thread.is_alive():
+                thread = self._refresh_thread
+            else:
+                thread = threading.Thread(target=self._do_refresh, name="copilot-refresh", daemon=True)
+                self._refresh_thread = thread
+                thread.start()
+        if wait:
+            thread.join()
+
+    def _do_refresh(self) -> None:
+        fp = graph_fingerprint(self.store)
+        self.linker = EntityLinker(self.store)
+        index = self.index
+        if index is not None and index.is_stale(self.store):
+            fresh = VectorIndex(index.folder, index.embedder)
             try:
-                self.index.build(self.store)
+                fresh.build(self.store)
+                self.index = fresh
             except (EmbeddingModelError, VectorIndexError) as exc:
                 self.index, self.index_error = None, str(exc)
+        self._fingerprint = fp
+        self._risk_cache.clear()
 
     # -- retrieval ----------------------------------------------------------------------------
     def search(self, text: str, k: int, plant_scope: Sequence[str] | None = None,

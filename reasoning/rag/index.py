@@ -70,9 +70,12 @@ def index_dir_for(store_path: Path) -> Path:
 
 
 def graph_fingerprint(store: GraphStore) -> str:
-    """Cheap change detector: node and edge counts per class and relation."""
+    """Cheap change detector: the store's commit generation when it has one (catches property
+    changes too), plus node and edge counts per class and relation."""
     c = store.counts()
-    return json.dumps([sorted(c.nodes_by_class.items()), sorted(c.edges_by_relation.items())])
+    generation = getattr(store, "generation", None)
+    return json.dumps([generation if isinstance(generation, int) else None,
+                       sorted(c.nodes_by_class.items()), sorted(c.edges_by_relation.items())])
 
 
 class VectorIndex:

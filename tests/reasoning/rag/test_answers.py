@@ -143,3 +143,20 @@ def test_broken_index_degrades_with_reason(plant: GraphStore, plant_path: Path, 
     assert "vectors.npy" in (cp.index_error or "")
     a = cp.ask("Tell me about Globex Retail")
     assert a.degraded and a.answer_ids == ["CUS-2"]
+
+
+def test_graph_changes_reach_linking_and_the_index(plant: GraphStore, plant_path: Path, now: datetime,
+                                                   fake_embedder: HashEmbedder) -> None:
+    from reasoning.rag.copilot import CopilotConfig
+    from tests.graphs import build_graph
+
+    VectorIndex(index_dir_for(plant_path), fake_embedder).build(plant)
+    cp = Copilot.open(plant, plant_path, embedder=fake_embedder, now=now,
+                      config=CopilotConfig(refresh_interval_s=0, background_refresh=False))
+    assert cp.ask("Tell me about Initech Dairy").answer_ids != ["CUS-9"]
+    before = fake_embedder.texts_embedded
+    build_graph(plant, nodes=[("CUS-9", "Customer", {"country": "US"}, {"name": "Initech Dairy"})])
+    a = cp.ask("Tell me about Initech Dairy")
+    assert a.answer_ids == ["CUS-9"]
+    assert fake_embedder.texts_embedded - before == 1  # only the new card
+    assert cp.index is not None and not cp.index.is_stale(plant)
