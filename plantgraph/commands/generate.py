@@ -21,8 +21,25 @@ from graph_loader.generator import GenerateReport, ScaleSpec, generate, named_sp
 
 ProgressFn = Callable[[str, float, float], None]
 #: name -> writer(spec, seed, out, progress) -> report. The bundle writer is the default.
+def _generate_b2mml(spec: ScaleSpec, seed: int, out: Path, progress: ProgressFn | None) -> GenerateReport:
+    """The same plant as B2MML V0701 messages (plus truth.json), so it can arrive by either route."""
+    import shutil
+    import tempfile
+
+    from graph_loader.b2mml.export import bundle_to_b2mml
+
+    with tempfile.TemporaryDirectory(prefix="pg-generate-") as tmp:
+        bundle = Path(tmp) / "bundle"
+        report = generate(spec, seed, bundle, progress)
+        out.mkdir(parents=True, exist_ok=True)
+        bundle_to_b2mml(bundle, out)
+        shutil.copy(bundle / "truth.json", out / "truth.json")
+    return report.model_copy(update={"out": str(out), "truth": str(out / "truth.json")})
+
+
 OUTPUT_FORMATS: dict[str, Callable[[ScaleSpec, int, Path, ProgressFn | None], GenerateReport]] = {
     "bundle": lambda spec, seed, out, progress: generate(spec, seed, out, progress),
+    "b2mml": _generate_b2mml,
 }
 
 
