@@ -184,6 +184,7 @@ class Copilot:
             try:
                 emb = embedder if embedder is not None else SentenceTransformerEmbedder(model_path)
                 index = VectorIndex(index_dir_for(store_path), emb).load()
+                index.attach_store(store)
             except (VectorIndexError, EmbeddingModelError) as exc:
                 index, error = None, str(exc)
         return cls(store, analyses=analyses, index=index, now=now, config=config, index_error=error)

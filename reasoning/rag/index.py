@@ -35,7 +35,7 @@ from reasoning.rag.documents import DocumentRegistry
 from reasoning.rag.embedder import Embedder, FloatMatrix
 from reasoning.rag.errors import VectorIndexError
 from reasoning.rag.models import RetrievedItem
-from store.base import CapabilityError, GraphStore
+from store.base import CapabilityError, GraphStore, StoreError
 
 FORMAT_VERSION = 1
 VECTOR_NAMESPACE = "plantgraph_rag"
@@ -231,8 +231,22 @@ class VectorIndex:
             if rows:
                 store.vector_upsert(VECTOR_NAMESPACE, rows)
             self._store_vectors = True
-        except CapabilityError:
+        except (CapabilityError, StoreError):
             self._store_vectors = False
+
+    def attach_store(self, store: GraphStore) -> None:
+        """Use the store's vector index when it has one: probe it, and fill it when empty."""
+        if not store.capabilities.vector_search or not self.hashes:
+            return
+        try:
+            probe = store.vector_search(VECTOR_NAMESPACE, self.vectors[0].tolist(), k=1)
+        except StoreError:
+            self._store_vectors = False
+            return
+        if probe and probe[0][0] == self.hashes[0]:
+            self._store_vectors = True
+        else:
+            self.sync_store(store)
 
     # -- search -----------------------------------------------------------------------------
     def embed_query(self, text: str) -> FloatMatrix:
@@ -289,8 +303,12 @@ class VectorIndex:
 
     def _ranked_rows(self, q: FloatMatrix, n: int, store: GraphStore | None) -> list[tuple[int, float]]:
         if store is not None and self._store_vectors:
-            hits = store.vector_search(VECTOR_NAMESPACE, q.tolist(), k=n)
-            return [(self._row_of[h], s) for h, s in hits if h in self._row_of]
+            try:
+                hits = store.vector_search(VECTOR_NAMESPACE, q.tolist(), k=n)
+                return [(self._row_of[h], s) for h, s in hits if h in self._row_of]
+            except StoreError:
+                self._store_vectors = False  # fall back to the local matrix
+
         scores = self.vectors @ q
         n = min(n, len(scores))
         if n <= 0:

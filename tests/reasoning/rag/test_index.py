@@ -135,3 +135,48 @@ def test_registry_replaces_a_document_with_the_same_name(tmp_path: Path) -> None
     assert [d.doc_id for d in reg.list()] == ["doc:sop"]
     assert reg.text("doc:sop") == "new text"
     assert json.loads((tmp_path / "docs" / "docs.json").read_text())[0]["chars"] == len("new text")
+
+
+def test_store_vector_index_is_used_when_offered(tmp_path: Path) -> None:
+    """A backend with ``capabilities.vector_search`` (Neo4j) gets the vectors and answers the
+    searches; results equal the local matrix's."""
+    from typing import ClassVar
+
+    import numpy as np
+
+    from store.base import StoreCapabilities
+    from store.embedded import EmbeddedStore
+    from tests.reasoning.rag.plant import build_plant
+
+    class VectorStore(EmbeddedStore):
+        capabilities: ClassVar[StoreCapabilities] = StoreCapabilities(vector_search=True)
+
+        def __init__(self, path: Path) -> None:
+            super().__init__(path)
+            self.vectors: dict[str, list[float]] = {}
+            self.searches = 0
+
+        def vector_upsert(self, namespace: str, items: object) -> None:
+            self.vectors.update(dict(items))  # type: ignore[call-overload]
+
+        def vector_search(self, namespace: str, vector: object, k: int = 10) -> list[tuple[str, float]]:
+            self.searches += 1
+            q = np.asarray(vector)
+            scored = sorted(((float(np.dot(v, q)), key) for key, v in self.vectors.items()), reverse=True)
+            return [(key, s) for s, key in scored[:k]]
+
+    store = VectorStore(tmp_path / "store")
+    try:
+        build_plant(store)
+        index = VectorIndex(index_dir_for(tmp_path / "store"), HashEmbedder())
+        index.build(store)
+        assert set(store.vectors) == set(index.hashes)
+        local = [h.item_id for h in index.search("bearing overheated", k=3)]
+        via_store = [h.item_id for h in index.search("bearing overheated", k=3, store=store)]
+        assert store.searches == 1 and via_store == local
+        reopened = VectorIndex(index_dir_for(tmp_path / "store"), HashEmbedder()).load()
+        reopened.attach_store(store)  # probe finds the vectors already there
+        assert reopened.search("bearing overheated", k=3, store=store)[0].item_id == local[0]
+        assert store.searches == 3
+    finally:
+        store.close()
