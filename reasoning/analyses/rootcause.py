@@ -12,8 +12,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from scipy.stats import fisher_exact
-
 from reasoning.analyses.common import Context, ref
 from reasoning.analyses.trace import trace_incident
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
@@ -130,6 +128,8 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
     for key, node in candidates.items():
         bw = sum(1 for h in bad_h if key in h.factors)
         gw = sum(1 for h in good_h if key in h.factors)
+        from scipy.stats import fisher_exact  # imported here: scipy.stats costs seconds at CLI start
+
         _, p = fisher_exact([[bw, nb - bw], [gw, ng - gw]], alternative="greater")
         table_or = (bw * (ng - gw)) / ((nb - bw) * gw) if (nb - bw) * gw else None
         support = bw / nb
