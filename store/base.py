@@ -55,8 +55,10 @@ class StoreCapabilities:
 
 @dataclass(slots=True)
 class NodeRecord:
-    """One entity as stored (not frozen: building millions of frozen instances costs ~3x more). ``props`` holds the class-specific properties, JSON-compatible
-    (timestamps as ISO-8601 strings with offset); the common fields are attributes."""
+    """One entity as stored. ``props`` holds the class-specific properties, JSON-compatible
+    (timestamps as ISO-8601 strings with offset); the common fields are attributes.
+
+    Not frozen (nor is EdgeRecord): loads build millions of them and frozen instances cost ~3x more."""
 
     id: str
     cls: str
