@@ -235,6 +235,14 @@ def test_validate_bundle_does_not_write(store: GraphStore) -> None:
     assert store.counts().nodes == 0
 
 
+def test_validate_and_load_count_the_same_rows(tmp_path: Path, store: GraphStore) -> None:
+    checked = validate_bundle(EXAMPLE)
+    loaded = load_bundle(store, EXAMPLE)
+    assert checked.valid and loaded.written
+    assert checked.nodes_by_class == loaded.nodes_by_class == store.counts().nodes_by_class
+    assert checked.edges_by_relation == loaded.edges_by_relation
+
+
 @pytest.mark.slow
 def test_a_generated_small_plant_loads_with_matching_counts(tmp_path: Path, store: GraphStore) -> None:
     from graph_loader.generator import generate, named_spec
@@ -297,5 +305,7 @@ def test_each_error_kind_is_located_and_leaves_a_loaded_store_unchanged(
     with pytest.raises(BundleValidationError) as info:
         load_bundle(store, root)
     assert [(e.file, e.line, e.column) for e in info.value.errors] == where
+    # validation alone (which builds no records) finds exactly the same errors, worded the same
+    assert [str(e) for e in validate_bundle(root, store).errors] == [str(e) for e in info.value.errors]
     assert store.counts() == before_counts
     assert _snapshot(store) == before
