@@ -48,6 +48,8 @@ LEVELS: tuple[tuple[float, RiskLevel], ...] = ((0.75, "critical"), (0.5, "high")
 OPEN_LINE = ("open", "partially_shipped")
 OPEN_ORDER = ("planned", "released", "running")
 MAX_OPTIONS = 5
+#: The edges of a sales order line that scoring looks at.
+LINE_RELS = ("HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL")
 #: Most recent orders of a material looked at to find the lines that make it.
 MAKER_ORDERS = 12
 
@@ -83,8 +85,10 @@ class _Board:
     """One board computation: caches and the supply pools shared by lines, drawn in due order.
 
     Reads are kept few on purpose (the interface has no batch neighbours): active holds, open
-    purchase-order lines and current downtime are collected once per board; stock and orders of a
-    material are read the first time a line of that material needs them.
+    purchase-order lines and current downtime are collected once per board, and so are the
+    materials of released lots and open orders (from the lot's or order's side: a material's
+    FOR_MATERIAL edges list every line, lot and order ever made of it, ~100k at medium). A lot's
+    used quantity and each neighbour list are read at most once per board.
     """
 
     def __init__(self, ctx: Context, now: datetime, as_of: datetime | None, horizon_end: datetime) -> None:
@@ -102,6 +106,21 @@ class _Board:
         self.open_orders: dict[str, NodeRecord] = {
             n.id: n for st in OPEN_ORDER
             for n in ctx.store.find_nodes("ProductionOrder", where={"status": st}, as_of=as_of)}
+        # their materials, read from their side (one or two edges each) rather than from the
+        # material's side, which lists every line, lot and order ever made of it
+        self._lots_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+        for lid in self.released:
+            for e in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
+                self._lots_of[e.dst][lid] = e
+        self._orders_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+        for oid in self.open_orders:
+            both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
+            # seed the SCHEDULED_ON reads order_causes makes (a sorted list stays sorted filtered)
+            self._edges[(oid, ("SCHEDULED_ON",), Direction.OUT)] = [e for e in both if e.rel == "SCHEDULED_ON"]
+            for e in both:
+                if e.rel == "FOR_MATERIAL":
+                    self._orders_of[e.dst][oid] = e
+        self._used: dict[str, float] = {}
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         self.ever_held: set[str] = set()
@@ -165,6 +184,13 @@ class _Board:
             return kind, holds
         return None, []
 
+    def used(self, lot: str) -> float:
+        """Quantity of the lot consumed, allocated and shipped (read once per board)."""
+        if lot not in self._used:
+            self._used[lot] = sum(_qty(e.props.get("quantity")) for e in self.store.neighbours(
+                lot, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH, self.as_of))
+        return self._used[lot]
+
     def _here(self, node: NodeRecord) -> bool:
         return self.plant is None or node.plant is None or node.plant == self.plant
 
@@ -173,17 +199,13 @@ class _Board:
         minus consumed, allocated and shipped), by id. The list is a pool: lines draw from it."""
         key = (material, self.plant)
         if key not in self._stock:
-            edges = {e.src: e for e in self.of_material(material) if e.src in self.released}
+            edges = self._lots_of.get(material, {})
             pool: list[_Stock] = []
             for lid in sorted(edges):
                 lot = self.released[lid]
                 if not self._here(lot) or self.held(lot)[0] is not None:
                     continue
-                used = 0.0
-                for e in self.store.neighbours(lid, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH,
-                                               self.as_of):
-                    used += _qty(e.props.get("quantity"))
-                free = _qty(lot.props.get("quantity")) - used
+                free = _qty(lot.props.get("quantity")) - self.used(lid)
                 if free > 1e-9:
                     pool.append(_Stock(lot, free, edges[lid]))
             self._stock[key] = pool
@@ -193,9 +215,9 @@ class _Board:
         """Open production orders of the material, by planned end: a pool lines draw from."""
         key = (material, self.plant)
         if key not in self._orders:
-            edges = {e.src: e for e in self.of_material(material) if e.src in self.open_orders}
+            edges = self._orders_of.get(material, {})
             pool = [_Supply(self.open_orders[oid], _qty(self.open_orders[oid].props.get("quantity")), e)
-                    for oid, e in edges.items() if self._here(self.open_orders[oid])]
+                    for oid, e in sorted(edges.items()) if self._here(self.open_orders[oid])]
             pool.sort(key=lambda x: (prop_time(x.order, "planned_end") or self.now, x.order.id))
             self._orders[key] = pool
         return self._orders[key]
@@ -355,13 +377,29 @@ class _Board:
         return out
 
     # -- one line ------------------------------------------------------------------------
+    def prefetch(self, lines: list[NodeRecord]) -> None:
+        """Read the lines' edges, then their sales orders, allocated lots and materials, then the
+        customers, in a few batch node reads instead of several reads per line."""
+        ids: list[str] = []
+        orders: list[str] = []
+        for sol in lines:
+            for e in self.nbrs(sol.id, LINE_RELS, Direction.BOTH):
+                if e.rel == "HAS_SO_LINE" and e.dst == sol.id:
+                    orders.append(e.src)
+                elif e.rel == "ALLOCATED_TO" and e.dst == sol.id:
+                    ids.append(e.src)
+                elif e.rel == "FOR_MATERIAL" and e.src == sol.id:
+                    ids.append(e.dst)
+        found = self.nodes(list(dict.fromkeys(orders + ids)))
+        self.nodes(list(dict.fromkeys(ce.dst for so in dict.fromkeys(orders) if so in found
+                                      for ce in self.nbrs(so, ("PLACED_BY",), Direction.OUT))))
+
     def line(self, sol: NodeRecord) -> RiskLine:
         due = prop_time(sol, "due_date")
         assert due is not None
         self.plant = sol.plant
         causes: list[RiskCause] = []
-        edges = self.store.neighbours(sol.id, ["HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL"],
-                                      Direction.BOTH, self.as_of)
+        edges = self.nbrs(sol.id, LINE_RELS, Direction.BOTH)
         so = cust = None
         mat_edge: EdgeRecord | None = None
         needed = _qty(sol.props.get("quantity"))
@@ -500,6 +538,7 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
     board = _Board(ctx, t_now, as_of, end)
     prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
     lines.sort(key=lambda s: (prop_time(s, "due_date") or t_now, prio.get(str(s.props.get("priority")), 2), s.id))
+    board.prefetch(lines)
     out = [board.line(s) for s in lines]
     out.sort(key=lambda r: (-r.score, r.due_date, r.line.id))
     return RiskBoard(now=t_now, horizon_days=horizon_days, plant=plant, as_of=as_of,
