@@ -110,16 +110,16 @@ class _Board:
         # material's side, which lists every line, lot and order ever made of it
         self._lots_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
         for lid in self.released:
-            for e in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
-                self._lots_of[e.dst][lid] = e
+            for fe in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
+                self._lots_of[fe.dst][lid] = fe
         self._orders_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
         for oid in self.open_orders:
             both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
             # seed the SCHEDULED_ON reads order_causes makes (a sorted list stays sorted filtered)
-            self._edges[(oid, ("SCHEDULED_ON",), Direction.OUT)] = [e for e in both if e.rel == "SCHEDULED_ON"]
-            for e in both:
-                if e.rel == "FOR_MATERIAL":
-                    self._orders_of[e.dst][oid] = e
+            self._edges[(oid, ("SCHEDULED_ON",), Direction.OUT)] = [x for x in both if x.rel == "SCHEDULED_ON"]
+            for oe in both:
+                if oe.rel == "FOR_MATERIAL":
+                    self._orders_of[oe.dst][oid] = oe
         self._used: dict[str, float] = {}
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
