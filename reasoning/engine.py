@@ -169,6 +169,8 @@ class RuleResult:
 
 _StateKey = tuple[str, int, tuple[str | None, ...]]
 EdgeCache = dict[tuple[str, tuple[str, ...], str], list[EdgeRecord]]
+#: Node records by id (None: absent), shareable across evaluations with the same ``as_of``.
+NodeCache = dict[str, NodeRecord | None]
 
 
 @dataclass(slots=True)
@@ -199,9 +201,12 @@ class RuleEngine:
         max_depth: int | None = None,
         max_results: int | None = None,
         edge_cache: EdgeCache | None = None,
+        node_cache: NodeCache | None = None,
     ) -> RuleResult:
         """Evaluate ``rule`` with ``params``; ``edge_cache`` (optional) shares the neighbour reads
-        of this evaluation with the caller, keyed ``(node, rels, direction)``."""
+        of this evaluation with the caller, keyed ``(node, rels, direction)``, and ``node_cache``
+        the node reads. Share them only between evaluations with the same ``as_of``, on a store
+        that does not change in between (one analysis)."""
         params = _check_params(rule, params)
         depth_cap = self.max_depth if max_depth is None else max_depth
         result_cap = self.max_results if max_results is None else max_results
@@ -219,6 +224,8 @@ class RuleEngine:
         run = _Run(self.store, rule, compiled, params, as_of, result_cap)
         if edge_cache is not None:
             run.nbr_cache = edge_cache
+        if node_cache is not None:
+            run.nodes = node_cache
         return run.run()
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from reasoning.engine import EdgeCache, Match, RuleEngine, RuleResult, as_time, node_value
+from reasoning.engine import EdgeCache, Match, NodeCache, RuleEngine, RuleResult, as_time, node_value
 from reasoning.errors import NotFoundError
 from reasoning.results import Caps, EntityRef, EvidencePath, EvidenceStep
 from reasoning.rule_model import RuleSet
@@ -30,14 +30,17 @@ class Context:
         self.engine = RuleEngine(self.store, self.max_depth, self.max_results)
 
     def run(self, rule: str, as_of: datetime | None = None, caps: Caps | None = None,
-            edge_cache: EdgeCache | None = None, **params: Any) -> RuleResult:
+            edge_cache: EdgeCache | None = None, node_cache: NodeCache | None = None,
+            **params: Any) -> RuleResult:
         """Evaluate a rule by name; fold its cap flags into ``caps``."""
-        return self.run_params(rule, params, as_of, caps, edge_cache)
+        return self.run_params(rule, params, as_of, caps, edge_cache, node_cache)
 
     def run_params(self, rule: str, params: Mapping[str, Any], as_of: datetime | None = None,
-                   caps: Caps | None = None, edge_cache: EdgeCache | None = None) -> RuleResult:
+                   caps: Caps | None = None, edge_cache: EdgeCache | None = None,
+                   node_cache: NodeCache | None = None) -> RuleResult:
         """Like :meth:`run`, with the parameters as a mapping (for names such as ``from``)."""
-        res = self.engine.evaluate(self.rules[rule], params, as_of=as_of, edge_cache=edge_cache)
+        res = self.engine.evaluate(self.rules[rule], params, as_of=as_of, edge_cache=edge_cache,
+                                   node_cache=node_cache)
         if caps is not None:
             caps.depth_limit_hit |= res.depth_limit_hit
             caps.result_limit_hit |= res.result_limit_hit

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from reasoning.analyses.common import Context, ref
 from reasoning.analyses.trace import trace_incident
+from reasoning.engine import EdgeCache, NodeCache
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
 from store.base import Direction, NodeRecord
 
@@ -32,11 +33,22 @@ class History:
     nodes: dict[str, NodeRecord] = field(default_factory=dict)
 
 
-def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: str | None) -> History:
+@dataclass
+class Reads:
+    """Node and neighbour reads shared by the lot histories of one analysis (same ``as_of``):
+    bad and good lots share most of their machines, lines, SOPs and suppliers."""
+
+    nodes: NodeCache = field(default_factory=dict)
+    edges: EdgeCache = field(default_factory=dict)
+
+
+def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: str | None,
+                reads: Reads | None = None) -> History:
     """The factors of one lot's backward history, each with the first path that reached it."""
     caps = ctx.new_caps()
     h = History(lot)
-    gen = ctx.run("backward_genealogy", as_of, caps, lots=[lot])
+    r = reads if reads is not None else Reads()
+    gen = ctx.run("backward_genealogy", as_of, caps, r.edges, r.nodes, lots=[lot])
     lot_paths: dict[str, list[EvidenceStep]] = {lot: []}
     for lid, m in gen.bindings["lot"].items():
         if lid != lot:
@@ -50,12 +62,12 @@ def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: st
             h.nodes[node.id] = node
 
     if order_paths:
-        res = ctx.run("order_context", as_of, caps, orders=sorted(order_paths))
+        res = ctx.run("order_context", as_of, caps, r.edges, r.nodes, orders=sorted(order_paths))
         for m in res.matches("factor"):
             if m.node.cls == "Material":
                 continue  # the materials made along the way are not causes; input materials are
             add(m.node, [*order_paths[m.start], *m.steps])
-    src = ctx.run("lot_sources", as_of, caps, lots=sorted(lot_paths))
+    src = ctx.run("lot_sources", as_of, caps, r.edges, r.nodes, lots=sorted(lot_paths))
     supplier_lots = {m.start for m in src.matches("source") if m.node.cls == "Supplier"}
     for lid in sorted(supplier_lots):
         lm = gen.bindings["lot"].get(lid)
@@ -116,8 +128,9 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
                           f"good lots (by id)")
         step = len(good) / MAX_GOOD_LOTS
         good = [good[int(i * step)] for i in range(MAX_GOOD_LOTS)]
-    bad_h = [lot_history(ctx, lid, as_of, materials[lid]) for lid in bad]
-    good_h = [lot_history(ctx, lid, as_of, materials.get(lid) or (mats[0] if len(mats) == 1 else None))
+    reads = Reads()
+    bad_h = [lot_history(ctx, lid, as_of, materials[lid], reads) for lid in bad]
+    good_h = [lot_history(ctx, lid, as_of, materials.get(lid) or (mats[0] if len(mats) == 1 else None), reads)
               for lid in good]
     candidates: dict[tuple[str, str], NodeRecord] = {}
     for h in bad_h:
