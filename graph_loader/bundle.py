@@ -30,7 +30,9 @@ MANIFEST = "manifest.json"
 DELETED_NODES = "_deleted_nodes.csv"
 DELETED_EDGES = "_deleted_edges.csv"
 #: Files a bundle may carry that the loader does not read.
-IGNORED_FILES = frozenset({MANIFEST, "truth.json", "README.md", "README.txt"})
+#: Files a bundle folder may hold that are not data: the generator writes truth.json (known answers)
+#: and questions.jsonl (the copilot's public question set) beside the bundle.
+IGNORED_FILES = frozenset({MANIFEST, "truth.json", "questions.jsonl", "README.md", "README.txt"})
 LIST_SEPARATOR = "|"
 DEFAULT_BATCH = 5000
 

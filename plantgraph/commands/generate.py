@@ -21,6 +21,18 @@ from graph_loader.generator import GenerateReport, ScaleSpec, generate, named_sp
 
 ProgressFn = Callable[[str, float, float], None]
 #: name -> writer(spec, seed, out, progress) -> report. The bundle writer is the default.
+QUESTIONS = "questions.jsonl"
+
+
+def _generate_bundle(spec: ScaleSpec, seed: int, out: Path, progress: ProgressFn | None) -> GenerateReport:
+    """The bundle, truth.json and the copilot's public question set built from it."""
+    from graph_loader.question_set import write_question_set
+
+    report = generate(spec, seed, out, progress)
+    write_question_set(out / "truth.json", out / QUESTIONS, seed=seed)
+    return report
+
+
 def _generate_b2mml(spec: ScaleSpec, seed: int, out: Path, progress: ProgressFn | None) -> GenerateReport:
     """The same plant as B2MML V0701 messages (plus truth.json), so it can arrive by either route."""
     import shutil
@@ -34,11 +46,14 @@ def _generate_b2mml(spec: ScaleSpec, seed: int, out: Path, progress: ProgressFn 
         out.mkdir(parents=True, exist_ok=True)
         bundle_to_b2mml(bundle, out)
         shutil.copy(bundle / "truth.json", out / "truth.json")
+        from graph_loader.question_set import write_question_set
+
+        write_question_set(bundle / "truth.json", out / QUESTIONS, seed=seed, bundle=bundle)
     return report.model_copy(update={"out": str(out), "truth": str(out / "truth.json")})
 
 
 OUTPUT_FORMATS: dict[str, Callable[[ScaleSpec, int, Path, ProgressFn | None], GenerateReport]] = {
-    "bundle": lambda spec, seed, out, progress: generate(spec, seed, out, progress),
+    "bundle": _generate_bundle,
     "b2mml": _generate_b2mml,
 }
 
