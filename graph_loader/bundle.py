@@ -29,7 +29,6 @@ SUPPORTED_MAJOR = "1"
 MANIFEST = "manifest.json"
 DELETED_NODES = "_deleted_nodes.csv"
 DELETED_EDGES = "_deleted_edges.csv"
-#: Files a bundle may carry that the loader does not read.
 #: Files a bundle folder may hold that are not data: the generator writes truth.json (known answers)
 #: and questions.jsonl (the copilot's public question set) beside the bundle.
 IGNORED_FILES = frozenset({MANIFEST, "truth.json", "questions.jsonl", "README.md", "README.txt"})
