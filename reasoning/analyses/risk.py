@@ -48,6 +48,8 @@ LEVELS: tuple[tuple[float, RiskLevel], ...] = ((0.75, "critical"), (0.5, "high")
 OPEN_LINE = ("open", "partially_shipped")
 OPEN_ORDER = ("planned", "released", "running")
 MAX_OPTIONS = 5
+#: Edges that use up a lot's quantity.
+USED_RELS = ("CONSUMED", "ALLOCATED_TO", "SHIPPED_TO")
 #: The edges of a sales order line that scoring looks at.
 LINE_RELS = ("HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL")
 #: Most recent orders of a material looked at to find the lines that make it.
@@ -106,12 +108,20 @@ class _Board:
         self.open_orders: dict[str, NodeRecord] = {
             n.id: n for st in OPEN_ORDER
             for n in ctx.store.find_nodes("ProductionOrder", where={"status": st}, as_of=as_of)}
-        # their materials, read from their side (one or two edges each) rather than from the
-        # material's side, which lists every line, lot and order ever made of it
+        # their materials, read from their side (a few edges each) rather than from the
+        # material's side, which lists every line, lot and order ever made of it; a released
+        # lot's material and the edges that use it up come in one read
         self._lots_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+        self._used: dict[str, float] = {}
         for lid in self.released:
-            for fe in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
-                self._lots_of[fe.dst][lid] = fe
+            used = 0.0
+            for le in self.store.neighbours(lid, ["FOR_MATERIAL", *USED_RELS], Direction.BOTH, as_of):
+                if le.rel == "FOR_MATERIAL":
+                    if le.src == lid:
+                        self._lots_of[le.dst][lid] = le
+                else:  # the same edges, in the same order, as the USED_RELS read alone
+                    used += _qty(le.props.get("quantity"))
+            self._used[lid] = used
         self._orders_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
         for oid in self.open_orders:
             both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
@@ -120,7 +130,6 @@ class _Board:
             for oe in both:
                 if oe.rel == "FOR_MATERIAL":
                     self._orders_of[oe.dst][oid] = oe
-        self._used: dict[str, float] = {}
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         self.ever_held: set[str] = set()
@@ -187,8 +196,10 @@ class _Board:
     def used(self, lot: str) -> float:
         """Quantity of the lot consumed, allocated and shipped (read once per board)."""
         if lot not in self._used:
-            self._used[lot] = sum(_qty(e.props.get("quantity")) for e in self.store.neighbours(
-                lot, ["CONSUMED", "ALLOCATED_TO", "SHIPPED_TO"], Direction.BOTH, self.as_of))
+            used = 0.0
+            for e in self.store.neighbours(lot, list(USED_RELS), Direction.BOTH, self.as_of):
+                used += _qty(e.props.get("quantity"))
+            self._used[lot] = used
         return self._used[lot]
 
     def _here(self, node: NodeRecord) -> bool:
