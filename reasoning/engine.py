@@ -217,7 +217,7 @@ class RuleEngine:
                 self._plans[pkey] = _fast_plan(rule, depth_cap)
             plan = self._plans[pkey]
         if plan is not None:
-            fast = _run_fast(self.store, rule, plan, params, as_of, result_cap)
+            fast = _run_fast(self.store, rule, plan, params, as_of, result_cap, node_cache)
             if fast is not None:
                 return fast
         compiled = _compile(rule, depth_cap)
@@ -294,11 +294,26 @@ def _fast_plan(rule: Rule, depth_cap: int) -> _FastPlan | None:
                      exact_within=bound * min(lens))
 
 
+def _fetch_into(store: GraphStore, cache: NodeCache, ids: Iterable[str], as_of: datetime | None) -> None:
+    """Read the ids not in ``cache`` yet in one call; absent ones are cached as None."""
+    missing = sorted({i for i in ids if i not in cache})
+    if missing:
+        got = store.get_nodes(missing, as_of)
+        for i in missing:
+            cache[i] = got.get(i)
+
+
+def _present(cache: NodeCache, ids: Iterable[str]) -> dict[str, NodeRecord]:
+    return {i: n for i in ids if (n := cache.get(i)) is not None}
+
+
 def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, Any], as_of: datetime | None,
-              result_cap: int) -> RuleResult | None:
+              result_cap: int, node_cache: NodeCache | None = None) -> RuleResult | None:
     """Evaluate with ``store.traverse``; None when the walk went too deep to be exact (use the automaton)."""
+    cache: NodeCache = node_cache if node_cache is not None else {}
     start_ids = list(dict.fromkeys(params[rule.start.ids]))
-    recs = store.get_nodes(start_ids, as_of)
+    _fetch_into(store, cache, start_ids, as_of)
+    recs = _present(cache, start_ids)
     starts = [i for i in start_ids if i in recs and (not rule.start.classes or recs[i].cls in rule.start.classes)]
     # the cap is on results per variable; the traversal's node cap is a superset guard
     tr = store.traverse(starts, plan.steps, plan.hop_bound, as_of=as_of, max_nodes=result_cap * 4 + len(starts))
@@ -311,7 +326,8 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
                         missing_starts=[i for i in start_ids if i not in set(starts)])
     result.depth_limit_hit = bool(tr.truncated)
     reached = [h for h in tr.hops.values() if h.depth > 0]
-    nodes = store.get_nodes([h.node for h in reached], as_of)
+    _fetch_into(store, cache, (h.node for h in reached), as_of)
+    nodes = _present(cache, (h.node for h in reached))
     for sid in starts:
         if rule.start.var in result.bindings:
             result.bindings[rule.start.var][sid] = Match(node=recs[sid], depth=0, start=sid, steps=())
@@ -394,11 +410,7 @@ class _Run:
         return hit
 
     def fetch(self, ids: Iterable[str]) -> None:
-        missing = sorted({i for i in ids if i not in self.nodes})
-        if missing:
-            got = self.store.get_nodes(missing, self.as_of)
-            for i in missing:
-                self.nodes[i] = got.get(i)
+        _fetch_into(self.store, self.nodes, ids, self.as_of)
 
     # -- filters ------------------------------------------------------------------------------
     def node_ok(self, node: NodeRecord, pat: NodePattern) -> bool:

@@ -14,7 +14,7 @@ from reasoning.analyses.common import (
     prop_time,
     ref,
 )
-from reasoning.engine import EdgeCache, Match, as_time
+from reasoning.engine import EdgeCache, Match, NodeCache, as_time
 from reasoning.results import (
     Caps,
     EvidencePath,
@@ -87,7 +87,8 @@ def forward(
     """Forward genealogy from ``start_lots`` (each with the evidence prefix that led to it)."""
     rule = "forward_genealogy_lot_precise" if lot_precise else "forward_genealogy"
     lots = sorted(start_lots)
-    gen = ctx.run(rule, as_of, caps, lots=lots)
+    nodes: NodeCache = {}  # the lots the genealogy reads are the starts of lots_to_customers
+    gen = ctx.run(rule, as_of, caps, None, nodes, lots=lots)
     lot_matches: dict[str, Match] = gen.bindings["lot"]
     reached_lot_ids = sorted(set(lot_matches) - set(lots))
 
@@ -102,7 +103,7 @@ def forward(
 
     all_lots = lots + reached_lot_ids
     cache: EdgeCache = {}
-    cust = ctx.run("lots_to_customers", as_of, caps, edge_cache=cache, lots=all_lots)
+    cust = ctx.run("lots_to_customers", as_of, caps, cache, nodes, lots=all_lots)
     shipped = {lid for lid in all_lots if _shipped(ctx, lid, as_of, cache)}
     reached: dict[str, list[ReachedEntity]] = defaultdict(list)
     for cls, group in (pre_reached or {}).items():
