@@ -28,9 +28,10 @@ For other importers (B2MML, tables, events) that build records themselves:
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -81,6 +82,25 @@ class LoadReport(BaseModel):
         if self.error_count > len(self.errors):
             out.append(f"... and {self.error_count - len(self.errors)} more error(s) not shown")
         return out
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector for a bulk pass.
+
+    Why: a load allocates millions of small dicts and tuples, and every so many allocations the
+    collector walks all tracked objects that are alive (the id index, the batch in flight); at the
+    medium plant that was 38% of validation's CPU time (22.0 s with it, 13.5 s without). The rows
+    hold no reference cycles, so reference counting frees them as before; the collector is
+    switched back on (if it was on) when the pass ends, also on error, and collects then.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _run(
@@ -170,7 +190,8 @@ def validate_bundle(
     """Check a bundle without writing; ``report.valid`` says whether it would load."""
     t0 = time.perf_counter()
     try:
-        return _run(path, store, None, progress, batch_size, cap)
+        with _no_cyclic_gc():
+            return _run(path, store, None, progress, batch_size, cap)
     except BundleValidationError as exc:
         return _failed_report(path, exc, time.perf_counter() - t0)
 
@@ -185,7 +206,7 @@ def load_bundle(
     """Validate and write a bundle in one transaction; raises BundleValidationError (nothing
     written) when anything is wrong."""
     t0 = time.perf_counter()
-    with store.transaction() as tx:
+    with _no_cyclic_gc(), store.transaction() as tx:
         report = _run(path, store, tx, progress, batch_size, cap)
     # count the commit in the rate, since that is when the data is durable
     seconds = time.perf_counter() - t0
@@ -236,10 +257,11 @@ def load_records(
     batch_size: int = DEFAULT_BATCH,
 ) -> WriteReport:
     """Validate records from an importer, then write them all or nothing."""
-    good_nodes, good_edges, errors = check_records(nodes, edges, store, deletions)
-    if errors:
-        raise BundleValidationError.from_collector(errors)
-    return write_records(store, good_nodes, good_edges, deletions, batch_size)
+    with _no_cyclic_gc():
+        good_nodes, good_edges, errors = check_records(nodes, edges, store, deletions)
+        if errors:
+            raise BundleValidationError.from_collector(errors)
+        return write_records(store, good_nodes, good_edges, deletions, batch_size)
 
 
 __all__ = [

@@ -309,3 +309,24 @@ def test_each_error_kind_is_located_and_leaves_a_loaded_store_unchanged(
     assert [str(e) for e in validate_bundle(root, store).errors] == [str(e) for e in info.value.errors]
     assert store.counts() == before_counts
     assert _snapshot(store) == before
+
+
+def test_the_cyclic_collector_is_paused_during_a_load_and_back_on_after(tmp_path: Path, store: GraphStore) -> None:
+    import gc
+
+    assert gc.isenabled()
+    during: list[bool] = []
+    load_bundle(store, EXAMPLE, progress=lambda done, total: during.append(gc.isenabled()))
+    assert during and not any(during)
+    assert gc.isenabled()
+    broken = write_bundle(tmp_path / "bad", {"Lot.csv": "id,quantity\nLOT-X,-1\n"})
+    with pytest.raises(BundleValidationError):
+        load_bundle(store, broken)
+    assert gc.isenabled()
+    assert not validate_bundle(broken).valid and gc.isenabled()
+    gc.disable()  # a caller that keeps it off keeps it off
+    try:
+        validate_bundle(EXAMPLE)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
