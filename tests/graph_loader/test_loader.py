@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -291,7 +291,7 @@ def _append(name: str, text: str):  # type: ignore[no-untyped-def]
          "unknown-file", "deleted-endpoint"],
 )
 def test_each_error_kind_is_located_and_leaves_a_loaded_store_unchanged(
-    tmp_path: Path, store: GraphStore, mutate, where: list[tuple[str, int, str]]  # type: ignore[no-untyped-def]
+    tmp_path: Path, store: GraphStore, mutate: Callable[[Path], None], where: list[tuple[str, int, str]]
 ) -> None:
     load_bundle(store, EXAMPLE)
     before_counts, before = store.counts(), _snapshot(store)
