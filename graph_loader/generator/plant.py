@@ -510,11 +510,15 @@ class PlantBuilder:
                           quantity=q(qty), unit=cm.unit)
                 self.edge("HAS_BOM_ITEM", mat.id, bid)
                 self.edge("COMPONENT", bid, comp)
+                approved: set[str] = set()  # one edge per (BOM item, substitute): it is the edge's key
                 for orig, alt in fam.substitutes:
                     for size, _kg, _n in fam.sizes:
                         if cm.name == orig.format(size=size):
                             sub = self._raw(alt.format(size=size), cm.category, cm.unit, cm.pack_size,
                                             cm.cls)
+                            if sub in approved:
+                                continue
+                            approved.add(sub)
                             vf = self.t0 - int(self.rng.random() * 200) * DAY
                             vt = "" if self.rng.random() < 0.7 else self.ts(NOW + int(60 + self.rng.random()
                                                                                       * 300) * DAY, self.utc)
