@@ -45,10 +45,10 @@ def sop_in_effect(ctx: Context, order: str, machine: str | None, at: datetime | 
     if targets:
         res = ctx.run("sop_versions_for", as_of, caps, targets=sorted(targets), at=when)
         by_version: dict[str, Match] = res.bindings["version"]
+        sops = ctx.store.get_nodes(sorted({m.steps[0].dst for m in by_version.values()}), as_of)
         for vid, m in sorted(by_version.items()):
             via, prefix = targets[m.start]
-            sop_step = m.steps[0]
-            sop = ctx.store.get_node(sop_step.dst, as_of)
+            sop = sops.get(m.steps[0].dst)
             if sop is None:
                 continue
             matches.append(_match(sop_ref=ref(sop), version=m, via=via, target=m.start,
