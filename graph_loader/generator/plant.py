@@ -516,14 +516,14 @@ class PlantBuilder:
                         if cm.name == orig.format(size=size):
                             sub = self._raw(alt.format(size=size), cm.category, cm.unit, cm.pack_size,
                                             cm.cls)
-                            if sub in approved:
-                                continue
-                            approved.add(sub)
                             vf = self.t0 - int(self.rng.random() * 200) * DAY
                             vt = "" if self.rng.random() < 0.7 else self.ts(NOW + int(60 + self.rng.random()
                                                                                       * 300) * DAY, self.utc)
-                            self._ebuf_sub(bid, sub, self.ts(vf, self.utc), vt,
-                                           q(round(1.0 + 0.05 * self.rng.random(), 3)))
+                            ratio = q(round(1.0 + 0.05 * self.rng.random(), 3))
+                            # the random draws above happen either way, so the rest of the plant is unchanged
+                            if sub not in approved:
+                                approved.add(sub)
+                                self._ebuf_sub(bid, sub, self.ts(vf, self.utc), vt, ratio)
         for mat in self.mats.values():
             if mat.kind == "raw":
                 self.node("Material", mat.id, mat.name, "ERP", "", "", kind="raw", unit=mat.unit,
