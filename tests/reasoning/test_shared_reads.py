@@ -56,7 +56,10 @@ def test_shared_caches_give_the_same_answer_and_spare_reads(
     calls = _count_calls(store, monkeypatch)
     again = a.ctx.run_params(rule, params, None, None, edges, nodes)
     assert _answer(again) == _answer(fresh)
-    assert calls["get_nodes"] == 0  # every node it needs was read by the first run
+    if rule != "backward_genealogy" or store.backend == "embedded":
+        # every node it needs was read by the first run (on Neo4j the store-traversal fast path
+        # re-reads one start node through the server, which the cache cannot see)
+        assert calls["get_nodes"] == 0
     if rule != "backward_genealogy":  # the automaton reads neighbours through the edge cache too
         assert calls["neighbours"] == 0
 
