@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from plantgraph.commands.reasoning import parse_time
 from plantgraph.settings import get_settings
 from reasoning.errors import ReasoningError
 from store.base import GraphStore, StoreError
@@ -41,19 +42,6 @@ index_app = typer.Typer(help="The copilot's vector index beside the store.", no_
 
 class _Fail(Exception):
     pass
-
-
-def _time(text: str | None, option: str) -> datetime | None:
-    if text is None:
-        return None
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise typer.BadParameter(f"expected an ISO-8601 time such as 2026-03-02T06:00:00+01:00, got {text!r}",
-                                 param_hint=option) from None
-    if t.tzinfo is None:
-        raise typer.BadParameter(f"{text!r} has no time zone; add an offset such as Z or +01:00", param_hint=option)
-    return t
 
 
 @contextmanager
@@ -101,7 +89,7 @@ def ask(
     plant: Annotated[list[str] | None, typer.Option("--plant", help="Limit to these plants (repeatable).")] = None,
 ) -> None:
     """Answer a question with cited graph paths and passages."""
-    now_t, as_of_t = _time(now, "--now"), _time(as_of, "--as-of")
+    now_t, as_of_t = parse_time(now, "--now"), parse_time(as_of, "--as-of")
     with _store(store_path) as (store, path):
         cp = _copilot(store, path, now_t)
         try:

@@ -7,11 +7,11 @@ response), ``--store PATH`` (an embedded store folder; default: the configured s
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -57,6 +57,30 @@ def parse_time(text: str | None, option: str) -> datetime | None:
         raise typer.BadParameter(f"{text!r} has no time zone; add an offset such as Z or +01:00",
                                  param_hint=option)
     return t
+
+
+def parse_rule_params(spec: Mapping[str, str], items: Sequence[str] | None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` options typed by the rule's declared parameter kinds."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or key not in spec:
+            raise typer.BadParameter(f"expected NAME=VALUE with NAME one of {sorted(spec)}, "
+                                     f"got {item!r}", param_hint="--param")
+        kind = spec[key]
+        if kind in ("ids", "strings"):
+            values[key] = [v.strip() for v in value.split(",") if v.strip()]
+        elif kind == "datetime":
+            values[key] = parse_time(value, f"--param {key}")
+        elif kind == "number":
+            try:
+                values[key] = float(value)
+            except ValueError:
+                raise typer.BadParameter(f"{key} must be a number, got {value!r}",
+                                         param_hint="--param") from None
+        else:
+            values[key] = value
+    return values
 
 
 def _open(store_path: Path | None) -> GraphStore:
@@ -327,25 +351,7 @@ def register(app: typer.Typer) -> None:
         t = parse_time(as_of, "--as-of")
         with _analyses(store, None, rules_dir, max_depth, max_results) as a:
             rule = _run(lambda: a.rules[name])
-            values: dict[str, object] = {}
-            for item in param or []:
-                key, sep, value = item.partition("=")
-                if not sep or key not in rule.params:
-                    raise typer.BadParameter(f"expected NAME=VALUE with NAME one of {sorted(rule.params)}, "
-                                             f"got {item!r}", param_hint="--param")
-                kind = rule.params[key]
-                if kind in ("ids", "strings"):
-                    values[key] = [v.strip() for v in value.split(",") if v.strip()]
-                elif kind == "datetime":
-                    values[key] = parse_time(value, f"--param {key}")
-                elif kind == "number":
-                    try:
-                        values[key] = float(value)
-                    except ValueError:
-                        raise typer.BadParameter(f"{key} must be a number, got {value!r}",
-                                                 param_hint="--param") from None
-                else:
-                    values[key] = value
+            values = parse_rule_params(rule.params, param)
             r = _run(lambda: a.run_rule(name, values, t))
         if json_out:
             typer.echo(r.model_dump_json(indent=2))

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from plantgraph.commands.reasoning import parse_time
+from plantgraph.commands.reasoning import parse_rule_params, parse_time
 from reasoning.errors import ReasoningError
 
 
@@ -58,24 +58,7 @@ def register(app: typer.Typer) -> None:
         try:
             rule = load_rules(_rules_dirs(rules_dir))[name]
             values: dict[str, Any] = {k: _sample(kind) for k, kind in rule.params.items()}
-            for item in param or []:
-                key, sep, value = item.partition("=")
-                if not sep or key not in rule.params:
-                    raise typer.BadParameter(f"expected NAME=VALUE with NAME one of {sorted(rule.params)}, "
-                                             f"got {item!r}", param_hint="--param")
-                kind = rule.params[key]
-                if kind in ("ids", "strings"):
-                    values[key] = [v.strip() for v in value.split(",") if v.strip()]
-                elif kind == "datetime":
-                    values[key] = parse_time(value, f"--param {key}")
-                elif kind == "number":
-                    try:
-                        values[key] = float(value)
-                    except ValueError:
-                        raise typer.BadParameter(f"{key} must be a number, got {value!r}",
-                                                 param_hint="--param") from None
-                else:
-                    values[key] = value
+            values.update(parse_rule_params(rule.params, param))
             cq = compile_rule(rule, values, t)
         except ReasoningError as e:
             typer.echo(f"error: {e}", err=True)
