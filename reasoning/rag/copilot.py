@@ -367,6 +367,9 @@ class Copilot:
         ids = links.ids_of(*classes)
         if ids:
             return ids
+        resolved = self._resolve_by_class(links, classes, b)
+        if resolved:
+            return resolved
         if any(set(m.classes) & set(classes) for m in links.ambiguous):
             b.claim(f"I need {what}, and the question matches several; see the candidates below.")
             return []
@@ -380,6 +383,26 @@ class Copilot:
             return []
         b.claim(f"I need {what} (by id or name) to answer this, and found none in the question.")
         return []
+
+    @staticmethod
+    def _resolve_by_class(links: LinkResult, classes: Sequence[str], b: _Builder) -> list[str]:
+        """A short id such as "order 88" fits several classes (production, sales, purchase
+        order); when exactly one candidate has a class the analysis needs, take it and say so."""
+        out: list[str] = []
+        for m in list(links.ambiguous):
+            if m.method != "id":
+                continue
+            fit = [(i, c) for i, c in zip(m.ids, m.classes, strict=False) if c in classes]
+            if len(fit) != 1:
+                continue
+            node_id, cls = fit[0]
+            links.ambiguous.remove(m)
+            links.linked.append(m.model_copy(update={"ids": [node_id], "classes": [cls]}))
+            others = [i for i in m.ids if i != node_id]
+            b.claim(f"I read '{m.text}' as {cls} {node_id} (also exists: {', '.join(others)}).",
+                    [node_citation(node_id)])
+            out.append(node_id)
+        return out
 
     @staticmethod
     def _target(question: str, default: str) -> str:

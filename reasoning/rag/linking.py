@@ -1,7 +1,9 @@
 """Entity linking: which entities of the graph a question talks about.
 
 Order of evidence, strongest first: an exact id (checked in the store, so an id is never
-invented), an exact name or alias, a fuzzy name or alias (typos; rapidfuzz), and, only when the
+invented), an id written short ("lot 1571", "LOT-1571" for ``LOT-0001571``: the class word or
+prefix plus the number, expanded with the id scheme learned from the store and then checked there
+too), an exact name or alias, a fuzzy name or alias (typos; rapidfuzz), and, only when the
 caller asks for it, embedding similarity of the question to entity cards. A mention that fits
 several entities equally well is reported as ambiguous with its candidates, never guessed.
 """
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process
 
+from ontology.models import ENTITY_CLASSES
 from reasoning.rag.cards import CARD_CLASSES
 from reasoning.rag.models import LinkResult, Mention
 from store.base import GraphStore
@@ -33,6 +36,57 @@ _STOP = frozenset(re.split(r"\s+", """
 FUZZY_CUTOFF = 86.0
 FUZZY_MIN_CHARS = 5
 AMBIGUITY_MARGIN = 2.0
+
+
+#: Extra words (besides the split class name and the id prefix) that name a class before a number.
+ID_WORDS: dict[str, tuple[str, ...]] = {
+    "Lot": ("batch",),
+    "ProductionOrder": ("work order", "manufacturing order", "order"),
+    "SalesOrder": ("order",),
+    "PurchaseOrder": ("order",),
+    "MaintenanceOrder": ("order",),
+    "SalesOrderLine": ("order line",),
+    "QualityHold": ("hold",),
+    "DowntimeEvent": ("downtime",),
+}
+_SIMPLE_ID = re.compile(r"^([A-Za-z]+)([-_]?)(\d+)$")
+_SAMPLE_IDS = 3
+
+
+def _class_words(cls: str) -> list[str]:
+    return [" ".join(w.lower() for w in re.findall(r"[A-Z][a-z]*", cls))]
+
+
+@dataclass(frozen=True, slots=True)
+class IdScheme:
+    """How a class writes its ids when they are a prefix plus a number (``LOT-`` + 7 digits);
+    learned from a few stored ids, so a plant with other conventions just has other schemes."""
+
+    cls: str
+    prefix: str
+    widths: tuple[int, ...]
+
+    def candidates(self, digits: str) -> list[str]:
+        """The ids a short number may stand for: as written and zero-padded to the learned widths."""
+        number = digits.lstrip("0") or "0"
+        out = [self.prefix + number.zfill(w) for w in self.widths if w >= len(number)]
+        out.append(self.prefix + digits)
+        return list(dict.fromkeys(out))
+
+
+def learn_id_schemes(store: GraphStore, classes: Iterable[str] = ENTITY_CLASSES) -> dict[str, IdScheme]:
+    """One scheme per class whose first stored ids all read ``PREFIX-digits`` with one prefix."""
+    schemes: dict[str, IdScheme] = {}
+    for cls in classes:
+        parsed = [_SIMPLE_ID.match(n.id) for n in store.find_nodes(cls=cls, limit=_SAMPLE_IDS)]
+        if not parsed or any(m is None for m in parsed):
+            continue
+        prefixes = {m.group(1) + m.group(2) for m in parsed if m is not None}
+        if len(prefixes) != 1:
+            continue
+        widths = tuple(sorted({len(m.group(3)) for m in parsed if m is not None}))
+        schemes[cls] = IdScheme(cls, prefixes.pop(), widths)
+    return schemes
 
 
 def normalise(text: str) -> str:
@@ -79,6 +133,23 @@ class EntityLinker:
                         entries.append(_Entry(node.id, cls, node.plant, method))
         self._dict = d
         self._keys = list(d)
+        self._learn_short_ids()
+
+    def _learn_short_ids(self) -> None:
+        """The id schemes and the words that may precede a short id ("lot", "order", "LOT")."""
+        self.schemes = learn_id_schemes(self.store)
+        words: dict[str, list[str]] = {}
+        for cls, scheme in self.schemes.items():
+            for w in [*_class_words(cls), *ID_WORDS.get(cls, ()), scheme.prefix.rstrip("-_").lower()]:
+                if cls not in words.setdefault(w, []):
+                    words[w].append(cls)
+        self._word_classes = words
+        self._prefix_classes: dict[str, list[str]] = {}
+        for cls, scheme in self.schemes.items():
+            self._prefix_classes.setdefault(scheme.prefix.rstrip("-_").lower(), []).append(cls)
+        alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in sorted(words, key=len, reverse=True))
+        self._short_rx = re.compile(
+            rf"\b({alternatives})\s*(?:(?:no\.?|number|nr\.?|#)\s*)?#?(\d+)\b", re.I) if words else None
 
     # -- helpers ------------------------------------------------------------------------------
     @staticmethod
@@ -92,7 +163,8 @@ class EntityLinker:
     def link(self, question: str, plant_scope: Sequence[str] | None = None) -> LinkResult:
         result = LinkResult()
         taken: list[tuple[int, int]] = []
-        self._link_ids(question, plant_scope, result, taken)
+        short = self._link_ids(question, plant_scope, result, taken)
+        self._link_short_ids(question, plant_scope, result, taken, short)
         tokens = [(m.group(0), m.start(), m.end()) for m in _TOKEN.finditer(question)]
         self._link_names(question, tokens, plant_scope, result, taken, fuzzy=False)
         self._link_names(question, tokens, plant_scope, result, taken, fuzzy=True)
@@ -102,14 +174,16 @@ class EntityLinker:
         return result
 
     def _link_ids(self, question: str, scope: Sequence[str] | None, result: LinkResult,
-                  taken: list[tuple[int, int]]) -> None:
+                  taken: list[tuple[int, int]]) -> list[tuple[str, int, int]]:
+        """Exact ids; returns the unknown id-like tokens that may be short ids ("LOT-1571")."""
+        short: list[tuple[str, int, int]] = []
         cands: list[tuple[str, int, int]] = []
         for m in _TOKEN.finditer(question):
             tok = m.group(0).rstrip(".:/#")
             if any(ch.isdigit() for ch in tok) or "-" in tok or "_" in tok:
                 cands.append((tok, m.start(), m.start() + len(tok)))
         if not cands:
-            return
+            return short
         variants = {v for tok, _, _ in cands for v in (tok, tok.upper())}
         classes = self.store.node_classes(variants)
         hits = [(tok if tok in classes else tok.upper(), s, e) for tok, s, e in cands
@@ -118,6 +192,9 @@ class EntityLinker:
         for tok, s, e in cands:
             node_id = tok if tok in classes else tok.upper() if tok.upper() in classes else None
             node = nodes.get(node_id) if node_id else None
+            if node_id is None and _SIMPLE_ID.match(tok):
+                short.append((tok, s, e))
+                continue
             if node_id is None or (node is not None and not self._visible(node.plant, scope)):
                 if any(ch.isdigit() for ch in tok) and re.search(r"[A-Za-z]", tok):
                     result.not_found.append(tok)
@@ -127,6 +204,47 @@ class EntityLinker:
                 continue
             result.linked.append(Mention(text=question[s:e], start=s, end=e, method="id",
                                          ids=[node_id], classes=[classes[node_id]]))
+            taken.append((s, e))
+        return short
+
+    def _link_short_ids(self, question: str, scope: Sequence[str] | None, result: LinkResult,
+                        taken: list[tuple[int, int]], tokens: list[tuple[str, int, int]]) -> None:
+        """Ids written without their prefix or padding: "lot 1571", "order #88", "LOT-1571".
+
+        Every candidate is checked in the store; one hit links, several (e.g. "order 88" when a
+        production and a sales order both have that number) are reported as ambiguous, none is
+        reported as not found."""
+        found: list[tuple[str, int, int, list[str]]] = []
+        for tok, s, e in tokens:
+            m = _SIMPLE_ID.match(tok)
+            assert m is not None
+            classes = self._prefix_classes.get(m.group(1).lower(), [])
+            found.append((tok, s, e, [c for cls in classes for c in self.schemes[cls].candidates(m.group(3))]))
+        if self._short_rx is not None:
+            for m in self._short_rx.finditer(question):
+                s, e = m.start(), m.end()
+                if any(s < te and ts < e for ts, te in taken):
+                    continue
+                classes = self._word_classes.get(" ".join(m.group(1).lower().split()), [])
+                found.append((m.group(0), s, e,
+                              [c for cls in classes for c in self.schemes[cls].candidates(m.group(2))]))
+        if not found:
+            return
+        existing = self.store.node_classes({c for *_, cands in found for c in cands})
+        nodes = self.store.get_nodes(list(existing))
+        for text, s, e, cands in found:
+            if any(s < te and ts < e for ts, te in taken):
+                continue
+            ids = sorted({c for c in cands if c in existing and c in nodes
+                          and self._visible(nodes[c].plant, scope)})
+            if not ids:
+                result.not_found.append(text)
+                continue
+            if len(ids) == 1 and any(mm.ids == ids for mm in result.linked):
+                taken.append((s, e))
+                continue
+            mention = Mention(text=text, start=s, end=e, method="id", ids=ids, classes=[existing[i] for i in ids])
+            (result.ambiguous if mention.ambiguous else result.linked).append(mention)
             taken.append((s, e))
 
     def _link_names(self, question: str, tokens: list[tuple[str, int, int]], scope: Sequence[str] | None,

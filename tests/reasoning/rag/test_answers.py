@@ -70,6 +70,15 @@ def test_sop_in_effect_cites_the_passage(copilot: Copilot) -> None:
     _valid(copilot, a)
 
 
+def test_short_order_number_is_read_as_the_class_the_analysis_needs(copilot: Copilot) -> None:
+    # "order 1" is MO-1 or SO-1; the SOP analysis needs a production order, so MO-1, said openly
+    a = copilot.ask("Which work instruction applied to order 1?")
+    assert a.intent == Intent.sop_in_effect and a.answer_ids == ["SOPV-2"]
+    assert a.ambiguous == [] and a.links.ids_of("ProductionOrder") == ["MO-1"]
+    assert any("'order 1'" in c.text and "SO-1" in c.text for c in a.claims)
+    _valid(copilot, a)
+
+
 def test_delivery_risk_for_a_customer_alias(copilot: Copilot) -> None:
     a = copilot.ask("Why are deliveries for Acme at risk this week?")
     assert a.intent == Intent.delivery_risk and a.answer_ids == ["SOL-1"]

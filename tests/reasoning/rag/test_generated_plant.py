@@ -6,6 +6,7 @@ or name, so the rules alone must answer them; the index is exercised in the othe
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -64,3 +65,25 @@ def test_plant_scope_hides_the_other_plants(generated: tuple[GraphStore, Path, l
     assert hidden.answer_ids == [] and order in hidden.not_found
     shown = copilot.ask(item.question, plant_scope=[node.plant])
     assert shown.answer_ids == item.expected_ids
+
+
+def test_ids_written_short_give_the_same_answers(generated: tuple[GraphStore, Path, list[QuestionItem]]) -> None:
+    """"lot 3767" for LOT-0003767 and "order 2243" for MO-0002243: the scenario questions of the
+    plant's truth, with each id written as its class word and bare number, answer the same."""
+    store, path, items = generated
+    copilot = Copilot.open(store, path, embedder=HashEmbedder())
+    checked = 0
+    for intent, prefix, word in (("trace_impact", "LOT-", "lot"), ("sop_in_effect", "MO-", "production order")):
+        item = next(i for i in items if i.intent.value == intent and i.deterministic
+                    and re.search(rf"\b{prefix}\d+", i.question))
+        assert item.now is not None
+        copilot.set_now(item.now)
+        full = re.search(rf"\b{prefix}(\d+)", item.question)
+        assert full is not None
+        short = item.question.replace(full.group(0), f"{word} {int(full.group(1))}")
+        assert full.group(0) not in short
+        answer = copilot.ask(short)
+        assert full.group(0) in answer.links.ids_of(), short
+        assert sorted(answer.answer_ids) == sorted(item.expected_ids), short
+        checked += 1
+    assert checked == 2

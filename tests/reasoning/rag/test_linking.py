@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from reasoning.rag.linking import EntityLinker
 from store.base import GraphStore
+from store.factory import open_store
+from tests.graphs import build_graph
 
 
 def test_exact_id_is_linked_and_checked_in_the_store(plant: GraphStore) -> None:
@@ -81,3 +85,40 @@ def test_refresh_sees_new_names(plant: GraphStore) -> None:
     build_graph(plant, nodes=[("CUS-9", "Customer", {}, {"name": "Initech"})])
     linker.refresh()
     assert linker.link("Tell me about Initech").ids_of("Customer") == ["CUS-9"]
+
+
+def test_short_id_with_class_word_links_after_checking_the_store(plant: GraphStore) -> None:
+    linker = EntityLinker(plant)
+    res = linker.link("lot 200 is on hold, who is affected?")
+    assert [(m.text, m.ids, m.method) for m in res.linked] == [("lot 200", ["LOT-200"], "id")]
+    assert linker.link("what is in batch #100?").ids_of("Lot") == ["LOT-100"]
+    assert linker.link("root cause of incident no. 1").ids_of("Incident") == ["INC-1"]
+    missing = linker.link("lot 999 is on hold")
+    assert missing.linked == [] and missing.not_found == ["lot 999"]
+
+
+def test_short_id_that_fits_several_classes_is_ambiguous(plant: GraphStore) -> None:
+    # MO-1 and SO-1 both exist: "order 1" is not guessed
+    res = EntityLinker(plant).link("which SOP applied to order 1?")
+    assert res.linked == []
+    assert [(m.ids, m.classes) for m in res.ambiguous] == [(["MO-1", "SO-1"], ["ProductionOrder", "SalesOrder"])]
+    assert EntityLinker(plant).link("production order 1").ids_of() == ["MO-1"]
+
+
+def test_prefixed_id_without_padding_links_to_the_padded_id(plant_path: Path) -> None:
+    store = open_store("embedded", plant_path.with_name("padded"))
+    try:
+        build_graph(store, nodes=[(f"LOT-{n:07d}", "Lot", {"quantity": 1.0, "status": "released"}) for n in
+                                  (42, 1571, 20000)]
+                    + [("MO-0000088", "ProductionOrder", {"status": "completed"})])
+        linker = EntityLinker(store)
+        assert linker.schemes["Lot"].prefix == "LOT-" and linker.schemes["Lot"].widths == (7,)
+        res = linker.link("Lot 1571 and LOT-42 are on hold; what about lot 0020000 and lot 7?")
+        assert res.ids_of("Lot") == ["LOT-0001571", "LOT-0000042", "LOT-0020000"]
+        assert res.not_found == ["lot 7"]
+        assert linker.link("which SOP applied to order 88?").ids_of("ProductionOrder") == ["MO-0000088"]
+        # an exact id is still exact, and a number alone is not an id
+        assert [m.method for m in linker.link("LOT-0001571").linked] == ["id"]
+        assert linker.link("in the next 1571 days").linked == []
+    finally:
+        store.close()
