@@ -10,9 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from api.audit import AuditLog
+from api.cache import ResponseCache
 from api.events import EventLedger
 from api.keys import KeyStore
 from api.problems import ProblemError
@@ -39,9 +41,15 @@ def default_copilot_factory(store: GraphStore, settings: Settings, analyses: Any
     """The copilot with the persisted vector index beside the store; without a usable index it
     runs degraded (ids, names and rules only) and says why."""
     copilot_mod = importlib.import_module("reasoning.rag.copilot")
-    store_path = settings.store_path if settings.backend == "embedded" else None
-    return copilot_mod.Copilot.open(store, store_path, model_path=settings.embedding_model_path,
+    return copilot_mod.Copilot.open(store, index_base(settings), model_path=settings.embedding_model_path,
                                     analyses=analyses)
+
+
+def index_base(settings: Settings) -> Path:
+    """Where the copilot's vector index lives, as ``<this>.rag``: beside an embedded store, and for
+    a server backend under the data folder (``data/neo4j.rag``), where ``plantgraph index build``
+    writes it too."""
+    return settings.store_path if settings.backend == "embedded" else settings.data_dir / settings.backend
 
 
 class Services:
@@ -70,6 +78,8 @@ class Services:
         self._lock = threading.RLock()
         self._analyses: Any = None
         self._analyses_at = 0.0
+        self._versions = 0  # bumped whenever the analyses facade or the copilot is replaced
+        self.responses = ResponseCache(int(settings.result_cache_mb * 2**20))
 
     # -- the API's own databases (opened on first use, closed at shutdown, reopened after) ---
     @property
@@ -147,7 +157,19 @@ class Services:
                                           rules_dirs=[rules_dir] if rules_dir is not None else [],
                                           max_results=self.settings.max_results)
                 self._analyses_at = time.monotonic()
+                self._versions += 1
             return self._analyses
+
+    def cache_epoch(self, store: GraphStore) -> tuple[int, int] | None:
+        """The graph state a cached response belongs to: the store's commit counter and the
+        facade/copilot version; None (do not cache) for stores that do not count their commits.
+        Read it before computing, so a response is never filed under a newer state."""
+        if not self.responses.enabled:
+            return None
+        generation = getattr(store, "generation", None)
+        if not isinstance(generation, int):
+            return None
+        return generation, self._versions
 
     # -- copilot -----------------------------------------------------------------------------
     def copilot(self) -> Any:
@@ -157,6 +179,7 @@ class Services:
             if self._copilot is None and self._copilot_error is None:
                 try:
                     self._copilot = self._copilot_factory(store, self.settings, analyses)
+                    self._versions += 1
                 except Exception as exc:
                     self._copilot_error = f"{type(exc).__name__}: {exc}"
                     log.warning("copilot unavailable: %s", self._copilot_error)
@@ -191,11 +214,11 @@ class Services:
             return IndexState(state="ready")
         if self._copilot_error is not None:
             return IndexState(state="unavailable", reason=self._copilot_error)
-        if self.settings.backend == "embedded":
-            folder = self.settings.store_path.with_name(self.settings.store_path.name + ".rag")
-            if not (folder / "manifest.json").exists():
-                return IndexState(state="degraded", reason=f"no vector index at {folder}; run `plantgraph index "
-                                  "build` (answers use ids, names and rules only)")
+        base = index_base(self.settings)
+        folder = base.with_name(base.name + ".rag")
+        if not (folder / "manifest.json").exists():
+            return IndexState(state="degraded", reason=f"no vector index at {folder}; run `plantgraph index "
+                              "build` (answers use ids, names and rules only)")
         return IndexState(state="not_loaded", reason="the copilot and its index load on the first question")
 
     def graph_changed(self, ids: list[str]) -> None:
@@ -204,6 +227,7 @@ class Services:
         self._copilot_stale = True
 
     def close(self) -> None:
+        self.responses.clear()
         with self._lock:
             for db in (self._keys, self._audit, self._proposals, self._ledger):
                 if db is not None:

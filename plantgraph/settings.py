@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = 50 * 1024 * 1024
     max_results: int = 5000
+    result_cache_mb: float = Field(default=64, ge=0)  # API: finished responses per graph state; 0 = off
 
     # reasoning: an extra folder of rule files (YAML), loaded after the built-in rules
     rules_dir: Path | None = None  # PLANTGRAPH_RULES_DIR

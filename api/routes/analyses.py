@@ -11,11 +11,13 @@ from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.cache import CachedResponse
 from api.deps import Analyst, AuditContext, AuditDep, ServicesDep, StoreDep
 from api.keys import Principal
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError, not_found
 from api.schemas import AnalysisResponse
 from api.scope import entity_ref_ids, redact_document, scope_note
+from api.services import Services
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
 from store.base import GraphStore
 
@@ -51,11 +53,27 @@ def _visible(store: GraphStore, principal: Principal, ids: Sequence[tuple[str, s
             raise not_found(what, i)
 
 
+def _iso(t: datetime | None) -> str | None:
+    """Times in cache keys keep their offset: the same instant written differently may echo back
+    differently in a result."""
+    return t.isoformat() if t is not None else None
+
+
 def _run(
-    store: GraphStore, principal: Principal, audit: AuditContext, fn: Callable[[], R], model: type[R]
+    store: GraphStore, principal: Principal, audit: AuditContext, services: Services, key: tuple[Any, ...],
+    fn: Callable[[], R], model: type[R],
 ) -> Any:
+    """Run (or serve from the response cache) one analysis for this key's scope. ``key`` names the
+    analysis and every parameter that can change its result."""
     from reasoning.errors import NotFoundError, ReasoningError
 
+    cache_key = (*key, "*" if principal.all_plants else tuple(sorted(principal.plants)))
+    epoch = services.cache_epoch(store)
+    hit = services.responses.get(epoch, cache_key)
+    if hit is not None:
+        audit.entity_ids.update(hit.entity_ids)
+        audit.detail = hit.detail
+        return Response(hit.body, media_type="application/json")
     try:
         result = fn()
     except NotFoundError as exc:
@@ -72,8 +90,11 @@ def _run(
         audit.detail = f"withheld={withheld}"
     # serialise once; the result is a checked model (re-validated above only when redacted)
     body = AnalysisResponse[model](result=result, scope=scope_note(principal, withheld)).model_dump_json()  # type: ignore[valid-type]
-    audit.entity_ids.update(entity_ref_ids(body))
-    return Response(body, media_type="application/json")
+    ids = entity_ref_ids(body)
+    audit.entity_ids.update(ids)
+    raw = body.encode()
+    services.responses.put(epoch, cache_key, CachedResponse(raw, frozenset(ids), audit.detail))
+    return Response(raw, media_type="application/json")
 
 
 @router.get("/trace/lot/{lot_id}", response_model=AnalysisResponse[TraceResult],
@@ -87,7 +108,9 @@ async def trace_lot(lot_id: Id, principal: Analyst, store: StoreDep, services: S
     _visible(store, principal, [("lot", lot_id)])
     a = services.analyses()
     fn = a.backward if backward else a.trace_lot
-    return _run(store, principal, audit, lambda: fn(lot_id, as_of=as_of, lot_precise=lot_precise), TraceResult)
+    return _run(store, principal, audit, services,
+                ("backward" if backward else "trace_lot", lot_id, _iso(as_of), lot_precise),
+                lambda: fn(lot_id, as_of=as_of, lot_precise=lot_precise), TraceResult)
 
 
 @router.get("/trace/backward/{lot_id}", response_model=AnalysisResponse[TraceResult],
@@ -106,7 +129,8 @@ async def trace_hold(hold_id: Id, principal: Analyst, store: StoreDep, services:
     _aware(as_of=as_of)
     _visible(store, principal, [("hold", hold_id)])
     a = services.analyses()
-    return _run(store, principal, audit, lambda: a.trace_hold(hold_id, as_of=as_of, lot_precise=lot_precise),
+    return _run(store, principal, audit, services, ("trace_hold", hold_id, _iso(as_of), lot_precise),
+                lambda: a.trace_hold(hold_id, as_of=as_of, lot_precise=lot_precise),
                 TraceResult)
 
 
@@ -127,7 +151,8 @@ async def trace_machine(
                            errors=[FieldError(loc="query.to", msg="must be after query.from")])
     _visible(store, principal, [("machine", machine_id)])
     a = services.analyses()
-    return _run(store, principal, audit,
+    return _run(store, principal, audit, services,
+                ("trace_machine", machine_id, _iso(start), _iso(end), _iso(as_of), lot_precise),
                 lambda: a.trace_machine(machine_id, start, end, as_of=as_of, lot_precise=lot_precise), TraceResult)
 
 
@@ -141,7 +166,8 @@ async def trace_incident(incident_id: Id, principal: Analyst, store: StoreDep, s
     _aware(as_of=as_of)
     _visible(store, principal, [("incident", incident_id)])
     a = services.analyses()
-    return _run(store, principal, audit, lambda: a.trace_incident(incident_id, as_of=as_of, lot_precise=lot_precise),
+    return _run(store, principal, audit, services, ("trace_incident", incident_id, _iso(as_of), lot_precise),
+                lambda: a.trace_incident(incident_id, as_of=as_of, lot_precise=lot_precise),
                 TraceResult)
 
 
@@ -162,7 +188,7 @@ async def risk(
     if plant is None and not principal.all_plants and len(principal.plants) == 1:
         plant = next(iter(principal.plants))
     a = services.analyses()
-    return _run(store, principal, audit,
+    return _run(store, principal, audit, services, ("risk", horizon_days, plant, _iso(as_of), _iso(now)),
                 lambda: a.risk(horizon_days=horizon_days, plant=plant, as_of=as_of, now=now), RiskBoard)
 
 
@@ -179,7 +205,8 @@ async def rootcause(body: RootCauseRequest, principal: Analyst, store: StoreDep,
     _visible(store, principal, [("lot", x) for x in body.lots]
              + ([("incident", body.incident)] if body.incident else []))
     a = services.analyses()
-    return _run(store, principal, audit,
+    return _run(store, principal, audit, services,
+                ("rootcause", tuple(body.lots), body.incident, _iso(body.as_of)),
                 lambda: a.rootcause(lots=body.lots, incident=body.incident, as_of=body.as_of), RootCauseResult)
 
 
@@ -197,5 +224,6 @@ async def sop(
     _aware(at=at, as_of=as_of)
     _visible(store, principal, [("order", order)] + ([("machine", machine)] if machine else []))
     a = services.analyses()
-    return _run(store, principal, audit, lambda: a.sop_in_effect(order, machine=machine, at=at, as_of=as_of),
+    return _run(store, principal, audit, services, ("sop", order, machine, _iso(at), _iso(as_of)),
+                lambda: a.sop_in_effect(order, machine=machine, at=at, as_of=as_of),
                 SopInEffectResult)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.cache import CachedResponse
 from api.deps import Asker, AuditDep, ServicesDep, StoreDep
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
 from api.scope import ScopeNote, redact_answer, scope_note
@@ -30,7 +32,7 @@ class AskResponse(BaseModel):
 @router.post("/ask", response_model=AskResponse,
              summary="Ask the copilot; the answer cites graph paths and passages, and says if it is degraded")
 async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: ServicesDep,
-              audit: AuditDep) -> AskResponse:
+              audit: AuditDep) -> Response:
     from reasoning.rag.errors import CopilotError
 
     audit.kind = "ask"
@@ -41,14 +43,28 @@ async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: Ser
                            errors=[FieldError(loc="body.as_of", msg="timezone required")])
     copilot = services.copilot()
     scope = None if principal.all_plants else sorted(principal.plants)
+    # the same question in the same scope on the same graph state gets the same answer
+    cache_key = ("ask", body.question, body.as_of.isoformat() if body.as_of else None,
+                 "*" if scope is None else tuple(scope))
+    epoch = services.cache_epoch(store)
+    hit = services.responses.get(epoch, cache_key)
+    if hit is not None:
+        audit.entity_ids.update(hit.entity_ids)
+        audit.detail = hit.detail
+        return Response(hit.body, media_type="application/json")
     try:
         answer = copilot.ask(body.question, as_of=body.as_of, plant_scope=scope)
     except CopilotError as exc:
         raise ProblemError(422, str(exc), slug="ask-input",
                            errors=[FieldError(loc="body.question", msg=str(exc))]) from None
-    doc, withheld, ids = redact_answer(store, principal, answer.model_dump(mode="json"))
+    dumped = answer.model_dump(mode="json")
+    doc, withheld, ids = redact_answer(store, principal, dumped)
     audit.entity_ids.update(ids)
     audit.detail = "; ".join(x for x in (
         f"intent={doc.get('intent')}", "degraded" if doc.get("degraded") else "",
         f"withheld={withheld}" if withheld else "") if x)
-    return AskResponse(answer=Answer.model_validate(doc), scope=scope_note(principal, withheld))
+    # an answer that redaction left alone is already a checked model; a changed one is re-validated
+    checked = answer if doc is dumped else Answer.model_validate(doc)
+    raw = AskResponse(answer=checked, scope=scope_note(principal, withheld)).model_dump_json().encode()
+    services.responses.put(epoch, cache_key, CachedResponse(raw, frozenset(ids), audit.detail))
+    return Response(raw, media_type="application/json")
