@@ -89,6 +89,7 @@ class Adjacency:
     ids_blob: bytes
     ids_off: I64  # by nid: ids_blob[ids_off[nid]:ids_off[nid + 1]]
     extra_ids: dict[int, str] = field(default_factory=dict)  # nodes newer than the blob
+    masks: dict[tuple[str, ...], NDArray[np.bool_]] = field(default_factory=dict)  # rel_mask cache
 
     # -- lookups ----------------------------------------------------------------------------
     def node_id(self, nid: int) -> str:
@@ -106,18 +107,23 @@ class Adjacency:
         return len(self.cls_code)
 
     def rel_mask(self, rels: Sequence[str]) -> NDArray[np.bool_]:
-        mask = np.zeros(len(self.rel_names) + 1, dtype=bool)
-        index = {r: i for i, r in enumerate(self.rel_names)}
-        for r in rels:
-            if r in index:
-                mask[index[r]] = True
+        key = tuple(rels)
+        mask = self.masks.get(key)
+        if mask is None:  # cached: the same few relation sets come back at every level
+            mask = np.zeros(len(self.rel_names) + 1, dtype=bool)
+            index = {r: i for i, r in enumerate(self.rel_names)}
+            for r in rels:
+                if r in index:
+                    mask[index[r]] = True
+            self.masks[key] = mask
         return mask
 
-    def expand(
-        self, frontier: I64, out_rels: Sequence[str], in_rels: Sequence[str], seen: NDArray[np.bool_]
+    def edges_of(
+        self, frontier: I64, out_rels: Sequence[str], in_rels: Sequence[str],
+        seen: NDArray[np.bool_] | None = None,
     ) -> list[tuple[I64, I64, NDArray[np.int16], I64, bool]]:
-        """Edges of allowed relations from the frontier to unseen nodes, per direction:
-        (here, there, rel code, eid, outgoing)."""
+        """Live edges of allowed relations at the frontier nodes (to nodes not ``seen``, when
+        given), per direction: (here, there, rel code, eid, outgoing)."""
         out: list[tuple[I64, I64, NDArray[np.int16], I64, bool]] = []
         for rels, csr, ov_here, ov_there, outgoing in (
             (out_rels, self.out, self.ov_src, self.ov_dst, True),
@@ -134,10 +140,19 @@ class Adjacency:
                     there = np.concatenate([there, ov_there[pick]])
                     rel = np.concatenate([rel, self.ov_rel[pick]])
                     eid = np.concatenate([eid, self.ov_eid[pick]])
-            keep = mask[rel] & ~seen[there] & ~self.dead[eid]
+            keep = mask[rel] & ~self.dead[eid]
+            if seen is not None:
+                keep &= ~seen[there]
             if keep.any():
                 out.append((here[keep], there[keep], rel[keep], eid[keep], outgoing))
         return out
+
+    def expand(
+        self, frontier: I64, out_rels: Sequence[str], in_rels: Sequence[str], seen: NDArray[np.bool_]
+    ) -> list[tuple[I64, I64, NDArray[np.int16], I64, bool]]:
+        """Edges of allowed relations from the frontier to unseen nodes, per direction:
+        (here, there, rel code, eid, outgoing)."""
+        return self.edges_of(frontier, out_rels, in_rels, seen)
 
     # -- persistence ------------------------------------------------------------------------
     def save(self, path: Path) -> None:

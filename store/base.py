@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 
 class StoreError(Exception):
@@ -131,6 +131,21 @@ class Traversal:
         return out
 
 
+class Link(NamedTuple):
+    """An edge seen from one of its ends, without its properties (see
+    :meth:`GraphStore.neighbour_links`): its key, and the id and class of the node at the far end."""
+
+    src: str
+    rel: str
+    dst: str
+    far: str
+    far_cls: str
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.src, self.rel, self.dst)
+
+
 @dataclass(frozen=True, slots=True)
 class TraversalStep:
     """A relation type that a traversal may follow, and in which direction."""
@@ -222,6 +237,45 @@ class GraphStore(ABC):
         as_of: datetime | None = None,
     ) -> list[EdgeRecord]:
         """Edges at ``node_id`` of the given relation types (all when None), sorted by key."""
+
+    # -- batch reads: one call for many ids. The defaults are built from the single reads, so
+    # every backend has them; a backend overrides them with one query (the embedded store does).
+    def neighbours_many(
+        self,
+        node_ids: Iterable[str],
+        rels: Sequence[str] | None = None,
+        direction: Direction = Direction.OUT,
+        as_of: datetime | None = None,
+    ) -> dict[str, list[EdgeRecord]]:
+        """:meth:`neighbours` of every id, keyed by id (each id given is a key; [] when it has no
+        such edges or does not exist); the same lists, in the same order, as one call per id."""
+        return {n: self.neighbours(n, rels, direction, as_of) for n in dict.fromkeys(node_ids)}
+
+    def neighbour_links(
+        self,
+        node_ids: Iterable[str],
+        rels: Sequence[str] | None = None,
+        direction: Direction = Direction.OUT,
+        as_of: datetime | None = None,
+        classes: Iterable[str] | None = None,
+    ) -> dict[str, list[Link]]:
+        """Like :meth:`neighbours_many` with ids only: per id, its edges as :class:`Link` (key, far
+        node and its class), no property documents. With ``classes``, only edges whose far node is
+        of one of those classes. Same edges, same order (by key) as :meth:`neighbours_many`."""
+        edges = self.neighbours_many(node_ids, rels, direction, as_of)
+        fars = {e.dst if e.src == n else e.src for n, es in edges.items() for e in es}
+        cls_of = self.node_classes(fars)
+        keep = None if classes is None else frozenset(classes)
+        out: dict[str, list[Link]] = {}
+        for n, es in edges.items():
+            links = []
+            for e in es:
+                far = e.dst if e.src == n else e.src
+                c = cls_of.get(far, "")
+                if keep is None or c in keep:
+                    links.append(Link(e.src, e.rel, e.dst, far, c))
+            out[n] = links
+        return out
 
     @abstractmethod
     def traverse(

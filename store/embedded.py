@@ -45,6 +45,7 @@ from store.base import (
     GraphStore,
     Hop,
     IntegrityError,
+    Link,
     NodeRecord,
     StoreCapabilities,
     StoreCounts,
@@ -277,6 +278,24 @@ def _payloads(conn: sqlite3.Connection, eids: Sequence[int]) -> dict[int, tuple[
         rows.extend(conn.execute(sql, {"ids": json.dumps(list(batch))}).fetchall())
     props = json.loads("[" + ",".join(r[4] for r in rows) + "]")
     return {r[0]: (r[1], r[2], r[3], p) for r, p in zip(rows, props, strict=True)}
+
+
+def _sides(direction: Direction) -> list[tuple[str, str]]:
+    """(near column, far column) of the edges table for each side a read looks at."""
+    sides = []
+    if direction in (Direction.OUT, Direction.BOTH):
+        sides.append(("src", "dst"))
+    if direction in (Direction.IN, Direction.BOTH):
+        sides.append(("dst", "src"))
+    return sides
+
+
+def _edge_key(e: EdgeRecord) -> tuple[str, str, str]:
+    return (e.src, e.rel, e.dst)
+
+
+def _link_key(link: Link) -> tuple[str, str, str]:
+    return (link.src, link.rel, link.dst)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -730,6 +749,132 @@ class EmbeddedStore(GraphStore):
                 out[edge.key] = edge
         return [out[k] for k in sorted(out)]
 
+    def neighbours_many(
+        self,
+        node_ids: Iterable[str],
+        rels: Sequence[str] | None = None,
+        direction: Direction = Direction.OUT,
+        as_of: datetime | None = None,
+    ) -> dict[str, list[EdgeRecord]]:
+        """:meth:`neighbours` of many ids in one SQL query per direction (per 20k ids), with the
+        property documents parsed by one ``json.loads`` per query instead of one per edge."""
+        ids = list(dict.fromkeys(node_ids))
+        out: dict[str, list[EdgeRecord]] = {n: [] for n in ids}
+        rel_list = None if rels is None else list(dict.fromkeys(rels))
+        if not ids or (rel_list is not None and not rel_list):
+            return out
+        conn = self._read()
+        t = _as_of(as_of)
+        direction = Direction(direction)
+        conds = ["h.id IN (SELECT value FROM json_each(:ids))"]
+        params: dict[str, Any] = {"t": t}
+        if rel_list is not None:
+            conds.append("e.rel IN (SELECT value FROM json_each(:rels))")
+            params["rels"] = json.dumps(rel_list)
+        if t is not None:
+            conds += [_EDGE_VALID, _NODE_VALID, _NODE_VALID.replace("n.", "h.")]
+        for here, there in _sides(direction):
+            sql = (
+                "SELECT h.id, e.rel, n.id, e.source_system, e.valid_from, e.valid_to, e.props "
+                f"FROM nodes h JOIN edges e ON e.{here} = h.nid JOIN nodes n ON n.nid = e.{there} "
+                f"WHERE {' AND '.join(conds)}"
+            )
+            for batch in _chunks(ids, _CHUNK):
+                rows = conn.execute(sql, {**params, "ids": json.dumps(list(batch))}).fetchall()
+                if not rows:
+                    continue
+                props = json.loads("[" + ",".join(r[6] for r in rows) + "]")
+                for r, p in zip(rows, props, strict=True):
+                    src, dst = (r[0], r[2]) if here == "src" else (r[2], r[0])
+                    out[r[0]].append(EdgeRecord(src=src, rel=r[1], dst=dst, props=p, source_system=r[3],
+                                                valid_from=_dt(r[4]), valid_to=_dt(r[5])))
+        for n, lst in out.items():
+            if len(lst) > 1:
+                if direction == Direction.BOTH:  # a loop edge is found from both sides
+                    lst = list({e.key: e for e in lst}.values())
+                lst.sort(key=_edge_key)
+                out[n] = lst
+        return out
+
+    def neighbour_links(
+        self,
+        node_ids: Iterable[str],
+        rels: Sequence[str] | None = None,
+        direction: Direction = Direction.OUT,
+        as_of: datetime | None = None,
+        classes: Iterable[str] | None = None,
+    ) -> dict[str, list[Link]]:
+        """Ids-only neighbours from the in-memory topology index: no edge rows are read (with
+        ``as_of``, one validity look-up of the edges and far nodes found). Inside a write
+        transaction, or when the index is behind, the SQL default of the base class answers."""
+        ids = list(dict.fromkeys(node_ids))
+        if getattr(self._local, "tx", None) is not None:
+            return super().neighbour_links(ids, rels, direction, as_of, classes)
+        out: dict[str, list[Link]] = {n: [] for n in ids}
+        rel_list = None if rels is None else list(dict.fromkeys(rels))
+        if not ids or (rel_list is not None and not rel_list):
+            return out
+        conn = self._read()
+        t = _as_of(as_of)
+        direction = Direction(direction)
+        adj = self._index(conn)
+        node_valid = "" if t is None else f" AND {_NODE_VALID}"
+        nids: dict[str, int] = dict(_rows_by_ids(
+            conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}", ids, t=t,
+        ))
+        if not nids:
+            return out
+        if max(nids.values()) >= adj.size:  # committed after the index was read
+            return super().neighbour_links(ids, rels, direction, as_of, classes)
+        use = adj.rel_names if rel_list is None else rel_list
+        parts = adj.edges_of(
+            np.array(sorted(nids.values()), dtype=np.int64),
+            use if direction in (Direction.OUT, Direction.BOTH) else [],
+            use if direction in (Direction.IN, Direction.BOTH) else [],
+        )
+        if not parts:
+            return out
+        here = np.concatenate([p[0] for p in parts])
+        there = np.concatenate([p[1] for p in parts])
+        rel = np.concatenate([p[2] for p in parts])
+        eid = np.concatenate([p[3] for p in parts])
+        outgoing = np.concatenate([np.full(len(p[0]), p[4], dtype=bool) for p in parts])
+        if classes is not None:
+            codes = [i for i, c in enumerate(adj.cls_names) if c in set(classes)]
+            keep = np.isin(adj.cls_code[there], np.array(codes, dtype=np.int16))
+            here, there, rel, eid, outgoing = here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
+        if t is not None and len(eid):
+            valid_edges = [r[0] for r in _rows_by_ids(
+                conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
+                eid.tolist(), t=t,
+            )]
+            valid_nodes = [r[0] for r in _rows_by_ids(
+                conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
+                np.unique(there).tolist(), t=t,
+            )]
+            keep = np.isin(eid, np.array(valid_edges, dtype=np.int64)) & np.isin(
+                there, np.array(valid_nodes, dtype=np.int64))
+            here, there, rel, outgoing = here[keep], there[keep], rel[keep], outgoing[keep]
+        near_of = {v: k for k, v in nids.items()}
+        names = adj.rel_names
+        far_of: dict[int, tuple[str, str]] = {}
+        for o in np.unique(there).tolist():
+            far_of[o] = (adj.node_id(o), adj.node_cls(o))
+        for h, o, r, d in zip(here.tolist(), there.tolist(), rel.tolist(), outgoing.tolist(), strict=True):
+            near = near_of[h]
+            far, cls = far_of[o]
+            if d:
+                out[near].append(Link(near, names[r], far, far, cls))
+            else:
+                out[near].append(Link(far, names[r], near, far, cls))
+        for n, lst in out.items():
+            if len(lst) > 1:
+                if direction == Direction.BOTH:
+                    lst = list(dict.fromkeys(lst))
+                lst.sort(key=_link_key)
+                out[n] = lst
+        return out
+
     # -- topology index -------------------------------------------------------------------------
     def build_index(self) -> dict[str, Any]:
         """Bring the in-memory topology index up to date now (and persist it), instead of on the
@@ -1091,6 +1236,9 @@ class EmbeddedStore(GraphStore):
                 conds.append(f"json_extract(n.props, :p{i}) = :w{i}")
                 params[f"p{i}"] = '$."' + key.replace('"', '\\"') + '"'
                 params[f"w{i}"] = value
+            elif value is None:  # missing or JSON null, both SQL NULL (the check below agrees)
+                conds.append(f"json_extract(n.props, :p{i}) IS NULL")
+                params[f"p{i}"] = '$."' + key.replace('"', '\\"') + '"'
         sql = f"{_NODE_SELECT}{' WHERE ' + ' AND '.join(conds) if conds else ''} ORDER BY n.id"
         return self._iter_nodes(conn, sql, params, checks, limit)
 
