@@ -1,44 +1,64 @@
-"""Compiles a declarative :class:`~reasoning.rule_model.Rule` to ONE parameterised Cypher query.
+"""Compiles a declarative :class:`~reasoning.rule_model.Rule` to ONE parameterised Cypher query and
+maps its answer back to the engine's :class:`~reasoning.engine.RuleResult`, evidence included.
 
-Why: on the Neo4j backend a rule evaluated by the interpreter (:mod:`reasoning.engine`) costs a
-round trip per BFS level and per node; compiled, the whole pattern is one query the server plans.
+Why: on the Neo4j backend the interpreter (:mod:`reasoning.engine`) costs a round trip per BFS
+level and per node; compiled, the whole search runs in the server, in one round trip.
 
-Shape of the query (see docs/rules.md, "Cypher compilation")::
+How: the query runs the engine's own search inside the server. The rule becomes the engine's
+automaton (positions are node patterns, transitions are steps: ``reasoning.engine._compile``), and
+the breadth-first search over states ``(node, position, referenced bindings)`` is a Cypher
+``reduce`` over ``range(1, $levels)``. Each level expands the frontier with one pattern
+comprehension per transition group: the direction-specific pattern with the target's labels, its
+property filters, ``without_edge``, the step's edge filters and time window, and as-of validity, all
+in its ``WHERE``. States seen at an earlier level are dropped; every hop that reaches a new state is
+kept (all of them, not one per state). Python then replays the levels in the engine's order
+(frontier order, then transition order, then edge key; or, for rules the engine runs on the store's
+traversal fast path, the traversal's smallest-edge-key parent), so ids, depths, evidence paths and
+flags are the engine's. When the replay meets a repeat bound (a loop past ``max``) it gives up and
+the interpreter answers instead (:attr:`CompiledStats.fallbacks`).
 
-    MATCH (s:`Entity`) WHERE s.id IN $p_lots AND s:`Lot` ...      -- the start nodes
-    CALL (s) {
-      RETURN 0 AS branch, s AS n, [s] AS ns, [] AS rs               -- the start itself
-      UNION ALL
-      MATCH (s)-[r1:`RAN_ON`]->(n1:`Entity`) WHERE ...              -- a chain of steps up to
-      ...                                                           -- one returned position
-      UNION ALL
-      MATCH p = ANY SHORTEST (s)((a)-[r]-(b) WHERE <hop>){1,100}(t:`Lot`)   -- a repeat
-      ...
-    }
-    RETURN branch, start, node, path nodes, path edges
+Why not quantified path patterns: Neo4j 5.26 inlines only single-entity predicates (labels, one
+node's or one relationship's properties) into its shortest-path search. A hop whose allowed
+direction depends on its relationship type (``CONSUMED`` in, ``PRODUCED`` out) needs a predicate on
+two variables, which the planner checks on whole paths after enumerating them: on a generated
+plant's genealogy that never finished. Cypher 5 has no union of alternatives and no nested
+quantifier inside a quantified path pattern either. Unrolling the levels as ``CALL`` subqueries
+is exact but took 20 s to plan at 20 levels (a repeat allows 100). A level loop inside one
+expression plans in about a second, whatever the bound, and is then cached by the server.
 
-One ``UNION ALL`` branch per position of a returned variable gives the prefix semantics (a node is
-returned when the pattern matches up to its position). A repeat becomes a quantified path pattern
-over single hops whose predicate allows exactly the rule's (relation, direction, source classes,
-target node pattern) combinations; this is exact when the position inside the repeat is decided by
-a node's class (true for every built-in rule) and the compiler refuses other repeats with a clear
-:class:`CypherCompileError`. Values (ids, times, filter literals, offsets, bounds) are parameters;
-labels and relationship types come from the validated rule and are quoted identifiers.
+Values (ids, times, filter literals, offsets, the level bound) are parameters; labels, relationship
+types and property names come from the validated rule and are quoted identifiers.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any
 
 from ontology.models import ENTITY_CLASSES, RELATIONS, datetime_fields
-from reasoning.engine import Match, RuleResult, _check_params, as_time, edge_value, node_value
+from reasoning.engine import (
+    _EDGE_TIME_PROPS as _ENGINE_EDGE_TIMES,
+)
+from reasoning.engine import (
+    Match,
+    RuleEngine,
+    RuleResult,
+    _check_params,
+    _compile,
+    _Compiled,
+    _fast_plan,
+    _FastPlan,
+    as_time,
+    edge_value,
+    node_value,
+)
 from reasoning.errors import ReasoningError
 from reasoning.results import EvidenceStep
-from reasoning.rule_model import NodePattern, PropFilter, RepeatSegment, Rule, Step, TimeRef, Window
+from reasoning.rule_model import NodePattern, PropFilter, Rule, Step, TimeRef, Window
 from store.base import EdgeRecord, NodeRecord
 
 ENTITY_LABEL = "Entity"
@@ -55,15 +75,37 @@ class CypherCompileError(ReasoningError):
 
 
 @dataclass(frozen=True)
+class _Group:
+    """One pattern comprehension per level: ``step`` followed from ``sources`` to ``target``."""
+
+    step: Step
+    target: int
+    sources: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class CompiledQuery:
-    """One Cypher query and its parameters (values never appear in ``cypher``)."""
+    """One Cypher query and its parameters (values never appear in ``cypher``), with what the
+    replay needs to turn its rows into the engine's answer."""
 
     cypher: str
     parameters: dict[str, Any]
-    #: branch index -> the returned variable it binds (None: the start rows)
-    branches: tuple[str | None, ...] = ()
-    #: branch index -> the rule steps / repeat its hops walk (to report the times that matched)
-    layouts: tuple[tuple[Step | _RepeatPlan, ...], ...] = field(default=(), repr=False)
+    rule: Rule = field(repr=False)
+    automaton: _Compiled = field(repr=False)
+    groups: tuple[_Group, ...] = field(repr=False)
+    #: (source position, group index) -> index of that transition in ``automaton.transitions``
+    transition_of: dict[tuple[int, int], int] = field(repr=False)
+    #: levels the server searches: the deepest state the automaton allows, plus one to see a bound
+    levels: int = 0
+
+
+@dataclass
+class CompiledStats:
+    """How compiled runs went (per :class:`CompiledRuleEngine`): queries sent, answers that needed
+    the interpreter because a repeat bound was reached."""
+
+    queries: int = 0
+    fallbacks: int = 0
 
 
 def q(name: str) -> str:
@@ -80,7 +122,7 @@ def _fixed(t: datetime) -> datetime:
 
 
 class _Ctx:
-    """Parameter naming and the text fragments shared by every branch."""
+    """Parameter naming and the condition fragments of the start and of every hop."""
 
     def __init__(self, rule: Rule, params: Mapping[str, Any], as_of: datetime | None) -> None:
         self.rule = rule
@@ -161,9 +203,9 @@ class _Ctx:
             assert ref.var is not None and ref.prop is not None
             if ref.var not in bound:
                 raise CypherCompileError(
-                    f"rule {self.rule.name!r}: a window refers to variable {ref.var!r}, which is not "
-                    "bound outside a repeat before this step (not compilable to Cypher)")
-            base = f"{bound[ref.var]}.{q(ref.prop)}"
+                    f"rule {self.rule.name!r}: a window refers to variable {ref.var!r}, which the "
+                    "automaton does not carry (not compilable to Cypher)")
+            base = f"({bound[ref.var]}).{q(ref.prop)}"
         if ref.offset:
             return f"({base} + {self.value(ref.offset_delta)})"
         return base
@@ -206,67 +248,28 @@ class _Ctx:
         return "(" + " AND ".join(conds) + ")"
 
 
-def _far_classes(step: Step, near: frozenset[str]) -> frozenset[str]:
-    """The classes a step can reach from ``near`` (ontology ranges, narrowed by the step's classes)."""
+
+
+def _step_classes(step: Step) -> frozenset[str]:
+    """The classes a step can reach (ontology ranges, narrowed by the step's classes)."""
     far: set[str] = set()
     for r in step.rels:
         rd = RELATIONS[r]
-        src, dst = (rd.domain, rd.range) if step.direction == "out" else (rd.range, rd.domain)
-        if near & set(src):
-            far |= set(dst)
+        far |= set(rd.range if step.direction == "out" else rd.domain)
     out = frozenset(far)
     return out & frozenset(step.node.classes) if step.node.classes else out
 
 
-@dataclass
-class _RepeatPlan:
-    """How a repeat becomes one quantified path pattern over single hops."""
-
-    seg: RepeatSegment
-    entry: frozenset[str]
-    ends: frozenset[str]  # classes of the positions ending an alternative
-    mids: list[frozenset[str]]  # classes of the positions inside an alternative
-    pos_classes: dict[tuple[int, int], frozenset[str]]
-    hops: list[tuple[Step, frozenset[str], frozenset[str], int, int]]  # step, source, target, alt, idx
-
-
-def _plan_repeat(rule: Rule, seg: RepeatSegment, entry: frozenset[str]) -> _RepeatPlan:
-    rep = seg.repeat
-    pos: dict[tuple[int, int], frozenset[str]] = {}
-    # classes of each position, to a fixpoint (an alternative may start from any alternative's end)
-    exits = entry
-    for _ in range(8):
-        for a, alt in enumerate(rep.any_of):
-            cur = exits
-            for j, st in enumerate(alt):
-                cur = _far_classes(st, cur)
-                pos[(a, j)] = cur
-        ends = frozenset().union(*(pos[(a, len(alt) - 1)] for a, alt in enumerate(rep.any_of)))
-        grown = exits | ends
-        if grown == exits:
-            break
-        exits = grown
-    ends = frozenset().union(*(pos[(a, len(alt) - 1)] for a, alt in enumerate(rep.any_of)))
-    mids = [pos[(a, j)] for a, alt in enumerate(rep.any_of) for j in range(len(alt) - 1)]
-    group = entry | ends
-    why = None
-    if group == frozenset(ENTITY_CLASSES) and mids:
-        why = "the repeat's entry has no class, so a node's position inside the repeat is unknown"
-    for i, m in enumerate(mids):
-        if m & group:
-            why = f"classes {sorted(m & group)} occur both inside and at the end of an alternative"
-        for m2 in mids[i + 1:]:
-            if m & m2 and m != m2:
-                why = f"classes {sorted(m & m2)} occur at two different positions inside alternatives"
-    if why is not None:
-        raise CypherCompileError(f"rule {rule.name!r}: {why}; a repeat compiles to Cypher only when a node's "
-                                 "class decides its position (use the embedded engine for this rule)")
-    hops = []
-    for a, alt in enumerate(rep.any_of):
-        for j, st in enumerate(alt):
-            src = group if j == 0 else pos[(a, j - 1)]
-            hops.append((st, src, pos[(a, j)], a, j))
-    return _RepeatPlan(seg, entry, ends, mids, pos, hops)
+def _max_depth(rule: Rule, max_depth: int) -> int:
+    """The deepest level a state can have: one per fixed step, and a repeat's longest alternative
+    as many times as its bound allows."""
+    out = 0
+    for seg in rule.path:
+        if isinstance(seg, Step):
+            out += 1
+        else:
+            out += min(seg.repeat.max, max_depth) * max(len(alt) for alt in seg.repeat.any_of)
+    return out
 
 
 def compile_rule(rule: Rule, params: Mapping[str, Any], as_of: datetime | None = None,
@@ -276,113 +279,77 @@ def compile_rule(rule: Rule, params: Mapping[str, Any], as_of: datetime | None =
     ``params`` are checked like the engine checks them; ``max_depth`` caps every repeat's ``max``
     (as the engine's ``max_depth`` does)."""
     checked = _check_params(rule, params)
-    if sum(isinstance(seg, RepeatSegment) for seg in rule.path) > 1:
-        raise CypherCompileError(f"rule {rule.name!r}: more than one repeat (not compilable to Cypher)")
+    auto = _compile(rule, max_depth)
     ctx = _Ctx(rule, checked, as_of)
-    ids = f"$p_{rule.start.ids}"
+    refs = auto.referenced
+    ref_index = {v: i for i, v in enumerate(refs)}
+    bound = {v: f"st[2][{i}]" for v, i in ref_index.items()}
     start_classes = frozenset(rule.start.classes) if rule.start.classes else frozenset(ENTITY_CLASSES)
-    head_conds = [f"s.id IN {ids}", *ctx.node_conds("s", rule.start, start_classes)]
-    branches: list[str | None] = [None]
-    layouts: list[tuple[Step | _RepeatPlan, ...]] = [()]
-    bodies = ["RETURN 0 AS branch, s AS n, [s] AS ns, [] AS rs"]
+    head = [f"s.id IN $p_{rule.start.ids}", *ctx.node_conds("s", rule.start, start_classes)]
 
-    # Walk the path once, keeping the clauses of the prefix; a branch is emitted at each position
-    # whose variable is returned (prefix semantics).
-    clauses: list[str] = []
-    ns_parts: list[str] = ["[s]"]
-    rs_parts: list[str] = []
-    layout: list[Step | _RepeatPlan] = []
-    bound: dict[str, str] = {rule.start.var: "s"} if rule.start.var else {}
-    cur_var, cur_classes = "s", start_classes
-    returns = set(rule.returns)
+    # group the transitions by (step, target): one pattern comprehension each
+    groups: list[_Group] = []
+    index: dict[tuple[int, int], int] = {}
+    transition_of: dict[tuple[int, int], int] = {}
+    for src in sorted(auto.transitions):
+        for t_idx, tr in enumerate(auto.transitions[src]):
+            gkey = (id(tr.step), tr.target)
+            if gkey not in index:
+                index[gkey] = len(groups)
+                groups.append(_Group(tr.step, tr.target, ()))
+            gi = index[gkey]
+            if (src, gi) in transition_of:
+                raise CypherCompileError(f"rule {rule.name!r}: two transitions from one position share a step "
+                                         "and a target (not compilable to Cypher)")
+            transition_of[(src, gi)] = t_idx
+            groups[gi] = _Group(groups[gi].step, groups[gi].target, (*groups[gi].sources, src))
 
-    def emit(var: str, target: str, lay: list[Step | _RepeatPlan]) -> None:
-        idx = len(branches)
-        rs = " + ".join(rs_parts) if rs_parts else "[]"
-        bodies.append(
-            f"{' '.join(clauses)} WITH {target} AS t, {' + '.join(ns_parts)} AS ns, {rs} AS rs "
-            f"WHERE NOT t.id IN {ids} WITH t, ns, rs ORDER BY size(rs) "
-            f"WITH t, head(collect([ns, rs])) AS best "
-            f"RETURN {idx} AS branch, t AS n, best[0] AS ns, best[1] AS rs")
-        branches.append(var)
-        layouts.append(tuple(lay))
+    def key(node: str, pos: str, refs_expr: str) -> str:
+        tail = f" + [z IN {refs_expr} | coalesce(elementId(z), 0)]" if refs else ""
+        return f"[elementId({node}), {pos}]{tail}"
 
-    for k, seg in enumerate(rule.path, start=1):
-        if isinstance(seg, Step):
-            nvar, evar = f"n{k}", f"r{k}"
-            classes = _far_classes(seg, cur_classes)
-            types = "|".join(q(r) for r in seg.rels)
-            arrow = f"-[{evar}:{types}]->" if seg.direction == "out" else f"<-[{evar}:{types}]-"
-            conds = [*ctx.node_conds(nvar, seg.node, classes), *ctx.edge_conds(evar, nvar, seg, bound)]
-            where = f" WHERE {' AND '.join(conds)}" if conds else ""
-            clauses.append(f"MATCH ({cur_var}){arrow}({nvar}:{q(ENTITY_LABEL)}){where}")
-            ns_parts.append(f"[{nvar}]")
-            rs_parts.append(f"[{evar}]")
-            layout.append(seg)
-            if seg.node.var:
-                bound[seg.node.var] = nvar
-                if seg.node.var in returns:
-                    emit(seg.node.var, nvar, layout)
-            cur_var, cur_classes = nvar, classes
-            continue
-        # a repeat: one quantified path pattern over single hops, shortest per (entry, end)
-        plan = _plan_repeat(rule, seg, cur_classes)
-        rep = seg.repeat
-        bound_max = min(rep.max, max_depth)
-        longest = max(len(alt) for alt in rep.any_of)
-        a, r, b, p = f"a{k}", f"h{k}", f"b{k}", f"p{k}"
-        hop_preds = []
-        for st, src, tgt, _alt, _j in plan.hops:
-            direction = f"startNode({r}) = {a}" if st.direction == "out" else f"endNode({r}) = {a}"
-            parts = [f"{r}:" + "|".join(q(x) for x in st.rels), direction,
-                     f"{a}:" + "|".join(q(c) for c in sorted(src)),
-                     f"{b}:" + "|".join(q(c) for c in sorted(tgt)),
-                     *ctx.node_conds(b, st.node, tgt), *ctx.edge_conds(r, b, st, {})]
-            hop_preds.append("(" + " AND ".join(dict.fromkeys(parts)) + ")")
-        rels = sorted({x for st, *_ in plan.hops for x in st.rels})
-        qpp = (f"(({a})-[{r}:{'|'.join(q(x) for x in rels)}]-({b}:{q(ENTITY_LABEL)}) "
-               f"WHERE {' OR '.join(hop_preds)}){{{rep.min},{bound_max * longest}}}")
-        end_labels = "|".join(q(c) for c in sorted(plan.ends))
-        # iterations started = the entry plus every alternative end the path passes through
-        iters = (f"size([x IN nodes({p})[1..-1] WHERE x:{end_labels}]) + "
-                 f"CASE WHEN length({p}) > 0 THEN 1 ELSE 0 END")
-        max_param = ctx.value(bound_max)
-        rep_vars = [v for v in dict.fromkeys(st.node.var for st, *_ in plan.hops) if v]
-        ns_parts.append(f"nodes({p})[1..]")
-        rs_parts.append(f"relationships({p})")
-        layout.append(plan)
-        for var in [v for v in rep_vars if v in returns]:
-            var_classes = frozenset().union(*(tgt for st, _s, tgt, *_ in plan.hops if st.node.var == var))
-            other = frozenset().union(*(tgt for st, _s, tgt, *_ in plan.hops if st.node.var != var))
-            if var_classes & other:
-                raise CypherCompileError(
-                    f"rule {rule.name!r}: variable {var!r} shares classes {sorted(var_classes & other)} with "
-                    "another position of the repeat (not compilable to Cypher)")
-            tv = f"t{k}"
-            labels = "|".join(q(c) for c in sorted(var_classes))
-            clauses.append(f"MATCH {p} = ANY SHORTEST ({cur_var}){qpp}({tv}:{labels}) "
-                           f"WITH * WHERE {iters} <= {max_param}")
-            emit(var, tv, layout)
-            clauses.pop()
-        # the path goes on from the repeat's exits
-        ev = f"e{k}"
-        exit_cond = f"{ev}:{end_labels}" if rep.min == 1 else f"(length({p}) = 0 OR {ev}:{end_labels})"
-        clauses.append(f"MATCH {p} = ANY SHORTEST ({cur_var}){qpp}({ev}:{q(ENTITY_LABEL)}) "
-                       f"WITH * WHERE {exit_cond} AND {iters} <= {max_param}")
-        cur_var = ev
-        cur_classes = plan.ends | (cur_classes if rep.min == 0 else frozenset())
-        for var in rep_vars:
-            bound.pop(var, None)
-
-    body = " UNION ALL ".join(bodies)
-    cypher = (
-        f"MATCH (s:{q(ENTITY_LABEL)}) WHERE {' AND '.join(head_conds)} "
-        f"CALL (s) {{ {body} }} "
-        f"RETURN branch, s.id AS start, [x IN ns | {_node_proj('x')}] AS nodes, "
-        f"[x IN rs | {{src: startNode(x).id, rel: type(x), dst: endNode(x).id, p: {_edge_proj('x')}}}] AS edges"
+    parts = []
+    for g in groups:
+        st = g.step
+        types = "|".join(q(r) for r in st.rels)
+        arrow = f"-[r:{types}]->" if st.direction == "out" else f"<-[r:{types}]-"
+        conds = [*ctx.node_conds("y", st.node, _step_classes(st)), *ctx.edge_conds("r", "y", st, bound)]
+        where = f" WHERE {' AND '.join(conds)}" if conds else ""
+        var = st.node.var
+        if var is not None and var in ref_index:
+            new_refs = "[" + ", ".join("y" if i == ref_index[var] else f"st[2][{i}]" for i in range(len(refs))) + "]"
+        else:
+            new_refs = "st[2]"
+        src_cond = f"st[1] = {g.sources[0]}" if len(g.sources) == 1 else f"st[1] IN {list(g.sources)}"
+        parts.append(
+            f"CASE WHEN {src_cond} THEN [(cur){arrow}(y:{q(ENTITY_LABEL)}){where} | "
+            f"[st, r, y, {g.target}, {new_refs}, {key('y', str(g.target), new_refs)}]] ELSE [] END")
+    cands = f"[cur IN [st[0]] | {' + '.join(parts) if parts else '[]'}][0]"
+    init_refs = "[" + ", ".join("s" if v == rule.start.var else "null" for v in refs) + "]"
+    level = (
+        f"[x IN [reduce(a = {{front: [], seen: acc.seen, lvl: [], old: acc.seen}}, "
+        f"c IN reduce(l = [], st IN acc.front | l + {cands}) | "
+        "CASE WHEN c[5] IN a.old THEN a "
+        "WHEN c[5] IN a.seen THEN {front: a.front, seen: a.seen, old: a.old, lvl: a.lvl + [c]} "
+        "ELSE {front: a.front + [[c[2], c[3], c[4]]], seen: a.seen + [c[5]], old: a.old, lvl: a.lvl + [c]} END)] | "
+        "{front: x.front, seen: x.seen, hops: acc.hops + [x.lvl]}][0]"
     )
-    return CompiledQuery(cypher=cypher, parameters=ctx.parameters, branches=tuple(branches),
-                         layouts=tuple(layouts))
+    cypher = (
+        f"MATCH (s:{q(ENTITY_LABEL)}) WHERE {' AND '.join(head)} "
+        f"WITH collect(s) AS ss "
+        f"WITH ss, [s IN ss | [s, 0, {init_refs}]] AS starts "
+        f"WITH ss, reduce(acc = {{front: starts, seen: [st IN starts | {key('st[0]', '0', 'st[2]')}], hops: []}}, "
+        f"i IN range(1, $levels) | CASE WHEN size(acc.front) = 0 THEN acc ELSE {level} END) AS res "
+        f"RETURN [s IN ss | {_node_proj('s')}] AS starts, "
+        # (map projections need a variable: one-element list comprehensions bind the hop's parts)
+        f"[lv IN res.hops | [c IN lv | [e IN [c[1]] | [y IN [c[2]] | [c[0][0].id, c[0][1], [z IN c[0][2] | z.id], "
+        f"{{src: startNode(e).id, rel: type(e), dst: endNode(e).id, p: {_edge_proj('e')}}}, "
+        f"{_node_proj('y')}, c[3], [z IN c[4] | z.id]]][0]][0]]] AS levels"
+    )
+    levels = _max_depth(rule, max_depth) + 1
+    ctx.parameters["levels"] = levels
+    return CompiledQuery(cypher=cypher, parameters=ctx.parameters, rule=rule, automaton=auto,
+                         groups=tuple(groups), transition_of=transition_of, levels=levels)
 
 
 def _node_proj(v: str) -> str:
@@ -393,20 +360,23 @@ def _node_proj(v: str) -> str:
 def _edge_proj(v: str) -> str:
     return (f"{v} {{.source_system, ._props, valid_from: toString({v}.valid_from), "
             f"valid_to: toString({v}.valid_to)}}")
+
+
 def _time_text(v: str | None) -> datetime | None:
     return datetime.fromisoformat(v) if v else None
 
 
 def _node_rec(r: Mapping[str, Any]) -> NodeRecord:
     return NodeRecord(id=r["id"], cls=r["cls"], name=r["name"], plant=r["plant"],
-                      source_system=r["source_system"] or "plantgraph",
+                      source_system=r["source_system"] if r["source_system"] is not None else "plantgraph",
                       valid_from=_time_text(r["valid_from"]), valid_to=_time_text(r["valid_to"]),
                       props=json.loads(r["_props"]) if r["_props"] else {})
 
 
 def _edge_rec(e: Mapping[str, Any]) -> EdgeRecord:
     p = e["p"]
-    return EdgeRecord(src=e["src"], rel=e["rel"], dst=e["dst"], source_system=p["source_system"] or "plantgraph",
+    return EdgeRecord(src=e["src"], rel=e["rel"], dst=e["dst"],
+                      source_system=p["source_system"] if p["source_system"] is not None else "plantgraph",
                       valid_from=_time_text(p["valid_from"]), valid_to=_time_text(p["valid_to"]),
                       props=json.loads(p["_props"]) if p["_props"] else {})
 
@@ -425,84 +395,247 @@ def _window_times(w: Window, edge: EdgeRecord, node: NodeRecord) -> dict[str, da
     return out
 
 
-def _hop_steps(layout: Sequence[Step | _RepeatPlan], nodes: Sequence[NodeRecord],
-               edges: Sequence[EdgeRecord]) -> list[Step | None]:
-    """The rule step each hop of a path walked (None when it cannot be told apart)."""
-    fixed = sum(isinstance(x, Step) for x in layout)
-    out: list[Step | None] = []
-    for item in layout:
-        if isinstance(item, Step):
-            out.append(item)
+def _edge_times(edge: EdgeRecord, as_of: datetime | None, times: dict[str, datetime]) -> dict[str, datetime]:
+    """The edge's own timestamps added to ``times`` as the engine adds them to an evidence step."""
+    for tname in _ENGINE_EDGE_TIMES.get(edge.rel, ()):
+        t = as_time(edge.props.get(tname))
+        if t is not None:
+            times.setdefault(f"edge.{tname}", t)
+    if as_of is not None:
+        for attr in ("valid_from", "valid_to"):
+            t = getattr(edge, attr)
+            if t is not None:
+                times[f"edge.{attr}"] = t
+    return times
+
+
+_Key = tuple[str, int, tuple[str | None, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class _Hop:
+    parent: _Key
+    group: int
+    edge: EdgeRecord
+    node: NodeRecord
+    target: _Key
+
+
+class _NeedEngine(Exception):
+    """The replay reached a case only the interpreter decides (a repeat bound)."""
+
+
+def _parse_levels(cq: CompiledQuery, rows: Sequence[Mapping[str, Any]]) -> tuple[dict[str, NodeRecord],
+                                                                                 list[list[_Hop]]]:
+    row = rows[0]
+    starts = {n.id: n for n in (_node_rec(x) for x in row["starts"])}
+    group_of = {(g.target, id(g.step)): i for i, g in enumerate(cq.groups)}
+    levels: list[list[_Hop]] = []
+    for lv in row["levels"]:
+        hops = []
+        for pid, ppos, prefs, e, y, tpos, trefs in lv:
+            edge = _edge_rec(e)
+            node = _node_rec(y)
+            # the group of this hop: the one from this source position to this target whose step
+            # has this edge's relation and direction
+            g = _hop_group(cq, ppos, tpos, edge, pid, group_of)
+            hops.append(_Hop((pid, ppos, tuple(prefs)), g, edge, node, (node.id, tpos, tuple(trefs))))
+        levels.append(hops)
+    return starts, levels
+
+
+def _hop_group(cq: CompiledQuery, ppos: int, tpos: int, edge: EdgeRecord, pid: str,
+               group_of: Mapping[tuple[int, int], int]) -> int:
+    for i, g in enumerate(cq.groups):
+        if g.target != tpos or ppos not in g.sources or edge.rel not in g.step.rels:
             continue
-        for i in range(len(out), len(out) + len(edges) - fixed):
-            e, src, dst = edges[i], nodes[i], nodes[i + 1]
-            direction = "out" if e.src == src.id else "in"
-            cands = [st for st, s_cls, t_cls, *_ in item.hops
-                     if e.rel in st.rels and st.direction == direction and src.cls in s_cls and dst.cls in t_cls]
-            out.append(cands[0] if cands else None)
-    return out
+        if (g.step.direction == "out") == (edge.src == pid):
+            return i
+    raise ReasoningError(f"rule {cq.rule.name}: the server returned a hop no transition explains "
+                         f"({edge.src} -{edge.rel}-> {edge.dst})")
+
+
+def _replay_automaton(cq: CompiledQuery, start_ids: list[str], starts: Mapping[str, NodeRecord],
+                      levels: Sequence[Sequence[_Hop]], as_of: datetime | None, result_cap: int) -> RuleResult:
+    """The engine's BFS (reasoning.engine._Run.run) over the hops the server found."""
+    rule, auto = cq.rule, cq.automaton
+    returns = set(rule.returns)
+    start_set = set(start_ids)
+    result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=[])
+    parents: dict[_Key, tuple[_Key, EvidenceStep] | None] = {}
+    info: dict[_Key, tuple[int, int, str]] = {}  # count, depth, start
+    nodes: dict[str, NodeRecord] = dict(starts)
+
+    def path(key: _Key) -> tuple[EvidenceStep, ...]:
+        out: list[EvidenceStep] = []
+        cur: _Key | None = key
+        while cur is not None:
+            parent = parents[cur]
+            if parent is None:
+                break
+            cur, step = parent
+            out.append(step)
+        out.reverse()
+        return tuple(out)
+
+    def bind(key: _Key) -> None:
+        var = auto.vars[key[1]]
+        if var is None or var not in returns:
+            return
+        if key[1] != 0 and key[0] in start_set:
+            return
+        slot = result.bindings[var]
+        if key[0] in slot:
+            return
+        if len(slot) >= result_cap:
+            result.result_limit_hit = True
+            return
+        _count, depth, start = info[key]
+        slot[key[0]] = Match(node=nodes[key[0]], depth=depth, start=start, steps=path(key))
+
+    frontier: list[_Key] = []
+    for sid in start_ids:
+        if sid not in starts:
+            result.missing_starts.append(sid)
+            continue
+        result.starts.append(sid)
+        refs = tuple(sid if v == rule.start.var else None for v in auto.referenced)
+        key: _Key = (sid, 0, refs)
+        if key in parents:
+            continue
+        parents[key] = None
+        info[key] = (0, 0, sid)
+        bind(key)
+        frontier.append(key)
+
+    level = 0
+    while frontier and not result.result_limit_hit:
+        if level >= len(levels):
+            raise _NeedEngine("the server's levels ran out before the search ended")
+        by_parent: dict[_Key, list[_Hop]] = defaultdict(list)
+        for h in levels[level]:
+            by_parent[h.parent].append(h)
+        level += 1
+        cands: list[_Hop] = []
+        for key in frontier:
+            hs = by_parent.get(key, [])
+            hs.sort(key=lambda h, k=key: (cq.transition_of[(k[1], h.group)], h.edge.key))  # type: ignore[misc]
+            cands.extend(hs)
+        nxt: list[_Key] = []
+        for h in cands:
+            if h.target in parents:
+                continue
+            tr = auto.transitions[h.parent[1]][cq.transition_of[(h.parent[1], h.group)]]
+            count, depth, start = info[h.parent]
+            count = {"reset": 0, "start": 1, "keep": count, "loop": count + 1}[tr.count]
+            if tr.count == "loop" and count > tr.bound:
+                raise _NeedEngine(f"a repeat bound (max {tr.bound}) was reached")
+            nodes[h.node.id] = h.node
+            times = _window_times(tr.step.window, h.edge, h.node) if tr.step.window is not None else {}
+            step = EvidenceStep(src=h.parent[0], rel=h.edge.rel, dst=h.node.id, direction=tr.step.direction,
+                                times=_edge_times(h.edge, as_of, times))
+            parents[h.target] = (h.parent, step)
+            info[h.target] = (count, depth + 1, start)
+            bind(h.target)
+            if result.result_limit_hit:
+                break
+            nxt.append(h.target)
+        frontier = nxt
+    if result.result_limit_hit:
+        result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
+    result.states_visited = len(parents)
+    return result
+
+
+def _replay_fast(cq: CompiledQuery, plan: _FastPlan, start_ids: list[str], starts: Mapping[str, NodeRecord],
+                 levels: Sequence[Sequence[_Hop]], as_of: datetime | None, result_cap: int) -> RuleResult | None:
+    """The store traversal's BFS tree (the engine's fast path, reasoning.engine._run_fast) over the
+    same hops: a node's depth is its first level, its parent edge the smallest key from the level
+    before. None when the engine would leave the fast path (the walk went deeper than it is exact)."""
+    rule = cq.rule
+    cls_ok = set(rule.start.classes)
+    start_list = [i for i in start_ids if i in starts and (not cls_ok or starts[i].cls in cls_ok)]
+    depth: dict[str, int] = {i: 0 for i in start_list}
+    parent: dict[str, tuple[tuple[str, str, str], str, EdgeRecord]] = {}
+    nodes: dict[str, NodeRecord] = dict(starts)
+    for lvl, hops in enumerate(levels, start=1):
+        fresh: dict[str, tuple[tuple[str, str, str], str, EdgeRecord]] = {}
+        for h in hops:
+            v = h.node.id
+            if v in depth:
+                continue
+            if lvl > plan.hop_bound:
+                raise _NeedEngine("the traversal bound was reached")
+            cand = (h.edge.key, h.parent[0], h.edge)
+            cur = fresh.get(v)
+            if cur is None or cand[0] < cur[0]:
+                fresh[v] = cand
+            nodes[v] = h.node
+        for v, cand in fresh.items():
+            depth[v] = lvl
+            parent[v] = cand
+    if len(depth) > result_cap * 4 + len(start_list):
+        raise _NeedEngine("the traversal's node cap was reached")
+    deepest = max(depth.values(), default=0)
+    if deepest > plan.exact_within:
+        return None
+    result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=start_list,
+                        missing_starts=[i for i in start_ids if i not in set(start_list)])
+    if rule.start.var in result.bindings:
+        for sid in start_list:
+            result.bindings[rule.start.var][sid] = Match(node=nodes[sid], depth=0, start=sid, steps=())
+    for v in sorted((v for v, d in depth.items() if d > 0), key=lambda x: (depth[x], x)):
+        node = nodes[v]
+        var = plan.var_of_class.get(node.cls)
+        if var is None or var not in result.bindings:
+            continue
+        slot = result.bindings[var]
+        if len(slot) >= result_cap:
+            result.result_limit_hit = True
+            continue
+        chain: list[tuple[str, str, EdgeRecord]] = []
+        walk = v
+        while walk in parent:
+            _k, prev, e = parent[walk]
+            chain.append((prev, walk, e))
+            walk = prev
+        chain.reverse()
+        steps = tuple(
+            EvidenceStep(src=prev, rel=e.rel, dst=nxt, direction="out" if e.src == prev else "in",
+                         times=_edge_times(e, as_of, {}))
+            for prev, nxt, e in chain)
+        slot[v] = Match(node=node, depth=depth[v], start=walk, steps=steps)
+    if result.result_limit_hit:
+        result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
+    result.states_visited = len(depth)
+    return result
 
 
 def run_compiled(store: Any, rule: Rule, params: Mapping[str, Any], as_of: datetime | None = None,
-                 max_depth: int = 50, max_results: int = 100_000) -> RuleResult:
-    """Compile ``rule``, run it as one read query on a Neo4j store (``store.run_read``) and map
-    the rows to the engine's :class:`~reasoning.engine.RuleResult` (matches with evidence paths).
+                 max_depth: int = 50, max_results: int = 100_000, fast_path: bool = True,
+                 stats: CompiledStats | None = None) -> RuleResult:
+    """Compile ``rule``, run it as one read query on a Neo4j store (``store.run_read``) and return
+    exactly what ``RuleEngine(store, max_depth, max_results, fast_path).evaluate(rule, params, as_of)``
+    returns: the same ids, depths, evidence paths and flags.
 
-    Per node the evidence is the shortest path found (ties broken by edge keys, then start id);
-    where several shortest paths exist it may differ from the engine's choice, but every step of
-    it is an edge of the store that satisfies the rule."""
+    When the search reaches a repeat bound, the interpreter answers instead (``stats.fallbacks``)."""
     run_read = getattr(store, "run_read", None)
     if run_read is None:
         raise ReasoningError(f"{type(store).__name__} cannot run Cypher; compiled rules need the neo4j backend")
     cq = compile_rule(rule, params, as_of, max_depth)
+    start_ids = list(dict.fromkeys(str(x) for x in cq.parameters[f"p_{rule.start.ids}"]))
     rows = run_read(cq.cypher, cq.parameters)
-    start_ids = list(dict.fromkeys(str(x) for x in params[rule.start.ids]))
-    found: dict[str, NodeRecord] = {}
-    best: dict[str, dict[str, tuple[tuple[Any, ...], Match]]] = {v: {} for v in rule.returns}
-    for row in rows:
-        nodes = [_node_rec(n) for n in row["nodes"]]
-        if row["branch"] == 0:
-            found[row["start"]] = nodes[0]
-            continue
-        var = cq.branches[row["branch"]]
-        assert var is not None
-        edges = [_edge_rec(e) for e in row["edges"]]
-        hop_rules = _hop_steps(cq.layouts[row["branch"]], nodes, edges)
-        steps: list[EvidenceStep] = []
-        for i, (e, rule_step) in enumerate(zip(edges, hop_rules, strict=True)):
-            src, dst = nodes[i].id, nodes[i + 1].id
-            direction: Literal["out", "in"] = "out" if e.src == src and e.dst == dst else "in"
-            times: dict[str, datetime] = {}
-            if rule_step is not None and rule_step.window is not None:
-                times.update(_window_times(rule_step.window, e, nodes[i + 1]))
-            for tname in sorted(_EDGE_TIME_PROPS.get(e.rel, ())):
-                t = as_time(e.props.get(tname))
-                if t is not None:
-                    times.setdefault(f"edge.{tname}", t)
-            if as_of is not None:
-                for attr in ("valid_from", "valid_to"):
-                    t = getattr(e, attr)
-                    if t is not None:
-                        times[f"edge.{attr}"] = t
-            steps.append(EvidenceStep(src=src, rel=e.rel, dst=dst, direction=direction, times=times))
-        target = nodes[-1]
-        rank = (len(steps), tuple(s.edge_key() for s in steps), row["start"])
-        slot = best[var]
-        if target.id not in slot or rank < slot[target.id][0]:
-            slot[target.id] = (rank, Match(node=target, depth=len(steps), start=row["start"], steps=tuple(steps)))
-    starts = [i for i in start_ids if i in found]
-    result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=starts,
-                        missing_starts=[i for i in start_ids if i not in found])
-    if rule.start.var in result.bindings:
-        for sid in starts:
-            result.bindings[rule.start.var][sid] = Match(node=found[sid], depth=0, start=sid, steps=())
-    for var, slot in best.items():
-        if var == rule.start.var:
-            continue
-        ordered = sorted(slot.values(), key=lambda x: (x[1].depth, x[1].node.id))
-        if len(ordered) > max_results:
-            result.result_limit_hit = True
-            result.notes.append(f"rule {rule.name}: stopped at {max_results} results for one variable")
-        for _rank, m in ordered[:max_results]:
-            result.bindings[var][m.node.id] = m
-    return result
+    if stats is not None:
+        stats.queries += 1
+    starts, levels = _parse_levels(cq, rows)
+    try:
+        plan = _fast_plan(rule, max_depth) if fast_path else None
+        if plan is not None:
+            fast = _replay_fast(cq, plan, start_ids, starts, levels, as_of, max_results)
+            if fast is not None:
+                return fast
+        return _replay_automaton(cq, start_ids, starts, levels, as_of, max_results)
+    except _NeedEngine:
+        if stats is not None:
+            stats.fallbacks += 1
+        return RuleEngine(store, max_depth, max_results, fast_path).evaluate(rule, params, as_of)
