@@ -10,6 +10,7 @@ without holding all rows in memory.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -84,6 +85,19 @@ def csv_cell(value: Any) -> str:
     raise BundleWriteError(f"cannot encode {type(value).__name__} value {value!r} as a CSV cell")
 
 
+def csv_field(text: str) -> str:
+    """One CSV field exactly as ``csv.writer`` (minimal quoting, doubled quotes) writes it.
+
+    For writers that build whole lines themselves (:meth:`BundleWriter.write_node_lines`): a field
+    is quoted only when it holds the delimiter, a quote or a line break.
+    """
+    if '"' in text:
+        return '"' + text.replace('"', '""') + '"'
+    if "," in text or "\n" in text or "\r" in text:
+        return '"' + text + '"'
+    return text
+
+
 def json_value(value: Any) -> Any:
     """Encode one value for a JSONL row (lists stay arrays, timestamps become strings)."""
     if isinstance(value, datetime):
@@ -115,7 +129,8 @@ class BundleWriter:
 
     ``write_nodes``/``write_edges`` take mappings (missing keys are absent values) and encode
     them; ``write_node_rows``/``write_edge_rows`` take rows already encoded as strings in the
-    canonical column order, the fast path for bulk writers such as the generator.
+    canonical column order; ``write_node_lines``/``write_edge_lines`` take whole CSV lines, the
+    fastest path (no per-row list), used by bulk writers such as the generator.
     """
 
     def __init__(
@@ -222,6 +237,39 @@ class BundleWriter:
         sink.rows += len(batch)
         return len(batch)
 
+    def _write_lines(self, sink: _Sink, lines: Sequence[str]) -> int:
+        if sink.writer is None:
+            raise BundleWriteError(f"{sink.path.name}: pre-joined lines are for CSV files; "
+                                   f"write JSON Lines classes with write_node_rows")
+        n = len(lines)
+        if not n:
+            return 0
+        width = len(sink.columns)
+        text = "\r\n".join(lines)
+        # A line break inside any line adds to these counts, so equality proves one record per line.
+        if text.count("\n") != n - 1 or text.count("\r") != n - 1:
+            i = next(i for i, line in enumerate(lines) if "\n" in line or "\r" in line)
+            raise BundleWriteError(f"{sink.path.name}: row {sink.rows + i + 1} holds a line break; "
+                                   f"expected one record per line")
+        if '"' not in text:
+            # unquoted: every delimiter separates two cells, so the comma count per line is the width
+            if set(map(str.count, lines, itertools.repeat(","))) != {width - 1}:
+                i = next(i for i, line in enumerate(lines) if line.count(",") != width - 1)
+                raise BundleWriteError(
+                    f"{sink.path.name}: row {sink.rows + i + 1} has {lines[i].count(',') + 1} cells; "
+                    f"expected {width} ({', '.join(sink.columns)})")
+        else:
+            # quoted fields: read the lines back as CSV (rare: free-text names with a comma or quote)
+            for i, row in enumerate(csv.reader(lines)):
+                if len(row) != width:
+                    raise BundleWriteError(
+                        f"{sink.path.name}: row {sink.rows + i + 1} has {len(row)} cells; "
+                        f"expected {width} ({', '.join(sink.columns)})")
+        sink.fh.write(text)
+        sink.fh.write("\r\n")
+        sink.rows += n
+        return n
+
     # -- public API ------------------------------------------------------------------------
     def write_nodes(self, cls_name: str, rows: Iterable[Mapping[str, Any]]) -> int:
         """Append entities of one class (mappings keyed by field name). Returns the row count."""
@@ -238,6 +286,19 @@ class BundleWriter:
     def write_edge_rows(self, rel_name: str, rows: Iterable[Sequence[str]]) -> int:
         """Append pre-encoded edge rows in :func:`edge_columns` order (cells already strings)."""
         return self._write_encoded(self._sink(rel_name, "edge"), rows)
+
+    def write_node_lines(self, cls_name: str, lines: Sequence[str]) -> int:
+        """Append entity rows already joined into CSV lines (no terminator; quote free text with
+        :func:`csv_field`), in :func:`node_columns` order. Each line is checked for its cell count."""
+        return self._write_lines(self._sink(cls_name, "node"), lines)
+
+    def write_edge_lines(self, rel_name: str, lines: Sequence[str]) -> int:
+        """Append edge rows already joined into CSV lines, in :func:`edge_columns` order."""
+        return self._write_lines(self._sink(rel_name, "edge"), lines)
+
+    def is_jsonl(self, name: str) -> bool:
+        """Whether the class or relation is written as JSON Lines (else CSV)."""
+        return name in self.jsonl_classes
 
     def counts(self) -> dict[str, int]:
         """Rows written so far per class or relation name."""
@@ -274,6 +335,7 @@ __all__ = [
     "BundleWriteError",
     "BundleWriter",
     "csv_cell",
+    "csv_field",
     "datetime_fields",
     "edge_columns",
     "node_columns",

@@ -60,12 +60,16 @@ def generate(spec: ScaleSpec, seed: int, out: str | Path, progress: ProgressFn |
     try:
         builder = PlantBuilder(spec, seed, out, progress)
         builder.run()
+        counts = dict(sorted(builder.counts.items()))
+        # Free the simulation's millions of objects while the collector is still paused: once it
+        # is back on, its first pass would otherwise walk every one of them (~7% of a run) just to
+        # find them alive, right before they are freed anyway.
+        del builder
     finally:
         if was_enabled:
             gc.enable()
     from ontology.models import ENTITY_CLASSES
 
-    counts = dict(sorted(builder.counts.items()))
     entities = sum(v for k, v in counts.items() if k in ENTITY_CLASSES)
     return GenerateReport(out=str(out), seed=seed, scale=spec.name, spec=spec, entities=entities,
                           relations=sum(counts.values()) - entities, counts=counts,

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from graph_loader.bundle_writer import BundleWriter, edge_columns, node_columns
+from graph_loader.bundle_writer import BundleWriter, csv_field, edge_columns, node_columns
 from graph_loader.generator import names as N
 from graph_loader.generator.clock import Clock
 from graph_loader.generator.spec import ScaleSpec
@@ -243,8 +243,11 @@ class PlantBuilder:
         self._pcols = {c: [f for f in node_columns(c) if f not in COMMON_FIELDS] for c in ENTITY_CLASSES}
         self._pcolset = {c: frozenset(cols) for c, cols in self._pcols.items()}
         self._ecols = {r: len(edge_columns(r)) for r in EDGE_SOURCE}
-        self._nbuf: dict[str, list[list[str]]] = defaultdict(list)
-        self._ebuf: dict[str, list[list[str]]] = {r: [] for r in EDGE_SOURCE}
+        # Rows are buffered as finished CSV lines (one string, no per-row list: the cheapest form
+        # for a million rows); only the JSON Lines classes keep cell lists.
+        self._nbuf: dict[str, list[str]] = defaultdict(list)
+        self._jbuf: dict[str, list[list[str]]] = defaultdict(list)
+        self._ebuf: dict[str, list[str]] = {r: [] for r in EDGE_SOURCE}
         self._pending_rows = 0
         self.counts: dict[str, int] = defaultdict(int)
         self.index = EdgeIndex()
@@ -293,13 +296,20 @@ class PlantBuilder:
         get = props.get
         row = [id_, name, ss, plant, vf, ""]
         row.extend(["" if (v := get(c)) is None else v for c in cols])
-        self._nbuf[cls].append(row)
+        if cls in JSONL_CLASSES:
+            self._jbuf[cls].append(row)
+        else:
+            line = ",".join(row)
+            if '"' in line or line.count(",") != len(row) - 1 or "\n" in line or "\r" in line:
+                line = ",".join(map(csv_field, row))
+            self._nbuf[cls].append(line)
         self._pending_rows += 1
         if self._pending_rows >= 50_000:
             self.flush()
 
     def edge(self, rel: str, src: str, dst: str, vf: str = "", *extra: str) -> None:
-        self._ebuf[rel].append([src, dst, EDGE_SOURCE[rel], vf, "", *extra])
+        # ids, times and quantities never need CSV quoting (the writer checks every line's cells)
+        self._ebuf[rel].append(",".join((src, dst, EDGE_SOURCE[rel], vf, "", *extra)))
         if rel in TRACKED_RELATIONS:
             self.index.add(rel, src, dst)
         self._pending_rows += 1
@@ -310,11 +320,15 @@ class PlantBuilder:
         self._pending_rows = 0
         for cls, buf in self._nbuf.items():
             if buf:
-                self.writer.write_node_rows(cls, buf)
+                self.writer.write_node_lines(cls, buf)
                 buf.clear()
+        for cls, rows in self._jbuf.items():
+            if rows:
+                self.writer.write_node_rows(cls, rows)
+                rows.clear()
         for rel, ebuf in self._ebuf.items():
             if ebuf:
-                self.writer.write_edge_rows(rel, ebuf)
+                self.writer.write_edge_lines(rel, ebuf)
                 ebuf.clear()
 
     def pick(self, seq: Sequence[str]) -> str:
@@ -535,8 +549,8 @@ class PlantBuilder:
                           material_class=mat.cls, aliases="|".join(mat.aliases))
 
     def _ebuf_sub(self, bom: str, sub: str, vf: str, vt: str, ratio: str) -> None:
-        row = [bom, sub, EDGE_SOURCE["APPROVED_SUBSTITUTE"], vf, vt, ratio]
-        self._ebuf["APPROVED_SUBSTITUTE"].append(row)
+        self._ebuf["APPROVED_SUBSTITUTE"].append(",".join((bom, sub, EDGE_SOURCE["APPROVED_SUBSTITUTE"], vf, vt,
+                                                           ratio)))
 
     def _make_intermediate(self, z: int, fam: N.Family, brand: str, flavour: str, rnd: int) -> str:
         rng = self.rng
@@ -942,8 +956,8 @@ class PlantBuilder:
         self.orders[oid] = order
         vf_o = self.clock.fmt(created, z)
         ebuf = self._ebuf
-        ebuf["FOR_MATERIAL"].append([oid, mat_id, "ERP", vf_o, ""])
-        ebuf["SCHEDULED_ON"].append([oid, line.id, "MES", vf_o, ""])
+        ebuf["FOR_MATERIAL"].append(f"{oid},{mat_id},ERP,{vf_o},")
+        ebuf["SCHEDULED_ON"].append(f"{oid},{line.id},MES,{vf_o},")
         # SOP version used: the one in effect, sometimes the superseded one right after a change
         anchor = as_ if as_ is not None else ps
         vid, prev = self.version_at(mat.sop, anchor)
@@ -952,7 +966,7 @@ class PlantBuilder:
             if anchor - changed_at < 36 * HOUR and rng.random() < 0.35:
                 vid = prev
         order.sopv = vid
-        ebuf["USED_SOP"].append([oid, vid, "MES", vf_o, ""])
+        ebuf["USED_SOP"].append(f"{oid},{vid},MES,{vf_o},")
         if as_ is None:
             # planned: book the planned material need against the level so processing keeps planning
             if line.kind == "pack":
@@ -963,31 +977,35 @@ class PlantBuilder:
             return order
         # it ran: machines, shift, operators, consumption
         run_end = ae
-        s_as = self.ts(as_, z)
-        s_end = self.ts(run_end, z)
-        ran_on = self._ebuf["RAN_ON"]
+        fmt = self.clock.fmt
+        s_as = fmt(as_, z)
+        s_end = "" if run_end is None else fmt(run_end, z)
+        ran_on = ebuf["RAN_ON"]
+        tail = f",MES,{s_as},,{s_as},{s_end}"
         for m in line.machines:
-            ran_on.append([oid, m, "MES", s_as, "", s_as, s_end])
+            ran_on.append(oid + "," + m + tail)
         day, slot, _ = self.clock.local_day_slot(as_, z)
         sid = self.shift_ids.get((z, day, slot))
         if sid:
-            ebuf["DURING_SHIFT"].append([oid, sid, "MES", s_as, ""])
+            ebuf["DURING_SHIFT"].append(f"{oid},{sid},MES,{s_as},")
             crew = self.persons[z][f"operator:{slot}"]
             ops_n = 1 if rng.random() < 0.7 else 2
             first = crew[int(rng.random() * len(crew))]
-            ebuf["OPERATED_BY"].append([oid, first, "MES", s_as, ""])
+            ebuf["OPERATED_BY"].append(f"{oid},{first},MES,{s_as},")
             if ops_n == 2:
                 second = crew[int(rng.random() * len(crew))]
                 if second != first:
-                    ebuf["OPERATED_BY"].append([oid, second, "MES", s_as, ""])
+                    ebuf["OPERATED_BY"].append(f"{oid},{second},MES,{s_as},")
         consumed: list[tuple[Lot, float]] = []
         for comp, per in mat.bom:
             need = per * qty * (0.99 + 0.04 * rng.random())
             consumed.extend(self._consume(z, comp, need, as_))
-        cons_buf = self._ebuf["CONSUMED"]
+        cons_buf = ebuf["CONSUMED"]
         consumers = self.index.consumers
+        head = oid + ","
+        mid = f",MES,{s_as},,"
         for lot, qq in consumed:
-            cons_buf.append([oid, lot.id, "MES", s_as, "", q(qq), lot.unit])
+            cons_buf.append(f"{head}{lot.id}{mid}{q(qq)},{lot.unit}")
             consumers[lot.id].append(oid)
         if ae is None:
             return order
@@ -1001,9 +1019,9 @@ class PlantBuilder:
             lot = self._new_lot(z, mat_id, round(share, 3 if mat.unit == "kg" else 0) or 1.0, ae, "MES")
             lot.avail = release
             outs.append(lot)
-            ebuf["PRODUCED"].append([oid, lot.id, "MES", s_end, "", q(lot.qty), lot.unit])
+            ebuf["PRODUCED"].append(f"{oid},{lot.id},MES,{s_end},,{q(lot.qty)},{lot.unit}")
             self.index.produced[oid].append(lot.id)
-            ebuf["FOR_MATERIAL"].append([lot.id, mat_id, "ERP", s_end, ""])
+            ebuf["FOR_MATERIAL"].append(f"{lot.id},{mat_id},ERP,{s_end},")
             order.outputs.append(lot.id)
             self._production_hold(lot, z)
             if not lot.held:
@@ -1099,8 +1117,9 @@ class PlantBuilder:
         lot.avail = delivered
         lot.supplier = pol.supplier
         pol.lots.append((lot.id, qty))
-        self.edge("FOR_MATERIAL", lot.id, pol.material, self.ts(delivered, z))
-        self.edge("SUPPLIED_BY", lot.id, pol.supplier, self.ts(delivered, z))
+        s_del = self.ts(delivered, z)
+        self.edge("FOR_MATERIAL", lot.id, pol.material, s_del)
+        self.edge("SUPPLIED_BY", lot.id, pol.supplier, s_del)
         return lot
 
     def _production_hold(self, lot: Lot, z: int) -> None:
@@ -1128,15 +1147,16 @@ class PlantBuilder:
     def _hold(self, z: int, lots: list[Lot], reason: str, placed: int, released: int | None, role: str) -> str:
         hid = self.next_id("HOLD", 6)
         by = self.person(z, role)
-        self.node("QualityHold", hid, f"Hold: {reason}", "QMS", self.site_ids[z], self.ts(placed, z),
-                  reason=reason, placed_at=self.ts(placed, z), released_at=self.ts(released, z), placed_by=by)
+        s_placed = self.ts(placed, z)
+        self.node("QualityHold", hid, f"Hold: {reason}", "QMS", self.site_ids[z], s_placed,
+                  reason=reason, placed_at=s_placed, released_at=self.ts(released, z), placed_by=by)
         for lot in lots:
-            self.edge("HOLDS", hid, lot.id, self.ts(placed, z))
+            self.edge("HOLDS", hid, lot.id, s_placed)
             self.hold_lots[lot.id].append(hid)
             if released is None:
                 lot.status = "quarantined" if reason.startswith("Incoming") else "on_hold"
         self.hold_times[hid] = (placed, released)
-        self.edge("RAISED_BY", hid, by, self.ts(placed, z))
+        self.edge("RAISED_BY", hid, by, s_placed)
         return hid
 
     def _designed_behind_order(self, line: LineInfo, t: int, mat_id: str) -> None:
@@ -1248,18 +1268,37 @@ class PlantBuilder:
                   else "partially_shipped" if "shipped" in st else "cancelled" if all(s == "cancelled" for s in st)
                   else "open")
         site = self.site_ids[z]
-        self.node("SalesOrder", so, f"{so} ({len(lines)} lines)", "ERP", site, self.ts(od, z),
-                  order_date=self.ts(od, z), status=status)
-        self.edge("PLACED_BY", so, cust, self.ts(od, z))
+        fmt = self.clock.fmt
+        s_od = fmt(od, z)
+        self.node("SalesOrder", so, f"{so} ({len(lines)} lines)", "ERP", site, s_od, order_date=s_od, status=status)
+        # the edges go straight into the buffers and the truth index (hundreds of thousands of them)
+        ebuf = self._ebuf
+        index = self.index
+        ebuf["PLACED_BY"].append(f"{so},{cust},ERP,{s_od},")
+        index.so_customer[so] = cust
+        has_line, for_mat = ebuf["HAS_SO_LINE"], ebuf["FOR_MATERIAL"]
+        shipped_to, allocated_to = ebuf["SHIPPED_TO"], ebuf["ALLOCATED_TO"]
+        n = 1 + 2 * len(lines)
         for sol in lines:
             sol.so = so
             sol.created = od
-            self.edge("HAS_SO_LINE", so, sol.id, self.ts(od, z))
-            self.edge("FOR_MATERIAL", sol.id, sol.material, self.ts(od, z))
+            sid = sol.id
+            has_line.append(f"{so},{sid},ERP,{s_od},")
+            index.sol_order[sid] = so
+            for_mat.append(f"{sid},{sol.material},ERP,{s_od},")
+            tail = "," + sol.unit
             for lot, qq, shipped in sol.shipments:
-                self.edge("SHIPPED_TO", lot, sol.id, self.ts(shipped, z), q(qq), sol.unit, self.ts(shipped, z))
+                s_sh = fmt(shipped, z)
+                shipped_to.append(f"{lot},{sid},ERP,{s_sh},,{q(qq)}{tail},{s_sh}")
+                index.shipped[lot].append(sid)
             for lot, qq, frm in sol.allocations:
-                self.edge("ALLOCATED_TO", lot, sol.id, self.ts(max(frm, od), z), q(qq), sol.unit)
+                allocated_to.append(f"{lot},{sid},ERP,{fmt(max(frm, od), z)},,{q(qq)}{tail}")
+                index.allocated[lot].append(sid)
+                index.allocated_lots[sid].append(lot)
+            n += len(sol.shipments) + len(sol.allocations)
+        self._pending_rows += n
+        if self._pending_rows >= 50_000:
+            self.flush()
 
     def group_sales_orders(self) -> None:
         rng = self.rng
@@ -1380,13 +1419,14 @@ class PlantBuilder:
     def _incident(self, z: int, kind: str, severity: str, t: int, title: str, text: str, who: str,
                   on: str | None, concerns: list[str]) -> str:
         iid = self.next_id("INC", 6)
-        self.node("Incident", iid, title, "QMS", self.site_ids[z], self.ts(t, z), kind=kind, severity=severity,
-                  occurred_at=self.ts(t, z), title=title, text=text)
+        s_t = self.ts(t, z)
+        self.node("Incident", iid, title, "QMS", self.site_ids[z], s_t, kind=kind, severity=severity,
+                  occurred_at=s_t, title=title, text=text)
         if on:
-            self.edge("OCCURRED_ON", iid, on, self.ts(t, z))
+            self.edge("OCCURRED_ON", iid, on, s_t)
         for c in concerns:
-            self.edge("CONCERNS", iid, c, self.ts(t, z))
-        self.edge("RAISED_BY", iid, who, self.ts(t, z))
+            self.edge("CONCERNS", iid, c, s_t)
+        self.edge("RAISED_BY", iid, who, s_t)
         return iid
 
     # -----------------------------------------------------------------------------------------
@@ -1673,18 +1713,20 @@ class PlantBuilder:
             od = min(p.order_date for p in pols)
             delivered = [p.delivered is not None for p in pols]
             status = "received" if all(delivered) else "partially_received" if any(delivered) else "open"
-            self.node("PurchaseOrder", po, f"{po} to {supplier}", "ERP", self.site_ids[z], self.ts(od, z),
-                      order_date=self.ts(od, z), status=status)
-            self.edge("ORDERED_FROM", po, supplier, self.ts(od, z))
+            s_od = self.ts(od, z)
+            self.node("PurchaseOrder", po, f"{po} to {supplier}", "ERP", self.site_ids[z], s_od,
+                      order_date=s_od, status=status)
+            self.edge("ORDERED_FROM", po, supplier, s_od)
             for pol in pols:
                 mat = self.mats[pol.material]
-                self.edge("HAS_PO_LINE", po, pol.id, self.ts(od, z))
+                s_order, s_deliv = self.ts(pol.order_date, z), self.ts(pol.delivered, z)
+                self.edge("HAS_PO_LINE", po, pol.id, s_od)
                 self.node("PurchaseOrderLine", pol.id, f"{mat.name} from {supplier}", "ERP", self.site_ids[z],
-                          self.ts(pol.order_date, z), quantity=q(pol.qty), unit=pol.unit,
-                          promised_date=self.ts(pol.promised, z), delivered_at=self.ts(pol.delivered, z))
-                self.edge("FOR_MATERIAL", pol.id, pol.material, self.ts(pol.order_date, z))
+                          s_order, quantity=q(pol.qty), unit=pol.unit,
+                          promised_date=self.ts(pol.promised, z), delivered_at=s_deliv)
+                self.edge("FOR_MATERIAL", pol.id, pol.material, s_order)
                 for lot_id, qq in pol.lots:
-                    self.edge("DELIVERED_AS", pol.id, lot_id, self.ts(pol.delivered, z), q(qq), pol.unit)
+                    self.edge("DELIVERED_AS", pol.id, lot_id, s_deliv, q(qq), pol.unit)
 
     # -----------------------------------------------------------------------------------------
     # final write
@@ -1709,8 +1751,9 @@ class PlantBuilder:
                     status = "shipped" if lot.shipped_q > 0 and lot.consumed_q == 0 else "consumed"
                 lot.status = status
             z = lot.z
-            rows.append([lot.id, lot.name, lot.source, sites[z], fmt(lot.valid_from, z), "", q(lot.qty), lot.unit,
-                         status, fmt(lot.produced_at, z), "" if lot.expiry is None else fmt(lot.expiry, z)])
+            expiry = "" if lot.expiry is None else fmt(lot.expiry, z)
+            rows.append(f"{lot.id},{csv_field(lot.name)},{lot.source},{sites[z]},{fmt(lot.valid_from, z)},,"
+                        f"{q(lot.qty)},{lot.unit},{status},{fmt(lot.produced_at, z)},{expiry}")
             if len(rows) >= 50_000:
                 self.flush()
         self.flush()
@@ -1718,9 +1761,11 @@ class PlantBuilder:
         for o in self.orders.values():
             z = o.z
             qty = q(o.qty)
-            rows.append([o.id, f"{self.mats[o.material].aliases[0]} {qty} {o.unit} on {o.line}", "MES", sites[z],
-                         fmt(o.created, z), "", qty, o.unit, o.status, fmt(o.ps, z), fmt(o.pe, z),
-                         "" if o.as_ is None else fmt(o.as_, z), "" if o.ae is None else fmt(o.ae, z), o.ops])
+            name = csv_field(f"{self.mats[o.material].aliases[0]} {qty} {o.unit} on {o.line}")
+            s_as = "" if o.as_ is None else fmt(o.as_, z)
+            s_ae = "" if o.ae is None else fmt(o.ae, z)
+            rows.append(f"{o.id},{name},MES,{sites[z]},{fmt(o.created, z)},,{qty},{o.unit},{o.status},"
+                        f"{fmt(o.ps, z)},{fmt(o.pe, z)},{s_as},{s_ae},{csv_field(o.ops)}")
             if len(rows) >= 50_000:
                 self.flush()
         self.flush()
