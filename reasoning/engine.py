@@ -412,6 +412,18 @@ class _Run:
     def fetch(self, ids: Iterable[str]) -> None:
         _fetch_into(self.store, self.nodes, ids, self.as_of)
 
+    def prefetch_neighbours(self, wanted: Iterable[tuple[str, tuple[str, ...], str]]) -> None:
+        """Read the neighbour lists not cached yet in one batch read per (relations, direction):
+        a level of the search costs a few store calls instead of one per node."""
+        groups: dict[tuple[tuple[str, ...], str], list[str]] = {}
+        for key in wanted:
+            if key not in self.nbr_cache:
+                groups.setdefault((key[1], key[2]), []).append(key[0])
+        for (rels, direction), nodes in groups.items():
+            got = self.store.neighbours_many(nodes, list(rels), Direction(direction), self.as_of)
+            for node in nodes:
+                self.nbr_cache[(node, rels, direction)] = got.get(node, [])
+
     # -- filters ------------------------------------------------------------------------------
     def node_ok(self, node: NodeRecord, pat: NodePattern) -> bool:
         if pat.classes and node.cls not in pat.classes:
@@ -570,6 +582,8 @@ class _Run:
         while frontier and not result.result_limit_hit:
             nxt: list[_State] = []
             # phase 1: candidate edges of every state in the level
+            self.prefetch_neighbours((st.key[0], tr.step.rels, tr.step.direction)
+                                     for st in frontier for tr in c.transitions.get(st.key[1], []))
             cands: list[tuple[_State, _Transition, EdgeRecord, str]] = []
             for st in frontier:
                 node_id, pos, _ = st.key
@@ -581,6 +595,12 @@ class _Run:
             cands = [c for c in cands if self.edge_precheck(c[1].step, c[2], c[0].key)]
             # phase 2: fetch the nodes reached, in one call
             self.fetch(o for *_, o in cands)
+            # the edges 'without_edge' conditions look at, for the nodes that reach that check
+            self.prefetch_neighbours(
+                (other, (a.rel,), a.direction) for _, tr, _, other in cands if tr.step.node.without_edge
+                and (rec := self.nodes.get(other)) is not None
+                and (not tr.step.node.classes or rec.cls in tr.step.node.classes)
+                for a in tr.step.node.without_edge)
             # phase 3: filter and visit in a deterministic order
             for st, tr, edge, other in cands:
                 rec = self.nodes.get(other)

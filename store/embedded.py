@@ -257,6 +257,21 @@ def _node_from(row: Sequence[Any]) -> NodeRecord:
     )
 
 
+def _nodes_from(rows: Sequence[Sequence[Any]]) -> list[NodeRecord]:
+    """Like ``_node_from`` for many rows, with their property documents parsed by one
+    ``json.loads`` (the per-call overhead dominates for small documents)."""
+    if not rows:
+        return []
+    props = json.loads("[" + ",".join(r[7] for r in rows) + "]")
+    fromiso = datetime.fromisoformat
+    return [
+        NodeRecord(id=r[0], cls=r[1], name=r[2], plant=r[3], source_system=r[4],
+                   valid_from=None if r[5] is None else fromiso(r[5]),
+                   valid_to=None if r[6] is None else fromiso(r[6]), props=p)
+        for r, p in zip(rows, props, strict=True)
+    ]
+
+
 def _edge_from(src: str, rel: str, dst: str, row: Sequence[Any]) -> EdgeRecord:
     """``row`` = (source_system, valid_from, valid_to, props as JSON text or already parsed)."""
     props = row[3]
@@ -700,8 +715,8 @@ class EmbeddedStore(GraphStore):
         out: dict[str, NodeRecord] = {}
         for batch in _chunks(list(ids), _CHUNK):
             sql = f"{_NODE_SELECT} WHERE n.id IN (SELECT value FROM json_each(:ids)){cond}"
-            for row in conn.execute(sql, {"ids": json.dumps(list(batch)), "t": t}):
-                out[row[0]] = _node_from(row)
+            for node in _nodes_from(conn.execute(sql, {"ids": json.dumps(list(batch)), "t": t}).fetchall()):
+                out[node.id] = node
         return out
 
     def neighbours(
@@ -773,6 +788,7 @@ class EmbeddedStore(GraphStore):
             params["rels"] = json.dumps(rel_list)
         if t is not None:
             conds += [_EDGE_VALID, _NODE_VALID, _NODE_VALID.replace("n.", "h.")]
+        fromiso = datetime.fromisoformat
         for here, there in _sides(direction):
             sql = (
                 "SELECT h.id, e.rel, n.id, e.source_system, e.valid_from, e.valid_to, e.props "
@@ -786,8 +802,9 @@ class EmbeddedStore(GraphStore):
                 props = json.loads("[" + ",".join(r[6] for r in rows) + "]")
                 for r, p in zip(rows, props, strict=True):
                     src, dst = (r[0], r[2]) if here == "src" else (r[2], r[0])
-                    out[r[0]].append(EdgeRecord(src=src, rel=r[1], dst=dst, props=p, source_system=r[3],
-                                                valid_from=_dt(r[4]), valid_to=_dt(r[5])))
+                    out[r[0]].append(EdgeRecord(
+                        src, r[1], dst, p, r[3],
+                        None if r[4] is None else fromiso(r[4]), None if r[5] is None else fromiso(r[5])))
         for n, lst in out.items():
             if len(lst) > 1:
                 if direction == Direction.BOTH:  # a loop edge is found from both sides
@@ -1256,8 +1273,7 @@ class EmbeddedStore(GraphStore):
         cur = conn.execute(sql, params)
         try:
             while rows := cur.fetchmany(1000):
-                for row in rows:
-                    node = _node_from(row)
+                for node in _nodes_from(rows):
                     if any(not _same(node.props, k, v) for k, v in checks):
                         continue
                     yield node

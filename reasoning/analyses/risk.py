@@ -15,6 +15,7 @@ The scoring is explained in docs/rules.md ("Delivery risk"). In short, per line:
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -86,11 +87,12 @@ class _Supply:
 class _Board:
     """One board computation: caches and the supply pools shared by lines, drawn in due order.
 
-    Reads are kept few on purpose (the interface has no batch neighbours): active holds, open
-    purchase-order lines and current downtime are collected once per board, and so are the
-    materials of released lots and open orders (from the lot's or order's side: a material's
-    FOR_MATERIAL edges list every line, lot and order ever made of it, ~100k at medium). A lot's
-    used quantity and each neighbour list are read at most once per board.
+    Reads are kept few on purpose: active holds, open purchase-order lines and current downtime
+    are collected once per board, and so are the materials of released lots and open orders (from
+    the lot's or order's side: a material's FOR_MATERIAL edges list every line, lot and order ever
+    made of it, ~100k at medium), each kind with one batch neighbour read
+    (``GraphStore.neighbours_many``) instead of one read per node. A lot's used quantity and each
+    neighbour list are read at most once per board.
     """
 
     def __init__(self, ctx: Context, now: datetime, as_of: datetime | None, horizon_end: datetime) -> None:
@@ -113,9 +115,10 @@ class _Board:
         # lot's material and the edges that use it up come in one read
         self._lots_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
         self._used: dict[str, float] = {}
+        lot_edges = self.store.neighbours_many(self.released, ["FOR_MATERIAL", *USED_RELS], Direction.BOTH, as_of)
         for lid in self.released:
             used = 0.0
-            for le in self.store.neighbours(lid, ["FOR_MATERIAL", *USED_RELS], Direction.BOTH, as_of):
+            for le in lot_edges[lid]:
                 if le.rel == "FOR_MATERIAL":
                     if le.src == lid:
                         self._lots_of[le.dst][lid] = le
@@ -123,6 +126,7 @@ class _Board:
                     used += _qty(le.props.get("quantity"))
             self._used[lid] = used
         self._orders_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+        self.nbrs_many(self.open_orders, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
         for oid in self.open_orders:
             both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
             # seed the SCHEDULED_ON reads order_causes makes (a sorted list stays sorted filtered)
@@ -133,28 +137,38 @@ class _Board:
         # holds active at now, and (for as_of) every lot that was ever held
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         self.ever_held: set[str] = set()
+        holds: list[tuple[NodeRecord, bool]] = []
         for h in ctx.store.find_nodes("QualityHold", as_of=as_of):
             placed, released = prop_time(h, "placed_at"), prop_time(h, "released_at")
             is_active = (placed is None or placed <= now) and (released is None or released > now)
             if not is_active and as_of is None:
                 continue
+            holds.append((h, is_active))
+        self.nbrs_many([h.id for h, _ in holds], ("HOLDS",), Direction.OUT)
+        for h, is_active in holds:
             for he in self.nbrs(h.id, ("HOLDS",), Direction.OUT):
                 self.ever_held.add(he.dst)
                 if is_active:
                     self.active[he.dst].append((h, he))
         # downtime still going on (or starting) within the horizon, by machine or line
         self.downtime: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        events = []
         for dt in ctx.store.find_nodes("DowntimeEvent", as_of=as_of):
             s, e = prop_time(dt, "start"), prop_time(dt, "end")
             if s is None or s > horizon_end or (e is not None and e <= now):
                 continue
+            events.append(dt)
+        self.nbrs_many([dt.id for dt in events], ("OCCURRED_ON",), Direction.OUT)
+        for dt in events:
             for oe in self.nbrs(dt.id, ("OCCURRED_ON",), Direction.OUT):
                 self.downtime[oe.dst].append((dt, oe))
-        # purchase-order lines not delivered yet, by material
+        # purchase-order lines not delivered yet, by material; the store filters on the missing
+        # delivered_at (a loaded one is a validated timestamp), so delivered lines are not decoded
         self.open_pol: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
-        for pol in ctx.store.find_nodes("PurchaseOrderLine", as_of=as_of):
-            if prop_time(pol, "delivered_at") is not None:
-                continue
+        pols = [pol for pol in ctx.store.find_nodes("PurchaseOrderLine", where={"delivered_at": None}, as_of=as_of)
+                if prop_time(pol, "delivered_at") is None]
+        self.nbrs_many([pol.id for pol in pols], ("FOR_MATERIAL",), Direction.OUT)
+        for pol in pols:
             for fe in self.nbrs(pol.id, ("FOR_MATERIAL",), Direction.OUT):
                 self.open_pol[fe.dst].append((pol, fe))
 
@@ -164,6 +178,14 @@ class _Board:
         if key not in self._edges:
             self._edges[key] = self.store.neighbours(node, list(rels), d, self.as_of)
         return self._edges[key]
+
+    def nbrs_many(self, nodes: Iterable[str], rels: tuple[str, ...], d: Direction) -> None:
+        """Read the neighbour lists of ``nodes`` not cached yet, in one batch read."""
+        missing = [n for n in nodes if (n, rels, d) not in self._edges]
+        if missing:
+            got = self.store.neighbours_many(missing, list(rels), d, self.as_of)
+            for n in missing:
+                self._edges[(n, rels, d)] = got[n]
 
     def nodes(self, ids: list[str]) -> dict[str, NodeRecord]:
         missing = [i for i in ids if i not in self._nodes]
@@ -175,10 +197,6 @@ class _Board:
 
     def node(self, nid: str) -> NodeRecord | None:
         return self.nodes([nid]).get(nid)
-
-    def of_material(self, material: str) -> list[EdgeRecord]:
-        """FOR_MATERIAL edges into the material (lots, orders, order lines of it)."""
-        return self.nbrs(material, ("FOR_MATERIAL",), Direction.IN)
 
     def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, EdgeRecord]]]:
         """('hold' | 'quarantine' | None, the holds active at now) for a lot.
@@ -239,12 +257,21 @@ class _Board:
         if material not in self._makers:
             out: list[tuple[EdgeRecord, EdgeRecord]] = []
             seen: set[str] = set()
-            edges = self.of_material(material)
-            classes = self.store.node_classes([e.src for e in edges])
-            recent = sorted((e for e in edges if classes.get(e.src) == "ProductionOrder"),
-                            key=lambda e: e.src, reverse=True)
-            for oe in recent[:MAKER_ORDERS]:
-                for le in self.nbrs(oe.src, ("SCHEDULED_ON",), Direction.OUT):
+            # ids only: the material's FOR_MATERIAL list is long (every lot, line and order of it)
+            links = self.store.neighbour_links([material], ["FOR_MATERIAL"], Direction.IN, self.as_of,
+                                               classes=["ProductionOrder"])[material]
+            recent = sorted({x.src for x in links}, reverse=True)[:MAKER_ORDERS]
+            # the records of the few edges used, read from the order's side
+            rels = ("FOR_MATERIAL", "SCHEDULED_ON")
+            self.nbrs_many(recent, rels, Direction.OUT)
+            for oid in recent:
+                oe = next((e for e in self.nbrs(oid, rels, Direction.OUT)
+                           if e.rel == "FOR_MATERIAL" and e.dst == material), None)
+                if oe is None:  # gone since the ids were read
+                    continue
+                for le in self.nbrs(oid, rels, Direction.OUT):
+                    if le.rel != "SCHEDULED_ON":
+                        continue
                     if le.dst not in seen:
                         seen.add(le.dst)
                         out.append((oe, le))
@@ -393,6 +420,8 @@ class _Board:
         customers, in a few batch node reads instead of several reads per line."""
         ids: list[str] = []
         orders: list[str] = []
+        materials: list[str] = []
+        self.nbrs_many([sol.id for sol in lines], LINE_RELS, Direction.BOTH)
         for sol in lines:
             for e in self.nbrs(sol.id, LINE_RELS, Direction.BOTH):
                 if e.rel == "HAS_SO_LINE" and e.dst == sol.id:
@@ -401,9 +430,22 @@ class _Board:
                     ids.append(e.src)
                 elif e.rel == "FOR_MATERIAL" and e.src == sol.id:
                     ids.append(e.dst)
+                    materials.append(e.dst)
         found = self.nodes(list(dict.fromkeys(orders + ids)))
+        self.nbrs_many([so for so in dict.fromkeys(orders) if so in found], ("PLACED_BY",), Direction.OUT)
         self.nodes(list(dict.fromkeys(ce.dst for so in dict.fromkeys(orders) if so in found
                                       for ce in self.nbrs(so, ("PLACED_BY",), Direction.OUT))))
+        # what component causes and options read: the materials' BOM items, their components and
+        # substitutes; and the machines of the lines open orders are planned on
+        self.nbrs_many(dict.fromkeys(materials), ("HAS_BOM_ITEM",), Direction.OUT)
+        boms = list(dict.fromkeys(be.dst for m in dict.fromkeys(materials)
+                                  for be in self.nbrs(m, ("HAS_BOM_ITEM",), Direction.OUT)))
+        self.nbrs_many(boms, ("COMPONENT",), Direction.OUT)
+        self.nbrs_many(boms, ("APPROVED_SUBSTITUTE",), Direction.OUT)
+        self.nodes(boms)
+        planned = dict.fromkeys(e.dst for oid in self.open_orders
+                                for e in self.nbrs(oid, ("SCHEDULED_ON",), Direction.OUT))
+        self.nbrs_many(planned, ("HAS_MACHINE",), Direction.OUT)
 
     def line(self, sol: NodeRecord) -> RiskLine:
         due = prop_time(sol, "due_date")
@@ -539,7 +581,12 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
     t_now = now or as_of or ctx.now
     end = t_now + timedelta(days=horizon_days)
     lines: list[NodeRecord] = []
-    for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, as_of=as_of):
+    # open lines only (a missing status reads "open"), filtered by the store: most lines are shipped
+    found = [sol for st in OPEN_LINE
+             for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, where={"status": st}, as_of=as_of)]
+    found += [sol for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, where={"status": None}, as_of=as_of)
+              if "status" not in sol.props]
+    for sol in found:
         if sol.props.get("status", "open") not in OPEN_LINE:
             continue
         due = prop_time(sol, "due_date")

@@ -42,7 +42,7 @@ def _assert_same_as_single_reads(store: GraphStore) -> None:
             assert [x.key for x in links[n]] == [e.key for e in single], (n, rels, direction, as_of)
             fars = [e.dst if e.src == n else e.src for e in single]
             assert [x.far for x in links[n]] == fars
-            assert [x.far_cls for x in links[n]] == [classes[f] for f in fars]
+            assert [x.far_cls for x in links[n]] == [classes.get(f) or store.node_classes([f])[f] for f in fars]
 
 
 def test_batch_reads_equal_single_reads(store: GraphStore) -> None:
@@ -77,3 +77,10 @@ def test_batch_reads_after_writes_and_inside_a_transaction(store: GraphStore) ->
         assert [e.key for e in store.neighbours_many(["PO2"], ["PRODUCED"])["PO2"]] == [("PO2", "PRODUCED", "L1")]
     _assert_same_as_single_reads(store)
     assert [x.key for x in store.neighbour_links(["PO2"], ["PRODUCED"])["PO2"]] == [("PO2", "PRODUCED", "L1")]
+
+
+def test_find_nodes_none_means_missing_or_null(store: GraphStore) -> None:
+    build_graph(store, nodes=[("A", "Lot", {"status": "released"}), ("B", "Lot", {}), ("C", "Lot", {"status": None}),
+                              ("D", "Lot", {"status": ""}), ("E", "Material", {})])
+    assert [n.id for n in store.find_nodes("Lot", where={"status": None})] == ["B", "C"]
+    assert [n.id for n in store.find_nodes(where={"status": None})] == ["B", "C", "E"]
