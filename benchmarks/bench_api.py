@@ -1,24 +1,30 @@
-"""API benchmark on loopback: requests/s and p50/p99 latency of trace, ask and entity lookups.
+"""API benchmark on loopback: requests/s, p50/p99 latency and server CPU per request.
 
-Starts ``plantgraph serve`` (uvicorn, one worker) on 127.0.0.1 over a generated plant (seed 7,
-cached under ``--workdir``), then drives it with a bounded asyncio load generator (httpx, keep-alive,
-``--concurrency`` requests in flight) for ``--duration`` seconds per endpoint:
+Starts ``plantgraph serve`` (uvicorn, ``--workers`` processes) on 127.0.0.1 over a generated plant
+(seed 7, cached under ``--workdir``), then drives it with a bounded asyncio load generator
+(``--concurrency`` keep-alive connections, one request in flight on each) for ``--duration`` seconds
+per endpoint. The generator writes prepared HTTP/1.1 requests on raw sockets and reads each response
+by its Content-Length: a full HTTP client costs about as much CPU per request as the server's own
+overhead, and it runs on the same 2 cores.
 
-- ``trace``: ``GET /v1/trace/hold/{id}`` rotating over the plant's quality holds
+- ``trace``: ``GET /v1/trace/hold/{id}`` rotating over (up to 200 of) the plant's quality holds
 - ``trace_scoped``: the same with a key scoped to one plant (redaction on)
 - ``ask``: ``POST /v1/ask`` rotating over hold/lot questions (degraded: no vector index is built, so
   this measures linking, routing, the analysis and composition, not the embedding model)
 - ``entity``: ``GET /v1/entities/{id}``
 
-Every request goes through authentication and the audit log (one SQLite append per call). The load
-generator runs on the same 2 cores as the server, so the figures are a floor.
+Every request goes through authentication and the audit log (one SQLite append per call). Each scale
+runs in two modes: ``computed`` (the response cache off: every request runs its analysis) and
+``cached`` (the default: a repeated request on an unchanged graph is served from the cache). The
+split table times the analysis alone in this process (same holds, same questions) next to the
+server's CPU per computed request: the difference is the API's own cost.
 
 Usage::
 
     .venv/bin/python -m benchmarks.bench_api                       # medium
-    .venv/bin/python -m benchmarks.bench_api --scales small --duration 5
+    .venv/bin/python -m benchmarks.bench_api --scales small,medium --duration 5
 
-Prints a table and writes ``benchmarks/results/api.json`` (earlier runs at other scales are kept).
+Prints tables and writes ``benchmarks/results/api.json`` (earlier runs at other scales are kept).
 """
 
 from __future__ import annotations
@@ -34,6 +40,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +50,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+import psutil  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.progress import Progress  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -49,12 +58,12 @@ from rich.table import Table  # noqa: E402
 from api.keys import KeyStore  # noqa: E402
 from graph_loader.generator import generate, named_spec  # noqa: E402
 from graph_loader.loader import load_bundle  # noqa: E402
+from store.base import GraphStore  # noqa: E402
 from store.factory import open_store  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "api.json"
+MODES = {"computed": "0", "cached": None}  # PLANTGRAPH_RESULT_CACHE_MB per mode (None: the default)
 console = Console()
-
-Request = Callable[[httpx.AsyncClient, int], Any]
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -87,57 +96,163 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def drive(base: str, key: str, make: Request, duration: float, concurrency: int) -> dict[str, Any]:
+def get(path: str, key: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n\r\n".encode()
+
+
+def post(path: str, key: str, doc: Any) -> bytes:
+    data = json.dumps(doc).encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nX-API-Key: {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+
+
+async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes) -> int:
+    """One request on a keep-alive connection; returns the status after reading the whole body."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    length = None
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if length is None:
+        raise RuntimeError(f"response without Content-Length: {head[:200]!r}")
+    await reader.readexactly(length)
+    return status
+
+
+async def warm(port: int, requests: list[bytes], concurrency: int) -> None:
+    """Every distinct request once on each connection: a connection stays with one worker process,
+    so each worker computes (and, in cached mode, keeps) every response before the timed run."""
+
+    async def walk() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for r in requests:
+                await exchange(reader, writer, r)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(walk() for _ in range(concurrency)))
+
+
+async def drive(port: int, requests: list[bytes], duration: float, concurrency: int) -> dict[str, Any]:
     lat: list[float] = []
     errors = 0
-    stop = time.perf_counter() + duration
     counter = 0
+    stop = time.perf_counter() + duration
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker() -> None:
         nonlocal errors, counter
-        while time.perf_counter() < stop:
-            i = counter
-            counter += 1
-            t = time.perf_counter()
-            r = await make(client, i)
-            lat.append((time.perf_counter() - t) * 1000)
-            if r.status_code != 200:
-                errors += 1
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while time.perf_counter() < stop:
+                i = counter
+                counter += 1
+                t = time.perf_counter()
+                status = await exchange(reader, writer, requests[i % len(requests)])
+                lat.append((time.perf_counter() - t) * 1000)
+                if status != 200:
+                    errors += 1
+        finally:
+            writer.close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, headers={"X-API-Key": key}, timeout=60, limits=limits) as client:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    wall = time.perf_counter() - t0
     return {"requests": len(lat), "errors": errors, "rps": round(len(lat) / wall, 1),
             "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2),
             "concurrency": concurrency, "seconds": round(wall, 2)}
 
 
-def run_scale(scale: str, workdir: Path, duration: float, concurrency: int) -> dict[str, Any]:
+def server_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of the server and its worker processes so far."""
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+@dataclass
+class Plant:
+    store_dir: Path
+    now: str
+    holds: list[str]
+    scoped_holds: list[str]
+    plant: str
+    lots: list[str]
+    entities: int
+    relations: int
+
+    @property
+    def questions(self) -> list[str]:
+        return [f"Lot {x} is on hold. Which customers are affected?" for x in self.lots[:50]]
+
+
+def plant_of(scale: str, workdir: Path) -> Plant:
     bundle, store_dir = prepare(scale, workdir)
     truth = json.loads((bundle / "truth.json").read_text())
     st = open_store("embedded", store_dir)
-    holds = [n.id for n in st.find_nodes("QualityHold", limit=200)]
-    hold_plant = {n.id: n.plant for n in st.get_nodes(holds).values()}
-    lots = [n.id for n in st.find_nodes("Lot", limit=200)]
-    counts = st.counts()
-    st.close()
+    try:
+        holds = [n.id for n in st.find_nodes("QualityHold", limit=200)]
+        hold_plant = {n.id: n.plant for n in st.get_nodes(holds).values()}
+        lots = [n.id for n in st.find_nodes("Lot", limit=200)]
+        counts = st.counts()
+    finally:
+        st.close()
     plant = next(p for p in hold_plant.values() if p)
-    scoped_holds = [h for h in holds if hold_plant[h] == plant]
+    return Plant(store_dir, truth["now"], holds, [h for h in holds if hold_plant[h] == plant], plant, lots,
+                 counts.nodes, counts.edges)
+
+
+def analysis_cpu(pl: Plant) -> dict[str, float]:
+    """CPU ms per call of the analysis alone (trace_hold; the degraded copilot's ask), in this
+    process, after one warm-up pass: the part of a request the API does not own."""
+    from reasoning.rag.copilot import Copilot
+    from reasoning.service import Analyses
+
+    st: GraphStore = open_store("embedded", pl.store_dir)
+    out: dict[str, float] = {}
+    try:
+        a = Analyses(st, now=datetime.fromisoformat(pl.now))
+        cp = Copilot(st, analyses=a, index=None, index_error="benchmark: no vector index")
+        jobs: dict[str, tuple[list[str], Callable[[str], Any]]] = {
+            "trace": (pl.holds, a.trace_hold), "trace_scoped": (pl.scoped_holds, a.trace_hold),
+            "ask": (pl.questions, cp.ask)}
+        for name, (items, fn) in jobs.items():
+            for x in items:
+                fn(x)
+            t = time.process_time()
+            for x in items:
+                fn(x)
+            out[name] = round((time.process_time() - t) * 1000 / len(items), 2)
+    finally:
+        st.close()
+    return out
+
+
+def run_mode(pl: Plant, mode: str, duration: float, concurrency: int, workers: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="plantgraph-bench-api-") as tmp:
         data = Path(tmp)
         ks = KeyStore(data / "keys.sqlite")
         key = ks.create("bench", "analyst", "*").key
-        scoped = ks.create("bench-scoped", "analyst", plant).key
+        scoped = ks.create("bench-scoped", "analyst", pl.plant).key
         ks.close()
-        env = {**os.environ, "PLANTGRAPH_DATA": str(data), "PLANTGRAPH_STORE": str(store_dir),
-               "PLANTGRAPH_NOW": truth["now"], "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+        env = {**os.environ, "PLANTGRAPH_DATA": str(data), "PLANTGRAPH_STORE": str(pl.store_dir),
+               "PLANTGRAPH_NOW": pl.now, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
                "PYTHONPATH": str(ROOT)}
+        cache_mb = MODES[mode]
+        if cache_mb is not None:
+            env["PLANTGRAPH_RESULT_CACHE_MB"] = cache_mb
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen([sys.executable, "-m", "plantgraph", "serve", "--port", str(port),
-                                 "--log-level", "warning"], env=env, cwd=ROOT,
+                                 "--workers", str(workers), "--log-level", "warning"], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
@@ -149,19 +264,23 @@ def run_scale(scale: str, workdir: Path, duration: float, concurrency: int) -> d
                     time.sleep(0.3)
                 if time.monotonic() > deadline or proc.poll() is not None:
                     raise RuntimeError("the API server did not start")
-            questions = [f"Lot {x} is on hold. Which customers are affected?" for x in lots[:50]]
-            plan: list[tuple[str, str, Request]] = [
-                ("trace", key, lambda c, i: c.get(f"/v1/trace/hold/{holds[i % len(holds)]}")),
-                ("trace_scoped", scoped, lambda c, i: c.get(f"/v1/trace/hold/{scoped_holds[i % len(scoped_holds)]}")),
-                ("ask", key, lambda c, i: c.post("/v1/ask", json={"question": questions[i % len(questions)]})),
-                ("entity", key, lambda c, i: c.get(f"/v1/entities/{lots[i % len(lots)]}")),
-            ]
+            plan: dict[str, list[bytes]] = {
+                "trace": [get(f"/v1/trace/hold/{h}", key) for h in pl.holds],
+                "trace_scoped": [get(f"/v1/trace/hold/{h}", scoped) for h in pl.scoped_holds],
+                "ask": [post("/v1/ask", key, {"question": q}) for q in pl.questions],
+                "entity": [get(f"/v1/entities/{x}", key) for x in pl.lots],
+            }
+            ps = psutil.Process(proc.pid)
             out: dict[str, Any] = {}
             with Progress(console=console, transient=True) as prog:
-                task = prog.add_task(f"{scale}: driving the API", total=len(plan))
-                for name, k, make in plan:
-                    asyncio.run(drive(base, k, make, min(2.0, duration / 4), concurrency))  # warm-up
-                    out[name] = asyncio.run(drive(base, k, make, duration, concurrency))
+                task = prog.add_task(f"{mode}: driving the API", total=len(plan))
+                for name, reqs in plan.items():
+                    asyncio.run(warm(port, reqs, concurrency))
+                    before = server_cpu(ps)
+                    r = asyncio.run(drive(port, reqs, duration, concurrency))
+                    r["server_cpu_ms"] = round((server_cpu(ps) - before) * 1000 / max(r["requests"], 1), 2)
+                    r["load_average_1m"] = round(os.getloadavg()[0], 2)
+                    out[name] = r
                     prog.advance(task)
         finally:
             proc.terminate()
@@ -169,8 +288,19 @@ def run_scale(scale: str, workdir: Path, duration: float, concurrency: int) -> d
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
-    return {"scale": scale, "entities": counts.nodes, "relations": counts.edges, "endpoints": out,
-            "load_average_1m": round(os.getloadavg()[0], 2)}
+    return out
+
+
+def run_scale(scale: str, workdir: Path, duration: float, concurrency: int, workers: int,
+              modes: list[str]) -> dict[str, Any]:
+    pl = plant_of(scale, workdir)
+    split = analysis_cpu(pl)
+    result: dict[str, Any] = {"scale": scale, "entities": pl.entities, "relations": pl.relations,
+                              "workers": workers, "analysis_cpu_ms": split, "modes": {}}
+    for mode in modes:
+        result["modes"][mode] = run_mode(pl, mode, duration, concurrency, workers)
+    result["load_average_1m"] = round(os.getloadavg()[0], 2)
+    return result
 
 
 def main() -> None:
@@ -178,18 +308,36 @@ def main() -> None:
     ap.add_argument("--scales", default="medium", help="comma-separated: tiny, small, medium, large")
     ap.add_argument("--workdir", type=Path, default=ROOT / "data" / "bench-api")
     ap.add_argument("--duration", type=float, default=10.0, help="seconds per endpoint")
-    ap.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    ap.add_argument("--concurrency", type=int, default=4, help="connections, one request in flight on each")
+    ap.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
+    ap.add_argument("--modes", default="computed,cached", help="computed (cache off), cached (default server)")
     args = ap.parse_args()
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    bad = [m for m in modes if m not in MODES]
+    if bad:
+        ap.error(f"--modes: unknown {', '.join(bad)}; expected some of {', '.join(MODES)}")
     previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    runs = {r["scale"]: r for r in previous.get("runs", [])}
-    table = Table("scale", "endpoint", "requests", "req/s", "p50 ms", "p99 ms", "errors", title="API on loopback")
+    runs = {r["scale"]: r for r in previous.get("runs", []) if "modes" in r}
+    table = Table("scale", "mode", "endpoint", "requests", "req/s", "p50 ms", "p99 ms", "server CPU ms/req",
+                  "errors", "load 1m",
+                  title=f"API on loopback ({args.workers} worker(s), {args.concurrency} in flight)")
+    split = Table("scale", "endpoint", "analysis CPU ms", "server CPU ms/req (computed)", "API overhead ms",
+                  title="where a computed request's CPU goes")
     for scale in [s.strip() for s in args.scales.split(",") if s.strip()]:
-        run = run_scale(scale, args.workdir, args.duration, args.concurrency)
+        run = run_scale(scale, args.workdir, args.duration, args.concurrency, args.workers, modes)
         runs[scale] = run
-        for name, r in run["endpoints"].items():
-            table.add_row(scale, name, str(r["requests"]), f"{r['rps']:.1f}", f"{r['p50_ms']:.1f}",
-                          f"{r['p99_ms']:.1f}", str(r["errors"]))
+        for mode, endpoints in run["modes"].items():
+            for name, r in endpoints.items():
+                table.add_row(scale, mode, name, str(r["requests"]), f"{r['rps']:.1f}", f"{r['p50_ms']:.1f}",
+                              f"{r['p99_ms']:.1f}", f"{r['server_cpu_ms']:.2f}", str(r["errors"]),
+                              f"{r['load_average_1m']:.1f}")
+        computed = run["modes"].get("computed", {})
+        for name, ms in run["analysis_cpu_ms"].items():
+            if name in computed:
+                srv = computed[name]["server_cpu_ms"]
+                split.add_row(scale, name, f"{ms:.2f}", f"{srv:.2f}", f"{srv - ms:.2f}")
     console.print(table)
+    console.print(split)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps({
         "machine": {"python": platform.python_version(), "cpu": platform.machine(), "cores": os.cpu_count()},

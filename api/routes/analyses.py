@@ -16,7 +16,7 @@ from api.deps import Analyst, AuditContext, AuditDep, ServicesDep, StoreDep
 from api.keys import Principal
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError, not_found
 from api.schemas import AnalysisResponse
-from api.scope import entity_ref_ids, redact_document, scope_note
+from api.scope import entity_ref_ids, redact_json, scope_note
 from api.services import Services
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
 from store.base import GraphStore
@@ -81,13 +81,13 @@ def _run(
     except (ReasoningError, ValueError) as exc:
         # the analysis refused its input (e.g. an incident that concerns no lots)
         raise ProblemError(422, str(exc), slug="analysis-input") from None
-    doc: Any = None
     withheld = 0
     if not principal.all_plants:
-        doc, withheld, _ = redact_document(store, principal, result.model_dump(mode="json"))
-    if withheld:
-        result = model.model_validate(doc)
-        audit.detail = f"withheld={withheld}"
+        doc, withheld = redact_json(store, principal, result.model_dump_json())
+        if doc is not None:
+            result = model.model_validate(doc)
+        if withheld:
+            audit.detail = f"withheld={withheld}"
     # serialise once; the result is a checked model (re-validated above only when redacted)
     body = AnalysisResponse[model](result=result, scope=scope_note(principal, withheld)).model_dump_json()  # type: ignore[valid-type]
     ids = entity_ref_ids(body)

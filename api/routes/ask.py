@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from fastapi import APIRouter
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.cache import CachedResponse
 from api.deps import Asker, AuditDep, ServicesDep, StoreDep
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
-from api.scope import ScopeNote, redact_answer, scope_note
+from api.scope import ScopeNote, mentioned_entities, redact_answer, scope_note
 from reasoning.rag.models import Answer
 
 router = APIRouter(prefix="/v1", tags=["copilot"], responses=PROBLEM_RESPONSES)
@@ -57,14 +58,20 @@ async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: Ser
     except CopilotError as exc:
         raise ProblemError(422, str(exc), slug="ask-input",
                            errors=[FieldError(loc="body.question", msg=str(exc))]) from None
-    dumped = answer.model_dump(mode="json")
-    doc, withheld, ids = redact_answer(store, principal, dumped)
+    text = answer.model_dump_json()
+    withheld = 0
+    checked = answer
+    if principal.all_plants:
+        ids = mentioned_entities(store, text)
+    else:
+        dumped = json.loads(text)
+        doc, withheld, ids = redact_answer(store, principal, dumped, text)
+        if doc is not dumped:  # changed by redaction: re-validated; otherwise already a checked model
+            checked = Answer.model_validate(doc)
     audit.entity_ids.update(ids)
     audit.detail = "; ".join(x for x in (
-        f"intent={doc.get('intent')}", "degraded" if doc.get("degraded") else "",
+        f"intent={checked.intent}", "degraded" if checked.degraded else "",
         f"withheld={withheld}" if withheld else "") if x)
-    # an answer that redaction left alone is already a checked model; a changed one is re-validated
-    checked = answer if doc is dumped else Answer.model_validate(doc)
     raw = AskResponse(answer=checked, scope=scope_note(principal, withheld)).model_dump_json().encode()
     services.responses.put(epoch, cache_key, CachedResponse(raw, frozenset(ids), audit.detail))
     return Response(raw, media_type="application/json")

@@ -33,15 +33,27 @@ def _print_json(model: BaseModel | list[BaseModel]) -> None:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to bind (loopback by default).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535)] = 8000,
-    workers: Annotated[int, typer.Option(min=1, max=16, help="uvicorn worker processes.")] = 1,
+    workers: Annotated[int, typer.Option(
+        min=1, max=16, help="uvicorn worker processes (one per core for throughput; each opens the store)."
+    )] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    http: Annotated[str, typer.Option(help="HTTP parser: auto (httptools when installed), httptools or h11.")] = "auto",
+    loop: Annotated[str, typer.Option(help="Event loop: auto (uvloop when installed), uvloop or asyncio.")] = "auto",
+    access_log: Annotated[bool, typer.Option(help="Log every request line (the audit log records them anyway).")]
+    = True,
 ) -> None:
     """Run the HTTP API (uvicorn); OpenAPI docs at http://HOST:PORT/docs."""
     import uvicorn
 
-    console.print(f"plantgraph API on http://{host}:{port}  (docs: /docs, health: /healthz, /readyz)")
+    for name, value, allowed in (("--http", http, ("auto", "httptools", "h11")),
+                                 ("--loop", loop, ("auto", "uvloop", "asyncio"))):
+        if value not in allowed:
+            err.print(f"[red]error:[/red] {name}: expected one of {', '.join(allowed)}, got {value!r}")
+            raise typer.Exit(2)
+    console.print(f"plantgraph API on http://{host}:{port}  (docs: /docs, health: /healthz, /readyz; "
+                  f"{workers} worker(s))")
     uvicorn.run("api.app:app_from_env", factory=True, host=host, port=port, workers=workers,
-                log_level=log_level)
+                log_level=log_level, http=http, loop=loop, access_log=access_log)
 
 
 @keys_app.command("create")

@@ -71,3 +71,10 @@ def test_audit_verify_and_list(data: Path) -> None:
 def test_audit_verify_without_log(data: Path) -> None:
     r = runner.invoke(app, ["audit", "verify"])
     assert r.exit_code == 1 and "no audit log" in r.output
+
+
+@pytest.mark.parametrize(("option", "value"), [("--http", "h2"), ("--loop", "trio")])
+def test_serve_refuses_unknown_http_or_loop(data: Path, option: str, value: str) -> None:
+    r = runner.invoke(app, ["serve", option, value])
+    assert r.exit_code == 2
+    assert option in r.output and value in r.output

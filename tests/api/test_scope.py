@@ -52,3 +52,10 @@ def test_json_candidates_and_refs() -> None:
     cands = json_candidates(text)
     assert {'L-"1', "SUP-7", "PO-2", "Lot"} <= cands
     assert entity_ref_ids('{"a":[{"id":"L-1","cls":"Lot"},{"id":"C-2","cls":"Customer"}]}') == {"L-1", "C-2"}
+
+
+def test_json_candidates_without_escapes_match_the_strings() -> None:
+    # no escaped quote: the fast split path; every string counts, prose gives its id-like tokens
+    text = '{"items":[{"id":"L-1","cls":"Lot"}],"why":"held by QH-9 since Monday","n":3,"e":"","u":"caf\\u00e9"}'
+    assert json_candidates(text) == {"items", "id", "L-1", "cls", "Lot", "why", "held", "by", "QH-9", "since",
+                                     "Monday", "n", "e", "u", "café"}
