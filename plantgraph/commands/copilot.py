@@ -146,7 +146,14 @@ def docs_add(
                       f"{report.embedded} texts embedded, {report.reused} reused")
 
 
-def index_build(store_path: StoreOpt = None, json_out: JsonOpt = False) -> None:
+def index_build(
+    store_path: StoreOpt = None,
+    json_out: JsonOpt = False,
+    threads: Annotated[int | None, typer.Option(
+        "--threads", min=1, max=64,
+        help="Torch threads for embedding (default: torch's choice; 1 is faster on a busy shared machine).",
+    )] = None,
+) -> None:
     """Build or update the vector index (only new or changed texts are embedded)."""
     from reasoning.rag.embedder import SentenceTransformerEmbedder
     from reasoning.rag.errors import CopilotError
@@ -154,7 +161,8 @@ def index_build(store_path: StoreOpt = None, json_out: JsonOpt = False) -> None:
 
     with _store(store_path) as (store, spath):
         try:
-            index = VectorIndex(index_dir_for(spath), SentenceTransformerEmbedder(get_settings().embedding_model_path))
+            embedder = SentenceTransformerEmbedder(get_settings().embedding_model_path, batch_threads=threads)
+            index = VectorIndex(index_dir_for(spath), embedder)
             report = index.build(store, show_progress=not json_out)
         except CopilotError as exc:
             err_console.print(f"[red]error:[/red] {escape(str(exc))}")

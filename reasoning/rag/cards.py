@@ -6,6 +6,13 @@ incidents, holds, downtime, maintenance) get a card; high-volume transactional e
 orders, order lines, shifts) are linked by id, name or alias only. A card never contains its own id
 so that identical cards (e.g. many downtime events with the same reason on the same machine) share
 one embedded text: the index embeds distinct texts only.
+
+Event classes (downtime, maintenance, holds) are the ones that grow with the plant's history, so
+their cards are templates: the name with its ids masked ("Breakdown of M-CHI-051" -> "Breakdown"),
+the reason or kind, and no per-event details (who placed a hold, the machine, the status): there are
+as many distinct event cards as distinct reasons, however long the history. Chunk texts are embedded
+with their ids masked too (``IndexItem.key_text``) while the passage shown and cited stays the
+original text, so templated narratives ("Planned service of M-BER-011: ...") share one vector.
 """
 
 from __future__ import annotations
@@ -25,6 +32,22 @@ CARD_CLASSES: tuple[str, ...] = (
     "Site", "Area", "Line", "Machine", "Material", "Supplier", "Customer", "Person",
     "SOP", "SOPVersion", "Incident", "QualityHold", "DowntimeEvent", "MaintenanceOrder",
 )
+
+#: Classes whose cards are templates (no ids, no per-event details), see the module docstring.
+EVENT_CLASSES: tuple[str, ...] = ("DowntimeEvent", "MaintenanceOrder", "QualityHold")
+
+#: Tokens that look like ids (a digit and an upper-case letter or a dash: M-CHI-051, MO-0002243).
+_ID_TOKEN = re.compile(r"\b(?=[\w-]*\d)(?=[\w-]*[A-Z-])[A-Z][\w]*(?:-[\w]+)+\b|\b[A-Z]{1,5}\d{2,}\b")
+_DANGLING = re.compile(r"(?:\s+(?:on|of|for|at|from|to|in))+\s*$")
+
+
+def mask_ids(text: str) -> str:
+    """The text with id-like tokens removed (for dedupe keys), whitespace tidied."""
+    out = _ID_TOKEN.sub(" ", text)
+    out = re.sub(r"[ \t]+([,.;:)])", r"\1", out)
+    out = re.sub(r"[ \t]{2,}", " ", out).strip()
+    return _DANGLING.sub("", out)
+
 
 #: Classes whose long-text properties are chunked as documents.
 CHUNK_CLASSES: tuple[str, ...] = ("SOPVersion", "Incident", "MaintenanceOrder")
@@ -61,7 +84,8 @@ def content_hash(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IndexItem:
-    """One searchable thing; ``text`` is what gets embedded (identical texts share a vector)."""
+    """One searchable thing; ``text`` is shown and cited, ``key_text`` (when set: the text with
+    its ids masked) is what gets embedded; identical keys share a vector."""
 
     item_id: str
     kind: Literal["card", "chunk"]
@@ -72,10 +96,15 @@ class IndexItem:
     start: int | None = None
     end: int | None = None
     plant: str | None = None
+    key_text: str | None = None
+
+    @property
+    def embed_text(self) -> str:
+        return self.key_text if self.key_text is not None else self.text
 
     @property
     def hash(self) -> str:
-        return content_hash(self.text)
+        return content_hash(self.embed_text)
 
 
 def chunk_text(text: str, max_chars: int = CHUNK_CHARS) -> list[tuple[int, int]]:
@@ -136,9 +165,9 @@ _KEY_PROPS: dict[str, tuple[str, ...]] = {
     "SOP": ("title", "operation"),
     "SOPVersion": ("version", "effective_from", "effective_to"),
     "Incident": ("kind", "severity", "title"),
-    "QualityHold": ("reason", "placed_by"),
+    "QualityHold": ("reason",),
     "DowntimeEvent": ("reason",),
-    "MaintenanceOrder": ("kind", "status"),
+    "MaintenanceOrder": ("kind",),
 }
 
 # (relation, direction, label) to summarise the neighbourhood of a card's entity.
@@ -150,8 +179,6 @@ _NEIGHBOURHOOD: dict[str, tuple[tuple[str, Direction, str], ...]] = {
     "SOP": (("APPLIES_TO", Direction.OUT, "applies to"),),
     "SOPVersion": (("VERSION_OF", Direction.OUT, "version of"),),
     "Incident": (("OCCURRED_ON", Direction.OUT, "on"),),
-    "DowntimeEvent": (("OCCURRED_ON", Direction.OUT, "on"),),
-    "MaintenanceOrder": (("OCCURRED_ON", Direction.OUT, "on"),),
     "Person": (("WORKS_AT", Direction.OUT, "works at"),),
 }
 
@@ -162,8 +189,9 @@ def card_text(store: GraphStore, node: NodeRecord) -> str:
     Event classes leave the name out when it is just an id-like label, so equal events dedupe.
     """
     parts = [ENTITY_CLASSES[node.cls].__name__ if node.cls in ENTITY_CLASSES else node.cls]
-    if node.name and node.id not in node.name:
-        parts.append(node.name)
+    name = mask_ids(node.name) if node.name and node.cls in EVENT_CLASSES else node.name
+    if name and node.id not in name:
+        parts.append(name)
     for key in _KEY_PROPS.get(node.cls, ()):
         value = node.props.get(key)
         if value not in (None, "", []):
@@ -192,7 +220,9 @@ def entity_items(store: GraphStore, classes: Iterable[str] = CARD_CLASSES) -> It
 def chunk_items(doc_id: str, text: str, plant: str | None, entity_id: str | None = None,
                 field: str = "text") -> Iterator[IndexItem]:
     for n, (s, e) in enumerate(chunk_text(text)):
+        piece = text[s:e]
+        key = mask_ids(piece)
         yield IndexItem(
-            item_id=f"chunk:{doc_id}:{field}:{n}", kind="chunk", text=text[s:e], entity_id=entity_id,
-            doc_id=doc_id, chunk=n, start=s, end=e, plant=plant,
+            item_id=f"chunk:{doc_id}:{field}:{n}", kind="chunk", text=piece, entity_id=entity_id,
+            doc_id=doc_id, chunk=n, start=s, end=e, plant=plant, key_text=key if key and key != piece else None,
         )

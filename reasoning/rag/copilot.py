@@ -43,6 +43,7 @@ from store.base import Direction, GraphStore, NodeRecord
 
 MAX_PATHS_PER_CLAIM = 25
 MAX_LISTED = 12
+MAX_PASSAGES = 3  # quoted SOP passages per answer (the rest are cited by path)
 FREE_MIN_SCORE = 0.3
 
 #: Words in a question that say which reached class the asker wants (first match wins).
@@ -95,10 +96,11 @@ class _Builder:
     def __init__(self) -> None:
         self.claims: list[Claim] = []
         self.citations: list[GraphPathCitation | PassageCitation] = []
-        self._seen: dict[str, int] = {}
+        self._seen: dict[tuple[object, ...], int] = {}
 
     def cite(self, c: GraphPathCitation | PassageCitation) -> int:
-        key = c.model_dump_json()
+        key: tuple[object, ...] = ((tuple(c.nodes), tuple(c.rels), tuple(c.directions))
+                                   if isinstance(c, GraphPathCitation) else (c.doc_id, c.chunk, c.start, c.end, c.text))
         if key not in self._seen:
             self._seen[key] = len(self.citations)
             self.citations.append(c)
@@ -623,7 +625,7 @@ class Copilot:
             b.claim(f"No SOP version was in effect for order {orders[0]} at {res.at.isoformat() if res.at else '?'}.",
                     [path_citation(p) for p in res.evidence if p.steps] or [node_citation(orders[0])])
             return res.model_dump(mode="json"), [], False
-        for m in res.in_effect:
+        for n, m in enumerate(res.in_effect[:MAX_LISTED]):
             b.claim(
                 f"{_label(m.version.id, m.version.name)} of SOP {_label(m.sop.id, m.sop.name)} was in effect for "
                 f"order {orders[0]} at {res.at.isoformat() if res.at else 'its start'} (applies via {m.applies_via} "
@@ -631,10 +633,16 @@ class Copilot:
                 f"{m.effective_to.isoformat() if m.effective_to else 'open'}).",
                 [path_citation(p) for p in m.evidence if p.steps] or [node_citation(m.version.id)],
             )
-            if m.text_excerpt:
+            if m.text_excerpt and n < MAX_PASSAGES:
                 passage = self._passage_for(m.version.id, m.text_excerpt)
                 if passage is not None:
                     b.claim(f"It says: \"{passage.text}\"", [passage])
+        if len(res.in_effect) > MAX_LISTED:
+            rest = res.in_effect[MAX_LISTED:]
+            b.claim(f"{len(rest)} more SOP versions were in effect for order {orders[0]}: "
+                    f"{_listing([(m.version.id, m.version.name) for m in rest])}.",
+                    [path_citation(p) for m in rest for p in m.evidence[:1] if p.steps][:MAX_PATHS_PER_CLAIM]
+                    or [node_citation(m.version.id) for m in rest[:MAX_PATHS_PER_CLAIM]])
         if res.superseded and res.used_version is not None:
             b.claim(f"The order ran under {res.used_version.id}, which differs from the version in effect"
                     f"{': ' + res.superseded_detail if res.superseded_detail else ''}.",

@@ -1,13 +1,15 @@
 """Graph expansion: a bounded typed neighbourhood around seed entities, ranked with personalised
-PageRank (networkx) on that small subgraph only, so cost does not grow with the plant."""
+PageRank (the networkx algorithm, run directly on a scipy matrix) on that small subgraph only, so
+cost does not grow with the plant."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-import networkx as nx
+import numpy as np
+import scipy.sparse as sp
 
 from reasoning.rag.models import GraphPathCitation
 from store.base import Direction, GraphStore, TraversalStep
@@ -30,6 +32,36 @@ class RankedNode:
     path: GraphPathCitation
 
 
+def personalised_pagerank(nodes: Sequence[str], edges: Iterable[tuple[str, str]], personal: Mapping[str, float],
+                          alpha: float = 0.85, max_iter: int = 100, tol: float = 1.0e-6) -> dict[str, float]:
+    """Personalised PageRank by power iteration on a scipy sparse matrix: the algorithm of
+    ``networkx.pagerank`` (same damping, dangling mass sent to the personalisation vector, same
+    stopping rule) without building a networkx graph first, which cost ~100 ms per question for
+    a 200-node neighbourhood on a busy machine. tests/reasoning/rag checks it against networkx."""
+    index = {n: i for i, n in enumerate(nodes)}
+    n = len(nodes)
+    rows, cols = [], []
+    for a, b in edges:
+        rows.append(index[a])
+        cols.append(index[b])
+    adj = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(n, n))
+    out = np.asarray(adj.sum(axis=1)).ravel()
+    inv = np.divide(1.0, out, out=np.zeros(n), where=out != 0)
+    trans = sp.csr_array(sp.dia_array((inv, 0), shape=(n, n)) @ adj)
+    p = np.array([personal.get(x, 0.0) for x in nodes], dtype=float)
+    p /= p.sum()
+    dangling = np.where(out == 0)[0]
+    x = np.repeat(1.0 / n, n)
+    for _ in range(max_iter):
+        last = x
+        x = alpha * (x @ trans + x[dangling].sum() * p) + (1 - alpha) * p
+        if np.absolute(x - last).sum() < n * tol:
+            return dict(zip(nodes, map(float, x), strict=True))
+    # alpha < 1 contracts the error by alpha per step (0.85**100 ~ 1e-7), so this is not reached in
+    # practice; networkx would raise here, a ranking of context is better served by the last iterate
+    return dict(zip(nodes, map(float, x), strict=True))
+
+
 class GraphExpander:
     def __init__(self, store: GraphStore, max_depth: int = 2, max_nodes: int = 200) -> None:
         self.store = store
@@ -43,16 +75,15 @@ class GraphExpander:
         if not seeds:
             return []
         trav = self.store.traverse(seeds, self.steps, self.max_depth, as_of=as_of, max_nodes=self.max_nodes)
-        g: nx.DiGraph = nx.DiGraph()
-        g.add_nodes_from(trav.hops)
+        pairs: set[tuple[str, str]] = set()
         for hop in trav.hops.values():
             if hop.edge is not None:
-                g.add_edge(hop.edge.src, hop.edge.dst)
-                g.add_edge(hop.edge.dst, hop.edge.src)
-        personal = {s: 1.0 for s in seeds if s in g}
+                pairs.add((hop.edge.src, hop.edge.dst))
+                pairs.add((hop.edge.dst, hop.edge.src))
+        personal = {s: 1.0 for s in seeds if s in trav.hops}
         if not personal:
             return []
-        ranks = nx.pagerank(g, alpha=0.85, personalization=personal) if g.number_of_edges() else personal
+        ranks = personalised_pagerank(list(trav.hops), pairs, personal) if pairs else personal
         nodes = self.store.get_nodes(list(trav.hops), as_of)
         out: list[RankedNode] = []
         for node_id, score in sorted(ranks.items(), key=lambda kv: (-kv[1], kv[0])):

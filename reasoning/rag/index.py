@@ -40,6 +40,9 @@ from store.base import CapabilityError, GraphStore, StoreError
 FORMAT_VERSION = 1
 VECTOR_NAMESPACE = "plantgraph_rag"
 EMBED_BATCH = 256
+#: Items returned per distinct text: a templated card shared by thousands of events (see cards.py)
+#: must not fill the whole top-k with copies of itself.
+PER_ROW = 3
 
 
 class IndexManifest(BaseModel):
@@ -182,7 +185,7 @@ class VectorIndex:
         items = self.collect(store)
         wanted: dict[str, str] = {}
         for it in items:
-            wanted.setdefault(it.hash, it.text)
+            wanted.setdefault(it.hash, it.embed_text)
         missing = [h for h in wanted if h not in self._row_of]
         new_vectors = self._embed([wanted[h] for h in missing], show_progress)
         keep = [h for h in self.hashes if h in wanted]
@@ -287,9 +290,13 @@ class VectorIndex:
                 if row in seen_rows:
                     continue
                 seen_rows.add(row)
+                taken = 0
                 for n in self._row_items[row]:
+                    if taken >= PER_ROW or len(out) >= k:
+                        break
                     it = self.items[n]
                     if ok(it):
+                        taken += 1
                         out.append(RetrievedItem(
                             item_id=it.item_id, kind=it.kind, score=round(float(score), 5), text=it.text,
                             entity_id=it.entity_id, doc_id=it.doc_id, chunk=it.chunk, start=it.start,

@@ -12,7 +12,7 @@ import pytest
 from reasoning.rag.cards import chunk_text
 from reasoning.rag.documents import DocumentRegistry
 from reasoning.rag.errors import DocumentError, VectorIndexError
-from reasoning.rag.index import VectorIndex, index_dir_for
+from reasoning.rag.index import PER_ROW, VectorIndex, index_dir_for
 from store.base import GraphStore
 from tests.graphs import build_graph
 from tests.reasoning.rag.fakes import HashEmbedder
@@ -63,8 +63,30 @@ def test_identical_cards_share_one_vector(plant: GraphStore, plant_path: Path) -
     index = VectorIndex(index_dir_for(plant_path), emb)
     report = index.build(plant)
     assert report.items - report.distinct_texts == 3  # DT-1..DT-4 have one text
-    hits = index.search("bearing overheated on Mixer 7", k=4, kinds=["card"])
-    assert {h.entity_id for h in hits} == {"DT-1", "DT-2", "DT-3", "DT-4"}
+    hits = index.search("bearing overheated on Mixer 7", k=5, kinds=["card"])
+    shared = [h.entity_id for h in hits if h.text == hits[0].text]
+    # one shared text returns at most PER_ROW of its entities, so the rest of the top-k is other things
+    assert len(shared) == PER_ROW and set(shared) <= {"DT-1", "DT-2", "DT-3", "DT-4"}
+    assert len(hits) == 5 and len({h.text for h in hits}) == 3
+
+
+def test_event_cards_are_templates_and_chunks_embed_without_ids(plant: GraphStore, plant_path: Path) -> None:
+    build_graph(plant, nodes=[
+        ("MNT-1", "MaintenanceOrder", {"kind": "preventive", "status": "completed",
+                                       "text": "Planned service of M-7: lubrication."}, {"name": "Service M-7"}),
+        ("MNT-2", "MaintenanceOrder", {"kind": "preventive", "status": "open",
+                                       "text": "Planned service of M-3: lubrication."}, {"name": "Service M-3"}),
+    ], edges=[("MNT-1", "OCCURRED_ON", "M-7"), ("MNT-2", "OCCURRED_ON", "M-3")])
+    index = VectorIndex(index_dir_for(plant_path), HashEmbedder())
+    index.build(plant)
+    items = {it.item_id: it for it in index.items}
+    c1, c2 = items["card:MNT-1"], items["card:MNT-2"]
+    assert c1.text == c2.text and "M-7" not in c1.text and "completed" not in c1.text
+    k1, k2 = items["chunk:MNT-1:text:0"], items["chunk:MNT-2:text:0"]
+    assert (k1.text, k2.text) == ("Planned service of M-7: lubrication.", "Planned service of M-3: lubrication.")
+    assert k1.hash == k2.hash and k1.embed_text == "Planned service of: lubrication."
+    hit = next(h for h in index.search("planned service lubrication", k=10, kinds=["chunk"]) if h.doc_id == "MNT-2")
+    assert hit.text == "Planned service of M-3: lubrication." and (hit.start, hit.end) == (0, len(hit.text))
 
 
 def test_model_change_is_refused_on_load(plant: GraphStore, plant_path: Path) -> None:
