@@ -305,6 +305,23 @@ class GraphStore(ABC):
     ) -> Iterator[NodeRecord]:
         """Nodes of a class (and plant), with property equality filters, ordered by id."""
 
+    def find_nodes_in(
+        self,
+        cls: str,
+        prop: str,
+        values: Sequence[Any],
+        plant: str | None = None,
+        as_of: datetime | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes of ``cls`` (and ``plant``) whose property ``prop`` equals one of ``values`` (as
+        in ``find_nodes``' ``where``: ``None`` is missing or null), ordered by id: one scan
+        where the backend can, instead of one ``find_nodes`` per value."""
+        found: dict[str, NodeRecord] = {}
+        for v in values:
+            for n in self.find_nodes(cls, plant=plant, where={prop: v}, as_of=as_of):
+                found[n.id] = n
+        return [found[k] for k in sorted(found)]
+
     @abstractmethod
     def counts(self) -> StoreCounts: ...
 

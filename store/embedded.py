@@ -1259,6 +1259,44 @@ class EmbeddedStore(GraphStore):
         sql = f"{_NODE_SELECT}{' WHERE ' + ' AND '.join(conds) if conds else ''} ORDER BY n.id"
         return self._iter_nodes(conn, sql, params, checks, limit)
 
+    def find_nodes_in(
+        self,
+        cls: str,
+        prop: str,
+        values: Sequence[Any],
+        plant: str | None = None,
+        as_of: datetime | None = None,
+    ) -> list[NodeRecord]:
+        """One scan of the class for all ``values`` (SQL narrows by the JSON value, then the
+        exact JSON equality of ``find_nodes`` decides)."""
+        if prop in ("name", "source_system", "id"):
+            return super().find_nodes_in(cls, prop, values, plant, as_of)
+        if not values:
+            return []
+        conn = self._read()
+        t = _as_of(as_of)
+        path = '$."' + prop.replace('"', '\\"') + '"'
+        conds = ["n.cls = :cls"]
+        params: dict[str, Any] = {"cls": cls, "t": t, "p": path, "plant": plant}
+        if plant is not None:
+            conds.append("n.plant = :plant")
+        if t is not None:
+            conds.append(_NODE_VALID)
+        plain = [v for v in values if isinstance(v, str) or (isinstance(v, int | float) and not isinstance(v, bool))]
+        alts = []
+        if plain:
+            alts.append("json_extract(n.props, :p) IN (SELECT value FROM json_each(:vals))")
+            params["vals"] = json.dumps(plain)
+        if any(v is None for v in values):
+            alts.append("json_extract(n.props, :p) IS NULL")
+        if len(plain) + sum(v is None for v in values) < len(values):  # other values: checked in Python only
+            alts = []
+        if alts:
+            conds.append("(" + " OR ".join(alts) + ")")
+        sql = f"{_NODE_SELECT} WHERE {' AND '.join(conds)} ORDER BY n.id"
+        return [n for n in self._iter_nodes(conn, sql, params, (), None)
+                if any(_same(n.props, prop, v) for v in values)]
+
     @staticmethod
     def _iter_nodes(
         conn: sqlite3.Connection,

@@ -108,8 +108,7 @@ class _Board:
         self.released: dict[str, NodeRecord] = {
             n.id: n for n in ctx.store.find_nodes("Lot", where={"status": "released"}, as_of=as_of)}
         self.open_orders: dict[str, NodeRecord] = {
-            n.id: n for st in OPEN_ORDER
-            for n in ctx.store.find_nodes("ProductionOrder", where={"status": st}, as_of=as_of)}
+            n.id: n for n in ctx.store.find_nodes_in("ProductionOrder", "status", OPEN_ORDER, as_of=as_of)}
         # their materials, read from their side (a few edges each) rather than from the
         # material's side, which lists every line, lot and order ever made of it; a released
         # lot's material and the edges that use it up come in one read
@@ -582,11 +581,7 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
     end = t_now + timedelta(days=horizon_days)
     lines: list[NodeRecord] = []
     # open lines only (a missing status reads "open"), filtered by the store: most lines are shipped
-    found = [sol for st in OPEN_LINE
-             for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, where={"status": st}, as_of=as_of)]
-    found += [sol for sol in ctx.store.find_nodes("SalesOrderLine", plant=plant, where={"status": None}, as_of=as_of)
-              if "status" not in sol.props]
-    for sol in found:
+    for sol in ctx.store.find_nodes_in("SalesOrderLine", "status", [*OPEN_LINE, None], plant=plant, as_of=as_of):
         if sol.props.get("status", "open") not in OPEN_LINE:
             continue
         due = prop_time(sol, "due_date")

@@ -84,3 +84,14 @@ def test_find_nodes_none_means_missing_or_null(store: GraphStore) -> None:
                               ("D", "Lot", {"status": ""}), ("E", "Material", {})])
     assert [n.id for n in store.find_nodes("Lot", where={"status": None})] == ["B", "C"]
     assert [n.id for n in store.find_nodes(where={"status": None})] == ["B", "C", "E"]
+
+
+def test_find_nodes_in_is_the_union_of_find_nodes(store: GraphStore) -> None:
+    build_graph(store, nodes=[("A", "Lot", {"status": "released"}), ("B", "Lot", {}), ("C", "Lot", {"status": None}),
+                              ("D", "Lot", {"status": "on_hold"}, {"plant": "P1"}), ("E", "Lot", {"status": True}),
+                              ("F", "Lot", {"status": 1}), ("G", "Material", {"status": "released"})])
+    for values in (["released", "on_hold"], ["released", None], [None], [1], [True], ["on_hold", 1, None], []):
+        expected = sorted({n.id for v in values for n in store.find_nodes("Lot", where={"status": v})})
+        assert [n.id for n in store.find_nodes_in("Lot", "status", values)] == expected, values
+    assert [n.id for n in store.find_nodes_in("Lot", "status", ["released", "on_hold"])] == ["A", "D"]
+    assert [n.id for n in store.find_nodes_in("Lot", "status", ["released", "on_hold"], plant="P1")] == ["D"]
