@@ -55,11 +55,15 @@ def sop_in_effect(ctx: Context, order: str, machine: str | None, at: datetime | 
                                   evidence=compose(prefix, m, "sop_versions_for")))
             seen.add(vid)
     # operations: SOPs written for an operation the order performs
-    for op in po.props.get("operations") or []:
-        for sop in ctx.store.find_nodes("SOP", where={"operation": op}, as_of=as_of):
-            vedges = ctx.store.neighbours(sop.id, ["VERSION_OF"], Direction.IN, as_of)
-            versions = ctx.store.get_nodes([e.src for e in vedges], as_of)
-            for e in vedges:
+    by_op = [(op, list(ctx.store.find_nodes("SOP", where={"operation": op}, as_of=as_of)))
+             for op in po.props.get("operations") or []]
+    # the versions of all those SOPs in one batch read and one node read
+    vedges_of = ctx.store.neighbours_many([s.id for _, sops_of in by_op for s in sops_of], ["VERSION_OF"],
+                                          Direction.IN, as_of)
+    versions = ctx.store.get_nodes(sorted({e.src for es in vedges_of.values() for e in es}), as_of)
+    for op, sops_of in by_op:
+        for sop in sops_of:
+            for e in vedges_of[sop.id]:
                 v = versions.get(e.src)
                 if v is None or v.id in seen:
                     continue
