@@ -700,7 +700,9 @@ class Copilot:
             b.claim(f"{t.isoformat()}: {node.cls} {_label(node.id, node.name)}{extra}: {what}.",
                     [GraphPathCitation(nodes=[node.id, target], rels=["OCCURRED_ON"], directions=["out"])])
         ran = [e for e in self.store.neighbours(target, ["RAN_ON"], Direction.IN, as_of=as_of)]
-        orders = self.store.get_nodes([e.src for e in ran], as_of)
+        # the order's own times are read only for RAN_ON edges that do not carry the run's times
+        orders = self.store.get_nodes([e.src for e in ran if not (e.props.get("start") and e.props.get("end"))],
+                                      as_of)
         in_window: list[str] = []
         for e in ran:
             o = orders.get(e.src)

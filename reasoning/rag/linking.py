@@ -251,15 +251,30 @@ class EntityLinker:
                     result: LinkResult, taken: list[tuple[int, int]], fuzzy: bool) -> None:
         found: list[tuple[float, int, int, list[_Entry], str, list[tuple[str, float]]]] = []
         n = len(tokens)
+        # per token, computed once (a question listing 30 lot ids has ~400 windows per pass):
+        # is it inside an already linked span, a stop word, does it hold a digit, its normalised
+        # form (the normalised window is the normalised tokens joined, as only non-alphanumeric
+        # characters lie between tokens)
+        covered = [any(ts_ < te and ts < te_ for ts, te in taken) for _, ts_, te_ in tokens]
+        stop = [t[0].lower() in _STOP for t in tokens]
+        digit = [any(ch.isdigit() for ch in t[0]) for t in tokens]
+        norm = [normalise(t[0]) for t in tokens]
+        covered_before = [0]
+        digits_before = [0]
+        for i in range(n):
+            covered_before.append(covered_before[-1] + covered[i])
+            digits_before.append(digits_before[-1] + digit[i])
         for size in range(min(6, n), 0, -1):
             for i in range(n - size + 1):
-                s, e = tokens[i][1], tokens[i + size - 1][2]
-                if any(s < te and ts < e for ts, te in taken):
+                j = i + size
+                if covered_before[j] != covered_before[i]:
                     continue
-                words = [t[0].lower() for t in tokens[i:i + size]]
-                if all(w in _STOP for w in words) or (fuzzy and words[0] in _STOP):
+                if all(stop[i:j]) or (fuzzy and stop[i]):
                     continue
-                key = normalise(question[s:e])
+                if fuzzy and digits_before[j] != digits_before[i]:
+                    continue
+                s, e = tokens[i][1], tokens[j - 1][2]
+                key = " ".join(x for x in norm[i:j] if x)
                 if not key:
                     continue
                 if not fuzzy:
@@ -267,7 +282,7 @@ class EntityLinker:
                     if entries:
                         found.append((100.0 + size, s, e, entries, entries[0].method, [(key, 100.0)]))
                     continue
-                if len(key) < FUZZY_MIN_CHARS or any(ch.isdigit() for ch in key):
+                if len(key) < FUZZY_MIN_CHARS:
                     continue
                 matches = process.extract(key, self._keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
                                           limit=4)
