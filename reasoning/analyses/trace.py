@@ -83,11 +83,14 @@ def forward(
     pre_reached: Mapping[str, list[ReachedEntity]] | None = None,
     start_orders: Sequence[str] = (),
     window: tuple[datetime | None, datetime | None] = (None, None),
+    node_cache: NodeCache | None = None,
 ) -> TraceResult:
-    """Forward genealogy from ``start_lots`` (each with the evidence prefix that led to it)."""
+    """Forward genealogy from ``start_lots`` (each with the evidence prefix that led to it);
+    ``node_cache`` shares node reads the caller made with the same ``as_of``."""
     rule = "forward_genealogy_lot_precise" if lot_precise else "forward_genealogy"
     lots = sorted(start_lots)
-    nodes: NodeCache = {}  # the lots the genealogy reads are the starts of lots_to_customers
+    # the lots the genealogy reads are the starts of lots_to_customers
+    nodes: NodeCache = node_cache if node_cache is not None else {}
     gen = ctx.run(rule, as_of, caps, None, nodes, lots=lots)
     lot_matches: dict[str, Match] = gen.bindings["lot"]
     reached_lot_ids = sorted(set(lot_matches) - set(lots))
@@ -154,11 +157,11 @@ def trace_lot(ctx: Context, lot: str, as_of: datetime | None, lot_precise: bool)
 
 
 def trace_hold(ctx: Context, hold: str, as_of: datetime | None, lot_precise: bool) -> TraceResult:
-    ctx.require(hold, "QualityHold", as_of)
+    nodes: NodeCache = {hold: ctx.require(hold, "QualityHold", as_of)}  # reads shared by the three rules
     caps = ctx.new_caps()
-    res = ctx.run("hold_lots", as_of, caps, holds=[hold])
+    res = ctx.run("hold_lots", as_of, caps, None, nodes, holds=[hold])
     starts = {lid: list(m.steps) for lid, m in res.bindings["lot"].items()}
-    out = forward(ctx, "trace_hold", [hold], starts, as_of, lot_precise, caps)
+    out = forward(ctx, "trace_hold", [hold], starts, as_of, lot_precise, caps, node_cache=nodes)
     return out.model_copy(update={"rules": ["hold_lots", *out.rules]})
 
 
