@@ -52,6 +52,10 @@ class Analyses:
         self.max_results = max_results
         self.rules: RuleSet = load_rules(self.rules_dirs)
         self.ctx = Context(store, self.rules, self.now, max_depth, max_results)
+        if store.capabilities.cypher:  # Neo4j: each rule runs as its one compiled query (same answers)
+            from reasoning.cypher import CompiledRuleEngine
+
+            self.ctx.engine = CompiledRuleEngine(store, max_depth, max_results)
 
     # -- traces ---------------------------------------------------------------------------
     def trace_lot(self, lot: str, as_of: datetime | None = None, lot_precise: bool = False) -> TraceResult:
