@@ -35,19 +35,26 @@ class Clock:
         self._days: dict[int, str] = {}
         self._str: list[dict[int, str]] = [{} for _ in zones]
 
+    def _exact(self, t: int, z: int) -> tuple[int, str]:
+        off = datetime.fromtimestamp(t, tz=UTC).astimezone(self.zones[z]).utcoffset() or timedelta(0)
+        secs = int(off.total_seconds())
+        sign = "+" if secs >= 0 else "-"
+        a = abs(secs)
+        return secs, f"{sign}{a // 3600:02d}:{a % 3600 // 60:02d}"
+
     def offset(self, t: int, z: int) -> tuple[int, str]:
         """(offset seconds, "+HH:MM") of zone ``z`` at epoch second ``t``."""
         h = t // 3600
         cache = self._off[z]
         hit = cache.get(h)
         if hit is None:
-            dt = datetime.fromtimestamp(h * 3600, tz=UTC).astimezone(self.zones[z])
-            off = dt.utcoffset() or timedelta(0)
-            secs = int(off.total_seconds())
-            sign = "+" if secs >= 0 else "-"
-            a = abs(secs)
-            hit = (secs, f"{sign}{a // 3600:02d}:{a % 3600 // 60:02d}")
-            cache[h] = hit
+            # Fill the whole UTC day at once: when its first and last second share an offset there
+            # is no change inside it (zones change at most twice a year), else every hour is asked.
+            d0 = h - h % 24
+            first, last = self._exact(d0 * 3600, z), self._exact(d0 * 3600 + 86399, z)
+            for k in range(24):
+                cache[d0 + k] = first if first == last else self._exact((d0 + k) * 3600, z)
+            hit = cache[h]
         return hit
 
     def fmt(self, t: int, z: int) -> str:
@@ -56,12 +63,6 @@ class Clock:
         s = cache.get(t)
         if s is not None:
             return s
-        if len(cache) >= self.cache_size:
-            cache.clear()
-        s = cache[t] = self._render(t, z)
-        return s
-
-    def _render(self, t: int, z: int) -> str:
         off = self._off[z].get(t // 3600)
         if off is None:
             off = self.offset(t, z)
@@ -71,8 +72,13 @@ class Clock:
             day = (datetime(1970, 1, 1) + timedelta(days=d)).strftime("%Y-%m-%dT")
             self._days[d] = day
         if rem % 60 == 0:
-            return day + _HHMM[rem // 60] + off[1]
-        return f"{day}{rem // 3600:02d}:{rem % 3600 // 60:02d}:{rem % 60:02d}{off[1]}"
+            s = day + _HHMM[rem // 60] + off[1]
+        else:
+            s = f"{day}{rem // 3600:02d}:{rem % 3600 // 60:02d}:{rem % 60:02d}{off[1]}"
+        if len(cache) >= self.cache_size:
+            cache.clear()
+        cache[t] = s
+        return s
 
     def local_day_slot(self, t: int, z: int, first_hour: int = 6, hours: int = 8) -> tuple[int, int, int]:
         """(local day number, shift slot, local seconds) for shift look-up: slots start at 06:00."""

@@ -274,6 +274,8 @@ class PlantBuilder:
         self.seq: dict[str, int] = defaultdict(int)
         self.designs = Designs()
         self._rc_done: set[tuple[str, int]] = set()
+        self._ops: dict[tuple[int, str], str] = {}  # (plant, line kind) -> operations cell
+        self._vstart: dict[str, int] = {}
         self.inventory: dict[tuple[int, str], deque[Lot]] = defaultdict(deque)
         self.level: dict[tuple[int, str], float] = defaultdict(float)
         self.sop_texts: dict[str, str] = {}
@@ -586,12 +588,14 @@ class PlantBuilder:
     def _new_lot(self, z: int, mid: str, qty: float, produced: int, source: str, name_hint: str = "",
                  valid_from: int | None = None) -> Lot:
         mat = self.mats[mid]
-        lid = self.next_id("LOT")
-        short = mat.aliases[0]
-        name = f"{short} {name_hint or self.plants[z].code} {lid[-6:]}"
-        lot = Lot(id=lid, name=name, z=z, material=mid, qty=qty, unit=mat.unit, produced_at=produced,
-                  valid_from=produced if valid_from is None else valid_from, source=source, free=qty,
-                  avail=produced, expiry=produced + mat.shelf_days * DAY)
+        seq = self.seq
+        n = seq["LOT"] = seq["LOT"] + 1
+        lid = f"LOT-{n:07d}"  # == next_id("LOT"), inlined: one call fewer per lot
+        name = f"{mat.aliases[0]} {name_hint or self.plants[z].code} {lid[-6:]}"
+        # positional, in Lot's field order: id name z material qty unit produced_at valid_from source
+        # free avail status consumed_q shipped_q expiry
+        lot = Lot(lid, name, z, mid, qty, mat.unit, produced, produced if valid_from is None else valid_from,
+                  source, qty, produced, "released", 0.0, 0.0, produced + mat.shelf_days * DAY)
         self.lots[lid] = lot
         return lot
 
@@ -814,6 +818,8 @@ class PlantBuilder:
     # -----------------------------------------------------------------------------------------
 
     def simulate(self) -> None:
+        # version id -> effective from, for the superseded-version draw of every order
+        self._vstart = {v: a for vs in self.versions.values() for v, a, _b in vs}
         total = self.spec.plants * (self.t_end - self.t0)
         for z in range(self.spec.plants):
             span = self.t_end - self.t0
@@ -833,19 +839,24 @@ class PlantBuilder:
         pcount = 0
         behind_done = d.behind is None or d.behind[0] != z
         down_state = 0 if (d.downtime is not None and d.downtime[0] == z) else 2
+        heappop, heappush = heapq.heappop, heapq.heappush
+        random = rng.random
+        t_end = self.t_end
+        inventory = self.inventory
+        order = self._order
         while heap:
-            t, li = heapq.heappop(heap)
-            if t >= self.t_end:
+            t, li = heappop(heap)
+            if t >= t_end:
                 continue
             line = lines[li]
             pcount += 1
             if pcount % 400 == 0:
-                progress(min(t, self.t_end))
+                progress(min(t, t_end))
                 if sum(map(len, self._ebuf.values())) >= 50_000:
                     self.flush()
             while pending and pending[0][0] <= t:
-                _, _, lot = heapq.heappop(pending)
-                self.inventory[(z, lot.material)].append(lot)
+                lot = heappop(pending)[2]
+                inventory[(z, lot.material)].append(lot)
             # designed disruptions
             if not behind_done and d.behind is not None and line.id == d.behind[1] and t >= NOW - 16 * HOUR:
                 behind_done = True
@@ -869,7 +880,7 @@ class PlantBuilder:
                     continue
                 qty = float(rng.choice((10000, 12000, 15000, 18000)))
                 dur = qty / line.rate * HOUR
-                gap = (0.75 + rng.random() * 0.75) * HOUR
+                gap = (0.75 + random() * 0.75) * HOUR
             else:
                 mat_id = forced or self._choose_finished(line, t)
                 if not mat_id:
@@ -877,10 +888,10 @@ class PlantBuilder:
                     continue
                 qty = float(rng.choice((900, 1200, 1500, 1800, 2400, 3000)))
                 dur = qty / line.rate * HOUR
-                gap = (0.5 + rng.random()) * HOUR
-            end = rmin(t + dur)
-            self._order(line, mat_id, qty, t, end, pending)
-            heapq.heappush(heap, (rmin(end + gap), li))
+                gap = (0.5 + random()) * HOUR
+            end = int(t + dur) // 60 * 60  # rmin, inlined
+            order(line, mat_id, qty, t, end, pending)
+            heappush(heap, (int(end + gap) // 60 * 60, li))
         progress(self.t_end)
 
     def _choose_intermediate(self, z: int, line: LineInfo) -> str:
@@ -930,18 +941,25 @@ class PlantBuilder:
                pending: list[tuple[int, int, Lot]], *, status: str | None = None,
                actual_end: int | bool | None = True) -> Order:
         """Create one production order whose actual run is [start, end) (planned if in the future)."""
+        # the hottest function of a run (once per production order): rmin and next_id are inlined
         rng = self.rng
+        random = rng.random
         z = line.z
+        kind = line.kind
         mat = self.mats[mat_id]
-        oid = self.next_id("MO")
-        delay = rmin((rng.gauss(0.3, 0.6)) * HOUR)
+        seq = self.seq
+        n = seq["MO"] = seq["MO"] + 1
+        oid = f"MO-{n:07d}"
+        delay = int(rng.gauss(0.3, 0.6) * HOUR) // 60 * 60
         ps = start - delay
-        pe = rmin(ps + (end - start) * (0.9 + 0.2 * rng.random()))
+        pe = int(ps + (end - start) * (0.9 + 0.2 * random())) // 60 * 60
         if start >= NOW:
             ps, pe = start, end
-        created = rmin(min(ps - (2 + rng.random() * 5) * DAY, NOW - (1 + rng.random() * 40) * HOUR))
-        ops = N.FAMILIES[z % len(N.FAMILIES)]
-        op_list = ops.process_ops if line.kind == "proc" else ops.pack_ops
+        created = int(min(ps - (2 + random() * 5) * DAY, NOW - (1 + random() * 40) * HOUR)) // 60 * 60
+        ops = self._ops.get((z, kind))
+        if ops is None:
+            fam = N.FAMILIES[z % len(N.FAMILIES)]
+            ops = self._ops[(z, kind)] = "|".join(fam.process_ops if kind == "proc" else fam.pack_ops)
         if status is None:
             if start >= NOW:
                 status = "released" if start < NOW + 2 * DAY else "planned"
@@ -951,8 +969,8 @@ class PlantBuilder:
                 status = "completed"
         as_ = start if status in ("running", "completed") else None
         ae = end if status == "completed" else None
-        order = Order(id=oid, z=z, line=line.id, material=mat_id, qty=qty, unit=mat.unit, status=status,
-                      ps=ps, pe=pe, as_=as_, ae=ae, created=created, ops="|".join(op_list))
+        # positional, in Order's field order
+        order = Order(oid, z, line.id, mat_id, qty, mat.unit, status, ps, pe, as_, ae, created, ops)
         self.orders[oid] = order
         vf_o = self.clock.fmt(created, z)
         ebuf = self._ebuf
@@ -962,14 +980,14 @@ class PlantBuilder:
         anchor = as_ if as_ is not None else ps
         vid, prev = self.version_at(mat.sop, anchor)
         if prev and mat.sop != self.designs.rc_sop:
-            changed_at = next(a for v, a, _b in self.versions[mat.sop] if v == vid)
-            if anchor - changed_at < 36 * HOUR and rng.random() < 0.35:
+            changed_at = self._vstart[vid]
+            if anchor - changed_at < 36 * HOUR and random() < 0.35:
                 vid = prev
         order.sopv = vid
         ebuf["USED_SOP"].append(f"{oid},{vid},MES,{vf_o},")
         if as_ is None:
             # planned: book the planned material need against the level so processing keeps planning
-            if line.kind == "pack":
+            if kind == "pack":
                 comp, per = mat.bom[0]
                 self.level[(z, comp)] -= per * qty
             else:
@@ -989,17 +1007,17 @@ class PlantBuilder:
         if sid:
             ebuf["DURING_SHIFT"].append(f"{oid},{sid},MES,{s_as},")
             crew = self.persons[z][f"operator:{slot}"]
-            ops_n = 1 if rng.random() < 0.7 else 2
-            first = crew[int(rng.random() * len(crew))]
+            ops_n = 1 if random() < 0.7 else 2
+            first = crew[int(random() * len(crew))]
             ebuf["OPERATED_BY"].append(f"{oid},{first},MES,{s_as},")
             if ops_n == 2:
-                second = crew[int(rng.random() * len(crew))]
+                second = crew[int(random() * len(crew))]
                 if second != first:
                     ebuf["OPERATED_BY"].append(f"{oid},{second},MES,{s_as},")
         consumed: list[tuple[Lot, float]] = []
+        consume = self._consume
         for comp, per in mat.bom:
-            need = per * qty * (0.99 + 0.04 * rng.random())
-            consumed.extend(self._consume(z, comp, need, as_))
+            consume(z, comp, per * qty * (0.99 + 0.04 * random()), as_, consumed)
         cons_buf = ebuf["CONSUMED"]
         consumers = self.index.consumers
         head = oid + ","
@@ -1010,26 +1028,32 @@ class PlantBuilder:
         if ae is None:
             return order
         # outputs
-        n_out = (1 if rng.random() < 0.9 else 2) if line.kind == "proc" else 1 + int(rng.random() * 3)
-        out_qty = qty * (0.97 + 0.03 * rng.random())
-        shares = [out_qty / n_out] * n_out
-        release = ae + (2 * HOUR if line.kind == "proc" else HOUR)
+        proc = kind == "proc"
+        n_out = (1 if random() < 0.9 else 2) if proc else 1 + int(random() * 3)
+        out_qty = qty * (0.97 + 0.03 * random())
+        share = round(out_qty / n_out, 3 if mat.unit == "kg" else 0) or 1.0
+        release = ae + (2 * HOUR if proc else HOUR)
         outs: list[Lot] = []
-        for share in shares:
-            lot = self._new_lot(z, mat_id, round(share, 3 if mat.unit == "kg" else 0) or 1.0, ae, "MES")
+        produced = self.index.produced[oid]
+        prod_buf, for_mat = ebuf["PRODUCED"], ebuf["FOR_MATERIAL"]
+        for _ in range(n_out):
+            lot = self._new_lot(z, mat_id, share, ae, "MES")
             lot.avail = release
+            lid = lot.id
             outs.append(lot)
-            ebuf["PRODUCED"].append(f"{oid},{lot.id},MES,{s_end},,{q(lot.qty)},{lot.unit}")
-            self.index.produced[oid].append(lot.id)
-            ebuf["FOR_MATERIAL"].append(f"{lot.id},{mat_id},ERP,{s_end},")
-            order.outputs.append(lot.id)
-            self._production_hold(lot, z)
+            prod_buf.append(f"{oid},{lid},MES,{s_end},,{q(lot.qty)},{lot.unit}")
+            produced.append(lid)
+            for_mat.append(f"{lid},{mat_id},ERP,{s_end},")
+            order.outputs.append(lid)
+            r = random()
+            if r <= 0.02:
+                self._production_hold(lot, z, r)
             if not lot.held:
-                heapq.heappush(pending, (lot.avail, int(lot.id[4:]), lot))
-                if line.kind == "proc":
+                heapq.heappush(pending, (lot.avail, int(lid[4:]), lot))
+                if proc:
                     self.level[(z, mat_id)] += lot.qty
         # lot-precise genealogy where the plant records it (plant 0: assembly data from the MES)
-        if z == 0 and line.kind == "pack":
+        if z == 0 and not proc:
             inter = [(lt, qq) for lt, qq in consumed if self.mats[lt.material].kind == "intermediate"]
             total = sum(qq for _, qq in inter)
             if inter and total > 0:
@@ -1047,12 +1071,15 @@ class PlantBuilder:
                             self.edge("DERIVED_FROM", out.id, lt.id, s_end, q(ov), lt.unit)
         return order
 
-    def _consume(self, z: int, comp: str, need: float, t: int) -> list[tuple[Lot, float]]:
-        inv = self.inventory[(z, comp)]
+    def _consume(self, z: int, comp: str, need: float, t: int, taken: list[tuple[Lot, float]]) -> None:
+        """Take ``need`` of ``comp`` FIFO from the plant's stock (replenishing raw materials just in
+        time); appends (lot, quantity) to ``taken``."""
+        key = (z, comp)
+        inv = self.inventory[key]
         mat = self.mats[comp]
-        taken: list[tuple[Lot, float]] = []
+        pcs = mat.unit == "pcs"
         if mat.kind == "intermediate":
-            self.level[(z, comp)] -= need
+            self.level[key] -= need
         while need > EPS:
             if not inv:
                 if mat.kind != "raw":
@@ -1061,20 +1088,20 @@ class PlantBuilder:
                 if not inv:
                     break
             lot = inv[0]
-            take = min(lot.free, need)
-            if take * 1000 < need and lot.free < EPS:
+            free = lot.free
+            take = free if free < need else need
+            if take * 1000 < need and free < EPS:
                 inv.popleft()
                 continue
-            lot.free -= take
+            lot.free = free = free - take
             lot.consumed_q += take
             lot.last_used = t
             need -= take
             if take > EPS:
                 taken.append((lot, take))
-            if lot.free <= EPS or (mat.unit == "pcs" and lot.free < 1):
+            if free <= EPS or (pcs and free < 1):
                 lot.free = 0.0
                 inv.popleft()
-        return taken
 
     def _replenish(self, z: int, rid: str, need: float, t: int) -> None:
         """A just-in-time delivery: a PO line that arrived before t as one or two supplier lots."""
@@ -1117,14 +1144,16 @@ class PlantBuilder:
         lot.avail = delivered
         lot.supplier = pol.supplier
         pol.lots.append((lot.id, qty))
-        s_del = self.ts(delivered, z)
-        self.edge("FOR_MATERIAL", lot.id, pol.material, s_del)
-        self.edge("SUPPLIED_BY", lot.id, pol.supplier, s_del)
+        s_del = self.clock.fmt(delivered, z)
+        self._ebuf["FOR_MATERIAL"].append(f"{lot.id},{pol.material},ERP,{s_del},")
+        self._ebuf["SUPPLIED_BY"].append(f"{lot.id},{pol.supplier},ERP,{s_del},")
+        self._pending_rows += 2
         return lot
 
-    def _production_hold(self, lot: Lot, z: int) -> None:
+    def _production_hold(self, lot: Lot, z: int, r: float) -> None:
+        """A freshly produced lot: scrapped (r < 0.4%) or put on hold (r < 2%); ``r`` is the draw
+        the caller made (it skips the call for the other 98%)."""
         rng = self.rng
-        r = rng.random()
         if r < 0.004:
             lot.status = "scrapped"
             lot.held = True
@@ -1708,25 +1737,37 @@ class PlantBuilder:
         groups: dict[tuple[int, str, int], list[POLine]] = {}
         for pol in self.polines:
             groups.setdefault((pol.z, pol.supplier, (pol.order_date - self.t0) // (7 * DAY)), []).append(pol)
+        if (self._pcols["PurchaseOrder"] != ["order_date", "status"]
+                or self._pcols["PurchaseOrderLine"] != ["quantity", "unit", "promised_date", "delivered_at"]):
+            raise RuntimeError("ontology columns of PurchaseOrder/PurchaseOrderLine changed; update build_purchasing")
+        # rows straight into the line buffers (tens of thousands of lines and their edges)
+        fmt = self.clock.fmt
+        ebuf = self._ebuf
+        po_rows, pol_rows = self._nbuf["PurchaseOrder"], self._nbuf["PurchaseOrderLine"]
+        ordered_from, has_line = ebuf["ORDERED_FROM"], ebuf["HAS_PO_LINE"]
+        for_mat, delivered_as = ebuf["FOR_MATERIAL"], ebuf["DELIVERED_AS"]
         for (z, supplier, _w), pols in groups.items():
             po = self.next_id("PO")
             od = min(p.order_date for p in pols)
             delivered = [p.delivered is not None for p in pols]
             status = "received" if all(delivered) else "partially_received" if any(delivered) else "open"
-            s_od = self.ts(od, z)
-            self.node("PurchaseOrder", po, f"{po} to {supplier}", "ERP", self.site_ids[z], s_od,
-                      order_date=s_od, status=status)
-            self.edge("ORDERED_FROM", po, supplier, s_od)
+            site = self.site_ids[z]
+            s_od = fmt(od, z)
+            po_rows.append(f"{po},{csv_field(f'{po} to {supplier}')},ERP,{site},{s_od},,{s_od},{status}")
+            ordered_from.append(f"{po},{supplier},ERP,{s_od},")
             for pol in pols:
                 mat = self.mats[pol.material]
-                s_order, s_deliv = self.ts(pol.order_date, z), self.ts(pol.delivered, z)
-                self.edge("HAS_PO_LINE", po, pol.id, s_od)
-                self.node("PurchaseOrderLine", pol.id, f"{mat.name} from {supplier}", "ERP", self.site_ids[z],
-                          s_order, quantity=q(pol.qty), unit=pol.unit,
-                          promised_date=self.ts(pol.promised, z), delivered_at=s_deliv)
-                self.edge("FOR_MATERIAL", pol.id, pol.material, s_order)
+                pid = pol.id
+                s_order = fmt(pol.order_date, z)
+                s_deliv = "" if pol.delivered is None else fmt(pol.delivered, z)
+                has_line.append(f"{po},{pid},ERP,{s_od},")
+                pol_rows.append(f"{pid},{csv_field(f'{mat.name} from {supplier}')},ERP,{site},{s_order},,"
+                                f"{q(pol.qty)},{pol.unit},{fmt(pol.promised, z)},{s_deliv}")
+                for_mat.append(f"{pid},{pol.material},ERP,{s_order},")
                 for lot_id, qq in pol.lots:
-                    self.edge("DELIVERED_AS", pol.id, lot_id, s_deliv, q(qq), pol.unit)
+                    delivered_as.append(f"{pid},{lot_id},ERP,{s_deliv},,{q(qq)},{pol.unit}")
+            if len(for_mat) >= 50_000:
+                self.flush()
 
     # -----------------------------------------------------------------------------------------
     # final write
@@ -1769,11 +1810,18 @@ class PlantBuilder:
             if len(rows) >= 50_000:
                 self.flush()
         self.flush()
+        sol_cols = ["quantity", "unit", "due_date", "priority", "status"]
+        if self._pcols["SalesOrderLine"] != sol_cols:
+            raise RuntimeError("ontology columns of SalesOrderLine changed; update write_records")
+        rows = self._nbuf["SalesOrderLine"]
+        mats = self.mats
         for sol in self.solines:
             z = sol.z
-            self.node("SalesOrderLine", sol.id, f"{self.mats[sol.material].name} for {sol.so}", "ERP",
-                      self.site_ids[z], self.ts(sol.created, z), quantity=q(sol.qty), unit=sol.unit,
-                      due_date=self.ts(sol.due, z), priority=sol.priority, status=sol.status)
+            name = csv_field(f"{mats[sol.material].name} for {sol.so}")
+            rows.append(f"{sol.id},{name},ERP,{sites[z]},{fmt(sol.created, z)},,{q(sol.qty)},{sol.unit},"
+                        f"{fmt(sol.due, z)},{sol.priority},{sol.status}")
+            if len(rows) >= 50_000:
+                self.flush()
         self.flush()
 
     def run(self) -> Truth:

@@ -523,6 +523,67 @@ def test_bundle_writer_rejects_bad_rows(tmp_path: Path) -> None:
         w.write_nodes("Material", [{"id": "M", "kind": "raw", "aliases": ["a|b"]}])
 
 
+def test_csv_field_quotes_exactly_like_the_csv_module() -> None:
+    import io
+
+    from graph_loader.bundle_writer import csv_field
+
+    cells = ["", "plain", "a,b", 'say "hi"', '"', ",", "line\nbreak", "cr\rhere", "crlf\r\n", " lead", "tail ",
+             "semi;colon", "pipe|list", "ümlaut, naïve", '""', "a,\"b\"\nc"]
+    for cell in cells:
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerow(["x", cell])
+        assert buf.getvalue() == "x," + csv_field(cell) + "\r\n", cell
+
+
+def test_bundle_writer_lines_match_rows_and_reject_bad_lines(tmp_path: Path) -> None:
+    from graph_loader.bundle_writer import csv_field
+
+    rows = [["O1", "L1", "MES", "2026-03-02T06:00:00+01:00", "", "2.5", "kg"],
+            ["O2", "L2", "", "", "", "1", "kg"]]
+    names = [["M1", "Sugar, white", "ERP", "", "", "", "raw", "kg", "", 'say "hi"|b']]
+    with BundleWriter(tmp_path / "rows", ["MES"], []) as w:
+        w.write_edge_rows("CONSUMED", rows)
+        w.write_node_rows("Material", names)
+    with BundleWriter(tmp_path / "lines", ["MES"], []) as w:
+        assert w.write_edge_lines("CONSUMED", [",".join(r) for r in rows]) == 2
+        assert w.write_node_lines("Material", [",".join(map(csv_field, r)) for r in names]) == 1
+        assert w.write_edge_lines("CONSUMED", []) == 0
+    for name in ("CONSUMED.csv", "Material.csv"):
+        assert (tmp_path / "lines" / name).read_bytes() == (tmp_path / "rows" / name).read_bytes()
+    w = BundleWriter(tmp_path / "bad", ["MES"], [], jsonl_classes=["Incident"])
+    ok = "O,L,MES,,,1,kg"
+    with pytest.raises(BundleWriteError, match=r"CONSUMED.csv: row 2 has 6 cells; expected 7"):
+        w.write_edge_lines("CONSUMED", [ok, "O,L,MES,,1,kg", ok + ",x"])
+    with pytest.raises(BundleWriteError, match=r"CONSUMED.csv: row 1 holds a line break"):
+        w.write_edge_lines("CONSUMED", ["O,L,MES,,,1,k\ng"])
+    with pytest.raises(BundleWriteError, match=r"Material.csv: row 1 has 11 cells; expected 10"):
+        w.write_node_lines("Material", ['M1,"Sugar, white",ERP,,,,raw,kg,,a,b'])
+    with pytest.raises(BundleWriteError, match=r"Incident.jsonl: pre-joined lines are for CSV files"):
+        w.write_node_lines("Incident", ["I1"])
+    w.close()
+    # nothing of the refused batches reached the files
+    assert (tmp_path / "bad" / "CONSUMED.csv").read_text(encoding="utf-8").splitlines()[1:] == []
+
+
+def test_clock_cache_bound_and_hourly_offsets_over_a_year() -> None:
+    from zoneinfo import ZoneInfo
+
+    from graph_loader.generator.clock import Clock
+    from graph_loader.generator.names import PLANTS
+
+    zones = [*sorted({p.timezone for p in PLANTS}), "UTC"]
+    clock = Clock(zones, cache_size=50)  # a tiny cache: emptied again and again on the way
+    start = int(datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")).timestamp()) - 7 * 3600
+    for k in range(0, 366 * 24, 5):
+        t = start + k * 3600 + (k % 7) * 601  # every fifth hour of the year (all days), odd minutes too
+        for z, name in enumerate(zones):
+            assert clock.fmt(t, z) == datetime.fromtimestamp(t, ZoneInfo(name)).isoformat()
+    assert max(len(c) for c in clock._str) <= 50
+    with pytest.raises(ValueError, match="cache_size 0"):
+        Clock(["UTC"], cache_size=0)
+
+
 def test_cli_generate_json_and_errors(tmp_path: Path) -> None:
     from plantgraph.cli import app
 
