@@ -1,5 +1,9 @@
 """``plantgraph rules explain RULE``: the rule compiled to one parameterised Cypher query.
 
+On the neo4j backend the analyses and ``rules run`` send each rule as this query (see docs/rules.md,
+"Cypher compilation"); the interpreter answers only where an analysis shares its neighbour reads,
+and when a repeat's bound is reached.
+
 Attached to the ``rules`` group that :mod:`plantgraph.commands.reasoning` builds (so it must be
 registered after it in COMMAND_MODULES)."""
 
@@ -49,7 +53,7 @@ def register(app: typer.Typer) -> None:
         rules_dir: Annotated[list[Path] | None, typer.Option("--rules-dir", help="Extra folder of rule files.")] = None,
         json_out: Annotated[bool, typer.Option("--json", help="Print {cypher, parameters} as JSON.")] = False,
     ) -> None:
-        """Print the Cypher query RULE compiles to on the neo4j backend, and its parameters."""
+        """Print the one Cypher query RULE runs as on the neo4j backend, and its parameters."""
         from plantgraph.commands.reasoning import _rules_dirs
         from reasoning.cypher import compile_rule
         from reasoning.rule_model import load_rules
@@ -67,7 +71,12 @@ def register(app: typer.Typer) -> None:
         if json_out:
             typer.echo(json.dumps({"rule": name, "cypher": cq.cypher, "parameters": params}, indent=2))
             return
-        typer.echo(cq.cypher.replace(" CALL (s) {", "\nCALL (s) {").replace(" UNION ALL ", "\n  UNION ALL\n  "))
+        text = cq.cypher
+        for kw in (" WITH ", " RETURN ", " CASE WHEN st[1]"):
+            text = text.replace(kw, "\n" + kw.lstrip() if kw != " CASE WHEN st[1]" else "\n    CASE WHEN st[1]")
+        typer.echo(f"// rule {name}: one query on the neo4j backend; a breadth-first search over "
+                   f"{cq.parameters['levels']} levels at most, in the server")
+        typer.echo(text)
         typer.echo("\nparameters:")
         for k, v in params.items():
             typer.echo(f"  {k} = {v!r}")
