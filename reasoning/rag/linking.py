@@ -133,7 +133,23 @@ class EntityLinker:
                         entries.append(_Entry(node.id, cls, node.plant, method))
         self._dict = d
         self._keys = list(d)
+        self._by_length: dict[int, list[str]] = {}
         self._learn_short_ids()
+
+    def _fuzzy_choices(self, length: int) -> list[str]:
+        """The keys that can reach FUZZY_CUTOFF against a text of ``length`` characters, in
+        dictionary order (so ties among equal scores resolve as over the whole list).
+
+        ``fuzz.ratio`` is 100 * (1 - indel distance / (la + lb)) and the distance is at least
+        |la - lb|, so a key whose length is too far off cannot match; at 1M entities (16k keys)
+        this cuts a fuzzy lookup from ~1.7 ms to ~0.2-0.6 ms."""
+        got = self._by_length.get(length)
+        if got is None:
+            slack = (100.0 - FUZZY_CUTOFF) / 100.0
+            lo, hi = length * (1 - slack) / (1 + slack), length * (1 + slack) / (1 - slack)
+            got = [k for k in self._keys if lo - 1 <= len(k) <= hi + 1]
+            self._by_length[length] = got
+        return got
 
     def _learn_short_ids(self) -> None:
         """The id schemes and the words that may precede a short id ("lot", "order", "LOT")."""
@@ -284,8 +300,8 @@ class EntityLinker:
                     continue
                 if len(key) < FUZZY_MIN_CHARS:
                     continue
-                matches = process.extract(key, self._keys, scorer=fuzz.ratio, score_cutoff=FUZZY_CUTOFF,
-                                          limit=4)
+                matches = process.extract(key, self._fuzzy_choices(len(key)), scorer=fuzz.ratio,
+                                          score_cutoff=FUZZY_CUTOFF, limit=4)
                 scored = [(k, float(sc)) for k, sc, _ in matches if self._entries(k, scope)]
                 if scored:
                     best = scored[0][1]
