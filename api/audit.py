@@ -115,8 +115,17 @@ class AuditLog:
         self._db.close()
 
     def append(self, entry: AuditEntry) -> AuditRecord:
-        """Append one record; BEGIN IMMEDIATE makes the read of the head and the write one step,
-        so several API processes sharing the file still build one chain."""
+        """Append one record and return it as stored."""
+        fields, h = self._append(entry)
+        return _to_record({**fields, "hash": h})
+
+    def record(self, entry: AuditEntry) -> None:
+        """Append one record (the per-request path: nothing is built from it afterwards)."""
+        self._append(entry)
+
+    def _append(self, entry: AuditEntry) -> tuple[dict[str, Any], str]:
+        """BEGIN IMMEDIATE makes the read of the head and the write one step, so several API
+        processes sharing the file still build one chain."""
         with self._lock:
             db = self._db
             db.execute("BEGIN IMMEDIATE")
@@ -154,7 +163,7 @@ class AuditLog:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-        return _to_record({**fields, "hash": h})
+        return fields, h
 
     def query(
         self,

@@ -52,17 +52,13 @@ async def audit_context(request: Request) -> AuditContext:
 AuditDep = Annotated[AuditContext, Depends(audit_context)]
 
 
-async def current_principal(
-    request: Request,
-    services: ServicesDep,
-    api_key: Annotated[str | None, Security(_api_key)] = None,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
-) -> Principal:
+def _authenticate(request: Request, api_key: str | None, bearer: HTTPAuthorizationCredentials | None) -> Principal:
     raw = api_key or (bearer.credentials if bearer is not None else None)
     challenge = {"WWW-Authenticate": f'ApiKey header="{API_KEY_HEADER}"'}
     if not raw:
         raise ProblemError(401, f"missing API key: send it in the {API_KEY_HEADER} header "
                                 "(or as Authorization: Bearer)", slug="unauthenticated", headers=challenge)
+    services: Services = request.app.state.services
     principal = services.keys.authenticate(raw)
     if principal is None:
         raise ProblemError(401, "invalid or revoked API key", slug="unauthenticated", headers=challenge)
@@ -70,11 +66,27 @@ async def current_principal(
     return principal
 
 
+async def current_principal(
+    request: Request,
+    api_key: Annotated[str | None, Security(_api_key)] = None,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+) -> Principal:
+    return _authenticate(request, api_key, bearer)
+
+
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(permission: Permission) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
-    async def check(principal: PrincipalDep) -> Principal:
+def require(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """Authenticate and check one permission in a single dependency: FastAPI resolves every
+    nested dependency on every request, so the chain is kept flat."""
+
+    async def check(
+        request: Request,
+        api_key: Annotated[str | None, Security(_api_key)] = None,
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)] = None,
+    ) -> Principal:
+        principal = _authenticate(request, api_key, bearer)
         if not allowed(principal.role, permission):
             raise ProblemError(
                 403, f"role {principal.role.value!r} lacks permission {permission.value!r}", slug="forbidden"
@@ -95,7 +107,8 @@ Decider = Annotated[Principal, Depends(require(Permission.proposals_decide))]
 AuditReader = Annotated[Principal, Depends(require(Permission.audit_read))]
 
 
-async def get_store(services: ServicesDep) -> GraphStore:
+async def get_store(request: Request) -> GraphStore:
+    services: Services = request.app.state.services
     return services.store()
 
 

@@ -145,7 +145,7 @@ class AuditMiddleware:
             detail = ctx.detail
         if status in (401, 403):
             kind = "denied"
-        self.audit().append(AuditEntry(
+        self.audit().record(AuditEntry(
             user=getattr(principal, "user", None), key_id=getattr(principal, "key_id", None),
             role=getattr(getattr(principal, "role", None), "value", None), kind=kind,
             method=scope.get("method", ""), endpoint=scope.get("path", ""), status=status, params=params,

@@ -223,7 +223,12 @@ class Services:
 
     def graph_changed(self, ids: list[str]) -> None:
         """Keep search and the copilot's index in step with a write the API just made."""
-        self.names.invalidate()
+        st = self._store
+        if st is None or not ids:
+            self.names.invalidate()
+        else:
+            self.names.written(st, ids)
+        self.responses.clear()
         self._copilot_stale = True
 
     def close(self) -> None:

@@ -139,12 +139,12 @@ async def warm(port: int, requests: list[bytes], concurrency: int) -> None:
 
 async def drive(port: int, requests: list[bytes], duration: float, concurrency: int) -> dict[str, Any]:
     lat: list[float] = []
-    errors = 0
+    errors: dict[int, int] = {}
     counter = 0
     stop = time.perf_counter() + duration
 
     async def worker() -> None:
-        nonlocal errors, counter
+        nonlocal counter
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while time.perf_counter() < stop:
@@ -154,14 +154,15 @@ async def drive(port: int, requests: list[bytes], duration: float, concurrency: 
                 status = await exchange(reader, writer, requests[i % len(requests)])
                 lat.append((time.perf_counter() - t) * 1000)
                 if status != 200:
-                    errors += 1
+                    errors[status] = errors.get(status, 0) + 1
         finally:
             writer.close()
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
     wall = time.perf_counter() - t0
-    return {"requests": len(lat), "errors": errors, "rps": round(len(lat) / wall, 1),
+    return {"requests": len(lat), "errors": sum(errors.values()), "error_statuses": errors,
+            "rps": round(len(lat) / wall, 1),
             "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2),
             "concurrency": concurrency, "seconds": round(wall, 2)}
 
@@ -329,7 +330,8 @@ def main() -> None:
         for mode, endpoints in run["modes"].items():
             for name, r in endpoints.items():
                 table.add_row(scale, mode, name, str(r["requests"]), f"{r['rps']:.1f}", f"{r['p50_ms']:.1f}",
-                              f"{r['p99_ms']:.1f}", f"{r['server_cpu_ms']:.2f}", str(r["errors"]),
+                              f"{r['p99_ms']:.1f}", f"{r['server_cpu_ms']:.2f}",
+                              str(r["errors"]) + (f" {r['error_statuses']}" if r["errors"] else ""),
                               f"{r['load_average_1m']:.1f}")
         computed = run["modes"].get("computed", {})
         for name, ms in run["analysis_cpu_ms"].items():
