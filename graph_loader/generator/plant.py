@@ -1227,46 +1227,57 @@ class PlantBuilder:
                 continue
             by_mat[(lot.z, lot.material)].append(lot)
         sizes = (300, 480, 600, 900, 1200, 1500, 1800, 2400)
+        random = rng.random
+        solines = self.solines
+        priority = self._priority
         for (z, m), lots in by_mat.items():
             lots.sort(key=lambda lt: (lt.avail, lt.id))
             queue = deque(lt for lt in lots if lt.avail <= NOW - HOUR and lt.free > EPS)
+            popleft = queue.popleft
             mat = self.mats[m]
+            unit = mat.unit
             while queue:
-                if queue[0].avail > NOW - 36 * HOUR and rng.random() < 0.35:
+                if queue[0].avail > NOW - 36 * HOUR and random() < 0.35:
                     break  # recent production stays in stock, free
-                target = float(rng.choice(sizes))
+                left = float(rng.choice(sizes))
                 taken: list[tuple[Lot, float]] = []
-                left = target
+                last = 0
                 while left > EPS and queue:
                     lot = queue[0]
-                    take = min(lot.free, left)
-                    lot.free -= take
+                    free = lot.free
+                    take = free if free < left else left  # min(), first on ties as min() is
+                    lot.free = free = free - take
                     left -= take
                     taken.append((lot, take))
-                    if lot.free <= EPS:
+                    if lot.avail > last:
+                        last = lot.avail
+                    if free <= EPS:
                         lot.free = 0.0
-                        queue.popleft()
+                        popleft()
                 if not taken:
                     break
                 qty = sum(t for _, t in taken)
-                last = max(lt.avail for lt, _ in taken)
-                due = (last + int((1 + rng.random() * 7) * DAY)) // HOUR * HOUR
-                ship = rmin(max(last + (4 + rng.random() * 26) * HOUR, due - rng.random() * 2 * DAY))
-                if rng.random() < 0.08:
-                    ship = rmin(due + (0.5 + rng.random() * 2.5) * DAY)
-                sol = SOLine(id=self.next_id("SOL"), z=z, material=m, qty=qty, unit=mat.unit, due=due,
-                             priority=self._priority())
+                due = (last + int((1 + random() * 7) * DAY)) // HOUR * HOUR
+                # rmin inlined below: int(x) // 60 * 60
+                ship = int(max(last + (4 + random() * 26) * HOUR, due - random() * 2 * DAY)) // 60 * 60
+                if random() < 0.08:
+                    ship = int(due + (0.5 + random() * 2.5) * DAY) // 60 * 60
+                seq = self.seq
+                n = seq["SOL"] = seq["SOL"] + 1
+                sol = SOLine(f"SOL-{n:07d}", z, m, qty, unit, due, priority())
                 if ship <= NOW - HOUR:
                     sol.status = "shipped"
+                    shipments = sol.shipments
                     for lot, take in taken:
                         lot.shipped_q += take
-                        sol.shipments.append((lot.id, take, ship))
+                        shipments.append((lot.id, take, ship))
                 else:
-                    alloc = rmin(min(NOW - 30 * 60, last + (1 + rng.random() * 11) * HOUR))
+                    alloc = int(min(NOW - 30 * 60, last + (1 + random() * 11) * HOUR)) // 60 * 60
+                    allocations = sol.allocations
                     for lot, take in taken:
-                        sol.allocations.append((lot.id, take, alloc))
-                self.solines.append(sol)
-                if rng.random() < 0.02:
+                        allocations.append((lot.id, take, alloc))
+                solines.append(sol)
+                if random() < 0.02:
                     cancelled = SOLine(id=self.next_id("SOL"), z=z, material=m, qty=float(rng.choice(sizes)),
                                        unit=mat.unit, due=due, priority="normal", status="cancelled")
                     self.solines.append(cancelled)
@@ -1691,11 +1702,16 @@ class PlantBuilder:
         ran = [o for o in self.orders.values() if o.status == "completed" and o.as_ is not None]
         sup: list[tuple[Order, str, bool]] = []
         normal: list[tuple[Order, str, bool]] = []
+        sops_of: dict[tuple[str, str], set[str]] = {}  # (material, line) -> SOPs that apply
         for o in ran:
             assert o.as_ is not None
-            sops = {s for tgt in [o.material, *self.line_by_id[o.line].machines]
-                    for s in self.applies_to.get(tgt, ())}
-            eff = [v for s in sops for v, a, b in self.versions[s] if a <= o.as_ and (b is None or o.as_ < b)]
+            sops = sops_of.get((o.material, o.line))
+            if sops is None:
+                sops = sops_of[(o.material, o.line)] = {
+                    s for tgt in [o.material, *self.line_by_id[o.line].machines] for s in self.applies_to.get(tgt, ())}
+            at = o.as_
+            # only a single version in effect is used below, so the set's order does not matter
+            eff = [v for s in sops for v, a, b in self.versions[s] if a <= at and (b is None or at < b)]
             if len(eff) != 1:
                 continue
             entry = (o, eff[0], o.sopv != eff[0])
@@ -1793,8 +1809,10 @@ class PlantBuilder:
                 lot.status = status
             z = lot.z
             expiry = "" if lot.expiry is None else fmt(lot.expiry, z)
-            rows.append(f"{lot.id},{csv_field(lot.name)},{lot.source},{sites[z]},{fmt(lot.valid_from, z)},,"
-                        f"{q(lot.qty)},{lot.unit},{status},{fmt(lot.produced_at, z)},{expiry}")
+            vf = fmt(lot.valid_from, z)
+            made = vf if lot.produced_at == lot.valid_from else fmt(lot.produced_at, z)
+            rows.append(f"{lot.id},{csv_field(lot.name)},{lot.source},{sites[z]},{vf},,"
+                        f"{q(lot.qty)},{lot.unit},{status},{made},{expiry}")
             if len(rows) >= 50_000:
                 self.flush()
         self.flush()
