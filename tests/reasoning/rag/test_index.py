@@ -7,10 +7,12 @@ import itertools
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reasoning.rag.cards import chunk_text
 from reasoning.rag.documents import DocumentRegistry
+from reasoning.rag.embedder import SentenceTransformerEmbedder
 from reasoning.rag.errors import DocumentError, VectorIndexError
 from reasoning.rag.index import PER_ROW, VectorIndex, index_dir_for
 from store.base import GraphStore
@@ -202,3 +204,22 @@ def test_store_vector_index_is_used_when_offered(tmp_path: Path) -> None:
         assert store.searches == 3
     finally:
         store.close()
+
+
+def test_queries_embed_on_one_thread_and_batches_on_the_configured_threads(
+        st_embedder: SentenceTransformerEmbedder) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    saved = st_embedder.batch_threads
+    try:
+        st_embedder.batch_threads = 2
+        one = st_embedder.embed(["which machine had bearing problems?"])
+        assert torch.get_num_threads() == 1
+        batch = st_embedder.embed(["which machine had bearing problems?", "a", "b", "c", "d"])
+        assert torch.get_num_threads() == 2
+        # the thread count changes the speed, never the vector
+        assert np.allclose(one[0], batch[0], atol=1e-5)
+    finally:
+        st_embedder.batch_threads = saved
+        torch.set_num_threads(before)
