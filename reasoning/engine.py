@@ -610,10 +610,11 @@ class _Run:
                         self.filter_ok(edge_value(edge, f.prop), f) for f in tr.step.edge_where):
                     continue
                 times: dict[str, datetime] = {}
-                bound = self.bound_vars(st.key)
-                if tr.step.window is not None and not self.window_ok(tr.step.window, edge, rec, bound, times):
+                if tr.step.window is not None and not self.window_ok(
+                        tr.step.window, edge, rec, self.bound_vars(st.key), times):
                     continue
-                count = {"reset": 0, "start": 1, "keep": st.count, "loop": st.count + 1}[tr.count]
+                mode = tr.count
+                count = 0 if mode == "reset" else 1 if mode == "start" else st.count if mode == "keep" else st.count + 1
                 refs = st.key[2]
                 var = c.vars[tr.target]
                 if var is not None and var in self.ref_index:
