@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from pydantic import BaseModel, Field
 
 from graph_loader.b2mml import values as V
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, write_validated
-from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse
+from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
 from ontology.models import ENTITY_CLASSES, datetime_fields
 from store.base import GraphStore
 
@@ -52,6 +53,46 @@ CONTEXT = frozenset({
     "OperationsScheduleID", "OperationsType", "ApplicationArea", "ReleaseID", "VersionID",
 } | set(VERBS))
 
+#: The only elements whose parse events reach Python (lxml patterns, any namespace).
+EVENT_TAGS = tuple(sorted({"{*}" + n for n in NOUNS} | {"{*}" + v + n for v in VERBS for n in NOUNS}
+                          | {"{*}ApplicationArea"}))
+
+#: Files up to this size are parsed whole (lxml's parser is several times faster than iterparse
+#: with a tag filter); larger ones are streamed. Either way one file's tree at a time.
+TREE_BYTES = 8 * 1024 * 1024
+
+
+def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
+    """The events ``safe_iterparse(..., EVENT_TAGS)`` would give, from a parsed tree: start and
+    end of nouns, verb wrappers and ApplicationArea (B2MML namespaces), never entering a unit;
+    then ``("done", root)``."""
+    tags = _TAGS
+    stack: list[tuple[Any, Any]] = [(root, None)]
+    while stack:
+        el, kids = stack[-1]
+        if kids is None:  # first visit
+            t = tags.get(el.tag) or _tag(el.tag)
+            event = t.b2 and (t.verb_noun is not None or t.local in NOUNS or t.local == "ApplicationArea")
+            if event:
+                yield "start", el
+            if t.b2 and t.local in UNITS:
+                stack.pop()
+                yield "end", el
+                continue
+            # a snapshot: the walk removes mapped units from their parent
+            stack[-1] = (el, iter(list(el)))
+            continue
+        nxt = next(kids, None)
+        if nxt is not None:
+            stack.append((nxt, None))
+            continue
+        stack.pop()
+        t = tags.get(el.tag) or _tag(el.tag)
+        if t.b2 and (t.verb_noun is not None or t.local in NOUNS or t.local == "ApplicationArea"):
+            yield "end", el
+    yield "done", root
+
+
 _PRODUCED = {"produced", "materialproduced", "coproductproduced", "byproductproduced", "yieldproduced"}
 _CONSUMED = {"consumed", "materialconsumed"}
 
@@ -67,28 +108,51 @@ def version_of(ns: str) -> str | None:
     return "V" + (num + "00" if len(num) == 2 else num)
 
 
-_TAGS: dict[str, tuple[str, str]] = {}
+class _Tag:
+    """What the walker needs to know about one tag, worked out once per distinct tag."""
+
+    __slots__ = ("b2", "local", "ns", "verb_any", "verb_noun")
+
+    def __init__(self, ns: str, local: str) -> None:
+        self.ns = ns
+        self.local = local
+        self.b2 = ns == "" or _NS_RE.match(ns) is not None
+        m = _VERB_RE.match(local)
+        self.verb_any = m is not None
+        #: a verb wrapper of a known noun (SyncMaterialLot, ...), else None
+        self.verb_noun: str | None = m.group(1) if m and m.group(2) in NOUNS else None
 
 
-def _split(tag: Any) -> tuple[str, str]:
-    """(namespace, local name) of a tag; cached, since a file repeats a few dozen tags."""
-    if not isinstance(tag, str):
-        return "", ""
+_TAGS: dict[Any, _Tag] = {}
+_NO_TAG = _Tag("", "")
+
+
+def _tag(tag: Any) -> _Tag:
+    """The cached :class:`_Tag` of a tag (a file repeats a few dozen tags); comments and the
+    like have an empty one."""
     got = _TAGS.get(tag)
     if got is not None:
         return got
+    if not isinstance(tag, str):
+        return _NO_TAG
     if tag[:1] == "{":
         ns, _, local = tag[1:].partition("}")
-        got = (ns, local)
+        got = _Tag(ns, local)
     else:
-        got = ("", tag)
+        got = _Tag("", tag)
     if len(_TAGS) < 50_000:
         _TAGS[tag] = got
     return got
 
 
+def _split(tag: Any) -> tuple[str, str]:
+    """(namespace, local name) of a tag."""
+    t = _tag(tag)
+    return t.ns, t.local
+
+
 def _local(el: Any) -> str:
-    return _split(el.tag)[1]
+    return _tag(el.tag).local
 
 
 def _el_path(el: Any) -> str:
@@ -98,6 +162,43 @@ def _el_path(el: Any) -> str:
         parts.append(_local(cur))
         cur = cur.getparent()
     return "/" + "/".join(reversed(parts))
+
+
+def _clean(text: str | None) -> str | None:
+    """:func:`values.clean_id` without the regular expression (the hot path of every value)."""
+    if not text:
+        return None
+    out = " ".join(text.split())
+    return out or None
+
+
+_BAR = re.compile(r"\s*\|\s*")
+
+
+@cache
+def _field_kinds(cls: str) -> dict[str, str]:
+    """Property name -> how a ``*Property`` value is read (datetime, list, number, text), per
+    class, worked out once from the ontology model."""
+    model = ENTITY_CLASSES[cls]
+    dts = datetime_fields(model)
+    out: dict[str, str] = {}
+    for key, info in model.model_fields.items():
+        if key == "id":
+            continue
+        if key in dts:
+            out[key] = "datetime"
+        elif "list" in repr(info.annotation):
+            out[key] = "list"
+        elif info.annotation in (float, float | None) or "float" in repr(info.annotation):
+            out[key] = "number"
+        else:
+            out[key] = "text"
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _snake(name: str) -> str:
+    return V.snake(name)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,31 +244,50 @@ class ImportReport(BaseModel):
 
 
 class _Used:
-    """Elements of the current unit that the mapping read (kept alive so ids stay stable), and
-    each read element's children indexed by local name."""
+    """Elements of the current unit that the mapping read, each read element's children indexed
+    by local name, and element paths. Elements are kept as set members and dict keys (lxml
+    returns the same proxy for a node while one is alive); all of it is dropped with the unit."""
+
+    __slots__ = ("_index", "_paths", "els")
 
     def __init__(self) -> None:
-        self.keep: list[Any] = []
-        self.ids: set[int] = set()
-        self._index: dict[int, dict[str, list[Any]]] = {}
+        self.els: set[Any] = set()
+        self._index: dict[Any, tuple[dict[str, list[Any]], list[tuple[str, Any]]]] = {}
+        self._paths: dict[Any, str] = {}
 
     def mark(self, el: Any) -> None:
-        self.keep.append(el)
-        self.ids.add(id(el))
+        self.els.add(el)
 
     def __contains__(self, el: Any) -> bool:
-        return id(el) in self.ids
+        return el in self.els
 
-    def children(self, el: Any) -> dict[str, list[Any]]:
-        idx = self._index.get(id(el))
-        if idx is None:
-            idx = {}
+    def children(self, el: Any) -> tuple[dict[str, list[Any]], list[tuple[str, Any]]]:
+        """(children by local name, children in document order with their local names)."""
+        got = self._index.get(el)
+        if got is None:
+            by: dict[str, list[Any]] = {}
+            seq: list[tuple[str, Any]] = []
             for c in el:
-                tag = c.tag
-                if isinstance(tag, str):
-                    idx.setdefault(_split(tag)[1], []).append(c)
-            self._index[id(el)] = idx
-        return idx
+                t = _TAGS.get(c.tag) or _tag(c.tag)
+                if t is _NO_TAG:
+                    continue
+                seq.append((t.local, c))
+                lst = by.get(t.local)
+                if lst is None:
+                    by[t.local] = [c]
+                else:
+                    lst.append(c)
+            got = self._index[el] = (by, seq)
+        return got
+
+    def path(self, el: Any) -> str:
+        """``/Root/.../Local`` of ``el``, sharing the parents' paths."""
+        got = self._paths.get(el)
+        if got is None:
+            parent = el.getparent()
+            head = self.path(parent) if parent is not None else ""
+            got = self._paths[el] = head + "/" + _local(el)
+        return got
 
 
 class R:
@@ -178,53 +298,72 @@ class R:
     def __init__(self, el: Any, used: _Used) -> None:
         self.el = el
         self.used = used
-        used.mark(el)
+        used.els.add(el)
 
     @property
     def line(self) -> int:
         return int(self.el.sourceline or 0)
 
-    def kids(self, *names: str) -> list[R]:
-        idx = self.used.children(self.el)
+    def _matching(self, names: tuple[str, ...]) -> list[Any]:
+        """Children named ``names`` in document order, marked as read."""
+        el = self.el
+        if not len(el):
+            return []
+        by, seq = self.used.children(el)
         if len(names) == 1:
-            return [R(c, self.used) for c in idx.get(names[0], ())]
-        found = [c for n in names for c in idx.get(n, ())]
-        if len(found) > 1:
-            order = {id(c): i for i, c in enumerate(self.el)}
-            found.sort(key=lambda c: order[id(c)])
-        return [R(c, self.used) for c in found]
+            found = by.get(names[0])
+            if not found:
+                return []
+        else:
+            found = [c for n, c in seq if n in names]
+        self.used.els.update(found)
+        return found
+
+    def kids(self, *names: str) -> list[R]:
+        used = self.used
+        return [R(c, used) for c in self._matching(names)]
 
     def kid(self, *names: str) -> R | None:
-        idx = self.used.children(self.el)
+        if not len(self.el):
+            return None
+        by = self.used.children(self.el)[0]
         for n in names:
-            got = idx.get(n)
+            got = by.get(n)
             if got:
                 return R(got[0], self.used)
         return None
 
+    def _value_of(self, c: Any) -> str | None:
+        if not len(c):
+            return _clean(c.text)
+        return R(c, self.used).value()
+
     def text(self, *names: str) -> str | None:
         """First non-empty (whitespace-stripped) text among children named ``names``."""
-        for k in self.kids(*names):
-            t = k.value()
+        for c in self._matching(names):
+            t = self._value_of(c)
             if t is not None:
                 return t
         return None
 
     def texts(self, *names: str) -> list[str]:
         out = []
-        for k in self.kids(*names):
-            t = k.value()
+        for c in self._matching(names):
+            t = self._value_of(c)
             if t is not None:
                 out.append(t)
         return out
 
     def value(self) -> str | None:
         """The element's own text; for typed wrappers (Value/ValueString) the inner string."""
+        el = self.el
+        if not len(el):
+            return _clean(el.text)
         inner = self.kid("ValueString", "QuantityString")
         if inner is not None:
             self.kids("DataType", "UnitOfMeasure", "Key")
-            return V.clean_id(inner.el.text)
-        return V.clean_id(self.el.text)
+            return _clean(inner.el.text)
+        return _clean(el.text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,7 +429,10 @@ class B2MMLImporter:
         self.report.files.append(summary)
         self._ctx = _Ctx(file=name, summary=summary)
         try:
-            self._walk(safe_iterparse(path, name))
+            if path.stat().st_size <= TREE_BYTES:
+                self._walk(_tree_events(safe_parse(path, name).getroot()))
+            else:
+                self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:
             summary.error = str(exc)
             self.errors.append(Problem(file=exc.file, line=exc.line, column=str(exc.column),
@@ -302,52 +444,23 @@ class B2MMLImporter:
             self.progress(1)
 
     def _walk(self, events: Iterable[tuple[str, Any]]) -> None:
-        """Map each unit at its end tag, report B2MML nouns that are not mapped, free memory."""
+        """Map each unit at its end tag, report what is not mapped, free memory as it goes.
+
+        ``events`` are those of :data:`EVENT_TAGS` only (nouns, verb wrappers, ApplicationArea):
+        lxml does not hand the elements inside a unit to Python one by one. What else sits in
+        a container or verb wrapper (context values, unmapped B2MML elements, vendor extensions)
+        is swept when that holder ends, and what is outside every holder when the file ends.
+        """
         ctx = self._ctx
         unit: Any = None
-        skip: Any = None
-        open_nouns = 0
+        open_: set[Any] = set()  # container / verb elements being read (not inside a skipped one)
+        tags = _TAGS
         for event, el in events:
-            ns, local = _split(el.tag)
-            is_b2 = ns == "" or _NS_RE.match(ns) is not None
-            if event == "start":
-                if unit is not None or skip is not None or not is_b2:
-                    continue
-                if ns and ctx.version is None:
-                    ctx.version = ctx.summary.version = version_of(ns)
-                m = _VERB_RE.match(local)
-                if m and m.group(2) in NOUNS:
-                    if open_nouns == 0:
-                        ctx.summary.messages += 1
-                    ctx.verb, ctx.sender = m.group(1), None
-                    open_nouns += 1
-                    continue
-                if local in NOUNS:
-                    if open_nouns == 0:
-                        ctx.summary.messages += 1
-                        ctx.verb, ctx.sender = None, None
-                    if local in UNITS:
-                        unit = el
-                    else:
-                        open_nouns += 1
-                    continue
-                parent = el.getparent()
-                if parent is None:
-                    skip = el
-                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
-                                      f"B2MML element {local!r} is not a mapped noun")
-                    continue
-                pns, plocal = _split(parent.tag)
-                parent_b2 = pns == "" or _NS_RE.match(pns) is not None
-                holder = not parent_b2 or plocal in CONTAINERS or _VERB_RE.match(plocal) is not None
-                if holder and local not in CONTEXT:
-                    skip = el
-                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
-                                      f"B2MML element {local!r} is not a mapped noun")
-                continue
-            # end
+            if event == "done":  # the root, after the last element
+                self._sweep(el, False, True)
+                break
             if unit is not None:
-                if el is unit:
+                if el is unit:  # its end: a unit's start is what set it
                     self._unit(el)
                     ctx.summary.units += 1
                     unit = None
@@ -355,33 +468,85 @@ class B2MMLImporter:
                     if parent is not None:
                         parent.remove(el)
                 continue
-            if skip is not None:
-                if el is skip:
-                    skip = None
-                    parent = el.getparent()
-                    if parent is not None:
-                        parent.remove(el)
+            t = tags.get(el.tag) or _tag(el.tag)
+            if not t.b2:
                 continue
-            if is_b2 and local == "ApplicationArea":
+            if event == "start":
+                if self._skipped(el, open_):
+                    continue
+                if t.ns and ctx.version is None:
+                    ctx.version = ctx.summary.version = version_of(t.ns)
+                if t.verb_noun is None and t.local not in NOUNS:
+                    continue  # ApplicationArea: read at its end
+                if not open_:
+                    ctx.summary.messages += 1
+                    ctx.verb, ctx.sender = t.verb_noun, None
+                elif t.verb_noun is not None:
+                    ctx.verb, ctx.sender = t.verb_noun, None
+                if t.local in UNITS:
+                    unit = el
+                else:
+                    open_.add(el)
+                continue
+            # end
+            if el in open_:
+                open_.discard(el)
+                self._sweep_children(el, True)
+                parent = el.getparent()
+                if parent is not None:
+                    parent.remove(el)
+            elif t.local == "ApplicationArea" and not self._skipped(el, open_):
                 sender = R(el, _Used()).kid("Sender")
                 ctx.sender = sender.text("LogicalID") if sender else None
-                continue
-            parent = el.getparent()
-            if parent is None:
-                continue
-            if is_b2 and (local in NOUNS or _VERB_RE.match(local)):
-                open_nouns -= 1
-                parent.remove(el)
-            elif not is_b2:
-                if not len(el) and el.text and el.text.strip():
-                    self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
-                                      f"element in foreign namespace {ns!r} outside B2MML: not mapped")
-                parent.remove(el)
+
+    def _skipped(self, el: Any, open_: set[Any]) -> bool:
+        """Whether ``el`` is inside (or is) an element the walk does not read: a B2MML element
+        that is neither a noun nor a context value of its container, or the non-noun root."""
+        cur = el
+        while cur is not None and cur not in open_:
+            parent = cur.getparent()
+            t = _tag(cur.tag)
+            if t.b2 and t.verb_noun is None and t.local not in NOUNS:
+                if parent is None:
+                    return True
+                pt = _tag(parent.tag)
+                if (not pt.b2 or pt.local in CONTAINERS or pt.verb_any) and t.local not in CONTEXT:
+                    return True
+            cur = parent
+        return False
+
+    def _sweep_children(self, el: Any, holder: bool) -> None:
+        for c in el:
+            self._sweep(c, holder, False)
+
+    def _sweep(self, el: Any, parent_holder: bool, is_root: bool) -> None:
+        """Report what is left of a holder once its nouns were mapped: B2MML elements that are
+        not nouns (skipped whole) and foreign leaves with text."""
+        t = _tag(el.tag)
+        if t is _NO_TAG:
+            return
+        ctx = self._ctx
+        if t.b2:
+            if t.ns and ctx.version is None:
+                ctx.version = ctx.summary.version = version_of(t.ns)
+            if t.verb_noun is not None or t.local in NOUNS:
+                return  # read already (or inside an element reported as skipped)
+            if is_root or (parent_holder and t.local not in CONTEXT):
+                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                                  f"B2MML element {t.local!r} is not a mapped noun")
+                return
+            holder = t.local in CONTAINERS or t.verb_any
+        else:
+            if not len(el) and el.text and el.text.strip():
+                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                                  f"element in foreign namespace {t.ns!r} outside B2MML: not mapped")
+            holder = True
+        self._sweep_children(el, holder)
 
     # -- units ------------------------------------------------------------------------------------
     def _origin(self, r: R | Any) -> Origin:
         el = r.el if isinstance(r, R) else r
-        return Origin(self._ctx.file, int(el.sourceline or 0), _el_path(el))
+        return Origin(self._ctx.file, el.sourceline or 0, self._used.path(el))
 
     def _unit(self, el: Any) -> None:
         self._used = _Used()
@@ -405,28 +570,28 @@ class B2MMLImporter:
         self._report_unused(el)
 
     def _mark_all(self, el: Any) -> None:
-        for d in el.iter():
-            self._used.mark(d)
+        self._used.els.update(el.iter())
 
     def _report_unused(self, el: Any) -> None:
-        used = self._used
-        todo = [el]
-        while todo:
-            cur = todo.pop()
-            for c in cur:
-                if not isinstance(c.tag, str):
-                    continue
-                if c in used:
-                    todo.append(c)
-                    continue
-                ns, local = _split(c.tag)
-                if ns and not _NS_RE.match(ns):
-                    why = f"vendor extension element (namespace {ns!r}): no ontology counterpart"
-                elif local in ("Extension", "Any"):
-                    why = "extension element: no ontology counterpart"
-                else:
-                    why = f"B2MML element {local!r} has no counterpart in the ontology mapping"
-                self.unmapped.add(Origin(self._ctx.file, int(c.sourceline or 0), _el_path(c)), why)
+        """Every element of the unit the mapping did not read, at the top of its unread subtree,
+        in document order."""
+        used = self._used.els
+        for c in el.iter():
+            if c in used:
+                continue
+            parent = c.getparent()
+            if parent not in used:
+                continue  # inside an unread element already reported
+            t = _tag(c.tag)
+            if t is _NO_TAG:
+                continue
+            if not t.b2:
+                why = f"vendor extension element (namespace {t.ns!r}): no ontology counterpart"
+            elif t.local in ("Extension", "Any"):
+                why = "extension element: no ontology counterpart"
+            else:
+                why = f"B2MML element {t.local!r} has no counterpart in the ontology mapping"
+            self.unmapped.add(Origin(self._ctx.file, c.sourceline or 0, self._used.path(c)), why)
 
     # shared readers --------------------------------------------------------------------------
     def _dt(self, r: R | None, *names: str) -> str | None:
@@ -499,27 +664,24 @@ class B2MMLImporter:
 
     def _props(self, r: R, names: Sequence[str], cls: str, out: dict[str, Any]) -> None:
         """``*Property`` elements whose ID names an ontology field of ``cls`` -> ``out``."""
-        model = ENTITY_CLASSES[cls]
-        fields = set(model.model_fields) - {"id"}
-        dts = datetime_fields(model)
+        kinds = _field_kinds(cls)
         for p in r.kids(*names):
             pid = p.text("ID")
             vals = p.texts("Value")
             p.kids("Description")
-            key = V.snake(pid) if pid else ""
-            if key not in fields:
+            key = _snake(pid) if pid else ""
+            kind = kinds.get(key)
+            if kind is None:
                 self.unmapped.add(self._origin(p), f"{cls} has no property {pid!r}")
                 continue
-            info = model.model_fields[key]
-            many = "list" in repr(info.annotation)
             if not vals:
                 continue
             try:
-                if key in dts:
+                if kind == "datetime":
                     out[key] = V.parse_datetime(vals[0], self.default_tz).isoformat()
-                elif many:
-                    out[key] = [x for v in vals for x in re.split(r"\s*\|\s*", v) if x]
-                elif info.annotation in (float, float | None) or "float" in repr(info.annotation):
+                elif kind == "list":
+                    out[key] = [x for v in vals for x in _BAR.split(v) if x]
+                elif kind == "number":
                     out[key] = V.parse_quantity(vals[0])
                 else:
                     out[key] = vals[0]

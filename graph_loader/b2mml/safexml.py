@@ -7,7 +7,7 @@ billion-laughs and external-entity (XXE) files before anything is expanded or fe
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -38,11 +38,15 @@ def _refuse_dtd(root: Any, file: str) -> None:
         )
 
 
-def safe_iterparse(source: Path | IO[bytes], name: str) -> Iterator[tuple[str, Any]]:
+def safe_iterparse(source: Path | IO[bytes], name: str,
+                   tags: Sequence[str] | None = None) -> Iterator[tuple[str, Any]]:
     """Yield ``(event, element)`` for 'start' and 'end' events, safely.
 
-    Comments and processing instructions are skipped. Raises :class:`XMLInputError` for
-    malformed input and :class:`UnsafeXMLError` for a DTD or entity reference.
+    ``tags`` (lxml tag patterns such as ``{*}MaterialLot``) limits the events to those elements
+    (the tree is still built, and the parser still checks every byte); then a last ``("done",
+    root)`` hands over the document's root for what the events did not cover. Comments and
+    processing instructions are skipped. Raises :class:`XMLInputError` for malformed input and
+    :class:`UnsafeXMLError` for a DTD or entity reference.
     """
     parser = etree.iterparse(
         source if not isinstance(source, Path) else str(source),
@@ -55,35 +59,48 @@ def safe_iterparse(source: Path | IO[bytes], name: str) -> Iterator[tuple[str, A
         remove_comments=True,
         remove_pis=True,
         recover=False,
+        tag=tags,
     )
-    first = True
+    events = iter(parser)
     try:
-        for event, el in parser:
-            if first:
-                first = False
-                _refuse_dtd(el, name)
-            if event == "end" and len(el) and any(isinstance(c, etree._Entity) for c in el):
-                line = el.sourceline or 0
-                raise UnsafeXMLError(name, line, 1, "entity references are refused")
+        for event, el in events:
+            # the first event: a DTD (internal or external) is known by now. Without one, an
+            # entity reference other than the five predefined ones is a syntax error below.
+            _refuse_dtd(el, name)
             yield event, el
+            break
+        else:
+            # no element matched ``tags``: the DTD check on the finished tree
+            if parser.root is not None:
+                _refuse_dtd(parser.root, name)
+        yield from events
+        if tags is not None and parser.root is not None:
+            yield "done", parser.root
     except etree.XMLSyntaxError as exc:
-        line, col = exc.position if exc.position else (exc.lineno or 0, exc.offset or 0)
-        msg = str(exc.msg or exc)
-        if "Entity" in msg or "entity" in msg:
-            raise UnsafeXMLError(name, line, col, f"entities are refused: {msg}") from None
-        raise XMLInputError(name, line, col, f"not well-formed XML: {msg}") from None
+        raise _syntax_error(exc, name) from None
 
 
-def safe_parse(path: Path) -> Any:
-    """The whole document as an lxml tree (only for XSD validation, which needs a tree)."""
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
-                             huge_tree=False, remove_comments=True, remove_pis=True)
+def _syntax_error(exc: etree.XMLSyntaxError, name: str) -> XMLInputError:
+    line, col = exc.position if exc.position else (exc.lineno or 0, exc.offset or 0)
+    msg = str(exc.msg or exc)
+    if "Entity" in msg or "entity" in msg:
+        return UnsafeXMLError(name, line, col, f"entities are refused: {msg}")
+    return XMLInputError(name, line, col, f"not well-formed XML: {msg}")
+
+
+_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
+                          huge_tree=False, remove_comments=True, remove_pis=True, recover=False)
+
+
+def safe_parse(path: Path, name: str | None = None) -> Any:
+    """The whole document as an lxml tree, with the same safety and errors as
+    :func:`safe_iterparse` (for files small enough to hold, and for XSD validation)."""
+    name = str(path) if name is None else name
     try:
-        tree = etree.parse(str(path), parser)
+        tree = etree.parse(str(path), _PARSER)
     except etree.XMLSyntaxError as exc:
-        line, col = exc.position if exc.position else (exc.lineno or 0, exc.offset or 0)
-        raise XMLInputError(str(path), line, col, f"not well-formed XML: {exc.msg}") from None
-    _refuse_dtd(tree.getroot(), str(path))
+        raise _syntax_error(exc, name) from None
+    _refuse_dtd(tree.getroot(), name)
     return tree
 
 

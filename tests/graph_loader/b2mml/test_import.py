@@ -222,3 +222,39 @@ def test_reimport_is_idempotent(store: GraphStore) -> None:
     after = store.counts()
     assert before.nodes_by_class == after.nodes_by_class
     assert before.edges_by_relation == after.edges_by_relation
+
+
+def test_streamed_and_whole_file_reading_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Small files are parsed whole, big ones streamed with iterparse: both give the same report
+    (mapped records, unmapped items with their lines, notes, errors) on every fixture."""
+    import graph_loader.b2mml.importer as importer
+
+    def report(limit: int) -> dict[str, Any]:
+        monkeypatch.setattr(importer, "TREE_BYTES", limit)
+        rep = import_b2mml([FIXTURES / "messy", FIXTURES / "v0500", FIXTURES / "v0701"], None, dry_run=True)
+        return rep.model_dump(exclude={"seconds"})
+
+    whole, streamed = report(1 << 30), report(-1)
+    assert whole["unmapped"] and whole["entities"] > 0
+    assert whole == streamed
+
+
+def test_vendor_junk_beside_nouns_is_reported_and_nouns_inside_it_are_not_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph_loader.b2mml.importer as importer
+
+    f = tmp_path / "junk.xml"
+    f.write_text(
+        '<x:Envelope xmlns:x="urn:x" xmlns:b="http://www.mesa.org/xml/B2MML">\n'
+        "<x:Note>hello</x:Note>\n"
+        "<b:Weird><b:MaterialLot><b:ID>L-HIDDEN</b:ID></b:MaterialLot></b:Weird>\n"
+        "<b:MaterialInformation><b:Foo>1</b:Foo>\n"
+        "<b:MaterialLot><b:ID>L-SEEN</b:ID><b:Quantity><b:QuantityString>2</b:QuantityString></b:Quantity>"
+        "</b:MaterialLot></b:MaterialInformation>\n"
+        "</x:Envelope>", encoding="utf-8")
+    for limit in (1 << 30, -1):  # whole-file and streamed reading
+        monkeypatch.setattr(importer, "TREE_BYTES", limit)
+        rep = import_b2mml([f], None, dry_run=True)
+        assert rep.entities_by_class == {"Lot": 1}
+        where = {(u.line, u.path) for u in rep.unmapped}
+        assert where == {(2, "/Envelope/Note"), (3, "/Envelope/Weird"), (4, "/Envelope/MaterialInformation/Foo")}
