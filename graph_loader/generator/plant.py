@@ -1077,9 +1077,19 @@ class PlantBuilder:
         key = (z, comp)
         inv = self.inventory[key]
         mat = self.mats[comp]
-        pcs = mat.unit == "pcs"
         if mat.kind == "intermediate":
             self.level[key] -= need
+        pcs = mat.unit == "pcs"
+        if inv and need > EPS and inv[0].free > need:
+            # the common case, one step of the loop below: the first lot covers the need and stays open
+            lot = inv[0]
+            free = lot.free - need
+            if free > EPS and not (pcs and free < 1):
+                lot.free = free
+                lot.consumed_q += need
+                lot.last_used = t
+                taken.append((lot, need))
+                return
         while need > EPS:
             if not inv:
                 if mat.kind != "raw":
@@ -1310,7 +1320,9 @@ class PlantBuilder:
         site = self.site_ids[z]
         fmt = self.clock.fmt
         s_od = fmt(od, z)
-        self.node("SalesOrder", so, f"{so} ({len(lines)} lines)", "ERP", site, s_od, order_date=s_od, status=status)
+        if self._pcols["SalesOrder"] != ["order_date", "status"]:
+            raise RuntimeError("ontology columns of SalesOrder changed; update _new_so")
+        self._nbuf["SalesOrder"].append(f"{so},{so} ({len(lines)} lines),ERP,{site},{s_od},,{s_od},{status}")
         # the edges go straight into the buffers and the truth index (hundreds of thousands of them)
         ebuf = self._ebuf
         index = self.index
