@@ -24,7 +24,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from graph_loader.b2mml import values as V
-from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, write_validated
+from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, paused_gc, write_validated
 from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
 from ontology.models import ENTITY_CLASSES, datetime_fields
 from store.base import GraphStore
@@ -1255,6 +1255,12 @@ def import_b2mml(
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import B2MML files/folders into ``store`` (all or nothing); returns the report."""
+    with paused_gc():
+        return _import_b2mml(paths, store, dry_run, source_system, default_tz, xsd, progress)
+
+
+def _import_b2mml(paths: Sequence[Path], store: GraphStore | None, dry_run: bool, source_system: str,
+                  default_tz: tzinfo, xsd: bool, progress: Callable[[int], None] | None) -> ImportReport:
     t0 = time.perf_counter()
     imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=progress)
     files = iter_b2mml_files(paths)

@@ -18,7 +18,7 @@ from typing import Any
 
 from graph_loader.b2mml import values as V
 from graph_loader.b2mml.importer import ImportReport
-from graph_loader.b2mml.records import ImportBatch, Origin, Problem, problem, write_validated
+from graph_loader.b2mml.records import ImportBatch, Origin, Problem, paused_gc, problem, write_validated
 from graph_loader.tables.mapping import (
     Mapping,
     TargetSpec,
@@ -107,10 +107,17 @@ class RowMapper:
         self.tz: tzinfo = V.zone(mapping.defaults.timezone)
         self._templates: dict[str, _Template] = {}
         self._tzs: dict[str, tzinfo] = {}
+        self._readers: dict[tuple[int, str], Callable[[dict[str, Any]], Any]] = {}
         self._kinds: dict[tuple[str, str], ValueType] = {}
         for e in mapping.entities:
             for name in e.properties:
                 self._kinds[(e.class_, name)] = field_kind(e.class_, name)
+        #: per entity: its spec, its id reader and its (property, reader) pairs
+        self._entity_plan = [
+            (e, self.reader(e.id, "string"),
+             [(name, self.reader(spec, self._kinds[(e.class_, name)])) for name, spec in e.properties.items()])
+            for e in mapping.entities
+        ]
 
     def _tpl(self, text: str) -> _Template:
         t = self._templates.get(text)
@@ -119,73 +126,113 @@ class RowMapper:
         return t
 
     def value(self, spec: ValueSpec, row: dict[str, Any], kind: ValueType) -> Any:
+        """The value ``spec`` reads from ``row`` as ``kind``; raises :class:`_RowError`."""
+        return self.reader(spec, kind)(row)
+
+    def reader(self, spec: ValueSpec, kind: ValueType) -> Callable[[dict[str, Any]], Any]:
+        """``spec`` compiled once into a function of the row: every choice that depends only on
+        the mapping (source, type, format, time zone, decimal comma) is made here, not per row."""
+        key = (id(spec), kind)
+        got = self._readers.get(key)
+        if got is None:
+            got = self._readers[key] = self._compile(spec, kind)
+        return got
+
+    def _compile(self, spec: ValueSpec, kind: ValueType) -> Callable[[dict[str, Any]], Any]:
         col = spec.column
-        if spec.value is not None:
-            raw: Any = spec.value
-        elif spec.template is not None:
-            raw = self._tpl(spec.template).render(row)
-        else:
-            raw = row.get(col) if col is not None else None
-        if raw is None or (isinstance(raw, str) and not raw.strip()):
-            if spec.default is not None:
-                raw = spec.default
-            elif spec.required:
-                raise _RowError(col, "a value is required here but the cell is empty")
+        const = spec.value
+        tpl = self._tpl(spec.template) if spec.template is not None else None
+        default, required, choices = spec.default, spec.required, spec.map
+        convert = self._converter(spec, spec.type or kind)
+
+        def read(row: dict[str, Any]) -> Any:
+            if const is not None:
+                raw: Any = const
+            elif tpl is not None:
+                raw = tpl.render(row)
             else:
-                return None
-        if spec.map is not None:
-            key = str(raw).strip()
-            if key not in spec.map:
-                raise _RowError(col, f"value {key!r} is not in the mapping's map (expected one of "
-                                     f"{', '.join(map(str, spec.map))})")
-            raw = spec.map[key]
-        t = spec.type or kind
-        try:
-            if t == "number":
+                raw = row.get(col) if col is not None else None
+            if raw is None or (isinstance(raw, str) and not raw.strip()):
+                if default is not None:
+                    raw = default
+                elif required:
+                    raise _RowError(col, "a value is required here but the cell is empty")
+                else:
+                    return None
+            if choices is not None:
+                k = str(raw).strip()
+                if k not in choices:
+                    raise _RowError(col, f"value {k!r} is not in the mapping's map (expected one of "
+                                         f"{', '.join(map(str, choices))})")
+                raw = choices[k]
+            try:
+                return convert(raw, row)
+            except V.ValueProblem as exc:
+                raise _RowError(col, str(exc)) from None
+            except ValueError:
+                raise _RowError(col, f"expected an integer, found {raw!r}") from None
+
+        return read
+
+    def _converter(self, spec: ValueSpec, t: ValueType) -> Callable[[Any, dict[str, Any]], Any]:
+        """raw cell -> typed value for type ``t``; raises ValueProblem, ValueError or _RowError."""
+        if t == "number":
+            dc = spec.decimal_comma if spec.decimal_comma is not None else self.m.defaults.decimal_comma
+            to_unit, unit_column = spec.to_unit, spec.unit_column
+
+            def number(raw: Any, row: dict[str, Any]) -> Any:
                 if isinstance(raw, bool):
                     raise V.ValueProblem(f"expected a number, found {raw!r}")
-                dc = spec.decimal_comma if spec.decimal_comma is not None else self.m.defaults.decimal_comma
                 x = float(raw) if isinstance(raw, int | float) else V.parse_quantity(str(raw), dc)
-                if spec.to_unit is not None:
-                    src = row.get(spec.unit_column) if spec.unit_column else None
+                if to_unit is not None:
+                    src = row.get(unit_column) if unit_column else None
                     if src is None or not str(src).strip():
-                        raise _RowError(spec.unit_column, "unit cell is empty (needed to convert to "
-                                                          f"{spec.to_unit})")
-                    f = unit_factor(str(src), spec.to_unit)
+                        raise _RowError(unit_column, f"unit cell is empty (needed to convert to {to_unit})")
+                    f = unit_factor(str(src), to_unit)
                     if f is None:
-                        raise _RowError(spec.unit_column, f"cannot convert unit {str(src)!r} to {spec.to_unit!r}")
+                        raise _RowError(unit_column, f"cannot convert unit {str(src)!r} to {to_unit!r}")
                     x *= f
                 return x
-            if t == "integer":
-                return int(str(raw).strip())
-            if t in ("datetime", "date"):
-                tz = self.tz
-                if spec.timezone:
-                    tz = self._tzs.get(spec.timezone) or self._tzs.setdefault(spec.timezone, V.zone(spec.timezone))
+
+            return number
+        if t == "integer":
+            return lambda raw, row: int(str(raw).strip())
+        if t in ("datetime", "date"):
+            tz = self.tz
+            if spec.timezone:
+                tz = self._tzs.get(spec.timezone) or self._tzs.setdefault(spec.timezone, V.zone(spec.timezone))
+            fmt = spec.format or self.m.defaults.date_format
+
+            def when(raw: Any, row: dict[str, Any]) -> Any:
                 if isinstance(raw, datetime):
                     dt = raw if raw.tzinfo is not None else raw.replace(tzinfo=tz)
                 elif isinstance(raw, date):
                     dt = datetime(raw.year, raw.month, raw.day, tzinfo=tz)
                 else:
-                    dt = V.parse_datetime(str(raw), tz, spec.format or self.m.defaults.date_format)
+                    dt = V.parse_datetime(str(raw), tz, fmt)
                 return dt.isoformat()
-            if t == "list":
+
+            return when
+        if t == "list":
+            sep = spec.split or "|"
+
+            def items(raw: Any, row: dict[str, Any]) -> Any:
                 if isinstance(raw, list):
                     return [str(x).strip() for x in raw if str(x).strip()]
-                sep = spec.split or "|"
                 return [p.strip() for p in str(raw).split(sep) if p.strip()]
-            if t == "boolean":
+
+            return items
+        if t == "boolean":
+            def boolean(raw: Any, row: dict[str, Any]) -> Any:
                 s = str(raw).strip().lower()
                 if s in ("1", "true", "yes", "y", "x", "ja", "j"):
                     return True
                 if s in ("0", "false", "no", "n", "", "nein"):
                     return False
                 raise V.ValueProblem(f"expected a boolean (true/false, yes/no, 1/0), found {raw!r}")
-            return str(raw).strip() if isinstance(raw, str) else raw
-        except V.ValueProblem as exc:
-            raise _RowError(col, str(exc)) from None
-        except ValueError:
-            raise _RowError(col, f"expected an integer, found {raw!r}") from None
+
+            return boolean
+        return lambda raw, row: raw.strip() if isinstance(raw, str) else raw
 
     def row(self, row: dict[str, Any], origin_file: str, line: int) -> _RowDrafts:
         """The drafts of one row; raises a list of :class:`_RowError` as one ExceptionGroup-ish list."""
@@ -193,9 +240,9 @@ class RowMapper:
         errors: list[_RowError] = []
         ids: dict[str, str] = {}
         src_sys = self.m.defaults.source_system
-        for e in self.m.entities:
+        for e, read_id, readers in self._entity_plan:
             try:
-                eid = self.value(e.id, row, "string")
+                eid = read_id(row)
             except _RowError as exc:
                 errors.append(exc)
                 continue
@@ -206,9 +253,9 @@ class RowMapper:
             props: dict[str, Any] = {}
             if src_sys:
                 props["source_system"] = src_sys
-            for name, spec in e.properties.items():
+            for name, read in readers:
                 try:
-                    v = self.value(spec, row, self._kinds[(e.class_, name)])
+                    v = read(row)
                 except _RowError as exc:
                     errors.append(exc)
                     continue
@@ -317,6 +364,20 @@ def import_table(
     max_errors: int = 200,
 ) -> TableImportReport:
     """Import one table file with ``mapping`` into ``store`` (all or nothing unless skipping)."""
+    with paused_gc():
+        return _import_table(path, mapping, store, skip_bad_rows, reject_path, dry_run, progress, max_errors)
+
+
+def _import_table(
+    path: Path,
+    mapping: Mapping,
+    store: GraphStore | None,
+    skip_bad_rows: bool,
+    reject_path: Path | None,
+    dry_run: bool,
+    progress: Callable[[int], None] | None,
+    max_errors: int,
+) -> TableImportReport:
     t0 = time.perf_counter()
     rep = TableImportReport(mapping=mapping.source, dry_run=dry_run)
     file = str(path)

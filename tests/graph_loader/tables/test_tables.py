@@ -171,3 +171,41 @@ relations:
     assert not rep.written
     assert [e.line for e in rep.errors] == [3]
     assert "ambiguous" in rep.errors[0].message
+
+
+@pytest.mark.parametrize("fmt", ["%d.%m.%Y %H:%M", "%Y-%m-%d", "%Y%m%d%H%M%S", "%m/%d/%Y %H:%M:%S.%f",
+                                 "%d.%m.%Y  %H:%M"])
+@pytest.mark.parametrize("text", [
+    "01.03.2026 10:05", "1.3.2026 1:5", "31.02.2026 10:00", "2026-03-01", "2026-3-1", "20260301101500",
+    " 1.03.2026 10:05", "12/31/2026 23:59:59.5", "13/01/2026 00:00:00.1", "01.03.2026   10:05",
+    "01.03.2026\t10:05", "01.03.2026 24:00", "01.03.2026 10:60", "2026-00-01", "x", "2026-03-01x",
+])
+def test_fast_date_format_reads_like_strptime(fmt: str, text: str) -> None:
+    """The compiled date formats used for table columns accept and reject what strptime does."""
+    from datetime import datetime
+
+    from graph_loader.b2mml.values import _strptime
+
+    try:
+        want: object = datetime.strptime(text, fmt)
+    except ValueError:
+        want = ValueError
+    try:
+        got: object = _strptime(text, fmt)
+    except ValueError:
+        got = ValueError
+    assert got == want
+
+
+def test_import_pauses_the_cyclic_gc_and_turns_it_back_on() -> None:
+    import gc
+
+    from graph_loader.b2mml.records import paused_gc
+
+    assert gc.isenabled()
+    with paused_gc():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), paused_gc():
+        raise RuntimeError("boom")
+    assert gc.isenabled()
