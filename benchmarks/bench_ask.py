@@ -8,7 +8,10 @@ under ``--workdir``), writes the plant's public question set from truth.json, an
   builds the whole index (only texts not cached yet are embedded), else an index already present
   beside the store is used, and without one the copilot runs degraded (ids, names and rules only);
 - ask: every question of the set (plus a few free questions) ``--reps`` times after a warm-up,
-  p50/p95 per intent and overall, with the plant's ``now``;
+  p50/p95 per intent and overall, wall and CPU (``time.process_time``: the machine is shared, so
+  wall times are noisy), with the plant's ``now``; the query-vector cache is emptied before each
+  question (a new question is never cached), and the slowest questions are listed with the
+  copilot's own phases (link, route, answer);
 - search: exact cosine top-10 over synthetic normalised matrices of ``--search-sizes`` rows (the
   same code path as the index), to show how the numpy search scales.
 
@@ -94,7 +97,7 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
     t0 = time.perf_counter()
     items = index.collect(store)
     collect_s = time.perf_counter() - t0
-    distinct = sorted({it.text for it in items})
+    distinct = sorted({it.embed_text for it in items})
     sample = distinct[:: max(1, len(distinct) // embed_sample)][:embed_sample]
     t0 = time.perf_counter()
     emb.embed(sample)
@@ -118,14 +121,34 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
     for _, q in questions:  # warm-up: caches, first model call, SQLite pages
         copilot.ask(q)
     by_intent: dict[str, list[float]] = {}
+    cpu_by_intent: dict[str, list[float]] = {}
+    phases: dict[str, dict[str, list[float]]] = {}
+    slowest: dict[str, tuple[float, float, str, dict[str, float]]] = {}
     for _ in range(reps):
         for intent, q in questions:
-            t0 = time.perf_counter()
-            copilot.ask(q)
-            by_intent.setdefault(intent, []).append((time.perf_counter() - t0) * 1000)
+            if copilot.index is not None:  # a new question is never in the query-vector cache
+                copilot.index._query_cache.clear()
+            c0, t0 = time.process_time(), time.perf_counter()
+            answer = copilot.ask(q)
+            wall, cpu = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+            by_intent.setdefault(intent, []).append(wall)
+            cpu_by_intent.setdefault(intent, []).append(cpu)
+            for phase, ms in answer.timings_ms.items():
+                phases.setdefault(intent, {}).setdefault(phase, []).append(ms)
+            if q not in slowest or cpu > slowest[q][1]:
+                slowest[q] = (wall, cpu, intent, dict(answer.timings_ms))
+
+    def stats(xs: list[float]) -> dict[str, float]:
+        return {"n": len(xs), "p50": pct(xs, 50), "p95": pct(xs, 95)}
+
     every = [x for xs in by_intent.values() for x in xs]
-    out["ask_ms"] = {"all": {"n": len(every), "p50": pct(every, 50), "p95": pct(every, 95)},
-                     **{k: {"n": len(v), "p50": pct(v, 50), "p95": pct(v, 95)} for k, v in sorted(by_intent.items())}}
+    every_cpu = [x for xs in cpu_by_intent.values() for x in xs]
+    out["ask_ms"] = {"all": stats(every), **{k: stats(v) for k, v in sorted(by_intent.items())}}
+    out["ask_cpu_ms"] = {"all": stats(every_cpu), **{k: stats(v) for k, v in sorted(cpu_by_intent.items())}}
+    out["ask_phase_p95_ms"] = {k: {ph: pct(xs, 95) for ph, xs in v.items()} for k, v in sorted(phases.items())}
+    tail = sorted(slowest.items(), key=lambda kv: -kv[1][1])[:8]
+    out["slowest_questions"] = [{"question": q, "intent": it, "cpu_ms": round(c, 1), "wall_ms": round(w, 1),
+                                 "phases_ms": ph} for q, (w, c, it, ph) in tail]
     store.close()
     return out
 
@@ -176,9 +199,10 @@ def main() -> None:
     ap.add_argument("--embed-sample", type=int, default=256)
     ap.add_argument("--build-index", action="store_true", help="Build (or update) the full index first.")
     ap.add_argument("--search-sizes", nargs="*", type=int, default=[10_000, 100_000])
+    ap.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON results.")
     args = ap.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    previous: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     scales: dict[str, Any] = previous.get("scales", {})
     for scale in args.scales:
         scales[scale] = run_scale(scale, args.workdir, args.reps, args.embed_sample, args.build_index)
@@ -186,8 +210,8 @@ def main() -> None:
     data = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "load_avg_1m": round(os.getloadavg()[0], 1)},
             "scales": scales, "search": search}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(data, indent=2) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=2) + "\n")
 
     t = Table(title="copilot ask latency (ms) and index cost")
     for col in ("scale", "entities", "texts to embed", "share", "embed rate/s", "est. build s", "index",
@@ -200,15 +224,24 @@ def main() -> None:
                   "yes" if ix["available"] else "no (degraded)",
                   f"{r['ask_ms']['all']['p50']:.1f}", f"{r['ask_ms']['all']['p95']:.1f}")
     console.print(t)
-    t2 = Table(title="ask latency by intent (ms, p50 / p95)")
+    t2 = Table(title="ask latency by intent (ms, p50 / p95; wall, then CPU)")
     t2.add_column("intent")
     for name in scales:
-        t2.add_column(name, justify="right")
+        t2.add_column(f"{name} wall", justify="right")
+        t2.add_column(f"{name} CPU", justify="right")
     intents = sorted({k for r in scales.values() for k in r["ask_ms"] if k != "all"})
     for intent in intents:
-        t2.add_row(intent, *(f"{r['ask_ms'][intent]['p50']:.1f} / {r['ask_ms'][intent]['p95']:.1f}"
-                             if intent in r["ask_ms"] else "-" for r in scales.values()))
+        cells: list[str] = []
+        for r in scales.values():
+            for key in ("ask_ms", "ask_cpu_ms"):
+                part = r.get(key, {}).get(intent)
+                cells.append(f"{part['p50']:.1f} / {part['p95']:.1f}" if part else "-")
+        t2.add_row(intent, *cells)
     console.print(t2)
+    for name in args.scales:
+        for row in scales[name].get("slowest_questions", [])[:5]:
+            console.print(f"[{name}] {row['cpu_ms']:.0f} ms CPU ({row['intent']}; {row['phases_ms']}): "
+                          f"{row['question']}")
     if search:
         t3 = Table(title="exact cosine top-10 over synthetic rows (numpy)")
         for col in ("rows", "matrix MB", "p50 ms", "p95 ms"):
@@ -216,7 +249,7 @@ def main() -> None:
         for s in search:
             t3.add_row(f"{s['rows']:,}", f"{s['matrix_mb']}", f"{s['p50_ms']}", f"{s['p95_ms']}")
         console.print(t3)
-    console.print(f"wrote {RESULTS}")
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from reasoning.rag.models import GraphPathCitation
-from store.base import Direction, GraphStore, TraversalStep
+from store.base import Direction, GraphStore, NodeRecord, TraversalStep
 
 #: Relations followed in both directions when expanding (everything except the bulky hierarchy
 #: edges from a plant, which would pull in the whole site).
@@ -47,14 +47,15 @@ def personalised_pagerank(nodes: Sequence[str], edges: Iterable[tuple[str, str]]
     adj = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(n, n))
     out = np.asarray(adj.sum(axis=1)).ravel()
     inv = np.divide(1.0, out, out=np.zeros(n), where=out != 0)
-    trans = sp.csr_array(sp.dia_array((inv, 0), shape=(n, n)) @ adj)
+    # transposed once: ``x @ trans`` on a sparse array transposes it on every iteration
+    trans_t = sp.csr_array((sp.dia_array((inv, 0), shape=(n, n)) @ adj).T)
     p = np.array([personal.get(x, 0.0) for x in nodes], dtype=float)
     p /= p.sum()
     dangling = np.where(out == 0)[0]
     x = np.repeat(1.0 / n, n)
     for _ in range(max_iter):
         last = x
-        x = alpha * (x @ trans + x[dangling].sum() * p) + (1 - alpha) * p
+        x = alpha * (trans_t @ x + x[dangling].sum() * p) + (1 - alpha) * p
         if np.absolute(x - last).sum() < n * tol:
             return dict(zip(nodes, map(float, x), strict=True))
     # alpha < 1 contracts the error by alpha per step (0.85**100 ~ 1e-7), so this is not reached in
@@ -84,9 +85,17 @@ class GraphExpander:
         if not personal:
             return []
         ranks = personalised_pagerank(list(trav.hops), pairs, personal) if pairs else personal
-        nodes = self.store.get_nodes(list(trav.hops), as_of)
+        order = sorted(ranks.items(), key=lambda kv: (-kv[1], kv[0]))
+        nodes: dict[str, NodeRecord] = {}
+        fetched = 0
         out: list[RankedNode] = []
-        for node_id, score in sorted(ranks.items(), key=lambda kv: (-kv[1], kv[0])):
+        for pos, (node_id, score) in enumerate(order):
+            if pos >= fetched:
+                # read nodes in rank order, a few more than needed at a time (plant filtering may
+                # skip some), instead of all ~200 nodes of the neighbourhood
+                batch = [i for i, _ in order[fetched:fetched + 3 * top]]
+                nodes.update(self.store.get_nodes(batch, as_of))
+                fetched += len(batch)
             node = nodes.get(node_id)
             if node is None or (plants is not None and node.plant is not None and node.plant not in plants):
                 continue
