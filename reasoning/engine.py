@@ -14,7 +14,6 @@ hitting either sets a flag in the :class:`RuleResult`, never silently.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +23,7 @@ from ontology.models import RELATIONS, datetime_fields
 from reasoning.errors import ReasoningError
 from reasoning.results import EvidencePath, EvidenceStep
 from reasoning.rule_model import NodePattern, PropFilter, RepeatSegment, Rule, Step, TimeRef, Window
-from store.base import Direction, EdgeRecord, GraphStore, NodeRecord, TraversalStep
+from store.base import Direction, EdgeRecord, GraphStore, Hop, NodeRecord, Traversal, TraversalStep
 
 _NODE_ATTRS = ("id", "name", "plant", "source_system", "valid_from", "valid_to")
 _EDGE_ATTRS = ("source_system", "valid_from", "valid_to")
@@ -331,6 +330,8 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
     for sid in starts:
         if rule.start.var in result.bindings:
             result.bindings[rule.start.var][sid] = Match(node=recs[sid], depth=0, start=sid, steps=())
+    # a node's path is its parent's plus one step: built once per node, shared by its descendants
+    memo: dict[str, tuple[str, tuple[EvidenceStep, ...]]] = {}
     for h in sorted(reached, key=lambda x: (x.depth, x.node)):
         node = nodes.get(h.node)
         if node is None:
@@ -342,30 +343,50 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
         if len(slot) >= result_cap:
             result.result_limit_hit = True
             continue
-        hops = tr.path_to(h.node)
-        steps: list[EvidenceStep] = []
-        for prev, hop in itertools.pairwise(hops):
-            e = hop.edge
-            assert e is not None
-            times: dict[str, datetime] = {}
-            for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
-                t = as_time(e.props.get(tname))
-                if t is not None:
-                    times[f"edge.{tname}"] = t
-            if as_of is not None:
-                for attr in ("valid_from", "valid_to"):
-                    t = getattr(e, attr)
-                    if t is not None:
-                        times[f"edge.{attr}"] = t
-            direction: Literal["out", "in"] = "out" if e.src == prev.node else "in"
-            steps.append(EvidenceStep(src=prev.node, rel=e.rel, dst=hop.node, direction=direction, times=times))
-        slot[h.node] = Match(node=node, depth=h.depth, start=hops[0].node, steps=tuple(steps))
+        start, steps = _path_steps(tr, h.node, as_of, memo)
+        slot[h.node] = Match(node=node, depth=h.depth, start=start, steps=steps)
     if result.depth_limit_hit:
         result.notes.append(f"rule {rule.name}: a repeat bound stopped the walk")
     if result.result_limit_hit:
         result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
     result.states_visited = len(tr.hops)
     return result
+
+
+def _path_steps(tr: Traversal, node: str, as_of: datetime | None,
+                memo: dict[str, tuple[str, tuple[EvidenceStep, ...]]]) -> tuple[str, tuple[EvidenceStep, ...]]:
+    """(start, evidence steps) of the traversal's path to ``node``, memoised per node."""
+    got = memo.get(node)
+    if got is not None:
+        return got
+    chain: list[Hop] = []  # the hops up to the nearest node already memoised (or the start)
+    cur: str | None = node
+    while cur is not None and cur not in memo:
+        hop = tr.hops[cur]
+        chain.append(hop)
+        cur = hop.parent
+    start, steps = memo[cur] if cur is not None else (chain[-1].node, ())
+    for hop in reversed(chain):
+        if hop.parent is None:  # a start
+            memo[hop.node] = (hop.node, ())
+            start, steps = hop.node, ()
+            continue
+        e = hop.edge
+        assert e is not None
+        times: dict[str, datetime] = {}
+        for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
+            t = as_time(e.props.get(tname))
+            if t is not None:
+                times[f"edge.{tname}"] = t
+        if as_of is not None:
+            for attr in ("valid_from", "valid_to"):
+                t = getattr(e, attr)
+                if t is not None:
+                    times[f"edge.{attr}"] = t
+        direction: Literal["out", "in"] = "out" if e.src == hop.parent else "in"
+        steps = (*steps, EvidenceStep(src=hop.parent, rel=e.rel, dst=hop.node, direction=direction, times=times))
+        memo[hop.node] = (start, steps)
+    return memo[node]
 
 
 def _check_params(rule: Rule, params: Mapping[str, Any]) -> dict[str, Any]:
