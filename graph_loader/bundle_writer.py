@@ -296,10 +296,6 @@ class BundleWriter:
         """Append edge rows already joined into CSV lines, in :func:`edge_columns` order."""
         return self._write_lines(self._sink(rel_name, "edge"), lines)
 
-    def is_jsonl(self, name: str) -> bool:
-        """Whether the class or relation is written as JSON Lines (else CSV)."""
-        return name in self.jsonl_classes
-
     def counts(self) -> dict[str, int]:
         """Rows written so far per class or relation name."""
         return {name: sink.rows for name, sink in sorted(self._sinks.items())}
