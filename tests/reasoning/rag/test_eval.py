@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from plantgraph.cli import app
 from reasoning.rag.evaluation import QuestionItem
+from reasoning.rag.index import index_dir_for
 from store.base import GraphStore
 from tests.reasoning.rag.plant import NOW
 
@@ -41,7 +42,8 @@ def test_cli_index_ask_docs_eval(plant: GraphStore, plant_path: Path, question_f
     report = json.loads(built.stdout)
     assert report["embedded"] == report["distinct_texts"] > 0
 
-    again = runner.invoke(app, ["index", "build", "--store", str(plant_path), "--json"])
+    again = runner.invoke(app, ["index", "build", "--store", str(plant_path), "--json", "--threads", "1"])
+    assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["embedded"] == 0  # nothing new to embed
 
     asked = runner.invoke(app, ["ask", "Which customers are affected by lot LOT-100?", "--store", str(plant_path),
@@ -79,3 +81,5 @@ def test_cli_errors_are_clear(plant_path: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "no store at" in res.output
     res = runner.invoke(app, ["ask", "LOT-1?", "--store", str(plant_path), "--now", "2026-03-01"])
     assert res.exit_code == 2 and "time zone" in res.output
+    res = runner.invoke(app, ["index", "build", "--store", str(plant_path), "--threads", "0"])
+    assert res.exit_code == 2 and "--threads" in res.output and not index_dir_for(plant_path).exists()
