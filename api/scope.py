@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Hashable, Iterable
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -80,13 +81,53 @@ def json_candidates(json_text: str) -> set[str]:
     return out
 
 
-def forbidden_ids(store: GraphStore, principal: Principal, candidates: Iterable[str]) -> set[str]:
-    """The candidates that are entities of a plant the principal does not see."""
+_NOT_ENTITY = object()
+
+
+class PlantMemo:
+    """The plant of every id looked up (or that it is no entity), for one graph state: scoped
+    results of one plant mention mostly the same materials, customers and lines, so most candidate
+    ids are answered without a store read. Dropped whole when the state (``epoch``) changes."""
+
+    def __init__(self, max_items: int = 500_000) -> None:
+        self.max_items = max_items
+        self._epoch: Hashable = None
+        self._plants: dict[str, object] = {}
+        self._lock = threading.Lock()
+
+    def plants(self, store: GraphStore, ids: list[str], epoch: Hashable) -> dict[str, str | None]:
+        """id -> plant (None: enterprise-wide) for the ids that are entities."""
+        if epoch is None:
+            return {i: n.plant for i, n in store.get_nodes(ids).items()}
+        with self._lock:
+            if epoch != self._epoch or len(self._plants) > self.max_items:
+                self._epoch, self._plants = epoch, {}
+            known = self._plants
+            missing = [i for i in ids if i not in known]
+            if missing:
+                found = store.get_nodes(missing)
+                for i in missing:
+                    n = found.get(i)
+                    known[i] = n.plant if n is not None else _NOT_ENTITY
+            out: dict[str, str | None] = {}
+            for i in ids:
+                p = known[i]
+                if p is not _NOT_ENTITY:
+                    out[i] = p if isinstance(p, str) else None
+            return out
+
+
+def forbidden_ids(store: GraphStore, principal: Principal, candidates: Iterable[str],
+                  memo: PlantMemo | None = None, epoch: Hashable = None) -> set[str]:
+    """The candidates that are entities of a plant the principal does not see (with ``memo`` and
+    the graph state's ``epoch``, plants already looked up at that state are not read again)."""
     if principal.all_plants:
         return set()
     cands = [c for c in set(candidates) if c]
     if not cands:
         return set()
+    if memo is not None:
+        return {i for i, p in memo.plants(store, cands, epoch).items() if not principal.sees_plant(p)}
     nodes = store.get_nodes(cands)
     return {i for i, n in nodes.items() if not principal.sees_plant(n.plant)}
 
@@ -194,13 +235,14 @@ def redact_document(
     return out, red.withheld, entity_ref_ids(json.dumps(out, separators=(",", ":"), ensure_ascii=False))
 
 
-def redact_json(store: GraphStore, principal: Principal, json_text: str) -> tuple[Any, int]:
+def redact_json(store: GraphStore, principal: Principal, json_text: str,
+                memo: PlantMemo | None = None, epoch: Hashable = None) -> tuple[Any, int]:
     """Like :func:`redact_document` for a result already serialised (``model_dump_json``): the
     document is parsed and walked only when it mentions something outside the scope. Returns
     (redacted document, or None when it mentions nothing outside the scope; withheld count)."""
     if principal.all_plants:
         return None, 0
-    forb = forbidden_ids(store, principal, json_candidates(json_text))
+    forb = forbidden_ids(store, principal, json_candidates(json_text), memo, epoch)
     if not forb:
         return None, 0
     red = Redactor(forb)

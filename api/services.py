@@ -20,6 +20,7 @@ from api.keys import KeyStore
 from api.problems import ProblemError
 from api.proposals import ProposalStore
 from api.schemas import IndexState, StoreState
+from api.scope import PlantMemo
 from api.search import NameIndex
 from plantgraph.settings import Settings
 from store.base import GraphStore
@@ -80,6 +81,7 @@ class Services:
         self._analyses_at = 0.0
         self._versions = 0  # bumped whenever the analyses facade or the copilot is replaced
         self.responses = ResponseCache(int(settings.result_cache_mb * 2**20))
+        self.plants = PlantMemo()
 
     # -- the API's own databases (opened on first use, closed at shutdown, reopened after) ---
     @property
@@ -160,16 +162,18 @@ class Services:
                 self._versions += 1
             return self._analyses
 
-    def cache_epoch(self, store: GraphStore) -> tuple[int, int] | None:
-        """The graph state a cached response belongs to: the store's commit counter and the
-        facade/copilot version; None (do not cache) for stores that do not count their commits.
-        Read it before computing, so a response is never filed under a newer state."""
-        if not self.responses.enabled:
-            return None
+    def graph_epoch(self, store: GraphStore) -> tuple[int, int] | None:
+        """The graph state: the store's commit counter and the facade/copilot version; None for
+        stores that do not count their commits (nothing may then be remembered across calls).
+        Read it before computing, so nothing is ever filed under a newer state."""
         generation = getattr(store, "generation", None)
         if not isinstance(generation, int):
             return None
         return generation, self._versions
+
+    def cache_epoch(self, store: GraphStore) -> tuple[int, int] | None:
+        """The graph state a cached response belongs to; None when the response cache is off."""
+        return self.graph_epoch(store) if self.responses.enabled else None
 
     # -- copilot -----------------------------------------------------------------------------
     def copilot(self) -> Any:

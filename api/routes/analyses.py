@@ -68,7 +68,8 @@ def _run(
     from reasoning.errors import NotFoundError, ReasoningError
 
     cache_key = (*key, "*" if principal.all_plants else tuple(sorted(principal.plants)))
-    epoch = services.cache_epoch(store)
+    state = services.graph_epoch(store)
+    epoch = state if services.responses.enabled else None
     hit = services.responses.get(epoch, cache_key)
     if hit is not None:
         audit.entity_ids.update(hit.entity_ids)
@@ -83,7 +84,7 @@ def _run(
         raise ProblemError(422, str(exc), slug="analysis-input") from None
     withheld = 0
     if not principal.all_plants:
-        doc, withheld = redact_json(store, principal, result.model_dump_json())
+        doc, withheld = redact_json(store, principal, result.model_dump_json(), services.plants, state)
         if doc is not None:
             result = model.model_validate(doc)
         if withheld:

@@ -3,7 +3,11 @@ lists lose members, prose is scrubbed, and the count says how much was withheld.
 
 from __future__ import annotations
 
+from api.keys import Principal
+from api.roles import Role
 from api.scope import Redactor, entity_ref_ids, json_candidates
+from store.base import GraphStore
+from tests.graphs import build_graph
 
 STEP = {"src": "A1", "rel": "CONSUMED", "dst": "B1", "direction": "in"}
 
@@ -59,3 +63,19 @@ def test_json_candidates_without_escapes_match_the_strings() -> None:
     text = '{"items":[{"id":"L-1","cls":"Lot"}],"why":"held by QH-9 since Monday","n":3,"e":"","u":"caf\\u00e9"}'
     assert json_candidates(text) == {"items", "id", "L-1", "cls", "Lot", "why", "held", "by", "QH-9", "since",
                                      "Monday", "n", "e", "u", "café"}
+
+
+def test_plant_memo_follows_the_graph_state(plant_store: GraphStore) -> None:
+    from api.scope import PlantMemo, forbidden_ids
+
+    memo = PlantMemo()
+    a_only = Principal(key_id="k", user="u", role=Role.analyst, plants=frozenset({"SITE-A"}))
+    cands = ["L-A1", "L-B1", "CUST-1", "not-an-entity"]
+    assert forbidden_ids(plant_store, a_only, cands, memo, (1, 0)) == {"L-B1"}
+    # the lot moves to plant A; at the same state the memo still answers from memory...
+    build_graph(plant_store, [("L-B1", "Lot", {"quantity": 1.0, "unit": "kg", "status": "released"},
+                               {"plant": "SITE-A"})])
+    assert forbidden_ids(plant_store, a_only, cands, memo, (1, 0)) == {"L-B1"}
+    # ...and at the new state it reads again
+    assert forbidden_ids(plant_store, a_only, cands, memo, (2, 0)) == set()
+    assert forbidden_ids(plant_store, a_only, cands) == set()  # without a memo: always a fresh read
