@@ -136,7 +136,7 @@ def _run(
             by_class[bf.name] = by_class.get(bf.name, 0) + len(good)
             # records only when they will be written (not for validate, not after an error)
             if tx is not None and not errors and good:
-                tx.upsert_nodes(batch.schema.to_nodes(good))
+                tx.upsert_node_rows(batch.schema.name, batch.schema.to_node_rows(good))
     repeated = 0
     seen_rel, seen = "", set[int]()
     for bf in bundle.of_kind(FileKind.EDGES):
@@ -150,7 +150,7 @@ def _run(
             seen.update(map(hash, zip([e["src"] for e in egood], [e["dst"] for e in egood], strict=True)))
             repeated += len(egood) - (len(seen) - before)
             if tx is not None and not errors and egood:
-                tx.upsert_edges(ebatch.schema.to_edges(egood))
+                tx.upsert_edge_rows(ebatch.schema.name, ebatch.schema.to_edge_rows(egood))
     gv.finish()
     if errors:
         raise BundleValidationError.from_collector(errors)

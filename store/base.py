@@ -180,6 +180,27 @@ class WriteReport:
 ProgressCallback = Callable[[int], None]
 """Called with the number of records just written, so callers can drive a progress bar."""
 
+NodeRow = tuple[str, str | None, str | None, str, str | None, str | None, Mapping[str, Any]]
+"""One node of a class for :meth:`WriteTransaction.upsert_node_rows`:
+``(id, name, plant, source_system, valid_from, valid_to, props)``, the times as ISO-8601 text with
+an offset (or None), ``props`` JSON-compatible."""
+
+EdgeRow = tuple[str, str, str, str | None, str | None, Mapping[str, Any]]
+"""One edge of a relation for :meth:`WriteTransaction.upsert_edge_rows`:
+``(src, dst, source_system, valid_from, valid_to, props)``, as :data:`NodeRow`."""
+
+
+def _row_time(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        t = datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        t = None
+    if t is None or t.utcoffset() is None:
+        raise IntegrityError(f"{what}: {text!r} is not an ISO-8601 timestamp with a time zone offset")
+    return t
+
 
 class WriteTransaction(ABC):
     """Writes collected inside ``with store.transaction() as tx:``; committed together on exit,
@@ -203,6 +224,26 @@ class WriteTransaction(ABC):
     @property
     @abstractmethod
     def report(self) -> WriteReport: ...
+
+    # -- bulk form of the upserts (optional) --------------------------------------------------
+    # A loader holds plain values, not records: these take tuples of one class or relation with
+    # the times as ISO text, so a backend can write them without building a record per row. The
+    # defaults build the records and call the upserts above (what the Neo4j backend does).
+    def upsert_node_rows(self, cls: str, rows: Sequence[NodeRow]) -> None:
+        """Same effect as :meth:`upsert_nodes` of the records these rows describe."""
+        self.upsert_nodes([
+            NodeRecord(r[0], cls, r[6], r[1], r[2], r[3], _row_time(r[4], f"node {r[0]!r} valid_from"),
+                       _row_time(r[5], f"node {r[0]!r} valid_to"))
+            for r in rows
+        ])
+
+    def upsert_edge_rows(self, rel: str, rows: Sequence[EdgeRow]) -> None:
+        """Same effect as :meth:`upsert_edges` of the records these rows describe."""
+        self.upsert_edges([
+            EdgeRecord(r[0], rel, r[1], r[5], r[2], _row_time(r[3], f"edge ({r[0]!r}, {rel!r}, {r[1]!r}) valid_from"),
+                       _row_time(r[4], f"edge ({r[0]!r}, {rel!r}, {r[1]!r}) valid_to"))
+            for r in rows
+        ])
 
 
 class GraphStore(ABC):

@@ -330,3 +330,38 @@ def test_the_cyclic_collector_is_paused_during_a_load_and_back_on_after(tmp_path
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_the_bulk_row_path_writes_what_the_record_path_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load writes plain rows (``upsert_node_rows``/``upsert_edge_rows``); with those routed
+    through the record form (what the interface's defaults do) the store's tables are identical."""
+    import sqlite3
+
+    from graph_loader.generator import generate, named_spec
+    from store.base import WriteTransaction
+    from store.embedded import DB_FILE, _EmbeddedTransaction
+
+    bundle = tmp_path / "plant"
+    generate(named_spec("tiny"), 7, bundle)
+
+    def tables(path: Path) -> list[list[tuple[object, ...]]]:
+        conn = sqlite3.connect(path / DB_FILE)
+        try:
+            return [conn.execute(q).fetchall() for q in (
+                "SELECT * FROM nodes ORDER BY nid", "SELECT * FROM edges ORDER BY eid",
+                "SELECT * FROM node_counts ORDER BY cls", "SELECT * FROM edge_counts ORDER BY rel")]
+        finally:
+            conn.close()
+
+    with open_store("embedded", tmp_path / "rows") as a:
+        load_bundle(a, bundle)
+    with monkeypatch.context() as m:
+        m.setattr(_EmbeddedTransaction, "upsert_node_rows", WriteTransaction.upsert_node_rows)
+        m.setattr(_EmbeddedTransaction, "upsert_edge_rows", WriteTransaction.upsert_edge_rows)
+        with open_store("embedded", tmp_path / "records") as b:
+            load_bundle(b, bundle)
+    rows, records = tables(tmp_path / "rows"), tables(tmp_path / "records")
+    assert rows == records
+    assert len(rows[0]) > 1000 and len(rows[1]) > 3000
