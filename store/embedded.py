@@ -40,7 +40,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from store import adjacency
+from store import adjacency, propindex
 from store.base import (
     Direction,
     EdgeRecord,
@@ -807,6 +807,7 @@ class EmbeddedStore(GraphStore):
         self._write_lock = threading.Lock()
         self._adj: adjacency.Adjacency | None = None
         self._adj_lock = threading.Lock()
+        self._props = propindex.PropertyIndex()
         self._writer = self._connect(self._cache_mb)
         try:
             self._init_schema()
@@ -1479,12 +1480,19 @@ class EmbeddedStore(GraphStore):
         if t is not None:
             conds.append(_NODE_VALID)
         checks: list[tuple[str, Any]] = []
+        keyed = False  # narrowed by the property index: the class condition must not pick an index
         for i, (key, value) in enumerate((where or {}).items()):
             if key in ("name", "source_system", "id"):
                 conds.append(f"n.{key} IS :w{i}")
                 params[f"w{i}"] = value
                 continue
             checks.append((key, value))
+            # (not with a limit: the class's id index then stops early, the candidates would be sorted)
+            if not keyed and cls is not None and limit is None \
+                    and (nids := self._candidates(conn, cls, key, [value])) is not None:
+                conds.append("n.nid IN (SELECT value FROM json_each(:nids))")
+                params["nids"] = nids
+                keyed = True
             if isinstance(value, str) or (isinstance(value, int | float) and not isinstance(value, bool)):
                 conds.append(f"json_extract(n.props, :p{i}) = :w{i}")
                 params[f"p{i}"] = '$."' + key.replace('"', '\\"') + '"'
@@ -1492,6 +1500,8 @@ class EmbeddedStore(GraphStore):
             elif value is None:  # missing or JSON null, both SQL NULL (the check below agrees)
                 conds.append(f"json_extract(n.props, :p{i}) IS NULL")
                 params[f"p{i}"] = '$."' + key.replace('"', '\\"') + '"'
+        if keyed:
+            conds[0] = "+n.cls = :cls"
         sql = f"{_NODE_SELECT}{' WHERE ' + ' AND '.join(conds) if conds else ''} ORDER BY n.id"
         return self._iter_nodes(conn, sql, params, checks, limit)
 
@@ -1529,9 +1539,25 @@ class EmbeddedStore(GraphStore):
             alts = []
         if alts:
             conds.append("(" + " OR ".join(alts) + ")")
+        if (nids := self._candidates(conn, cls, prop, values)) is not None:
+            conds[0] = "+n.cls = :cls"  # look the candidates up by key, not the class by index
+            conds.append("n.nid IN (SELECT value FROM json_each(:nids))")
+            params["nids"] = nids
         sql = f"{_NODE_SELECT} WHERE {' AND '.join(conds)} ORDER BY n.id"
         return [n for n in self._iter_nodes(conn, sql, params, (), None)
                 if any(_same(n.props, prop, v) for v in values)]
+
+    def _candidates(self, conn: sqlite3.Connection, cls: str, prop: str, values: Sequence[Any]) -> str | None:
+        """The keys of the class's nodes whose ``prop`` may equal one of ``values``, as a JSON
+        list for ``json_each``, from the in-memory property index (:mod:`store.propindex`); None
+        where it does not apply (a value it does not index, or inside a write transaction, which
+        must see its own writes), and the caller scans the class."""
+        if not values or getattr(self._local, "tx", None) is not None:
+            return None
+        if not all(propindex.indexable(v) for v in values):
+            return None
+        gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        return json.dumps(self._props.candidates(conn, gen, cls, prop, values).tolist())
 
     @staticmethod
     def _iter_nodes(
