@@ -190,10 +190,9 @@ def _tables(path: Path) -> list[Any]:
 
 def test_embedded_rows_store_the_same_text_as_records(tmp_path: Path) -> None:
     nodes, edges = as_records("")
-    with EmbeddedStore(tmp_path / "records") as a:
-        with a.transaction() as tx:
-            tx.upsert_nodes(nodes)
-            tx.upsert_edges(edges)
+    with EmbeddedStore(tmp_path / "records") as a, a.transaction() as tx:
+        tx.upsert_nodes(nodes)
+        tx.upsert_edges(edges)
     with EmbeddedStore(tmp_path / "rows") as b:
         write_rows(b, "")
     got = _tables(tmp_path / "rows")
