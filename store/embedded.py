@@ -304,8 +304,8 @@ def _stamp_columns(texts: Sequence[str | None]) -> tuple[list[Any], list[Any]]:
     """:func:`_stamp_text` of a whole column, the usual shapes parsed at once with numpy.
 
     Why: ``isoformat`` and the exact microsecond arithmetic cost 10-20 µs a timestamp in CPython on
-    the development machine (most of the store's Python time at medium, where ~370k of ~1.9M times
-    are distinct); this is ~0.3 µs. Vectorised: ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` followed by
+    the development machine (most of the store's Python time at medium, where ~370k of ~1.37M times
+    are distinct); this is ~0.7 µs a row. Vectorised: ``YYYY-MM-DDTHH:MM:SS[.ffffff]`` followed by
     ``±HH:MM`` (already as ``isoformat`` writes it, so kept as is) or ``Z`` (written ``+00:00``),
     with every field in range. Anything else (a ``.000000`` or ``-00:00``, other ISO shapes, bad
     text) goes through :func:`_stamp_text` one by one, which also raises for bad values; a test
