@@ -12,11 +12,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+import numpy as np
+
 from reasoning.analyses.common import Context, ref
 from reasoning.analyses.trace import trace_incident
-from reasoning.engine import EdgeCache, NodeCache
+from reasoning.engine import _EDGE_TIME_PROPS, EdgeCache, NodeCache, as_time
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
-from store.base import Direction, NodeRecord
+from reasoning.rule_model import Rule, Step
+from store.base import Direction, EdgeRecord, NodeRecord
 
 #: Most comparable good lots compared (an evenly spaced sample by id); sampling is reported in caps.
 MAX_GOOD_LOTS = 400
@@ -40,6 +43,158 @@ class Reads:
 
     nodes: NodeCache = field(default_factory=dict)
     edges: EdgeCache = field(default_factory=dict)
+
+
+#: (far node, edge) per start of a one-hop rule, in the engine's visiting order
+_Hops = dict[str, list[tuple[NodeRecord, EdgeRecord]]]
+#: (start, far node, edge) per node a one-hop rule binds
+_Reach = list[tuple[str, NodeRecord, EdgeRecord]]
+
+
+def _one_hop_step(rule: Rule, var: str) -> Step | None:
+    """The rule's single step when it is a plain one-hop rule binding ``var`` (no filters,
+    windows or edge conditions), which :func:`_one_hop` can evaluate for many starts at once."""
+    if len(rule.path) != 1 or not isinstance(rule.path[0], Step) or rule.start.where or rule.start.without_edge:
+        return None
+    st = rule.path[0]
+    if st.node.where or st.node.without_edge or st.edge_where or st.window is not None:
+        return None
+    if st.node.var != var or var not in rule.returns or var == rule.start.var:
+        return None
+    return st
+
+
+def _one_hop(ctx: Context, rule: Rule, step: Step, starts: Sequence[str], as_of: datetime | None,
+             r: Reads) -> _Hops:
+    """Per start, every node the rule's one step reaches and the edge the engine would walk
+    (same edges in the same order): one batch neighbour read and one node read for all the lot
+    histories, instead of one rule run per lot."""
+    rels, direction = tuple(step.rels), step.direction
+    uniq = list(dict.fromkeys(starts))
+    want = [s for s in uniq if (s, rels, direction) not in r.edges]
+    if want:
+        got = ctx.store.neighbours_many(want, list(rels), Direction(direction), as_of)
+        for s in want:
+            r.edges[(s, rels, direction)] = got.get(s, [])
+    out_dir = direction == "out"
+    _fetch(ctx, r, [*uniq, *(e.dst if out_dir else e.src for s in uniq for e in r.edges[(s, rels, direction)])],
+           as_of)
+    out: _Hops = {}
+    start_cls, far_cls = rule.start.classes, step.node.classes
+    for s in uniq:
+        rec = r.nodes.get(s)
+        if rec is None or (start_cls and rec.cls not in start_cls):
+            continue
+        hops: list[tuple[NodeRecord, EdgeRecord]] = []
+        for e in r.edges[(s, rels, direction)]:
+            node = r.nodes.get(e.dst if out_dir else e.src)
+            if node is not None and (not far_cls or node.cls in far_cls):
+                hops.append((node, e))
+        out[s] = hops
+    return out
+
+
+def _hop_step(start: str, node: NodeRecord, e: EdgeRecord, direction: str, as_of: datetime | None) -> EvidenceStep:
+    """The evidence step the rule engine records for a one-hop match (edge times; validity with as_of)."""
+    times: dict[str, datetime] = {}
+    for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
+        t = as_time(e.props.get(tname))
+        if t is not None:
+            times.setdefault(f"edge.{tname}", t)
+    if as_of is not None:
+        for attr in ("valid_from", "valid_to"):
+            t = getattr(e, attr)
+            if t is not None:
+                times[f"edge.{attr}"] = t
+    return EvidenceStep(src=start, rel=e.rel, dst=node.id, direction="out" if direction == "out" else "in",
+                        times=times)
+
+
+def _first_reach(hops: _Hops, starts: Sequence[str]) -> _Reach:
+    """(start, node, edge) per reached node as one rule run from ``starts`` binds it: the first
+    start (in order) and edge that reach it; sorted by node id like ``RuleResult.matches``."""
+    first: dict[str, tuple[str, NodeRecord, EdgeRecord]] = {}
+    start_set = set(starts)
+    for s in dict.fromkeys(starts):
+        for node, e in hops.get(s, ()):
+            if node.id not in first and node.id not in start_set:
+                first[node.id] = (s, node, e)
+    return [first[k] for k in sorted(first)]
+
+
+def _fetch(ctx: Context, r: Reads, ids: Sequence[str], as_of: datetime | None) -> None:
+    missing = sorted({i for i in ids if i not in r.nodes})
+    if missing:
+        got = ctx.store.get_nodes(missing, as_of)
+        for i in missing:
+            r.nodes[i] = got.get(i)
+
+
+@dataclass
+class _Genealogy:
+    lot_paths: dict[str, list[EvidenceStep]]
+    order_paths: dict[str, list[EvidenceStep]]
+    lot_nodes: dict[str, NodeRecord]
+
+
+def _genealogy(ctx: Context, lot: str, as_of: datetime | None, r: Reads) -> _Genealogy:
+    gen = ctx.run("backward_genealogy", as_of, ctx.new_caps(), r.edges, r.nodes, lots=[lot])
+    lot_paths: dict[str, list[EvidenceStep]] = {lot: []}
+    for lid, m in gen.bindings["lot"].items():
+        if lid != lot:
+            lot_paths.setdefault(lid, list(m.steps))
+    order_paths = {oid: list(m.steps) for oid, m in gen.bindings["order"].items()}
+    return _Genealogy(lot_paths, order_paths, {lid: m.node for lid, m in gen.bindings["lot"].items()})
+
+
+def lot_histories(ctx: Context, lots: Sequence[str], as_of: datetime | None,
+                  own_materials: Sequence[str | None], reads: Reads | None = None,
+                  with_paths: int | None = None) -> list[History]:
+    """:func:`lot_history` of many lots, with the one-hop context rules (``order_context``,
+    ``lot_sources``) read once for all of them when they are plain one-hop rules.
+
+    Only the first ``with_paths`` lots (default: all) get their factors' evidence steps; the
+    others' factors map to empty lists (a comparison lot needs only which factors it has)."""
+    r = reads if reads is not None else Reads()
+    oc_rule, src_rule = ctx.rules["order_context"], ctx.rules["lot_sources"]
+    oc_step, src_step = _one_hop_step(oc_rule, "factor"), _one_hop_step(src_rule, "source")
+    if oc_step is None or src_step is None or ctx.store.capabilities.cypher:
+        return [lot_history(ctx, lot, as_of, m, r) for lot, m in zip(lots, own_materials, strict=True)]
+    n_paths = len(lots) if with_paths is None else with_paths
+    gens = [_genealogy(ctx, lot, as_of, r) for lot in lots]
+    oc = _one_hop(ctx, oc_rule, oc_step, [o for g in gens for o in sorted(g.order_paths)], as_of, r)
+    src = _one_hop(ctx, src_rule, src_step, [x for g in gens for x in sorted(g.lot_paths)], as_of, r)
+    return [_assemble(lot, g, m, _first_reach(oc, sorted(g.order_paths)) if g.order_paths else [],
+                      _first_reach(src, sorted(g.lot_paths)), oc_step.direction, src_step.direction,
+                      as_of, i < n_paths)
+            for i, (lot, g, m) in enumerate(zip(lots, gens, own_materials, strict=True))]
+
+
+def _assemble(lot: str, g: _Genealogy, own_material: str | None, oc: _Reach, src: _Reach, oc_dir: str,
+              src_dir: str, as_of: datetime | None, paths: bool) -> History:
+    """A lot's history from its genealogy and its context rules' matches (as :func:`lot_history`);
+    without ``paths`` the factors' step lists are left empty."""
+    h = History(lot)
+    factors, nodes = h.factors, h.nodes
+    for start, node, e in oc:
+        key = (node.cls, node.id)
+        if node.cls == "Material" or node.cls not in FACTOR_CLASSES or key in factors:
+            continue
+        factors[key] = [*g.order_paths[start], _hop_step(start, node, e, oc_dir, as_of)] if paths else []
+        nodes[node.id] = node
+    supplier_lots = {start for start, node, _ in src if node.cls == "Supplier"}
+    for lid in sorted(supplier_lots):
+        ln = g.lot_nodes.get(lid)
+        if ln is not None and ln.cls in FACTOR_CLASSES and (ln.cls, ln.id) not in factors:
+            factors[(ln.cls, ln.id)] = g.lot_paths[lid] if paths else []
+            nodes[ln.id] = ln
+    for start, node, e in src:
+        key = (node.cls, node.id)
+        if (node.cls == "Material" and node.id == own_material) or node.cls not in FACTOR_CLASSES or key in factors:
+            continue
+        factors[key] = [*g.lot_paths[start], _hop_step(start, node, e, src_dir, as_of)] if paths else []
+        nodes[node.id] = node
+    return h
 
 
 def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: str | None,
@@ -80,16 +235,37 @@ def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: st
     return h
 
 
-def _material(ctx: Context, lot: str, as_of: datetime | None) -> str | None:
-    for e in ctx.store.neighbours(lot, ["FOR_MATERIAL"], Direction.OUT, as_of):
-        return e.dst
-    return None
+def _comparable_good(ctx: Context, mats: Sequence[str], bad: set[str], produced_bad: bool,
+                     as_of: datetime | None) -> list[str]:
+    """Lots of the same materials that no nonconformance concerns (and that were produced, when
+    the bad ones were), in batch reads: ids and classes first, records only of the lots."""
+    links = ctx.store.neighbour_links(mats, ["FOR_MATERIAL"], Direction.IN, as_of, classes=["Lot"])
+    cands = [lid for lid in dict.fromkeys(lk.far for m in mats for lk in links.get(m, [])) if lid not in bad]
+    nodes = ctx.store.get_nodes(cands, as_of)
+    lots = [lid for lid in cands if (n := nodes.get(lid)) is not None and n.cls == "Lot"]
+    if produced_bad:
+        made = ctx.store.neighbours_many(lots, ["PRODUCED"], Direction.IN, as_of)
+        lots = [lid for lid in lots if made.get(lid)]
+    concerns = ctx.store.neighbours_many(lots, ["CONCERNS"], Direction.IN, as_of)
+    incs = ctx.store.get_nodes(sorted({e.src for es in concerns.values() for e in es}), as_of)
+    bad_incs = {i for i, n in incs.items() if n.props.get("kind") in BAD_INCIDENT_KINDS}
+    return sorted(lid for lid in lots if not any(e.src in bad_incs for e in concerns.get(lid, [])))
 
 
-def _is_bad(ctx: Context, lot: str, as_of: datetime | None) -> bool:
-    edges = ctx.store.neighbours(lot, ["CONCERNS"], Direction.IN, as_of)
-    incs = ctx.store.get_nodes([e.src for e in edges], as_of)
-    return any(n.props.get("kind") in BAD_INCIDENT_KINDS for n in incs.values())
+def fisher_greater(nb: int, ng: int, bad_with: Sequence[int], good_with: Sequence[int]) -> list[float]:
+    """One-sided ("greater") Fisher's exact p-values of the tables [[bw, nb-bw], [gw, ng-gw]], all
+    factors in one vectorised hypergeometric CDF: the same formula and the same values as
+    ``scipy.stats.fisher_exact(table, alternative="greater")`` per table (1.0 when a row or a
+    column of the table sums to zero), without its per-call overhead."""
+    if not bad_with:
+        return []
+    from scipy.stats import hypergeom  # imported here: scipy.stats costs seconds at CLI start
+
+    bw, gw = np.asarray(bad_with, dtype=np.int64), np.asarray(good_with, dtype=np.int64)
+    c01, c11 = nb - bw, ng - gw
+    degenerate = (nb == 0) | (ng == 0) | (bw + gw == 0) | (c01 + c11 == 0)
+    p = np.minimum(np.asarray(hypergeom.cdf(c01, nb + ng, nb, c01 + c11), dtype=np.float64), 1.0)
+    return [1.0 if d else float(x) for d, x in zip(degenerate.tolist(), p.tolist(), strict=True)]
 
 
 def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
@@ -103,25 +279,12 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
         raise ValueError("root cause needs bad lots: give --lots or an incident that concerns lots")
     for lid in bad:
         ctx.require(lid, "Lot", as_of)
-    materials: dict[str, str | None] = {lid: _material(ctx, lid, as_of) for lid in bad}
+    mat_edges = ctx.store.neighbours_many(bad, ["FOR_MATERIAL"], Direction.OUT, as_of)
+    materials: dict[str, str | None] = {lid: (mat_edges[lid][0].dst if mat_edges[lid] else None) for lid in bad}
     mats = sorted({m for m in materials.values() if m is not None})
     # comparable good lots: same materials, produced (not supplier lots) when the bad ones were
-    produced_bad = any(ctx.store.neighbours(lid, ["PRODUCED"], Direction.IN, as_of) for lid in bad)
-    good: list[str] = []
-    for mat in mats:
-        for e in ctx.store.neighbours(mat, ["FOR_MATERIAL"], Direction.IN, as_of):
-            lid = e.src
-            if lid in materials or lid in good:
-                continue
-            node = ctx.store.get_node(lid, as_of)
-            if node is None or node.cls != "Lot":
-                continue
-            if produced_bad and not ctx.store.neighbours(lid, ["PRODUCED"], Direction.IN, as_of):
-                continue
-            if _is_bad(ctx, lid, as_of):
-                continue
-            good.append(lid)
-    good.sort()
+    produced_bad = any(ctx.store.neighbours_many(bad, ["PRODUCED"], Direction.IN, as_of).values())
+    good = _comparable_good(ctx, mats, set(materials), produced_bad, as_of)
     if len(good) > MAX_GOOD_LOTS:
         caps.result_limit_hit = True
         caps.notes.append(f"compared an evenly spaced sample of {MAX_GOOD_LOTS} of {len(good)} comparable "
@@ -129,21 +292,22 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
         step = len(good) / MAX_GOOD_LOTS
         good = [good[int(i * step)] for i in range(MAX_GOOD_LOTS)]
     reads = Reads()
-    bad_h = [lot_history(ctx, lid, as_of, materials[lid], reads) for lid in bad]
-    good_h = [lot_history(ctx, lid, as_of, materials.get(lid) or (mats[0] if len(mats) == 1 else None), reads)
-              for lid in good]
+    own = [materials[lid] for lid in bad] + [materials.get(lid) or (mats[0] if len(mats) == 1 else None)
+                                             for lid in good]
+    hist = lot_histories(ctx, [*bad, *good], as_of, own, reads, with_paths=len(bad))
+    bad_h, good_h = hist[: len(bad)], hist[len(bad):]
     candidates: dict[tuple[str, str], NodeRecord] = {}
     for h in bad_h:
         for key in h.factors:
             candidates.setdefault(key, h.nodes[key[1]])
     nb, ng = len(bad_h), len(good_h)
+    keys = list(candidates)
+    bad_with = [sum(1 for h in bad_h if key in h.factors) for key in keys]
+    good_with = [sum(1 for h in good_h if key in h.factors) for key in keys]
+    p_values = fisher_greater(nb, ng, bad_with, good_with)
     factors: list[RootCauseFactor] = []
-    for key, node in candidates.items():
-        bw = sum(1 for h in bad_h if key in h.factors)
-        gw = sum(1 for h in good_h if key in h.factors)
-        from scipy.stats import fisher_exact  # imported here: scipy.stats costs seconds at CLI start
-
-        _, p = fisher_exact([[bw, nb - bw], [gw, ng - gw]], alternative="greater")
+    for key, bw, gw, p in zip(keys, bad_with, good_with, p_values, strict=True):
+        node = candidates[key]
         table_or = (bw * (ng - gw)) / ((nb - bw) * gw) if (nb - bw) * gw else None
         support = bw / nb
         good_share = gw / ng if ng else 0.0
