@@ -55,6 +55,14 @@ entity:
 
 
 def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM). ``ru_maxrss`` is not used: Linux carries it over from
+    the parent across fork and exec, so every phase would report at least the parent's size."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -205,6 +213,9 @@ def main() -> None:
             br = _child("bundle_rows", work)
             bar.advance(task)
             results["table"] = {"rows": args.rows, "table": tb, "bundle": br, "load_avg_1m": os.getloadavg()[0]}
+        # before the temporary folder goes (deleting ~100k message files takes minutes)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
 
     console = Console()
     t1 = Table(title="B2MML import vs bundle load (same plant, same run; rates per CPU second)")
@@ -231,10 +242,7 @@ def main() -> None:
                    f"{br['cpu_seconds']:.2f}", f"{br['rows_per_cpu_s']:,.0f}", f"{tb['peak_rss_mb']:.0f}",
                    f"{br['peak_rss_mb']:.0f}")
         console.print(t2)
-    out = args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-    console.print(f"wrote {out}")
+    console.print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":
