@@ -145,12 +145,6 @@ def _tag(tag: Any) -> _Tag:
     return got
 
 
-def _split(tag: Any) -> tuple[str, str]:
-    """(namespace, local name) of a tag."""
-    t = _tag(tag)
-    return t.ns, t.local
-
-
 def _local(el: Any) -> str:
     return _tag(el.tag).local
 
