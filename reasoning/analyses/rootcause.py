@@ -18,7 +18,7 @@ from reasoning.analyses.common import Context, ref
 from reasoning.analyses.trace import trace_incident
 from reasoning.engine import _EDGE_TIME_PROPS, EdgeCache, NodeCache, as_time
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
-from reasoning.rule_model import Rule, Step
+from reasoning.rule_model import RepeatSegment, Rule, Step
 from store.base import Direction, EdgeRecord, NodeRecord
 
 #: Most comparable good lots compared (an evenly spaced sample by id); sampling is reported in caps.
@@ -147,6 +147,94 @@ def _genealogy(ctx: Context, lot: str, as_of: datetime | None, r: Reads) -> _Gen
     return _Genealogy(lot_paths, order_paths, {lid: m.node for lid, m in gen.bindings["lot"].items()})
 
 
+def _plain_repeat(rule: Rule) -> tuple[tuple[Step, ...], ...] | None:
+    """The alternatives of a rule that is one repeat (min 1) of plain steps (classes only: no
+    filters, windows or edge conditions): what :func:`_reached` can walk for many lots at once."""
+    if len(rule.path) != 1 or not isinstance(rule.path[0], RepeatSegment) or rule.start.where \
+            or rule.start.without_edge or rule.path[0].repeat.min != 1:
+        return None
+    alts = rule.path[0].repeat.any_of
+    for alt in alts:
+        for st in alt:
+            if st.node.where or st.node.without_edge or st.edge_where or st.window is not None:
+                return None
+    return alts
+
+
+def _reached(ctx: Context, rule: Rule, lots: Sequence[str], as_of: datetime | None,
+             r: Reads) -> list[_Genealogy | None]:
+    """The orders and lots the genealogy rule binds from each lot (the sets only, no evidence
+    steps), for all lots in one level-by-level walk: one ids-only batch read per level and step
+    instead of one rule run per lot. A lot whose walk comes near the repeat bound or the result
+    cap gets None (its rule run decides: there the bound's bookkeeping matters)."""
+    alts = _plain_repeat(rule)
+    if alts is None:
+        return [None] * len(lots)
+    bound = min(rule.path[0].repeat.max, ctx.max_depth) if isinstance(rule.path[0], RepeatSegment) else 0
+    _fetch(ctx, r, lots, as_of)
+    links: dict[tuple[str, int, int], list[str]] = {}  # (node, alt, step) -> far ids passing the class filter
+    out: list[_Genealogy | None] = []
+    # per lot: visited (node, alt, step); frontier of (node, alt, step, count); step -1 is a boundary
+    visited: list[set[tuple[str, int, int]]] = []
+    frontier: list[tuple[int, str, int, int, int]] = []
+    bailed: set[int] = set()
+    for i, lot in enumerate(lots):
+        rec = r.nodes.get(lot)
+        visited.append(set())
+        if rec is not None and (not rule.start.classes or rec.cls in rule.start.classes):
+            frontier.append((i, lot, -1, -1, 0))
+    while frontier:
+        # the moves of every state: (lot index, node, alt, next step index, count)
+        moves: list[tuple[int, str, int, int, int]] = []
+        for i, node, a, j, count in frontier:
+            if i in bailed:
+                continue
+            if a < 0 or j == len(alts[a]) - 1:  # at a boundary: a new iteration of any alternative
+                if count + 1 >= bound:
+                    bailed.add(i)
+                    continue
+                moves.extend((i, node, b, 0, count + 1) for b in range(len(alts)))
+            else:
+                moves.append((i, node, a, j + 1, count))
+        need: dict[tuple[int, int], list[str]] = {}
+        for _, node, a, j, _ in moves:
+            if (node, a, j) not in links:
+                need.setdefault((a, j), []).append(node)
+        for (a, j), nodes in need.items():
+            st = alts[a][j]
+            got = ctx.store.neighbour_links(list(dict.fromkeys(nodes)), list(st.rels), Direction(st.direction),
+                                            as_of, classes=st.node.classes or None)
+            for n in nodes:
+                links[(n, a, j)] = [lk.far for lk in got.get(n, [])]
+        _fetch(ctx, r, [f for _, node, a, j, _ in moves for f in links[(node, a, j)]], as_of)
+        nxt: list[tuple[int, str, int, int, int]] = []
+        for i, node, a, j, count in moves:
+            seen = visited[i]
+            for far in links[(node, a, j)]:
+                if (far, a, j) in seen or r.nodes.get(far) is None:
+                    continue
+                seen.add((far, a, j))
+                nxt.append((i, far, a, j, count))
+        frontier = nxt
+    for i, lot in enumerate(lots):
+        if i in bailed or r.nodes.get(lot) is None:
+            out.append(None)
+            continue
+        bound_to: dict[str, dict[str, NodeRecord]] = {}
+        for far, a, j in visited[i]:
+            var = alts[a][j].node.var
+            rec = r.nodes.get(far)
+            if var is not None and rec is not None and far != lot:
+                bound_to.setdefault(var, {})[far] = rec
+        lot_b, order_b = bound_to.get("lot", {}), bound_to.get("order", {})
+        if len(lot_b) >= ctx.max_results or len(order_b) >= ctx.max_results:
+            out.append(None)
+            continue
+        lot_paths: dict[str, list[EvidenceStep]] = {lot: [], **{k: [] for k in lot_b}}
+        out.append(_Genealogy(lot_paths, {k: [] for k in order_b}, lot_b))
+    return out
+
+
 def lot_histories(ctx: Context, lots: Sequence[str], as_of: datetime | None,
                   own_materials: Sequence[str | None], reads: Reads | None = None,
                   with_paths: int | None = None) -> list[History]:
@@ -161,7 +249,9 @@ def lot_histories(ctx: Context, lots: Sequence[str], as_of: datetime | None,
     if oc_step is None or src_step is None or ctx.store.capabilities.cypher:
         return [lot_history(ctx, lot, as_of, m, r) for lot, m in zip(lots, own_materials, strict=True)]
     n_paths = len(lots) if with_paths is None else with_paths
-    gens = [_genealogy(ctx, lot, as_of, r) for lot in lots]
+    gen_rule = ctx.rules["backward_genealogy"]
+    quick = [None] * n_paths + _reached(ctx, gen_rule, lots[n_paths:], as_of, r)
+    gens = [q if q is not None else _genealogy(ctx, lot, as_of, r) for lot, q in zip(lots, quick, strict=True)]
     oc = _one_hop(ctx, oc_rule, oc_step, [o for g in gens for o in sorted(g.order_paths)], as_of, r)
     src = _one_hop(ctx, src_rule, src_step, [x for g in gens for x in sorted(g.lot_paths)], as_of, r)
     return [_assemble(lot, g, m, _first_reach(oc, sorted(g.order_paths)) if g.order_paths else [],
