@@ -1550,14 +1550,16 @@ class EmbeddedStore(GraphStore):
     def _candidates(self, conn: sqlite3.Connection, cls: str, prop: str, values: Sequence[Any]) -> str | None:
         """The keys of the class's nodes whose ``prop`` may equal one of ``values``, as a JSON
         list for ``json_each``, from the in-memory property index (:mod:`store.propindex`); None
-        where it does not apply (a value it does not index, or inside a write transaction, which
-        must see its own writes), and the caller scans the class."""
+        where it does not apply (a value it does not index, more than ``MAX_CANDIDATES`` of them,
+        or inside a write transaction, which must see its own writes), and the caller scans the
+        class."""
         if not values or getattr(self._local, "tx", None) is not None:
             return None
         if not all(propindex.indexable(v) for v in values):
             return None
         gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-        return json.dumps(self._props.candidates(conn, gen, cls, prop, values).tolist())
+        nids = self._props.candidates(conn, gen, cls, prop, values)
+        return json.dumps(nids.tolist()) if len(nids) <= propindex.MAX_CANDIDATES else None
 
     @staticmethod
     def _iter_nodes(

@@ -26,6 +26,10 @@ from typing import Any
 
 import numpy as np
 
+#: Above this many candidates a query scans the class instead: reading the candidates by key
+#: and sorting them by id costs about as much as the scan then, and a scan in id order streams
+#: (a caller that stops after a few rows, e.g. the first ten shipped lots, pays for those only).
+MAX_CANDIDATES = 50_000
 #: Sets kept per store before the cache is emptied (a safety bound for callers that filter on
 #: many distinct values; the risk board uses fewer than ten).
 MAX_SETS = 256

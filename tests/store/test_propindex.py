@@ -7,6 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
+from store import propindex
 from store.base import GraphStore, NodeRecord
 from tests.graphs import build_graph, node, ts
 
@@ -82,3 +85,11 @@ def test_filters_follow_commits_and_open_transactions(store: GraphStore) -> None
         tx.delete_nodes(["L3"])
     assert _ids(store.find_nodes_in("Lot", "status", ["released"])) == ["L10", "L4"]
     _assert_filters(store)
+
+
+def test_many_candidates_scan_the_class(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the candidate bound the class is scanned: the same answers."""
+    monkeypatch.setattr(propindex, "MAX_CANDIDATES", 1)
+    _graph(store)
+    _assert_filters(store)
+    assert _ids(store.find_nodes_in("Lot", "status", ["released", None])) == ["L1", "L3", "L4", "L5"]
