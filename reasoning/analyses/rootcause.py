@@ -246,9 +246,12 @@ def lot_histories(ctx: Context, lots: Sequence[str], as_of: datetime | None,
     r = reads if reads is not None else Reads()
     oc_rule, src_rule = ctx.rules["order_context"], ctx.rules["lot_sources"]
     oc_step, src_step = _one_hop_step(oc_rule, "factor"), _one_hop_step(src_rule, "source")
-    if oc_step is None or src_step is None or ctx.store.capabilities.cypher:
-        return [lot_history(ctx, lot, as_of, m, r) for lot, m in zip(lots, own_materials, strict=True)]
     n_paths = len(lots) if with_paths is None else with_paths
+    if oc_step is None or src_step is None or ctx.store.capabilities.cypher:
+        hs = [lot_history(ctx, lot, as_of, m, r) for lot, m in zip(lots, own_materials, strict=True)]
+        for h in hs[n_paths:]:
+            h.factors = {k: [] for k in h.factors}
+        return hs
     gen_rule = ctx.rules["backward_genealogy"]
     quick = [None] * n_paths + _reached(ctx, gen_rule, lots[n_paths:], as_of, r)
     gens = [q if q is not None else _genealogy(ctx, lot, as_of, r) for lot, q in zip(lots, quick, strict=True)]
