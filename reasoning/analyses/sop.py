@@ -14,7 +14,11 @@ _VIA_ORDER = {"material": 0, "machine": 1, "line": 2, "operation": 3}
 
 
 def _excerpt(text: object) -> str:
-    s = " ".join(str(text or "").split())
+    raw = str(text or "")
+    # whitespace-normalising a prefix of the text gives a prefix of the normalised text: when
+    # that is already longer than the excerpt, the rest of a long SOP text need not be split
+    head = " ".join(raw[: 4 * EXCERPT_CHARS].split())
+    s = head if len(head) > EXCERPT_CHARS else " ".join(raw.split())
     return s if len(s) <= EXCERPT_CHARS else s[: EXCERPT_CHARS - 1].rstrip() + "…"
 
 
@@ -67,8 +71,11 @@ def sop_in_effect(ctx: Context, order: str, machine: str | None, at: datetime | 
                 v = versions.get(e.src)
                 if v is None or v.id in seen:
                     continue
-                start, end = prop_time(v, "effective_from"), prop_time(v, "effective_to")
-                if start is None or start > when or (end is not None and when >= end):
+                start = prop_time(v, "effective_from")
+                if start is None or start > when:
+                    continue  # not yet in effect: its end need not be read
+                end = prop_time(v, "effective_to")
+                if end is not None and when >= end:
                     continue
                 times = {"node.effective_from": start, **({"node.effective_to": end} if end else {})}
                 step = EvidenceStep(src=sop.id, rel="VERSION_OF", dst=v.id, direction="in", times=times)
