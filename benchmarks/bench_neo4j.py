@@ -170,23 +170,33 @@ def measure(store: GraphStore, bundle: Path, samples: int, reps: int, engine: st
 
 
 def run_scale(scale: str, workdir: Path, samples: int, reps: int, setups: list[str],
-              server: ServerCpu, preloaded: Path | None) -> dict[str, Any]:
+              server: ServerCpu, preloaded: Path | None, embedded_from_saved: bool = False) -> dict[str, Any]:
     bundle = workdir / f"{scale}-bundle"
     if not (bundle / "truth.json").exists():
         console.print(f"generating {scale} plant ...")
         generate(named_spec(scale), 7, bundle)
     out: dict[str, Any] = {"scale": scale, "setups": setups}
     answers: dict[str, Any] = {}
+    saved = workdir / f"{scale}-embedded.json"  # the embedded half, for a split run (--embedded-from)
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task(scale, total=2 + len(setups))
-        emb = open_store("embedded", workdir / f"{scale}-store-{time.time_ns()}")
-        try:
-            out["load_embedded"] = load(emb, bundle)
-            progress.advance(task)
-            out["embedded"], answers["embedded"] = measure(emb, bundle, samples, reps, "default")
-        finally:
-            emb.close()
+        if embedded_from_saved:
+            kept = json.loads(saved.read_text())
+            out["load_embedded"], out["embedded"], answers["embedded"] = kept["load"], kept["figures"], kept["answers"]
+            out["embedded"]["measured_in_a_separate_process"] = True
+        else:
+            emb = open_store("embedded", workdir / f"{scale}-store-{time.time_ns()}")
+            try:
+                out["load_embedded"] = load(emb, bundle)
+                progress.advance(task)
+                out["embedded"], answers["embedded"] = measure(emb, bundle, samples, reps, "default")
+            finally:
+                emb.close()
+            saved.write_text(json.dumps({"load": out["load_embedded"], "figures": out["embedded"],
+                                         "answers": answers["embedded"]}))
         progress.advance(task)
+        if setups == ["embedded"]:
+            return out
         neo = open_store("neo4j", uri=os.environ["NEO4J_URI"], user=os.environ.get("NEO4J_USER", "neo4j"),
                          password=os.environ.get("NEO4J_PASSWORD"), database=os.environ.get("NEO4J_DATABASE"))
         try:
@@ -208,7 +218,9 @@ def run_scale(scale: str, workdir: Path, samples: int, reps: int, setups: list[s
                     progress.advance(task)
         finally:
             neo.close()
-    out["same_answers"] = {s: answers[s] == answers["embedded"] for s in setups if s != "embedded"}
+    # (through JSON, so a saved embedded half compares like a fresh one)
+    ref = json.loads(json.dumps(answers["embedded"]))
+    out["same_answers"] = {s: json.loads(json.dumps(answers[s])) == ref for s in setups if s != "embedded"}
     return out
 
 
@@ -226,6 +238,9 @@ def main() -> None:
                     help="the database already holds the (single) scale's plant; take its load figures from "
                          "this JSON instead of loading again")
     ap.add_argument("--merge", action="store_true", help="keep the other scales' rows of the results file")
+    ap.add_argument("--embedded-from", action="store_true",
+                    help="take the embedded half from the workdir (an earlier `--setups embedded` run of the "
+                         "same plant, e.g. while Neo4j was still loading) instead of measuring it again")
     args = ap.parse_args()
     if not os.environ.get("NEO4J_URI"):
         sys.exit("bench_neo4j: set NEO4J_URI (and NEO4J_PASSWORD); `make neo4j-up` starts a local server")
@@ -235,7 +250,8 @@ def main() -> None:
     out = ROOT / "benchmarks" / "results" / "neo4j.json"
     rows = []
     for s in args.scales:
-        rows.append(run_scale(s, workdir, args.samples, args.reps, setups, server, args.neo4j_preloaded))
+        rows.append(run_scale(s, workdir, args.samples, args.reps, setups, server, args.neo4j_preloaded,
+                              args.embedded_from))
         console.print(json.dumps(rows[-1]))
     if args.merge and out.exists():
         kept = [r for r in json.loads(out.read_text())["rows"] if r["scale"] not in args.scales]
@@ -252,6 +268,8 @@ def main() -> None:
         table.add_column(col)
     for r in rows:
         for b in ("embedded", "neo4j"):
+            if f"load_{b}" not in r:
+                continue
             f = r[f"load_{b}"]
             load_table.add_row(r["scale"], b, f"{f['entities']:,}", f"{f['relations']:,}", str(f["load_s"]),
                                str(f["load_client_cpu_s"]), str(f.get("load_server_cpu_s", "-")),
@@ -265,7 +283,7 @@ def main() -> None:
                           str(f.get("trace_hold_round_trips_p50", "-")), str(f["risk_board_ms"]),
                           str(f["risk_board_cpu_ms"]), str(f.get("risk_board_server_cpu_ms", "-")),
                           str(f.get("risk_board_round_trips", "-")),
-                          "-" if s == "embedded" else str(r["same_answers"][s]))
+                          "-" if s == "embedded" else str(r.get("same_answers", {}).get(s, "-")))
     console.print(load_table)
     console.print(table)
     result = {
