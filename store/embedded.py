@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from numpy.typing import NDArray
 
 from store import adjacency, propindex
 from store.base import (
@@ -466,6 +467,41 @@ def _rows_by_ids(conn: sqlite3.Connection, sql: str, ids: Iterable[Any], **param
     """Run ``sql`` (with ``:ids`` a JSON array) over ``ids`` in chunks."""
     for batch in _chunks(list(ids), _CHUNK):
         yield from conn.execute(sql, {"ids": json.dumps(list(batch)), **params})
+
+
+_EdgeArrays = tuple[
+    NDArray[np.int64], NDArray[np.int64], NDArray[np.int16], NDArray[np.int64], NDArray[np.bool_]
+]
+
+
+def _join_parts(parts: Sequence[tuple[Any, Any, Any, Any, bool]]) -> _EdgeArrays:
+    """The per-direction edge arrays of the topology index as one set: here, there, rel code,
+    edge rowid and whether each edge is outgoing."""
+    return (
+        np.concatenate([p[0] for p in parts]),
+        np.concatenate([p[1] for p in parts]),
+        np.concatenate([p[2] for p in parts]),
+        np.concatenate([p[3] for p in parts]),
+        np.concatenate([np.full(len(p[0]), p[4], dtype=bool) for p in parts]),
+    )
+
+
+def _valid_at_mask(
+    conn: sqlite3.Connection, eid: NDArray[np.int64], there: NDArray[np.int64], t: int
+) -> NDArray[np.bool_]:
+    """Which of these index edges, and their far nodes, are valid at ``t``: the index holds
+    topology only, so validity windows are read from the rows (two queries, no documents)."""
+    valid_edges = [r[0] for r in _rows_by_ids(
+        conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
+        eid.tolist(), t=t,
+    )]
+    valid_nodes = [r[0] for r in _rows_by_ids(
+        conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
+        np.unique(there).tolist(), t=t,
+    )]
+    return np.isin(eid, np.array(valid_edges, dtype=np.int64)) & np.isin(
+        there, np.array(valid_nodes, dtype=np.int64)
+    )
 
 
 _Candidate = tuple[tuple[str, str, str], int, str, str, str, int]
@@ -1088,26 +1124,13 @@ class EmbeddedStore(GraphStore):
         )
         if not parts:
             return out
-        here = np.concatenate([p[0] for p in parts])
-        there = np.concatenate([p[1] for p in parts])
-        rel = np.concatenate([p[2] for p in parts])
-        eid = np.concatenate([p[3] for p in parts])
-        outgoing = np.concatenate([np.full(len(p[0]), p[4], dtype=bool) for p in parts])
+        here, there, rel, eid, outgoing = _join_parts(parts)
         if classes is not None:
             codes = [i for i, c in enumerate(adj.cls_names) if c in set(classes)]
             keep = np.isin(adj.cls_code[there], np.array(codes, dtype=np.int16))
             here, there, rel, eid, outgoing = here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
         if t is not None and len(eid):
-            valid_edges = [r[0] for r in _rows_by_ids(
-                conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
-                eid.tolist(), t=t,
-            )]
-            valid_nodes = [r[0] for r in _rows_by_ids(
-                conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
-                np.unique(there).tolist(), t=t,
-            )]
-            keep = np.isin(eid, np.array(valid_edges, dtype=np.int64)) & np.isin(
-                there, np.array(valid_nodes, dtype=np.int64))
+            keep = _valid_at_mask(conn, eid, there, t)
             here, there, rel, outgoing = here[keep], there[keep], rel[keep], outgoing[keep]
         near_of = {v: k for k, v in nids.items()}
         names = adj.rel_names
@@ -1285,23 +1308,9 @@ class EmbeddedStore(GraphStore):
         parts = adj.expand(np.array(frontier, dtype=np.int64), out_rels, in_rels, seen)
         if not parts:
             return []
-        here = np.concatenate([p[0] for p in parts])
-        there = np.concatenate([p[1] for p in parts])
-        rel = np.concatenate([p[2] for p in parts])
-        eid = np.concatenate([p[3] for p in parts])
-        outgoing = np.concatenate([np.full(len(p[0]), p[4], dtype=bool) for p in parts])
+        here, there, rel, eid, outgoing = _join_parts(parts)
         if t is not None:
-            valid_edges = [r[0] for r in _rows_by_ids(
-                conn, f"SELECT eid FROM edges e WHERE eid IN (SELECT value FROM json_each(:ids)) AND {_EDGE_VALID}",
-                eid.tolist(), t=t,
-            )]
-            valid_nodes = [r[0] for r in _rows_by_ids(
-                conn, f"SELECT nid FROM nodes n WHERE nid IN (SELECT value FROM json_each(:ids)) AND {_NODE_VALID}",
-                np.unique(there).tolist(), t=t,
-            )]
-            keep = np.isin(eid, np.array(valid_edges, dtype=np.int64)) & np.isin(
-                there, np.array(valid_nodes, dtype=np.int64)
-            )
+            keep = _valid_at_mask(conn, eid, there, t)
             here, there, rel, eid, outgoing = here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
             if not len(there):
                 return []
