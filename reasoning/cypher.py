@@ -41,9 +41,6 @@ from typing import Any
 
 from ontology.models import ENTITY_CLASSES, RELATIONS, datetime_fields
 from reasoning.engine import (
-    _EDGE_TIME_PROPS as _ENGINE_EDGE_TIMES,
-)
-from reasoning.engine import (
     EdgeCache,
     Match,
     NodeCache,
@@ -55,6 +52,7 @@ from reasoning.engine import (
     _fast_plan,
     _FastPlan,
     as_time,
+    edge_times,
     edge_value,
     node_value,
 )
@@ -397,20 +395,6 @@ def _window_times(w: Window, edge: EdgeRecord, node: NodeRecord) -> dict[str, da
     return out
 
 
-def _edge_times(edge: EdgeRecord, as_of: datetime | None, times: dict[str, datetime]) -> dict[str, datetime]:
-    """The edge's own timestamps added to ``times`` as the engine adds them to an evidence step."""
-    for tname in _ENGINE_EDGE_TIMES.get(edge.rel, ()):
-        t = as_time(edge.props.get(tname))
-        if t is not None:
-            times.setdefault(f"edge.{tname}", t)
-    if as_of is not None:
-        for attr in ("valid_from", "valid_to"):
-            t = getattr(edge, attr)
-            if t is not None:
-                times[f"edge.{attr}"] = t
-    return times
-
-
 _Key = tuple[str, int, tuple[str | None, ...]]
 
 
@@ -535,7 +519,7 @@ def _replay_automaton(cq: CompiledQuery, start_ids: list[str], starts: Mapping[s
             nodes[h.node.id] = h.node
             times = _window_times(tr.step.window, h.edge, h.node) if tr.step.window is not None else {}
             step = EvidenceStep(src=h.parent[0], rel=h.edge.rel, dst=h.node.id, direction=tr.step.direction,
-                                times=_edge_times(h.edge, as_of, times))
+                                times=edge_times(h.edge, as_of, times))
             parents[h.target] = (h.parent, step)
             info[h.target] = (count, depth + 1, start)
             bind(h.target)
@@ -604,7 +588,7 @@ def _replay_fast(cq: CompiledQuery, plan: _FastPlan, start_ids: list[str], start
         chain.reverse()
         steps = tuple(
             EvidenceStep(src=prev, rel=e.rel, dst=nxt, direction="out" if e.src == prev else "in",
-                         times=_edge_times(e, as_of, {}))
+                         times=edge_times(e, as_of, {}))
             for prev, nxt, e in chain)
         slot[v] = Match(node=node, depth=depth[v], start=walk, steps=steps)
     if result.result_limit_hit:

@@ -32,6 +32,22 @@ _EDGE_TIME_PROPS: dict[str, tuple[str, ...]] = {
 }
 
 
+def edge_times(edge: EdgeRecord, as_of: datetime | None, times: dict[str, datetime]) -> dict[str, datetime]:
+    """The times an evidence step records for ``edge``, added to ``times``: the relation's own
+    timestamp properties (a time already there is kept), and with ``as_of`` its validity window.
+    Every producer of evidence steps (engine, compiled rules, batch analyses) uses this one."""
+    for tname in _EDGE_TIME_PROPS.get(edge.rel, ()):
+        t = as_time(edge.props.get(tname))
+        if t is not None:
+            times.setdefault(f"edge.{tname}", t)
+    if as_of is not None:
+        for attr in ("valid_from", "valid_to"):
+            t = getattr(edge, attr)
+            if t is not None:
+                times[f"edge.{attr}"] = t
+    return times
+
+
 def as_time(value: Any) -> datetime | None:
     """A stored timestamp (ISO string or datetime) as an aware datetime; None when absent."""
     if value is None or value == "":
@@ -373,16 +389,7 @@ def _path_steps(tr: Traversal, node: str, as_of: datetime | None,
             continue
         e = hop.edge
         assert e is not None
-        times: dict[str, datetime] = {}
-        for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
-            t = as_time(e.props.get(tname))
-            if t is not None:
-                times[f"edge.{tname}"] = t
-        if as_of is not None:
-            for attr in ("valid_from", "valid_to"):
-                t = getattr(e, attr)
-                if t is not None:
-                    times[f"edge.{attr}"] = t
+        times = edge_times(e, as_of, {})
         direction: Literal["out", "in"] = "out" if e.src == hop.parent else "in"
         steps = (*steps, EvidenceStep(src=hop.parent, rel=e.rel, dst=hop.node, direction=direction, times=times))
         memo[hop.node] = (start, steps)
@@ -648,15 +655,7 @@ class _Run:
                 if tr.count == "loop" and count > tr.bound:
                     result.depth_limit_hit = True
                     continue
-                for tname in _EDGE_TIME_PROPS.get(edge.rel, ()):
-                    t = as_time(edge.props.get(tname))
-                    if t is not None:
-                        times.setdefault(f"edge.{tname}", t)
-                if self.as_of is not None:
-                    for attr in ("valid_from", "valid_to"):
-                        t = getattr(edge, attr)
-                        if t is not None:
-                            times[f"edge.{attr}"] = t
+                edge_times(edge, self.as_of, times)
                 step = EvidenceStep(src=st.key[0], rel=edge.rel, dst=other,
                                     direction=tr.step.direction, times=times)
                 self.parents[key] = (st.key, step)

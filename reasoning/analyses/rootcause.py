@@ -16,7 +16,7 @@ import numpy as np
 
 from reasoning.analyses.common import Context, ref
 from reasoning.analyses.trace import trace_incident
-from reasoning.engine import _EDGE_TIME_PROPS, EdgeCache, NodeCache, as_time
+from reasoning.engine import EdgeCache, NodeCache, edge_times
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
 from reasoning.rule_model import RepeatSegment, Rule, Step
 from store.base import Direction, EdgeRecord, NodeRecord
@@ -96,18 +96,8 @@ def _one_hop(ctx: Context, rule: Rule, step: Step, starts: Sequence[str], as_of:
 
 def _hop_step(start: str, node: NodeRecord, e: EdgeRecord, direction: str, as_of: datetime | None) -> EvidenceStep:
     """The evidence step the rule engine records for a one-hop match (edge times; validity with as_of)."""
-    times: dict[str, datetime] = {}
-    for tname in _EDGE_TIME_PROPS.get(e.rel, ()):
-        t = as_time(e.props.get(tname))
-        if t is not None:
-            times.setdefault(f"edge.{tname}", t)
-    if as_of is not None:
-        for attr in ("valid_from", "valid_to"):
-            t = getattr(e, attr)
-            if t is not None:
-                times[f"edge.{attr}"] = t
     return EvidenceStep(src=start, rel=e.rel, dst=node.id, direction="out" if direction == "out" else "in",
-                        times=times)
+                        times=edge_times(e, as_of, {}))
 
 
 def _first_reach(hops: _Hops, starts: Sequence[str]) -> _Reach:
