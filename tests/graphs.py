@@ -15,10 +15,12 @@ Ready-made ``NodeRecord`` / ``EdgeRecord`` objects are accepted as they are.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from itertools import pairwise
 from typing import Any
+
+import pytest
 
 from store.base import EdgeRecord, GraphStore, NodeRecord
 
@@ -63,3 +65,18 @@ def chain(ids: Iterable[str], rel: str) -> list[tuple[str, str, str]]:
     """Edges ``a -rel-> b -rel-> c ...`` along ``ids``."""
     seq = list(ids)
     return [(a, rel, b) for a, b in pairwise(seq)]
+
+
+def count_calls(store: GraphStore, monkeypatch: pytest.MonkeyPatch, names: Iterable[str]) -> dict[str, int]:
+    """Count the calls made to these methods of this store instance (for tests of read sharing
+    and batching); the counts live in the returned dict."""
+    calls = dict.fromkeys(names, 0)
+    for name in calls:
+        original: Callable[..., Any] = getattr(store, name)
+
+        def counted(*args: Any, _name: str = name, _orig: Callable[..., Any] = original, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _orig(*args, **kw)
+
+        monkeypatch.setattr(store, name, counted)
+    return calls

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ import pytest
 from reasoning.service import Analyses
 from store.base import GraphStore
 from store.factory import open_store
-from tests.graphs import build_graph, ts
+from tests.graphs import build_graph, count_calls, ts
 from tests.reasoning import hand
 from tests.reasoning.test_risk_rootcause_sop_hand import RISK_EDGES, RISK_NODES, d
 
@@ -72,15 +71,7 @@ def test_engine_reads_a_level_in_one_batch_call(embedded: GraphStore, monkeypatc
     store = embedded
     hand.build(store)
     a = Analyses(store, now=ts(hand.t(11)), rules_dirs=[])
-    calls = {"neighbours": 0, "neighbours_many": 0}
-    for name in calls:
-        original: Callable[..., Any] = getattr(store, name)
-
-        def counted(*args: Any, _name: str = name, _orig: Callable[..., Any] = original, **kw: Any) -> Any:
-            calls[_name] += 1
-            return _orig(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
+    calls = count_calls(store, monkeypatch, ["neighbours", "neighbours_many"])
     res = a.ctx.run_params("lots_to_customers", {"lots": ["FL1", "FL2"]})
     assert res.bindings["customer"]
     # three steps: lots -> lines -> sales orders -> customers, one batch read each

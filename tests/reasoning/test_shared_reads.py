@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -12,23 +11,10 @@ from reasoning.analyses.rootcause import Reads, lot_history
 from reasoning.engine import EdgeCache, NodeCache, RuleResult
 from reasoning.service import Analyses
 from store.base import GraphStore
+from tests.graphs import count_calls
 from tests.reasoning import hand
 
 NOW = datetime.fromisoformat(hand.t(11))
-
-
-def _count_calls(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> dict[str, int]:
-    """Count get_nodes and neighbours calls made on this store instance."""
-    calls = {"get_nodes": 0, "neighbours": 0}
-    for name in calls:
-        original: Callable[..., Any] = getattr(store, name)
-
-        def counted(*args: Any, _name: str = name, _orig: Callable[..., Any] = original, **kw: Any) -> Any:
-            calls[_name] += 1
-            return _orig(*args, **kw)
-
-        monkeypatch.setattr(store, name, counted)
-    return calls
 
 
 def _answer(res: RuleResult) -> dict[str, dict[str, tuple[str, int, list[tuple[str, str, str]]]]]:
@@ -53,7 +39,7 @@ def test_shared_caches_give_the_same_answer_and_spare_reads(
     assert any(first.bindings.values())
     bound = {nid for b in first.bindings.values() for nid in b}
     assert bound <= {k for k, v in nodes.items() if v is not None}
-    calls = _count_calls(store, monkeypatch)
+    calls = count_calls(store, monkeypatch, ["get_nodes", "neighbours"])
     again = a.ctx.run_params(rule, params, None, None, edges, nodes)
     assert _answer(again) == _answer(fresh)
     if rule != "backward_genealogy" or store.backend == "embedded":
