@@ -19,6 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
 
+from store.timeprops import later_than
+
 
 class StoreError(Exception):
     """Base of every store failure a caller can act on."""
@@ -362,6 +364,20 @@ class GraphStore(ABC):
             for n in self.find_nodes(cls, plant=plant, where={prop: v}, as_of=as_of):
                 found[n.id] = n
         return [found[k] for k in sorted(found)]
+
+    def find_nodes_after(
+        self,
+        cls: str,
+        prop: str,
+        t: datetime,
+        plant: str | None = None,
+        as_of: datetime | None = None,
+    ) -> list[NodeRecord]:
+        """Nodes of ``cls`` (and ``plant``) whose ``prop`` is not a timestamp at or before ``t``
+        (an aware datetime): later than ``t``, or not a timestamp at all (missing, null, not
+        ISO-8601 text with an offset; see :mod:`store.timeprops`); ordered by id. For "still going
+        on at t" filters (no end yet, or ending later), which an equality filter cannot serve."""
+        return [n for n in self.find_nodes(cls, plant=plant, as_of=as_of) if later_than(n.props.get(prop), t)]
 
     @abstractmethod
     def counts(self) -> StoreCounts: ...

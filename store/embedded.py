@@ -61,6 +61,7 @@ from store.base import (
     WriteReport,
     WriteTransaction,
 )
+from store.timeprops import later_than
 
 _log = logging.getLogger(__name__)
 
@@ -1555,6 +1556,33 @@ class EmbeddedStore(GraphStore):
         sql = f"{_NODE_SELECT} WHERE {' AND '.join(conds)} ORDER BY n.id"
         return [n for n in self._iter_nodes(conn, sql, params, (), None)
                 if any(_same(n.props, prop, v) for v in values)]
+
+    def find_nodes_after(
+        self,
+        cls: str,
+        prop: str,
+        t: datetime,
+        plant: str | None = None,
+        as_of: datetime | None = None,
+    ) -> list[NodeRecord]:
+        """The candidates come from the property index's decoded time column (one scan of the
+        class per generation); their rows are read by key and checked exactly as the default."""
+        if getattr(self._local, "tx", None) is not None:
+            return super().find_nodes_after(cls, prop, t, plant, as_of)
+        conn = self._read()
+        gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        nids = self._props.later(conn, gen, cls, prop, t)
+        if len(nids) > propindex.MAX_CANDIDATES:
+            return super().find_nodes_after(cls, prop, t, plant, as_of)
+        ta = _as_of(as_of)
+        conds = ["n.nid IN (SELECT value FROM json_each(:nids))", "+n.cls = :cls"]
+        if plant is not None:
+            conds.append("n.plant = :plant")
+        if ta is not None:
+            conds.append(_NODE_VALID)
+        sql = f"{_NODE_SELECT} WHERE {' AND '.join(conds)} ORDER BY n.id"
+        params = {"nids": json.dumps(nids.tolist()), "cls": cls, "plant": plant, "t": ta}
+        return [n for n in self._iter_nodes(conn, sql, params, (), None) if later_than(n.props.get(prop), t)]
 
     def _candidates(self, conn: sqlite3.Connection, cls: str, prop: str, values: Sequence[Any]) -> str | None:
         """The keys of the class's nodes whose ``prop`` may equal one of ``values``, as a JSON

@@ -22,9 +22,12 @@ import math
 import sqlite3
 import threading
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+
+from store.timeprops import instant
 
 #: Above this many candidates a query scans the class instead: reading the candidates by key
 #: and sorting them by id costs about as much as the scan then, and a scan in id order streams
@@ -35,6 +38,17 @@ MAX_CANDIDATES = 50_000
 MAX_SETS = 256
 
 Key = tuple[str, str, Any]
+#: A class's timestamps of one property: node keys (sorted), microseconds since the epoch, and
+#: whether the value is a timestamp at all (see :mod:`store.timeprops`).
+TimeColumn = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def micros(t: datetime) -> int:
+    """Exact integer microseconds since the epoch of an aware datetime."""
+    return (t - _EPOCH) // _US
 
 
 def indexable(value: Any) -> bool:
@@ -57,6 +71,7 @@ class PropertyIndex:
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._sets: dict[Key, np.ndarray] = {}
+        self._times: dict[tuple[str, str], TimeColumn] = {}
 
     def candidates(self, conn: sqlite3.Connection, generation: int, cls: str, prop: str,
                    values: Sequence[Any]) -> np.ndarray:
@@ -66,9 +81,7 @@ class PropertyIndex:
         ``generation`` is the store's generation read before this call: sets computed now are
         labelled with it, so a write committed meanwhile only makes the next call rebuild."""
         with self._lock:
-            if self._generation != generation:
-                self._sets.clear()
-                self._generation = generation
+            self._at(generation)
             missing = list(dict.fromkeys(v for v in values if (cls, prop, v) not in self._sets))
             if missing:
                 if len(self._sets) + len(missing) > MAX_SETS:
@@ -78,6 +91,46 @@ class PropertyIndex:
         if not parts:
             return np.empty(0, dtype=np.int64)
         return parts[0] if len(parts) == 1 else np.unique(np.concatenate(parts))
+
+    def later(self, conn: sqlite3.Connection, generation: int, cls: str, prop: str, t: datetime) -> np.ndarray:
+        """Sorted ``nid`` of the nodes of ``cls`` whose ``prop`` is not a timestamp at or before
+        ``t`` (aware): later, or not a timestamp at all (:func:`store.timeprops.later_than`).
+
+        Why: "what is still going on at t" (downtime without an end or ending later, holds not
+        released yet) is a few hundred of the class's nodes; the decoded column answers it without
+        reading the others' documents. Kept per generation like the equality sets."""
+        with self._lock:
+            self._at(generation)
+            col = self._times.get((cls, prop))
+            if col is None:
+                col = self._times[(cls, prop)] = self._time_column(conn, cls, prop)
+        nids, us, known = col
+        return nids[~known | (us > micros(t))]
+
+    def _at(self, generation: int) -> None:
+        if self._generation != generation:
+            self._sets.clear()
+            self._times.clear()
+            self._generation = generation
+
+    @staticmethod
+    def _time_column(conn: sqlite3.Connection, cls: str, prop: str) -> TimeColumn:
+        """One scan of the class: each node's ``prop`` read as a timestamp (SQL unquotes the JSON
+        text; numbers, objects and arrays come back as values that are not timestamps)."""
+        rows = conn.execute("SELECT nid, json_extract(props, :p) FROM nodes WHERE cls = :cls ORDER BY nid",
+                            {"cls": cls, "p": json_path(prop)}).fetchall()
+        nids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        us = np.zeros(len(rows), dtype=np.int64)
+        known = np.zeros(len(rows), dtype=bool)
+        for i, (_, v) in enumerate(rows):
+            got = instant(v)
+            if got is not None:
+                try:
+                    us[i] = micros(got)
+                except OverflowError:  # out of range in UTC: leave it to the caller's exact check
+                    continue
+                known[i] = True
+        return nids, us, known
 
     def _fill(self, conn: sqlite3.Connection, cls: str, prop: str, values: list[Any]) -> None:
         """One scan of the class for all ``values``: the matching keys grouped by stored value."""

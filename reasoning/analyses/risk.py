@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from reasoning.analyses.common import HELD_STATUSES, Context, edge_step, prop_time, ref
+from reasoning.gcpause import paused_gc
 from reasoning.results import (
     EntityRef,
     EvidencePath,
@@ -137,7 +138,11 @@ class _Board:
         self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         self.ever_held: set[str] = set()
         holds: list[tuple[NodeRecord, bool]] = []
-        for h in ctx.store.find_nodes("QualityHold", as_of=as_of):
+        # without as_of only the holds active at now count: those not released by now (a few
+        # hundred of thousands) come from the store's time-window read
+        all_holds = ctx.store.find_nodes("QualityHold", as_of=as_of) if as_of is not None \
+            else ctx.store.find_nodes_after("QualityHold", "released_at", now)
+        for h in all_holds:
             placed, released = prop_time(h, "placed_at"), prop_time(h, "released_at")
             is_active = (placed is None or placed <= now) and (released is None or released > now)
             if not is_active and as_of is None:
@@ -152,7 +157,7 @@ class _Board:
         # downtime still going on (or starting) within the horizon, by machine or line
         self.downtime: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
         events = []
-        for dt in ctx.store.find_nodes("DowntimeEvent", as_of=as_of):
+        for dt in ctx.store.find_nodes_after("DowntimeEvent", "end", now, as_of=as_of):
             s, e = prop_time(dt, "start"), prop_time(dt, "end")
             if s is None or s > horizon_end or (e is not None and e <= now):
                 continue
@@ -588,11 +593,12 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
         if due is None or due < t_now or due > end:
             continue
         lines.append(sol)
-    board = _Board(ctx, t_now, as_of, end)
-    prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-    lines.sort(key=lambda s: (prop_time(s, "due_date") or t_now, prio.get(str(s.props.get("priority")), 2), s.id))
-    board.prefetch(lines)
-    out = [board.line(s) for s in lines]
-    out.sort(key=lambda r: (-r.score, r.due_date, r.line.id))
+    with paused_gc():
+        board = _Board(ctx, t_now, as_of, end)
+        prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+        lines.sort(key=lambda s: (prop_time(s, "due_date") or t_now, prio.get(str(s.props.get("priority")), 2), s.id))
+        board.prefetch(lines)
+        out = [board.line(s) for s in lines]
+        out.sort(key=lambda r: (-r.score, r.due_date, r.line.id))
     return RiskBoard(now=t_now, horizon_days=horizon_days, plant=plant, as_of=as_of,
                      lines_considered=len(lines), lines=out, caps=ctx.new_caps())
