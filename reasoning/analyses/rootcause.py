@@ -15,6 +15,7 @@ from datetime import datetime
 import numpy as np
 
 from reasoning.analyses.common import Context, ref
+from reasoning.analyses.comparison import Plan, fast_counts, walk_step
 from reasoning.analyses.trace import trace_incident
 from reasoning.engine import EdgeCache, NodeCache, edge_times
 from reasoning.results import EvidencePath, EvidenceStep, RootCauseFactor, RootCauseResult
@@ -318,6 +319,51 @@ def lot_history(ctx: Context, lot: str, as_of: datetime | None, own_material: st
     return h
 
 
+def _plan(ctx: Context) -> Plan | None:
+    """The shapes :func:`comparison.fast_counts` needs, when the rules have them: the genealogy a
+    plain repeat binding ``lot`` and ``order`` (classes only), the context rules plain one-hop
+    rules whose start classes hold whatever the genealogy binds; None otherwise (and on Neo4j,
+    where rules run compiled), and the histories are built one by one."""
+    if ctx.store.capabilities.cypher:
+        return None
+    oc_rule, src_rule = ctx.rules["order_context"], ctx.rules["lot_sources"]
+    oc_step, src_step = _one_hop_step(oc_rule, "factor"), _one_hop_step(src_rule, "source")
+    alts = _plain_repeat(ctx.rules["backward_genealogy"])
+    if oc_step is None or src_step is None or alts is None:
+        return None
+    gen = ctx.rules["backward_genealogy"]
+    if gen.start.classes and "Lot" not in gen.start.classes:
+        return None
+    for alt in alts:
+        for st in alt:
+            cls = set(st.node.classes)
+            for var, rule in (("order", oc_rule), ("lot", src_rule)):
+                if st.node.var == var and rule.start.classes and (not cls or not cls <= set(rule.start.classes)):
+                    return None
+    if src_rule.start.classes and "Lot" not in src_rule.start.classes:
+        return None
+    bound = min(gen.path[0].repeat.max, ctx.max_depth) if isinstance(gen.path[0], RepeatSegment) else 0
+    return Plan(tuple(tuple(walk_step(st) for st in alt) for alt in alts), bound, walk_step(oc_step),
+                walk_step(src_step))
+
+
+def good_counts(ctx: Context, lots: Sequence[str], own: Sequence[str | None], keys: Sequence[tuple[str, str]],
+                as_of: datetime | None, reads: Reads | None = None) -> list[int]:
+    """Per factor key, how many of the (comparison) ``lots`` have it in their history: as many
+    as :func:`lot_histories` would find, counted from one walk over all of them where the
+    rules allow (:mod:`reasoning.analyses.comparison`); the lots it cannot decide get their
+    histories built."""
+    plan = _plan(ctx)
+    rest = list(range(len(lots)))
+    counts = [0] * len(keys)
+    if plan is not None:
+        counts, rest = fast_counts(ctx.store, plan, lots, own, keys, as_of, ctx.max_results)
+    if rest:
+        hist = lot_histories(ctx, [lots[i] for i in rest], as_of, [own[i] for i in rest], reads, with_paths=0)
+        counts = [c + sum(1 for h in hist if key in h.factors) for c, key in zip(counts, keys, strict=True)]
+    return counts
+
+
 def _comparable_good(ctx: Context, mats: Sequence[str], bad: set[str], produced_bad: bool,
                      as_of: datetime | None) -> list[str]:
     """Lots of the same materials that no nonconformance concerns (and that were produced, when
@@ -375,18 +421,16 @@ def rootcause(ctx: Context, lots: Sequence[str], incident: str | None,
         step = len(good) / MAX_GOOD_LOTS
         good = [good[int(i * step)] for i in range(MAX_GOOD_LOTS)]
     reads = Reads()
-    own = [materials[lid] for lid in bad] + [materials.get(lid) or (mats[0] if len(mats) == 1 else None)
-                                             for lid in good]
-    hist = lot_histories(ctx, [*bad, *good], as_of, own, reads, with_paths=len(bad))
-    bad_h, good_h = hist[: len(bad)], hist[len(bad):]
+    own_good = [materials.get(lid) or (mats[0] if len(mats) == 1 else None) for lid in good]
+    bad_h = lot_histories(ctx, bad, as_of, [materials[lid] for lid in bad], reads)
     candidates: dict[tuple[str, str], NodeRecord] = {}
     for h in bad_h:
         for key in h.factors:
             candidates.setdefault(key, h.nodes[key[1]])
-    nb, ng = len(bad_h), len(good_h)
+    nb, ng = len(bad_h), len(good)
     keys = list(candidates)
     bad_with = [sum(1 for h in bad_h if key in h.factors) for key in keys]
-    good_with = [sum(1 for h in good_h if key in h.factors) for key in keys]
+    good_with = good_counts(ctx, good, own_good, keys, as_of, reads)
     p_values = fisher_greater(nb, ng, bad_with, good_with)
     factors: list[RootCauseFactor] = []
     for key, bw, gw, p in zip(keys, bad_with, good_with, p_values, strict=True):
