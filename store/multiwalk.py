@@ -90,9 +90,15 @@ class Reach:
     def start_bits(self, keys: I64) -> Bits:
         """Per node key, the bits of the starts that are that node."""
         out = np.zeros((len(keys), self.words), dtype=np.uint64)
-        for i, k in enumerate(self.start_keys.tolist()):
-            if k >= 0:
-                out[keys == k, i // 64] |= np.uint64(1 << (i % 64))
+        if not len(keys):
+            return out
+        order = np.argsort(keys, kind="stable")
+        pos = np.minimum(np.searchsorted(keys[order], self.start_keys), len(keys) - 1)
+        starts = np.flatnonzero((keys[order][pos] == self.start_keys) & (self.start_keys >= 0))
+        for i in starts.tolist():  # keys may repeat: every row holding the start's key
+            k = int(self.start_keys[i])
+            lo, hi = np.searchsorted(keys[order], [k, k + 1])
+            out[order[lo:hi], i // 64] |= np.uint64(1 << (i % 64))
         return out
 
 

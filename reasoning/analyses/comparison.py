@@ -82,8 +82,8 @@ def fast_counts(store: GraphStore, plan: Plan, lots: Sequence[str], own: Sequenc
     _or_into(src_bits, key_nid, sk, sb, [True] * len(keys))
     bits |= src_bits & ~own_clear
     # supplier lots
-    lot_keys = [i for i, k in enumerate(keys) if key_nid[i] >= 0 and np.isin(key_nid[i], near_keys)]
-    if lot_keys:
+    lot_keys = np.flatnonzero((key_nid >= 0) & np.isin(key_nid, near_keys))
+    if len(lot_keys):
         bits[lot_keys] |= _supplier_lot_bits(reach, plan, key_nid[lot_keys], s_near, s_far, near_keys, near_bits)
     return popcount(bits & mask).tolist(), fallback
 
