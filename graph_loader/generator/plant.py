@@ -145,19 +145,15 @@ class Lot:
 
 @dataclass(slots=True)
 class Order:
+    """What later steps ask of a production order (its row is written when it is created)."""
+
     id: str
     z: int
     line: str
     material: str
-    qty: float
-    unit: str
     status: str
-    ps: int
-    pe: int
     as_: int | None
     ae: int | None
-    created: int
-    ops: str
     sopv: str = ""
     outputs: list[str] = field(default_factory=list)
 
@@ -232,7 +228,10 @@ class PlantBuilder:
         infos = [N.PLANTS[i] for i in range(spec.plants)]
         self.plants = infos
         self.site_ids = [f"SITE-{p.code}" for p in infos]
-        self.clock = Clock([p.timezone for p in infos] + ["UTC"])
+        # the table span covers every time the plant renders (SOP versions start up to ~470 days
+        # before the history, lots expire up to 540 days after the plan); others still render
+        self.clock = Clock([p.timezone for p in infos] + ["UTC"],
+                           span=(self.t0 - 500 * DAY, self.t_end + 560 * DAY))
         self.utc = len(infos)
         self.writer = BundleWriter(
             out, SOURCE_SYSTEMS, self.site_ids, exported_at=datetime.fromtimestamp(NOW, tz=UTC),
@@ -939,8 +938,11 @@ class PlantBuilder:
 
     def _order(self, line: LineInfo, mat_id: str, qty: float, start: int, end: int,
                pending: list[tuple[int, int, Lot]], *, status: str | None = None,
-               actual_end: int | bool | None = True) -> Order:
-        """Create one production order whose actual run is [start, end) (planned if in the future)."""
+               actual_end: int | bool | None = True, planned: tuple[int, int] | None = None) -> Order:
+        """Create one production order whose actual run is [start, end) (planned if in the future).
+
+        ``planned`` replaces the drawn planned start and end in the order's row (the draws still
+        happen, so the rest of the plant is unchanged)."""
         # the hottest function of a run (once per production order): rmin and next_id are inlined
         rng = self.rng
         random = rng.random
@@ -959,7 +961,7 @@ class PlantBuilder:
         ops = self._ops.get((z, kind))
         if ops is None:
             fam = N.FAMILIES[z % len(N.FAMILIES)]
-            ops = self._ops[(z, kind)] = "|".join(fam.process_ops if kind == "proc" else fam.pack_ops)
+            ops = self._ops[(z, kind)] = csv_field("|".join(fam.process_ops if kind == "proc" else fam.pack_ops))
         if status is None:
             if start >= NOW:
                 status = "released" if start < NOW + 2 * DAY else "planned"
@@ -970,9 +972,10 @@ class PlantBuilder:
         as_ = start if status in ("running", "completed") else None
         ae = end if status == "completed" else None
         # positional, in Order's field order
-        order = Order(oid, z, line.id, mat_id, qty, mat.unit, status, ps, pe, as_, ae, created, ops)
+        order = Order(oid, z, line.id, mat_id, status, as_, ae)
         self.orders[oid] = order
-        vf_o = self.clock.fmt(created, z)
+        fmt = self.clock.fmt
+        vf_o = fmt(created, z)
         ebuf = self._ebuf
         ebuf["FOR_MATERIAL"].append(f"{oid},{mat_id},ERP,{vf_o},")
         ebuf["SCHEDULED_ON"].append(f"{oid},{line.id},MES,{vf_o},")
@@ -985,6 +988,16 @@ class PlantBuilder:
                 vid = prev
         order.sopv = vid
         ebuf["USED_SOP"].append(f"{oid},{vid},MES,{vf_o},")
+        # the order's row, final already: nothing later changes an order's status or times
+        s_as = "" if as_ is None else fmt(as_, z)
+        s_end = "" if ae is None else fmt(ae, z)
+        if planned is not None:
+            ps, pe = planned
+        qty_s = q(qty)
+        unit = mat.unit
+        self._nbuf["ProductionOrder"].append(
+            f"{oid},{csv_field(f'{mat.aliases[0]} {qty_s} {unit} on {line.id}')},MES,{self.site_ids[z]},{vf_o},,"
+            f"{qty_s},{unit},{status},{fmt(ps, z)},{fmt(pe, z)},{s_as},{s_end},{ops}")
         if as_ is None:
             # planned: book the planned material need against the level so processing keeps planning
             if kind == "pack":
@@ -994,10 +1007,6 @@ class PlantBuilder:
                 self.level[(z, mat_id)] += qty
             return order
         # it ran: machines, shift, operators, consumption
-        run_end = ae
-        fmt = self.clock.fmt
-        s_as = fmt(as_, z)
-        s_end = "" if run_end is None else fmt(run_end, z)
         ran_on = ebuf["RAN_ON"]
         tail = f",MES,{s_as},,{s_as},{s_end}"
         for m in line.machines:
@@ -1202,9 +1211,8 @@ class PlantBuilder:
         """A packaging order that should have finished hours ago and is still running."""
         ps = min(t, NOW - 9 * HOUR)
         start = rmin(ps + 90 * 60)
-        order = self._order(line, mat_id, 600.0, start, NOW + 6 * HOUR, [], status="running")
-        order.ps = ps
-        order.pe = rmin(ps + 5 * HOUR)
+        order = self._order(line, mat_id, 600.0, start, NOW + 6 * HOUR, [], status="running",
+                            planned=(ps, rmin(ps + 5 * HOUR)))
         self.designs.behind_order = order.id
 
     def _designed_downtime(self, line: LineInfo, start: int) -> None:
@@ -1828,18 +1836,7 @@ class PlantBuilder:
             if len(rows) >= 50_000:
                 self.flush()
         self.flush()
-        rows = self._nbuf["ProductionOrder"]
-        for o in self.orders.values():
-            z = o.z
-            qty = q(o.qty)
-            name = csv_field(f"{self.mats[o.material].aliases[0]} {qty} {o.unit} on {o.line}")
-            s_as = "" if o.as_ is None else fmt(o.as_, z)
-            s_ae = "" if o.ae is None else fmt(o.ae, z)
-            rows.append(f"{o.id},{name},MES,{sites[z]},{fmt(o.created, z)},,{qty},{o.unit},{o.status},"
-                        f"{fmt(o.ps, z)},{fmt(o.pe, z)},{s_as},{s_ae},{csv_field(o.ops)}")
-            if len(rows) >= 50_000:
-                self.flush()
-        self.flush()
+        # production order rows were written as the orders were made (see _order)
         sol_cols = ["quantity", "unit", "due_date", "priority", "status"]
         if self._pcols["SalesOrderLine"] != sol_cols:
             raise RuntimeError("ontology columns of SalesOrderLine changed; update write_records")

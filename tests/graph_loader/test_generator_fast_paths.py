@@ -1,0 +1,49 @@
+"""The generator's fast paths render exactly what the general ones do (issue #3, speed pass)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from graph_loader.generator.clock import Clock
+from graph_loader.generator.names import PLANTS
+
+# the plants' zones (Kolkata: a half-hour offset); offsets are looked up per UTC hour, which holds for
+# every zone whose changes fall on a whole UTC hour, as these do
+ZONES = [*sorted({p.timezone for p in PLANTS}), "UTC"]
+
+
+def _iso(t: int, zone: str) -> str:
+    return datetime.fromtimestamp(t, ZoneInfo(zone)).isoformat()
+
+
+def test_span_tables_render_like_zoneinfo_inside_at_and_beyond_the_edges() -> None:
+    lo = int(datetime(2026, 3, 1, tzinfo=ZoneInfo("UTC")).timestamp())
+    hi = int(datetime(2026, 11, 30, tzinfo=ZoneInfo("UTC")).timestamp())
+    clock = Clock(ZONES, span=(lo, hi))
+    general = Clock(ZONES)
+    times = [lo - 3 * 86400 + k * 3917 for k in range(0, (hi - lo + 6 * 86400) // 3917)]  # odd seconds too
+    times += [lo - 7 * 86400 + m * 60 for m in range(0, 20 * 1440, 7)]  # whole minutes across the lower edge
+    times += [hi - 86400 + m * 60 for m in range(0, 3 * 1440, 11)]  # and the upper one
+    for t in times:
+        for z, name in enumerate(ZONES):
+            want = _iso(t, name)
+            assert clock.fmt(t, z) == want
+            assert general.fmt(t, z) == want
+
+
+def test_span_tables_follow_daylight_saving_changes_minute_by_minute() -> None:
+    lo = int(datetime(2026, 1, 1, tzinfo=ZoneInfo("UTC")).timestamp())
+    clock = Clock(ZONES, span=(lo, lo + 365 * 86400))
+    for change in (1774746000, 1792371600, 1772953200, 1793520000):  # EU and US spring and autumn 2026
+        for m in range(-180, 180):
+            t = change + m * 60
+            for z, name in enumerate(ZONES):
+                assert clock.fmt(t, z) == _iso(t, name)
+
+
+def test_span_must_be_ordered() -> None:
+    with pytest.raises(ValueError, match="span"):
+        Clock(["UTC"], span=(10, 5))
