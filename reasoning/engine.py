@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from ontology.models import RELATIONS, datetime_fields
+from reasoning import trusted
 from reasoning.errors import ReasoningError
 from reasoning.results import EvidencePath, EvidenceStep
 from reasoning.rule_model import NodePattern, PropFilter, RepeatSegment, Rule, Step, TimeRef, Window
@@ -207,6 +208,7 @@ class RuleEngine:
         #: use the store's own traversal for rules whose state is the node's class (same answers)
         self.fast_path = fast_path
         self._plans: dict[tuple[int, int], _FastPlan | None] = {}
+        self._chains: dict[int, tuple[Step, ...] | None] = {}
 
     def evaluate(
         self,
@@ -235,6 +237,15 @@ class RuleEngine:
             fast = _run_fast(self.store, rule, plan, params, as_of, result_cap, node_cache)
             if fast is not None:
                 return fast
+        chain = None
+        if self.fast_path:
+            if id(rule) not in self._chains:
+                self._chains[id(rule)] = _chain_plan(rule)
+            chain = self._chains[id(rule)]
+        if chain is not None:
+            return _run_chain(self.store, rule, chain, params, as_of, result_cap,
+                              edge_cache if edge_cache is not None else {},
+                              node_cache if node_cache is not None else {})
         compiled = _compile(rule, depth_cap)
         run = _Run(self.store, rule, compiled, params, as_of, result_cap)
         if edge_cache is not None:
@@ -391,9 +402,100 @@ def _path_steps(tr: Traversal, node: str, as_of: datetime | None,
         assert e is not None
         times = edge_times(e, as_of, {})
         direction: Literal["out", "in"] = "out" if e.src == hop.parent else "in"
-        steps = (*steps, EvidenceStep(src=hop.parent, rel=e.rel, dst=hop.node, direction=direction, times=times))
+        steps = (*steps, trusted.step(hop.parent, e.rel, hop.node, direction, times))
         memo[hop.node] = (start, steps)
     return memo[node]
+
+
+# ---------------------------------------------------------------------------------------------
+# Chain path: a rule that is a fixed sequence of plain steps
+# ---------------------------------------------------------------------------------------------
+
+
+def _chain_plan(rule: Rule) -> tuple[Step, ...] | None:
+    """The steps of a rule the chain path evaluates, or None when it needs the automaton.
+
+    Eligible: no repeat, and no condition beyond classes (no ``where``, ``without_edge``, edge
+    filter or window, on the start or any step). Then a state's position is its depth, no
+    variable is referenced, and the automaton's search is a level-by-level walk that this path
+    repeats without its general machinery (same reads, same visiting order, same evidence)."""
+    if rule.start.where or rule.start.without_edge:
+        return None
+    steps: list[Step] = []
+    for seg in rule.path:
+        if not isinstance(seg, Step):
+            return None
+        if seg.node.where or seg.node.without_edge or seg.edge_where or seg.window is not None:
+            return None
+        steps.append(seg)
+    return tuple(steps)
+
+
+def _run_chain(store: GraphStore, rule: Rule, steps: tuple[Step, ...], params: dict[str, Any],
+               as_of: datetime | None, result_cap: int, nbr_cache: EdgeCache,
+               cache: NodeCache) -> RuleResult:
+    """Evaluate a chain rule (see :func:`_chain_plan`): what ``_Run.run`` does for it, step by
+    step, with the neighbour lists and nodes read per level in one batch call each."""
+    start_ids: list[str] = list(dict.fromkeys(params[rule.start.ids]))
+    start_set = set(start_ids)
+    _fetch_into(store, cache, start_ids, as_of)
+    result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=[])
+    classes = rule.start.classes
+    start_var = rule.start.var
+    start_slot = result.bindings.get(start_var) if start_var is not None else None
+    # a level's states in visiting order: (node, start, evidence steps)
+    frontier: list[tuple[str, str, tuple[EvidenceStep, ...]]] = []
+    visited = 0
+    for sid in start_ids:
+        rec = cache.get(sid)
+        if rec is None or (classes and rec.cls not in classes):
+            result.missing_starts.append(sid)
+            continue
+        result.starts.append(sid)
+        visited += 1
+        if start_slot is not None:
+            if len(start_slot) >= result_cap:
+                result.result_limit_hit = True
+            else:
+                start_slot[sid] = Match(node=rec, depth=0, start=sid, steps=())
+        frontier.append((sid, sid, ()))
+    depth = 0
+    for step in steps:
+        if not frontier or result.result_limit_hit:
+            break
+        depth += 1
+        rels, direction = step.rels, step.direction
+        todo = [n for n, _, _ in frontier if (n, rels, direction) not in nbr_cache]
+        if todo:
+            got = store.neighbours_many(todo, list(rels), Direction(direction), as_of)
+            for n in todo:
+                nbr_cache[(n, rels, direction)] = got.get(n, [])
+        out = direction == "out"
+        cands = [(st, e, e.dst if out else e.src) for st in frontier for e in nbr_cache[(st[0], rels, direction)]]
+        _fetch_into(store, cache, (o for _, _, o in cands), as_of)
+        want = step.node.classes
+        var = step.node.var
+        slot = result.bindings.get(var) if var is not None else None
+        seen: set[str] = set()
+        nxt: list[tuple[str, str, tuple[EvidenceStep, ...]]] = []
+        for (here, start, path), edge, other in cands:
+            rec = cache.get(other)
+            if rec is None or (want and rec.cls not in want) or other in seen:
+                continue
+            seen.add(other)
+            visited += 1
+            ev = (*path, trusted.step(here, edge.rel, other, direction, edge_times(edge, as_of, {})))
+            if slot is not None and other not in start_set and other not in slot:
+                if len(slot) >= result_cap:
+                    result.result_limit_hit = True
+                    break
+                slot[other] = Match(node=rec, depth=depth, start=start, steps=ev)
+            nxt.append((other, start, ev))
+        frontier = nxt
+    if result.result_limit_hit:
+        result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
+    result.states_visited = visited
+    return result
 
 
 def _check_params(rule: Rule, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -656,8 +758,7 @@ class _Run:
                     result.depth_limit_hit = True
                     continue
                 edge_times(edge, self.as_of, times)
-                step = EvidenceStep(src=st.key[0], rel=edge.rel, dst=other,
-                                    direction=tr.step.direction, times=times)
+                step = trusted.step(st.key[0], edge.rel, other, tr.step.direction, times)
                 self.parents[key] = (st.key, step)
                 new = _State(key, count, st.depth + 1, st.start)
                 self.bind(key, new, result)

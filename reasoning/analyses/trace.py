@@ -7,12 +7,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
+from reasoning import trusted
 from reasoning.analyses.common import (
     Context,
-    compose,
     lot_status,
     prop_time,
-    ref,
 )
 from reasoning.engine import EdgeCache, Match, NodeCache, as_time
 from reasoning.results import (
@@ -40,9 +39,16 @@ def _qty(node: NodeRecord) -> tuple[float | None, str | None]:
 
 def _reached(node: NodeRecord, depth: int, evidence: list[EvidencePath], status: str | None = None,
              via: str | None = None, shipped: bool | None = None) -> ReachedEntity:
+    """The reached entity (as ``common.ref`` and the validating constructors would build it)."""
     q, u = _qty(node)
-    return ReachedEntity(entity=ref(node, status), depth=depth, quantity=q, unit=u, via=via,
-                         shipped=shipped, evidence=evidence)
+    st = status if status is not None else node.props.get("status")
+    ent = trusted.entity(node.id, node.cls, node.name, node.plant, str(st) if st is not None else None)
+    return trusted.reached(ent, depth, q, u, via, shipped, evidence)
+
+
+def compose(prefix: Sequence[EvidenceStep], match: Match | None, rule: str | None = None) -> EvidencePath:
+    """prefix + the match's steps, as one evidence path (``common.compose`` without ``extra``)."""
+    return trusted.path(rule, [*prefix, *match.steps] if match is not None else list(prefix))
 
 
 def _totals(reached: Mapping[str, list[ReachedEntity]]) -> list[QuantityTotal]:
