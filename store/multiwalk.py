@@ -90,15 +90,16 @@ class Reach:
     def start_bits(self, keys: I64) -> Bits:
         """Per node key, the bits of the starts that are that node."""
         out = np.zeros((len(keys), self.words), dtype=np.uint64)
-        if not len(keys):
-            return out
-        order = np.argsort(keys, kind="stable")
-        pos = np.minimum(np.searchsorted(keys[order], self.start_keys), len(keys) - 1)
-        starts = np.flatnonzero((keys[order][pos] == self.start_keys) & (self.start_keys >= 0))
-        for i in starts.tolist():  # keys may repeat: every row holding the start's key
-            k = int(self.start_keys[i])
-            lo, hi = np.searchsorted(keys[order], [k, k + 1])
-            out[order[lo:hi], i // 64] |= np.uint64(1 << (i % 64))
+        order = np.argsort(self.start_keys, kind="stable")
+        sk = self.start_keys[order]
+        lo, hi = np.searchsorted(sk, keys, "left"), np.searchsorted(sk, keys, "right")
+        cnt = hi - lo  # starts holding each row's key (a start may be given twice)
+        total = int(cnt.sum())
+        if total:
+            rows = np.repeat(np.arange(len(keys)), cnt)
+            pos = np.repeat(lo, cnt) + np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            idx = order[pos]
+            np.bitwise_or.at(out, (rows, idx // 64), np.left_shift(np.uint64(1), (idx % 64).astype(np.uint64)))
         return out
 
 

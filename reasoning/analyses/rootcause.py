@@ -370,15 +370,18 @@ def _comparable_good(ctx: Context, mats: Sequence[str], bad: set[str], produced_
     the bad ones were), in batch reads: ids and classes first, records only of the lots."""
     links = ctx.store.neighbour_links(mats, ["FOR_MATERIAL"], Direction.IN, as_of, classes=["Lot"])
     cands = [lid for lid in dict.fromkeys(lk.far for m in mats for lk in links.get(m, [])) if lid not in bad]
-    nodes = ctx.store.get_nodes(cands, as_of)
-    lots = [lid for lid in cands if (n := nodes.get(lid)) is not None and n.cls == "Lot"]
+    if ctx.store.capabilities.cypher:
+        nodes = ctx.store.get_nodes(cands, as_of)
+        lots = [lid for lid in cands if (n := nodes.get(lid)) is not None and n.cls == "Lot"]
+    else:  # the embedded store's links already checked the far node's class and validity
+        lots = cands
     if produced_bad:
-        made = ctx.store.neighbours_many(lots, ["PRODUCED"], Direction.IN, as_of)
+        made = ctx.store.neighbour_links(lots, ["PRODUCED"], Direction.IN, as_of)
         lots = [lid for lid in lots if made.get(lid)]
-    concerns = ctx.store.neighbours_many(lots, ["CONCERNS"], Direction.IN, as_of)
-    incs = ctx.store.get_nodes(sorted({e.src for es in concerns.values() for e in es}), as_of)
+    concerns = ctx.store.neighbour_links(lots, ["CONCERNS"], Direction.IN, as_of)
+    incs = ctx.store.get_nodes(sorted({lk.far for lks in concerns.values() for lk in lks}), as_of)
     bad_incs = {i for i, n in incs.items() if n.props.get("kind") in BAD_INCIDENT_KINDS}
-    return sorted(lid for lid in lots if not any(e.src in bad_incs for e in concerns.get(lid, [])))
+    return sorted(lid for lid in lots if not any(lk.far in bad_incs for lk in concerns.get(lid, [])))
 
 
 def fisher_greater(nb: int, ng: int, bad_with: Sequence[int], good_with: Sequence[int]) -> list[float]:

@@ -171,3 +171,15 @@ def test_bit_helpers() -> None:
     fk, fb = spread(np.array([1, 3, 9], dtype=np.int64), np.array([7, 7, 8], dtype=np.int64), k, b)
     assert fk.tolist() == [7] and fb[:, 0].tolist() == [10]
     assert popcount(np.array([[0xFF, 1], [0, 0]], dtype=np.uint64)).tolist() == [9, 0]
+
+
+def test_start_bits_with_repeated_and_missing_starts() -> None:
+    starts = np.array([7, -1, 3, 7, *range(100, 170)], dtype=np.int64)  # 74 starts: two words
+    r = Reach(n_starts=len(starts), start_keys=starts, complete=starts >= 0, keys={}, bits={}, hops={},
+              key_of=lambda ids: {}, id_of=lambda ks: [], cls_of=lambda ks: [])
+    got = r.start_bits(np.array([3, 7, 5, 169, 7], dtype=np.int64))
+    want = np.zeros((5, 2), dtype=np.uint64)
+    want[0, 0] = 1 << 2
+    want[1, 0] = want[4, 0] = (1 << 0) | (1 << 3)
+    want[3, 1] = np.uint64(1 << (73 - 64))
+    assert (got == want).all()
