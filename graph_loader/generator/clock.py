@@ -50,7 +50,7 @@ class Clock:
         self._hours: list[list[_Hour | None]] = [[] for _ in zones]
         self._n_hours = 0
         self._dates: list[str | None] = []
-        self._endings: dict[str, list[str]] = {}
+        self._entries: dict[tuple[int, str], _Hour] = {}  # one per distinct offset
         if span is not None:
             lo, hi = span
             if hi < lo:
@@ -90,7 +90,7 @@ class Clock:
             hours = self._hours[z]
             hour = hours[k]
             if hour is None:
-                hour = hours[k] = self._hour(t, z)
+                hour = self._fill_day(k, z)
             d, rem = divmod(u + hour[0], 86400)
             date = self._dates[d]
             if date is None:
@@ -100,12 +100,20 @@ class Clock:
             return f"{date}{rem // 3600:02d}:{rem % 3600 // 60:02d}:{rem % 60:02d}{hour[1]}"
         return self._fmt_general(t, z)
 
-    def _hour(self, t: int, z: int) -> _Hour:
-        secs, text = self.offset(t, z)
-        endings = self._endings.get(text)
-        if endings is None:
-            endings = self._endings[text] = [hhmm + text for hhmm in _HHMM]
-        return secs, text, endings
+    def _fill_day(self, k: int, z: int) -> _Hour:
+        """Fill the table for the UTC day of span hour ``k`` (one offset look-up per hour, cached
+        a day at a time) and return hour ``k``'s entry."""
+        hours = self._hours[z]
+        k0 = k - k % 24
+        for j in range(k0, min(k0 + 24, self._n_hours)):
+            off = self.offset(self._base + j * 3600, z)
+            entry = self._entries.get(off)
+            if entry is None:
+                entry = self._entries[off] = (off[0], off[1], [hhmm + off[1] for hhmm in _HHMM])
+            hours[j] = entry
+        hour = hours[k]
+        assert hour is not None
+        return hour
 
     @staticmethod
     def _date(d: int) -> str:

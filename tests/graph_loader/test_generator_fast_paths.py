@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import random
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -9,6 +11,7 @@ import pytest
 
 from graph_loader.generator.clock import Clock
 from graph_loader.generator.names import PLANTS
+from graph_loader.generator.plant import round3
 
 # the plants' zones (Kolkata: a half-hour offset); offsets are looked up per UTC hour, which holds for
 # every zone whose changes fall on a whole UTC hour, as these do
@@ -47,3 +50,15 @@ def test_span_tables_follow_daylight_saving_changes_minute_by_minute() -> None:
 def test_span_must_be_ordered() -> None:
     with pytest.raises(ValueError, match="span"):
         Clock(["UTC"], span=(10, 5))
+
+
+def test_round3_is_round_to_three_decimals() -> None:
+    rnd = random.Random(5)
+    values = [0.0, -0.0, 0.0004, -0.0004, 0.0005, -0.0005, 0.0015, 2.675, 1.0005, 1e11 + 0.0005, 1e13 + 0.1234]
+    values += [(k + 0.5) / 1000 for k in range(-3000, 3000)]  # halves, as near as a float gets
+    values += [math.nextafter((k + 0.5) / 1000, d) for k in range(0, 2000, 7) for d in (0.0, 1e9)]
+    for scale in (1e-3, 1.0, 1e3, 1e4, 1e6, 1e9):
+        values += [rnd.uniform(-scale, scale) for _ in range(4000)]
+    values += [18000.0 * (0.97 + 0.03 * rnd.random()) / rnd.choice((1, 2)) for _ in range(4000)]
+    for v in values:
+        assert repr(round3(v)) == repr(round(v, 3)), v
