@@ -122,61 +122,141 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
     return status
 
 
-async def warm(port: int, requests: list[bytes], concurrency: int) -> None:
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+def serving_processes(proc: psutil.Process, port: int) -> list[psutil.Process]:
+    """The processes that accept connections on ``port``: uvicorn's workers (its children that
+    listen), or the server itself when it runs a single worker."""
+    listening: list[psutil.Process] = []
+    for p in proc.children(recursive=True):
+        try:
+            if any(c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+                   for c in p.net_connections(kind="tcp")):
+                listening.append(p)
+        except psutil.NoSuchProcess:
+            pass
+    return listening or [proc]
+
+
+def _owner(workers: list[psutil.Process], client_port: int) -> int | None:
+    """The worker holding the server side of the connection from ``client_port``, once accepted."""
+    for w in workers:
+        try:
+            if any(c.raddr and c.raddr.port == client_port for c in w.net_connections(kind="tcp")):
+                return w.pid
+        except psutil.NoSuchProcess:
+            pass
+    return None
+
+
+async def connect_balanced(port: int, concurrency: int, workers: list[psutil.Process],
+                           attempts: int = 200) -> tuple[list[Conn], list[int]]:
+    """``concurrency`` keep-alive connections spread evenly over the worker processes.
+
+    A connection stays with the worker that accepted it, and with a handful of connections opened
+    at once the kernel often hands all of them to one worker: the other core then idles and the
+    run measures one worker (this halved the computed figures before). So each new connection is
+    kept only if its worker holds fewer than its share, else closed and opened again (at most
+    ``attempts`` times; after that the spread is what it is and is reported). Returns the
+    connections and the number each worker holds."""
+    share = -(-concurrency // len(workers))
+    held = {w.pid: 0 for w in workers}
+    conns: list[Conn] = []
+    tries = 0
+    while len(conns) < concurrency:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client_port = int(writer.get_extra_info("sockname")[1])
+        pid = None
+        for _ in range(300):  # until a worker has accepted it (idle workers do so at once)
+            pid = _owner(workers, client_port)
+            if pid is not None:
+                break
+            await asyncio.sleep(0.01)
+        tries += 1
+        if pid is not None and held[pid] >= share and tries < attempts:
+            writer.close()
+            continue
+        if pid is not None:
+            held[pid] += 1
+        conns.append((reader, writer))
+    return conns, sorted(held.values(), reverse=True)
+
+
+async def warm(conns: list[Conn], requests: list[bytes]) -> None:
     """Every distinct request once on each connection: a connection stays with one worker process,
     so each worker computes (and, in cached mode, keeps) every response before the timed run."""
 
-    async def walk() -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            for r in requests:
-                await exchange(reader, writer, r)
-        finally:
-            writer.close()
+    async def walk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for r in requests:
+            await exchange(reader, writer, r)
 
-    await asyncio.gather(*(walk() for _ in range(concurrency)))
+    await asyncio.gather(*(walk(r, w) for r, w in conns))
 
 
-async def drive(port: int, requests: list[bytes], duration: float, concurrency: int) -> dict[str, Any]:
+async def drive(conns: list[Conn], requests: list[bytes], duration: float) -> dict[str, Any]:
     lat: list[float] = []
     errors: dict[int, int] = {}
     counter = 0
     stop = time.perf_counter() + duration
 
-    async def worker() -> None:
+    async def worker(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal counter
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while time.perf_counter() < stop:
-                i = counter
-                counter += 1
-                t = time.perf_counter()
-                status = await exchange(reader, writer, requests[i % len(requests)])
-                lat.append((time.perf_counter() - t) * 1000)
-                if status != 200:
-                    errors[status] = errors.get(status, 0) + 1
-        finally:
-            writer.close()
+        while time.perf_counter() < stop:
+            i = counter
+            counter += 1
+            t = time.perf_counter()
+            status = await exchange(reader, writer, requests[i % len(requests)])
+            lat.append((time.perf_counter() - t) * 1000)
+            if status != 200:
+                errors[status] = errors.get(status, 0) + 1
 
     t0 = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    await asyncio.gather(*(worker(r, w) for r, w in conns))
     wall = time.perf_counter() - t0
     return {"requests": len(lat), "errors": sum(errors.values()), "error_statuses": errors,
             "rps": round(len(lat) / wall, 1),
             "p50_ms": round(pct(lat, 0.5), 2), "p99_ms": round(pct(lat, 0.99), 2),
-            "concurrency": concurrency, "seconds": round(wall, 2)}
+            "concurrency": len(conns), "seconds": round(wall, 2)}
+
+
+async def measure(port: int, requests: list[bytes], duration: float, concurrency: int,
+                  server: psutil.Process) -> dict[str, Any]:
+    """Balanced connections, a warm-up on them, then the timed run with the server's CPU per
+    request (and per process), and this load generator's own CPU per request."""
+    conns, spread = await connect_balanced(port, concurrency, serving_processes(server, port))
+    try:
+        await warm(conns, requests)
+        before, client = worker_cpu(server), time.process_time()
+        r = await drive(conns, requests, duration)
+        client, after = time.process_time() - client, worker_cpu(server)
+    finally:
+        for _, w in conns:
+            w.close()
+    n = max(r["requests"], 1)
+    spent = {pid: after[pid] - before.get(pid, 0.0) for pid in after}
+    r["server_cpu_ms"] = round(sum(spent.values()) * 1000 / n, 2)
+    r["client_cpu_ms"] = round(client * 1000 / n, 3)
+    r["connections_per_worker"] = spread
+    r["worker_cpu_s"] = sorted((round(v, 2) for v in spent.values() if v >= 0.005), reverse=True)
+    return r
 
 
 def server_cpu(proc: psutil.Process) -> float:
     """CPU seconds of the server and its worker processes so far."""
-    total = 0.0
+    return sum(worker_cpu(proc).values())
+
+
+def worker_cpu(proc: psutil.Process) -> dict[int, float]:
+    """CPU seconds so far per process of the server (the supervisor and each worker)."""
+    out: dict[int, float] = {}
     for p in [proc, *proc.children(recursive=True)]:
         try:
             t = p.cpu_times()
-            total += t.user + t.system
+            out[p.pid] = t.user + t.system
         except psutil.NoSuchProcess:
             pass
-    return total
+    return out
 
 
 @dataclass
@@ -276,10 +356,7 @@ def run_mode(pl: Plant, mode: str, duration: float, concurrency: int, workers: i
             with Progress(console=console, transient=True) as prog:
                 task = prog.add_task(f"{mode}: driving the API", total=len(plan))
                 for name, reqs in plan.items():
-                    asyncio.run(warm(port, reqs, concurrency))
-                    before = server_cpu(ps)
-                    r = asyncio.run(drive(port, reqs, duration, concurrency))
-                    r["server_cpu_ms"] = round((server_cpu(ps) - before) * 1000 / max(r["requests"], 1), 2)
+                    r = asyncio.run(measure(port, reqs, duration, concurrency, ps))
                     r["load_average_1m"] = round(os.getloadavg()[0], 2)
                     out[name] = r
                     prog.advance(task)
@@ -320,7 +397,7 @@ def main() -> None:
     previous: dict[str, Any] = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     runs = {r["scale"]: r for r in previous.get("runs", []) if "modes" in r}
     table = Table("scale", "mode", "endpoint", "requests", "req/s", "p50 ms", "p99 ms", "server CPU ms/req",
-                  "errors", "load 1m",
+                  "client CPU ms/req", "conns/worker", "errors", "load 1m",
                   title=f"API on loopback ({args.workers} worker(s), {args.concurrency} in flight)")
     split = Table("scale", "endpoint", "analysis CPU ms", "server CPU ms/req (computed)", "API overhead ms",
                   title="where a computed request's CPU goes")
@@ -330,7 +407,8 @@ def main() -> None:
         for mode, endpoints in run["modes"].items():
             for name, r in endpoints.items():
                 table.add_row(scale, mode, name, str(r["requests"]), f"{r['rps']:.1f}", f"{r['p50_ms']:.1f}",
-                              f"{r['p99_ms']:.1f}", f"{r['server_cpu_ms']:.2f}",
+                              f"{r['p99_ms']:.1f}", f"{r['server_cpu_ms']:.2f}", f"{r['client_cpu_ms']:.2f}",
+                              "/".join(map(str, r["connections_per_worker"])),
                               str(r["errors"]) + (f" {r['error_statuses']}" if r["errors"] else ""),
                               f"{r['load_average_1m']:.1f}")
         computed = run["modes"].get("computed", {})
