@@ -320,6 +320,22 @@ class GraphStore(ABC):
             out[n] = links
         return out
 
+    def top_neighbours(
+        self,
+        node_ids: Iterable[str],
+        rel: str,
+        direction: Direction = Direction.OUT,
+        k: int = 10,
+        classes: Iterable[str] | None = None,
+        as_of: datetime | None = None,
+    ) -> dict[str, list[str]]:
+        """Per id, the ids of the nodes at the far end of its ``rel`` edges (of ``classes`` when
+        given) with the ``k`` greatest ids, greatest first (ids compared as strings): "the most
+        recent k" where ids grow with time, without listing every neighbour. Each id given is a
+        key; the same far nodes as :meth:`neighbour_links`."""
+        links = self.neighbour_links(node_ids, [rel], direction, as_of, classes)
+        return {n: sorted({x.far for x in ls}, reverse=True)[:max(k, 0)] for n, ls in links.items()}
+
     @abstractmethod
     def traverse(
         self,

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
-from reasoning.analyses.common import HELD_STATUSES, Context, edge_step, prop_time, ref
+from reasoning.analyses.common import HELD_STATUSES, Context, prop_time, ref
 from reasoning.gcpause import paused_gc
 from reasoning.results import (
     EntityRef,
@@ -31,7 +32,7 @@ from reasoning.results import (
     RiskLine,
     UnblockOption,
 )
-from store.base import Direction, EdgeRecord, NodeRecord
+from store.base import Direction, EdgeRecord, Link, NodeRecord
 
 WEIGHTS: dict[str, float] = {
     "hold": 0.6,
@@ -56,6 +57,8 @@ USED_RELS = ("CONSUMED", "ALLOCATED_TO", "SHIPPED_TO")
 LINE_RELS = ("HAS_SO_LINE", "ALLOCATED_TO", "SHIPPED_TO", "FOR_MATERIAL")
 #: Most recent orders of a material looked at to find the lines that make it.
 MAKER_ORDERS = 12
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def level_of(score: float, has_causes: bool) -> RiskLevel:
@@ -71,18 +74,37 @@ def _qty(x: object) -> float:
     return float(x) if isinstance(x, (int, float)) else 0.0
 
 
+class _Edge(Protocol):
+    """What an evidence step needs of an edge: its key (an :class:`EdgeRecord` or an ids-only
+    :class:`Link`; most of the board's edges are read ids only)."""
+
+    @property
+    def src(self) -> str: ...
+    @property
+    def rel(self) -> str: ...
+    @property
+    def dst(self) -> str: ...
+
+
+def _walk(edge: _Edge, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
+    """An evidence step walking ``edge`` away from ``from_node`` (as ``common.edge_step``)."""
+    if edge.src == from_node:
+        return EvidenceStep(src=edge.src, rel=edge.rel, dst=edge.dst, direction="out", times=times or {})
+    return EvidenceStep(src=edge.dst, rel=edge.rel, dst=edge.src, direction="in", times=times or {})
+
+
 @dataclass
 class _Stock:
     lot: NodeRecord
     free: float
-    edge: EdgeRecord  # lot -FOR_MATERIAL-> material
+    edge: _Edge  # lot -FOR_MATERIAL-> material
 
 
 @dataclass
 class _Supply:
     order: NodeRecord
     left: float
-    edge: EdgeRecord  # order -FOR_MATERIAL-> material
+    edge: _Edge  # order -FOR_MATERIAL-> material
 
 
 class _Board:
@@ -100,42 +122,42 @@ class _Board:
         self.ctx, self.store, self.now, self.as_of = ctx, ctx.store, now, as_of
         self._nodes: dict[str, NodeRecord | None] = {}
         self._edges: dict[tuple[str, tuple[str, ...], Direction], list[EdgeRecord]] = {}
+        self._links: dict[tuple[str, tuple[str, ...], Direction], list[Link]] = {}
+        self._steps: dict[tuple[str, str, str, str], EvidenceStep] = {}
+        self._refs: dict[str, EntityRef] = {}
+        self._times: dict[tuple[str, str], datetime | None] = {}
         self._stock: dict[tuple[str, str | None], list[_Stock]] = {}
         self._orders: dict[tuple[str, str | None], list[_Supply]] = {}
         self._demand: dict[tuple[str, str | None], float] = {}
         self.plant: str | None = None  # the plant of the line being scored: pools are per plant
-        self._makers: dict[str, list[tuple[EdgeRecord, EdgeRecord]]] = {}
+        self._makers: dict[str, list[tuple[_Edge, _Edge]]] = {}
+        self._recent: dict[str, list[str]] = {}
         # released lots and open orders: what stock and supply are made of (one query each)
         self.released: dict[str, NodeRecord] = {
             n.id: n for n in ctx.store.find_nodes("Lot", where={"status": "released"}, as_of=as_of)}
         self.open_orders: dict[str, NodeRecord] = {
             n.id: n for n in ctx.store.find_nodes_in("ProductionOrder", "status", OPEN_ORDER, as_of=as_of)}
-        # their materials, read from their side (a few edges each) rather than from the
-        # material's side, which lists every line, lot and order ever made of it; a released
-        # lot's material and the edges that use it up come in one read
-        self._lots_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+        # their materials, read from their side (a few edges each, ids only) rather than from
+        # the material's side, which lists every line, lot and order ever made of it; the edges
+        # that use up a lot's quantity are read in prefetch, for the lots of the materials the
+        # lines can draw on
+        self._lots_of: dict[str, dict[str, _Edge]] = defaultdict(dict)
         self._used: dict[str, float] = {}
-        lot_edges = self.store.neighbours_many(self.released, ["FOR_MATERIAL", *USED_RELS], Direction.BOTH, as_of)
+        self.nbrs_many(self.released, ("FOR_MATERIAL",), Direction.OUT)
         for lid in self.released:
-            used = 0.0
-            for le in lot_edges[lid]:
-                if le.rel == "FOR_MATERIAL":
-                    if le.src == lid:
-                        self._lots_of[le.dst][lid] = le
-                else:  # the same edges, in the same order, as the USED_RELS read alone
-                    used += _qty(le.props.get("quantity"))
-            self._used[lid] = used
-        self._orders_of: dict[str, dict[str, EdgeRecord]] = defaultdict(dict)
+            for le in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
+                self._lots_of[le.dst][lid] = le
+        self._orders_of: dict[str, dict[str, _Edge]] = defaultdict(dict)
         self.nbrs_many(self.open_orders, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
         for oid in self.open_orders:
             both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
             # seed the SCHEDULED_ON reads order_causes makes (a sorted list stays sorted filtered)
-            self._edges[(oid, ("SCHEDULED_ON",), Direction.OUT)] = [x for x in both if x.rel == "SCHEDULED_ON"]
+            self._links[(oid, ("SCHEDULED_ON",), Direction.OUT)] = [x for x in both if x.rel == "SCHEDULED_ON"]
             for oe in both:
                 if oe.rel == "FOR_MATERIAL":
                     self._orders_of[oe.dst][oid] = oe
         # holds active at now, and (for as_of) every lot that was ever held
-        self.active: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        self.active: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
         self.ever_held: set[str] = set()
         holds: list[tuple[NodeRecord, bool]] = []
         # without as_of only the holds active at now count: those not released by now (a few
@@ -155,7 +177,7 @@ class _Board:
                 if is_active:
                     self.active[he.dst].append((h, he))
         # downtime still going on (or starting) within the horizon, by machine or line
-        self.downtime: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        self.downtime: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
         events = []
         for dt in ctx.store.find_nodes_after("DowntimeEvent", "end", now, as_of=as_of):
             s, e = prop_time(dt, "start"), prop_time(dt, "end")
@@ -168,7 +190,7 @@ class _Board:
                 self.downtime[oe.dst].append((dt, oe))
         # purchase-order lines not delivered yet, by material; the store filters on the missing
         # delivered_at (a loaded one is a validated timestamp), so delivered lines are not decoded
-        self.open_pol: dict[str, list[tuple[NodeRecord, EdgeRecord]]] = defaultdict(list)
+        self.open_pol: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
         pols = [pol for pol in ctx.store.find_nodes("PurchaseOrderLine", where={"delivered_at": None}, as_of=as_of)
                 if prop_time(pol, "delivered_at") is None]
         self.nbrs_many([pol.id for pol in pols], ("FOR_MATERIAL",), Direction.OUT)
@@ -177,19 +199,61 @@ class _Board:
                 self.open_pol[fe.dst].append((pol, fe))
 
     # -- cached reads --------------------------------------------------------------------
-    def nbrs(self, node: str, rels: tuple[str, ...], d: Direction) -> list[EdgeRecord]:
+    def edges(self, node: str, rels: tuple[str, ...], d: Direction) -> list[EdgeRecord]:
+        """Edges with their properties (quantities), for the few reads that need them."""
         key = (node, rels, d)
         if key not in self._edges:
             self._edges[key] = self.store.neighbours(node, list(rels), d, self.as_of)
         return self._edges[key]
 
-    def nbrs_many(self, nodes: Iterable[str], rels: tuple[str, ...], d: Direction) -> None:
-        """Read the neighbour lists of ``nodes`` not cached yet, in one batch read."""
+    def edges_many(self, nodes: Iterable[str], rels: tuple[str, ...], d: Direction) -> None:
+        """Read the edge lists of ``nodes`` not cached yet, in one batch read."""
         missing = [n for n in nodes if (n, rels, d) not in self._edges]
         if missing:
             got = self.store.neighbours_many(missing, list(rels), d, self.as_of)
             for n in missing:
                 self._edges[(n, rels, d)] = got[n]
+
+    def nbrs(self, node: str, rels: tuple[str, ...], d: Direction) -> list[Link]:
+        """Edges by key only (the same edges, in the same order, as :meth:`edges`)."""
+        key = (node, rels, d)
+        if key not in self._links:
+            self._links[key] = self.store.neighbour_links([node], list(rels), d, self.as_of)[node]
+        return self._links[key]
+
+    def nbrs_many(self, nodes: Iterable[str], rels: tuple[str, ...], d: Direction) -> None:
+        """Read the ids-only neighbour lists of ``nodes`` not cached yet, in one batch read."""
+        missing = [n for n in nodes if (n, rels, d) not in self._links]
+        if missing:
+            got = self.store.neighbour_links(missing, list(rels), d, self.as_of)
+            for n in missing:
+                self._links[(n, rels, d)] = got[n]
+
+    def step(self, edge: _Edge, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
+        """:func:`_walk`, one instance per step without times (steps are shared by the paths of a
+        board; nothing mutates them)."""
+        if times:
+            return _walk(edge, from_node, times)
+        key = (edge.src, edge.rel, edge.dst, from_node)
+        got = self._steps.get(key)
+        if got is None:
+            got = self._steps[key] = _walk(edge, from_node)
+        return got
+
+    def ref(self, node: NodeRecord) -> EntityRef:
+        """``common.ref`` once per node of the board (a node's records agree within a board)."""
+        got = self._refs.get(node.id)
+        if got is None:
+            got = self._refs[node.id] = ref(node)
+        return got
+
+    def time(self, node: NodeRecord, prop: str) -> datetime | None:
+        """``prop_time``, parsed once per node and property of the board."""
+        key = (node.id, prop)
+        if key in self._times:
+            return self._times[key]
+        got = self._times[key] = prop_time(node, prop)
+        return got
 
     def nodes(self, ids: list[str]) -> dict[str, NodeRecord]:
         missing = [i for i in ids if i not in self._nodes]
@@ -202,7 +266,7 @@ class _Board:
     def node(self, nid: str) -> NodeRecord | None:
         return self.nodes([nid]).get(nid)
 
-    def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, EdgeRecord]]]:
+    def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, _Edge]]]:
         """('hold' | 'quarantine' | None, the holds active at now) for a lot.
 
         With as_of, a stored on_hold whose holds are all outside their window reads released."""
@@ -218,11 +282,19 @@ class _Board:
     def used(self, lot: str) -> float:
         """Quantity of the lot consumed, allocated and shipped (read once per board)."""
         if lot not in self._used:
-            used = 0.0
-            for e in self.store.neighbours(lot, list(USED_RELS), Direction.BOTH, self.as_of):
-                used += _qty(e.props.get("quantity"))
-            self._used[lot] = used
+            self.used_many([lot])
         return self._used[lot]
+
+    def used_many(self, lots: Iterable[str]) -> None:
+        """:meth:`used` of many lots, their edges in one batch read."""
+        missing = [lot for lot in lots if lot not in self._used]
+        if missing:
+            got = self.store.neighbours_many(missing, list(USED_RELS), Direction.BOTH, self.as_of)
+            for lot in missing:
+                used = 0.0
+                for e in got[lot]:
+                    used += _qty(e.props.get("quantity"))
+                self._used[lot] = used
 
     def _here(self, node: NodeRecord) -> bool:
         return self.plant is None or node.plant is None or node.plant == self.plant
@@ -251,21 +323,22 @@ class _Board:
             edges = self._orders_of.get(material, {})
             pool = [_Supply(self.open_orders[oid], _qty(self.open_orders[oid].props.get("quantity")), e)
                     for oid, e in sorted(edges.items()) if self._here(self.open_orders[oid])]
-            pool.sort(key=lambda x: (prop_time(x.order, "planned_end") or self.now, x.order.id))
+            pool.sort(key=lambda x: (_micros(self.time(x.order, "planned_end") or self.now), x.order.id))
             self._orders[key] = pool
         return self._orders[key]
 
-    def makers(self, material: str) -> list[tuple[EdgeRecord, EdgeRecord]]:
+    def makers(self, material: str) -> list[tuple[_Edge, _Edge]]:
         """(order -FOR_MATERIAL-> material, order -SCHEDULED_ON-> line) for up to MAX_OPTIONS lines
         that made the material, most recent orders first."""
         if material not in self._makers:
-            out: list[tuple[EdgeRecord, EdgeRecord]] = []
+            out: list[tuple[_Edge, _Edge]] = []
             seen: set[str] = set()
-            # ids only: the material's FOR_MATERIAL list is long (every lot, line and order of it)
-            links = self.store.neighbour_links([material], ["FOR_MATERIAL"], Direction.IN, self.as_of,
-                                               classes=["ProductionOrder"])[material]
-            recent = sorted({x.src for x in links}, reverse=True)[:MAKER_ORDERS]
-            # the records of the few edges used, read from the order's side
+            # the material's FOR_MATERIAL list is long (every lot, line and order of it): the
+            # store keeps the greatest order ids (read for all the lines' materials in prefetch)
+            if material not in self._recent:
+                self._recent.update(self.recent_orders([material]))
+            recent = self._recent[material]
+            # the few edges used, read from the order's side (ids only)
             rels = ("FOR_MATERIAL", "SCHEDULED_ON")
             self.nbrs_many(recent, rels, Direction.OUT)
             for oid in recent:
@@ -282,6 +355,11 @@ class _Board:
             self._makers[material] = out
         return self._makers[material]
 
+    def recent_orders(self, materials: Iterable[str]) -> dict[str, list[str]]:
+        """The MAKER_ORDERS most recent (greatest id) production orders of each material."""
+        return self.store.top_neighbours(materials, "FOR_MATERIAL", Direction.IN, MAKER_ORDERS,
+                                         classes=["ProductionOrder"], as_of=self.as_of)
+
     # -- causes --------------------------------------------------------------------------
     def line_downtime(self, line: str, steps: list[EvidenceStep], lo: datetime, hi: datetime,
                       expected: datetime | None) -> tuple[list[RiskCause], datetime | None]:
@@ -289,10 +367,10 @@ class _Board:
         causes: list[RiskCause] = []
         places: list[tuple[str, list[EvidenceStep]]] = [(line, steps)]
         for me in self.nbrs(line, ("HAS_MACHINE",), Direction.OUT):
-            places.append((me.dst, [*steps, edge_step(me, line)]))
+            places.append((me.dst, [*steps, self.step(me, line)]))
         for place, psteps in places:
             for dt, de in self.downtime.get(place, []):
-                s, e = prop_time(dt, "start"), prop_time(dt, "end")
+                s, e = self.time(dt, "start"), self.time(dt, "end")
                 assert s is not None
                 if s > hi or (e is not None and e <= lo):
                     continue
@@ -302,11 +380,11 @@ class _Board:
                     expected = expected + (e - max(s, lo))
                 times = {"node.start": s, **({"node.end": e} if e else {})}
                 causes.append(RiskCause(
-                    kind="downtime", entity=ref(dt), weight=WEIGHTS["downtime"] + (0.1 if e is None else 0),
+                    kind="downtime", entity=self.ref(dt), weight=WEIGHTS["downtime"] + (0.1 if e is None else 0),
                     detail=f"downtime {dt.id} on {place} ({dt.props.get('reason', '')}) from {s.isoformat()} "
                            f"{'until ' + e.isoformat() if e else '(no end yet)'}",
                     expected_available=expected,
-                    evidence=[EvidencePath(steps=[*psteps, edge_step(de, place, times)])]))
+                    evidence=[EvidencePath(steps=[*psteps, self.step(de, place, times)])]))
         return causes, expected
 
     def component_causes(self, material: str, quantity: float, steps: list[EvidenceStep], need_by: datetime,
@@ -317,7 +395,7 @@ class _Board:
             for ce in self.nbrs(be.dst, ("COMPONENT",), Direction.OUT):
                 comp = ce.dst
                 pols = self.open_pol.get(comp, [])
-                late = [(p, fe, t) for p, fe in pols if (t := prop_time(p, "promised_date")) is not None
+                late = [(p, fe, t) for p, fe in pols if (t := self.time(p, "promised_date")) is not None
                         and (t < self.now or t > need_by)]
                 if not late:
                     continue
@@ -336,14 +414,14 @@ class _Board:
                             expected = max(expected, arrives + duration)
                     state = "overdue" if overdue else "after the material is needed"
                     causes.append(RiskCause(
-                        kind="late_supplier", entity=ref(pol),
+                        kind="late_supplier", entity=self.ref(pol),
                         weight=WEIGHTS["late_supplier"] if not covered else COVERED_LATE_SUPPLIER_WEIGHT,
                         detail=f"purchase order line {pol.id} for component {comp} was promised "
                                f"{promised.isoformat()} and is not delivered ({state})"
                                + ("; stock on hand still covers this need" if covered else ""),
                         expected_available=(arrives + duration) if arrives and not covered else None,
-                        evidence=[EvidencePath(steps=[*steps, edge_step(be, material), edge_step(ce, be.dst),
-                                                      edge_step(fe, comp, {"node.promised_date": promised})])]))
+                        evidence=[EvidencePath(steps=[*steps, self.step(be, material), self.step(ce, be.dst),
+                                                      self.step(fe, comp, {"node.promised_date": promised})])]))
         return causes, expected
 
     def order_causes(self, sup: _Supply, prefix: list[EvidenceStep], take: float
@@ -351,32 +429,32 @@ class _Board:
         """Causes that delay a supplying order, and when it is expected to finish (None: unknown)."""
         po = sup.order
         causes: list[RiskCause] = []
-        ps, pe = prop_time(po, "planned_start"), prop_time(po, "planned_end")
+        ps, pe = self.time(po, "planned_start"), self.time(po, "planned_end")
         status = po.props.get("status")
         duration = (pe - ps) if ps and pe else timedelta(0)
         expected = pe
-        steps = [*prefix, edge_step(sup.edge, sup.edge.dst)]
+        steps = [*prefix, self.step(sup.edge, sup.edge.dst)]
         if status in ("planned", "released") and ps is not None and ps < self.now:
             expected = self.now + duration
             causes.append(RiskCause(
-                kind="behind_schedule", entity=ref(po), weight=WEIGHTS["behind_schedule"],
+                kind="behind_schedule", entity=self.ref(po), weight=WEIGHTS["behind_schedule"],
                 detail=f"order {po.id} is {status} but was planned to start at {ps.isoformat()}",
                 expected_available=expected, evidence=[EvidencePath(steps=steps)]))
         elif status == "running" and pe is not None and pe < self.now:
             expected = self.now + duration / 4
             causes.append(RiskCause(
-                kind="behind_schedule", entity=ref(po), weight=WEIGHTS["behind_schedule"],
+                kind="behind_schedule", entity=self.ref(po), weight=WEIGHTS["behind_schedule"],
                 detail=f"order {po.id} is still running but was planned to end at {pe.isoformat()}",
                 expected_available=expected, evidence=[EvidencePath(steps=steps)]))
         lo = min(self.now, ps or self.now)
         hi = max(expected or self.now, pe or self.now)
         for le in self.nbrs(po.id, ("SCHEDULED_ON",), Direction.OUT):
-            dc, expected = self.line_downtime(le.dst, [*steps, edge_step(le, po.id)], lo, hi, expected)
+            dc, expected = self.line_downtime(le.dst, [*steps, self.step(le, po.id)], lo, hi, expected)
             causes.extend(dc)
         if status in ("planned", "released"):
             need_by = ps if ps is not None and ps > self.now else self.now
             cc, expected = self.component_causes(sup.edge.dst, _qty(po.props.get("quantity")),
-                                                 [*steps, edge_step(sup.edge, po.id)], need_by, duration,
+                                                 [*steps, self.step(sup.edge, po.id)], need_by, duration,
                                                  expected)
             causes.extend(cc)
         del take
@@ -391,10 +469,10 @@ class _Board:
         subs_help = bool(kinds & {"late_supplier", "shortage"})
         lines_help = bool(kinds & {"behind_schedule", "downtime", "shortage", "late_supplier"})
         for st in self.stock(material)[:MAX_OPTIONS] if lots_help else []:
-            out.append(UnblockOption(kind="alternative_lot", entity=ref(st.lot), quantity=round(st.free, 6),
+            out.append(UnblockOption(kind="alternative_lot", entity=self.ref(st.lot), quantity=round(st.free, 6),
                                      unit=st.lot.props.get("unit"),
                                      detail=f"released lot {st.lot.id} with {st.free:g} left",
-                                     evidence=[EvidencePath(steps=[*mat_steps, edge_step(st.edge, material)])]))
+                                     evidence=[EvidencePath(steps=[*mat_steps, self.step(st.edge, material)])]))
         for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT) if subs_help else []:
             for se in self.nbrs(be.dst, ("APPROVED_SUBSTITUTE",), Direction.OUT):
                 free = sum(x.free for x in self.stock(se.dst))
@@ -403,10 +481,10 @@ class _Board:
                     continue
                 comps = [c.dst for c in self.nbrs(be.dst, ("COMPONENT",), Direction.OUT)]
                 out.append(UnblockOption(
-                    kind="substitute", entity=ref(sub), quantity=round(free, 6), unit=sub.props.get("unit"),
+                    kind="substitute", entity=self.ref(sub), quantity=round(free, 6), unit=sub.props.get("unit"),
                     detail=f"{sub.id} is an approved substitute for {', '.join(comps) or 'a component'} "
                            f"({free:g} in stock)",
-                    evidence=[EvidencePath(steps=[*mat_steps, edge_step(be, material), edge_step(se, be.dst)])]))
+                    evidence=[EvidencePath(steps=[*mat_steps, self.step(be, material), self.step(se, be.dst)])]))
         for oe, le in self.makers(material) if lines_help else []:
             if le.dst in planned_lines:
                 continue
@@ -414,8 +492,9 @@ class _Board:
             if ln is None:
                 continue
             out.append(UnblockOption(
-                kind="alternative_line", entity=ref(ln), detail=f"line {ln.id} has made {material} (order {oe.src})",
-                evidence=[EvidencePath(steps=[*mat_steps, edge_step(oe, material), edge_step(le, oe.src)])]))
+                kind="alternative_line", entity=self.ref(ln),
+                detail=f"line {ln.id} has made {material} (order {oe.src})",
+                evidence=[EvidencePath(steps=[*mat_steps, self.step(oe, material), self.step(le, oe.src)])]))
         return out
 
     # -- one line ------------------------------------------------------------------------
@@ -425,9 +504,9 @@ class _Board:
         ids: list[str] = []
         orders: list[str] = []
         materials: list[str] = []
-        self.nbrs_many([sol.id for sol in lines], LINE_RELS, Direction.BOTH)
+        self.edges_many([sol.id for sol in lines], LINE_RELS, Direction.BOTH)
         for sol in lines:
-            for e in self.nbrs(sol.id, LINE_RELS, Direction.BOTH):
+            for e in self.edges(sol.id, LINE_RELS, Direction.BOTH):
                 if e.rel == "HAS_SO_LINE" and e.dst == sol.id:
                     orders.append(e.src)
                 elif e.rel == "ALLOCATED_TO" and e.dst == sol.id:
@@ -447,16 +526,27 @@ class _Board:
         self.nbrs_many(boms, ("COMPONENT",), Direction.OUT)
         self.nbrs_many(boms, ("APPROVED_SUBSTITUTE",), Direction.OUT)
         self.nodes(boms)
+        # the used-up quantities of the released lots of every material the lines can draw on
+        # (theirs, their components and substitutes); any other lot is read when asked
+        drawn = dict.fromkeys(materials)
+        for b in boms:
+            drawn.update(dict.fromkeys(e.dst for rels in (("COMPONENT",), ("APPROVED_SUBSTITUTE",))
+                                       for e in self.nbrs(b, rels, Direction.OUT)))
+        self.used_many(lid for m in drawn for lid in self._lots_of.get(m, {}))
+        # the most recent orders of the materials (alternative lines) and where they ran
+        self._recent.update(self.recent_orders(dict.fromkeys(materials)))
+        self.nbrs_many(dict.fromkeys(o for m in dict.fromkeys(materials) for o in self._recent[m]),
+                       ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
         planned = dict.fromkeys(e.dst for oid in self.open_orders
                                 for e in self.nbrs(oid, ("SCHEDULED_ON",), Direction.OUT))
         self.nbrs_many(planned, ("HAS_MACHINE",), Direction.OUT)
 
     def line(self, sol: NodeRecord) -> RiskLine:
-        due = prop_time(sol, "due_date")
+        due = self.time(sol, "due_date")
         assert due is not None
         self.plant = sol.plant
         causes: list[RiskCause] = []
-        edges = self.nbrs(sol.id, LINE_RELS, Direction.BOTH)
+        edges = self.edges(sol.id, LINE_RELS, Direction.BOTH)
         so = cust = None
         mat_edge: EdgeRecord | None = None
         needed = _qty(sol.props.get("quantity"))
@@ -487,25 +577,25 @@ class _Board:
             assert kind in ("hold", "quarantine")
             if holds:
                 for hold, he in holds:
-                    placed = prop_time(hold, "placed_at")
+                    placed = self.time(hold, "placed_at")
                     causes.append(RiskCause(
-                        kind=kind, entity=ref(hold), weight=WEIGHTS[kind],
+                        kind=kind, entity=self.ref(hold), weight=WEIGHTS[kind],
                         detail=f"allocated lot {lot.id} ({q:g}) is held by {hold.id}: "
                                f"{hold.props.get('reason', '')}",
                         evidence=[EvidencePath(steps=[
-                            edge_step(ae, sol.id),
-                            edge_step(he, lot.id, {"node.placed_at": placed} if placed else {})])]))
+                            self.step(ae, sol.id),
+                            self.step(he, lot.id, {"node.placed_at": placed} if placed else {})])]))
             else:
                 causes.append(RiskCause(
-                    kind=kind, entity=ref(lot), weight=WEIGHTS[kind],
+                    kind=kind, entity=self.ref(lot), weight=WEIGHTS[kind],
                     detail=f"allocated lot {lot.id} ({q:g}) is {lot.props.get('status')}",
-                    evidence=[EvidencePath(steps=[edge_step(ae, sol.id)])]))
+                    evidence=[EvidencePath(steps=[self.step(ae, sol.id)])]))
         remaining = max(0.0, needed - covered)
         material = mat_edge.dst if mat_edge is not None else None
         mat_node = self.node(material) if material else None
         expected: datetime | None = self.now
         planned_lines: set[str] = set()
-        mat_steps = [edge_step(mat_edge, sol.id)] if mat_edge is not None else []
+        mat_steps = [self.step(mat_edge, sol.id)] if mat_edge is not None else []
         if remaining > 1e-9 and material is not None:
             # netting, first come first served: this line needs the plant's stock and the open
             # orders (by planned end, ending by its due date) up to the cumulative demand of the
@@ -520,7 +610,7 @@ class _Board:
                 for sup in self.orders(material):
                     if supplied >= need - 1e-9:
                         break
-                    pe = prop_time(sup.order, "planned_end")
+                    pe = self.time(sup.order, "planned_end")
                     if pe is not None and pe > due:
                         continue
                     supplied += sup.left
@@ -535,7 +625,7 @@ class _Board:
             if remaining > 1e-9:
                 expected = None
                 causes.append(RiskCause(
-                    kind="shortage", entity=ref(mat_node) if mat_node else EntityRef(id=material, cls="Material"),
+                    kind="shortage", entity=self.ref(mat_node) if mat_node else EntityRef(id=material, cls="Material"),
                     weight=WEIGHTS["shortage"],
                     detail=f"{remaining:g} {sol.props.get('unit') or ''} of {material} not covered by stock "
                            f"or open orders ending by {due.isoformat()}",
@@ -543,7 +633,7 @@ class _Board:
                 # making more: the lines that make it, and components it would need
                 for oe, le in self.makers(material)[:1]:
                     dc, _ = self.line_downtime(
-                        le.dst, [*mat_steps, edge_step(oe, material), edge_step(le, oe.src)], self.now, due, None)
+                        le.dst, [*mat_steps, self.step(oe, material), self.step(le, oe.src)], self.now, due, None)
                     causes.extend(dc)
                 cc, _ = self.component_causes(material, remaining, mat_steps, self.now, timedelta(0), None)
                 causes.extend(cc)
@@ -567,8 +657,8 @@ class _Board:
         for c in causes:
             uniq.setdefault((c.kind, c.entity.id), c)
         return RiskLine(
-            line=ref(sol), sales_order=ref(so) if so else None, customer=ref(cust) if cust else None,
-            material=ref(mat_node) if mat_node else None, quantity=needed, unit=sol.props.get("unit"),
+            line=self.ref(sol), sales_order=self.ref(so) if so else None, customer=self.ref(cust) if cust else None,
+            material=self.ref(mat_node) if mat_node else None, quantity=needed, unit=sol.props.get("unit"),
             due_date=due, priority=str(sol.props.get("priority") or "normal"),
             level=level_of(score, bool(causes)), score=score,
             causes=sorted(uniq.values(), key=lambda c: (-c.weight, c.kind, c.entity.id)),
@@ -582,23 +672,38 @@ def risk_board(ctx: Context, horizon_days: float, plant: str | None, as_of: date
     """Every open line due in [now, now + horizon], scored; highest score first."""
     if horizon_days <= 0:
         raise ValueError(f"the horizon must be positive, got {horizon_days} days")
+    # the board's working data is gone when _board returns, before the collector runs again
+    with paused_gc():
+        return _board(ctx, horizon_days, plant, as_of, now)
+
+
+def _micros(t: datetime) -> int:
+    """Microseconds since the epoch: sorts as the aware datetimes do, without their slow
+    comparisons (each compares UTC offsets)."""
+    return (t - _EPOCH) // _US
+
+
+def _board(ctx: Context, horizon_days: float, plant: str | None, as_of: datetime | None,
+           now: datetime | None) -> RiskBoard:
     t_now = now or as_of or ctx.now
     end = t_now + timedelta(days=horizon_days)
     lines: list[NodeRecord] = []
+    dues: dict[tuple[str, str], datetime | None] = {}
     # open lines only (a missing status reads "open"), filtered by the store: most lines are shipped
     for sol in ctx.store.find_nodes_in("SalesOrderLine", "status", [*OPEN_LINE, None], plant=plant, as_of=as_of):
         if sol.props.get("status", "open") not in OPEN_LINE:
             continue
-        due = prop_time(sol, "due_date")
+        due = dues[(sol.id, "due_date")] = prop_time(sol, "due_date")
         if due is None or due < t_now or due > end:
             continue
         lines.append(sol)
-    with paused_gc():
-        board = _Board(ctx, t_now, as_of, end)
-        prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
-        lines.sort(key=lambda s: (prop_time(s, "due_date") or t_now, prio.get(str(s.props.get("priority")), 2), s.id))
-        board.prefetch(lines)
-        out = [board.line(s) for s in lines]
-        out.sort(key=lambda r: (-r.score, r.due_date, r.line.id))
+    board = _Board(ctx, t_now, as_of, end)
+    board._times.update(dues)
+    prio = {"urgent": 0, "high": 1, "normal": 2, "low": 3}
+    lines.sort(key=lambda s: (_micros(board.time(s, "due_date") or t_now), prio.get(str(s.props.get("priority")), 2),
+                              s.id))
+    board.prefetch(lines)
+    out = [board.line(s) for s in lines]
+    out.sort(key=lambda r: (-r.score, _micros(r.due_date), r.line.id))
     return RiskBoard(now=t_now, horizon_days=horizon_days, plant=plant, as_of=as_of,
                      lines_considered=len(lines), lines=out, caps=ctx.new_caps())
