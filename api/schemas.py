@@ -80,6 +80,15 @@ class AnalysisResponse(BaseModel, Generic[T]):
     scope: ScopeNote
 
 
+def envelope_json(field: str, inner_json: str, scope: ScopeNote) -> str:
+    """The compact JSON of an envelope ``{field: inner, "scope": scope}`` (AnalysisResponse,
+    AskResponse) written around the inner model's own JSON, instead of serialising that model a
+    second time as a field. Byte for byte the envelope model's ``model_dump_json()`` when the
+    inner value is exactly the field's declared class (a subclass would serialise differently as
+    a field: callers check ``type(x) is Model`` and otherwise use the envelope model)."""
+    return f'{{"{field}":{inner_json},"scope":{scope.model_dump_json()}}}'
+
+
 class StoreState(BaseModel):
     open: bool
     backend: str | None = None

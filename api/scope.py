@@ -250,10 +250,14 @@ def redact_json(store: GraphStore, principal: Principal, json_text: str,
     return red.redact(json.loads(json_text)), red.withheld
 
 
-def _entity_ids(store: GraphStore, cands: set[str]) -> set[str]:
-    """The candidates that are entity ids (for the audit record's 'entities retrieved')."""
+def _entity_ids(store: GraphStore, cands: set[str], memo: PlantMemo | None = None,
+                epoch: Hashable = None) -> set[str]:
+    """The candidates that are entity ids (for the audit record's 'entities retrieved'); with a
+    ``memo`` and a graph state, ids already looked up at that state are not read again."""
     if not cands:
         return set()
+    if memo is not None and epoch is not None:
+        return set(memo.plants(store, [c for c in cands if c], epoch))
     return set(store.node_classes(cands))
 
 
@@ -261,14 +265,16 @@ def model_dump(model: BaseModel | dict[str, Any]) -> dict[str, Any]:
     return model.model_dump(mode="json") if isinstance(model, BaseModel) else model
 
 
-def mentioned_entities(store: GraphStore, json_text: str) -> set[str]:
+def mentioned_entities(store: GraphStore, json_text: str, memo: PlantMemo | None = None,
+                       epoch: Hashable = None) -> set[str]:
     """The entity ids a compact JSON text mentions anywhere (structure or prose): an answer's
     'entities retrieved' for the audit record."""
-    return _entity_ids(store, json_candidates(json_text))
+    return _entity_ids(store, json_candidates(json_text), memo, epoch)
 
 
 def redact_answer(
-    store: GraphStore, principal: Principal, doc: dict[str, Any], json_text: str | None = None
+    store: GraphStore, principal: Principal, doc: dict[str, Any], json_text: str | None = None,
+    memo: PlantMemo | None = None, epoch: Hashable = None,
 ) -> tuple[dict[str, Any], int, set[str]]:
     """Redact a copilot answer (``reasoning.rag.models.Answer`` as JSON; pass its compact JSON
     text too when it is at hand, to spare serialising it again).
@@ -281,9 +287,9 @@ def redact_answer(
     if json_text is None:
         json_text = json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
     cands = json_candidates(json_text)
-    forb = forbidden_ids(store, principal, cands)
+    forb = forbidden_ids(store, principal, cands, memo, epoch)
     if not forb:
-        return doc, 0, _entity_ids(store, cands)
+        return doc, 0, _entity_ids(store, cands, memo, epoch)
     withheld = 0
     result = doc.get("result")
     if isinstance(result, dict):
@@ -325,7 +331,7 @@ def redact_answer(
     red = Redactor(forb)
     out = red.redact(doc)
     withheld += red.withheld
-    return out, withheld, _entity_ids(store, cands - forb)
+    return out, withheld, _entity_ids(store, cands - forb, memo, epoch)
 
 
 _REF = re.compile(r'\{"id":"((?:[^"\\]|\\.)*)","cls":"')

@@ -15,7 +15,7 @@ from api.cache import CachedResponse
 from api.deps import Analyst, AuditContext, AuditDep, ServicesDep, StoreDep
 from api.keys import Principal
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError, not_found
-from api.schemas import AnalysisResponse
+from api.schemas import AnalysisResponse, envelope_json
 from api.scope import entity_ref_ids, redact_json, scope_note
 from api.services import Services
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
@@ -83,14 +83,22 @@ def _run(
         # the analysis refused its input (e.g. an incident that concerns no lots)
         raise ProblemError(422, str(exc), slug="analysis-input") from None
     withheld = 0
+    text: str | None = None
     if not principal.all_plants:
-        doc, withheld = redact_json(store, principal, result.model_dump_json(), services.plants, state)
+        text = result.model_dump_json()
+        doc, withheld = redact_json(store, principal, text, services.plants, state)
         if doc is not None:
             result = model.model_validate(doc)
+            text = None
         if withheld:
             audit.detail = f"withheld={withheld}"
-    # serialise once; the result is a checked model (re-validated above only when redacted)
-    body = AnalysisResponse[model](result=result, scope=scope_note(principal, withheld)).model_dump_json()  # type: ignore[valid-type]
+    # serialised once: the result is a checked model (re-validated above only when redacted), and
+    # the envelope is written around its JSON rather than serialising it again inside a wrapper
+    note = scope_note(principal, withheld)
+    if type(result) is model:
+        body = envelope_json("result", result.model_dump_json() if text is None else text, note)
+    else:
+        body = AnalysisResponse[model](result=result, scope=note).model_dump_json()  # type: ignore[valid-type]
     ids = entity_ref_ids(body)
     audit.entity_ids.update(ids)
     raw = body.encode()

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.cache import CachedResponse
 from api.deps import Asker, AuditDep, ServicesDep, StoreDep
 from api.problems import PROBLEM_RESPONSES, FieldError, ProblemError
+from api.schemas import envelope_json
 from api.scope import ScopeNote, mentioned_entities, redact_answer, scope_note
 from reasoning.rag.models import Answer
 
@@ -47,7 +48,8 @@ async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: Ser
     # the same question in the same scope on the same graph state gets the same answer
     cache_key = ("ask", body.question, body.as_of.isoformat() if body.as_of else None,
                  "*" if scope is None else tuple(scope))
-    epoch = services.cache_epoch(store)
+    state = services.graph_epoch(store)
+    epoch = state if services.responses.enabled else None
     hit = services.responses.get(epoch, cache_key)
     if hit is not None:
         audit.entity_ids.update(hit.entity_ids)
@@ -61,17 +63,22 @@ async def ask(body: AskRequest, principal: Asker, store: StoreDep, services: Ser
     text = answer.model_dump_json()
     withheld = 0
     checked = answer
+    # entity lookups go through the plant memo of this graph state (most ids recur across answers)
     if principal.all_plants:
-        ids = mentioned_entities(store, text)
+        ids = mentioned_entities(store, text, services.plants, state)
     else:
         dumped = json.loads(text)
-        doc, withheld, ids = redact_answer(store, principal, dumped, text)
+        doc, withheld, ids = redact_answer(store, principal, dumped, text, services.plants, state)
         if doc is not dumped:  # changed by redaction: re-validated; otherwise already a checked model
             checked = Answer.model_validate(doc)
     audit.entity_ids.update(ids)
     audit.detail = "; ".join(x for x in (
         f"intent={checked.intent}", "degraded" if checked.degraded else "",
         f"withheld={withheld}" if withheld else "") if x)
-    raw = AskResponse(answer=checked, scope=scope_note(principal, withheld)).model_dump_json().encode()
+    note = scope_note(principal, withheld)
+    if type(checked) is Answer:  # the answer's JSON is at hand unless redaction changed it
+        raw = envelope_json("answer", text if checked is answer else checked.model_dump_json(), note).encode()
+    else:
+        raw = AskResponse(answer=checked, scope=note).model_dump_json().encode()
     services.responses.put(epoch, cache_key, CachedResponse(raw, frozenset(ids), audit.detail))
     return Response(raw, media_type="application/json")
