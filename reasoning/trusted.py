@@ -22,7 +22,10 @@ from reasoning.results import EntityRef, EvidencePath, EvidenceStep, ReachedEnti
 
 _M = TypeVar("_M", bound=BaseModel)
 _new = object.__new__
-_set = object.__setattr__
+# the slots every pydantic model has, set through their descriptors (what object.__setattr__ does)
+_set_dict, _set_given, _set_extra, _set_private = (
+    BaseModel.__dict__[k].__set__
+    for k in ("__dict__", "__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__"))
 _STEP_FIELDS = frozenset(EvidenceStep.model_fields)
 _REF_FIELDS = frozenset(EntityRef.model_fields)
 _REACHED_FIELDS = frozenset(ReachedEntity.model_fields)
@@ -33,10 +36,10 @@ def _make(cls: type[_M], values: dict[str, Any], given: frozenset[str]) -> _M:
     """An instance of ``cls`` holding ``values`` (every field, in declaration order) with
     ``given`` as the fields set explicitly, laid out as pydantic lays out a validated one."""
     m = _new(cls)
-    _set(m, "__dict__", values)
-    _set(m, "__pydantic_fields_set__", set(given))
-    _set(m, "__pydantic_extra__", None)
-    _set(m, "__pydantic_private__", None)
+    _set_dict(m, values)
+    _set_given(m, set(given))
+    _set_extra(m, None)
+    _set_private(m, None)
     return m
 
 

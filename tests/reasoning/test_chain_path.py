@@ -1,6 +1,7 @@
 """The engine's chain path (a rule that is a fixed sequence of plain steps) gives exactly the
 automaton's answers, and traces give the same JSON with it, without it and without the trusted
-result builders (reasoning/trusted.py), on the hand-built plant and the generated tiny plant."""
+result builders (reasoning/trusted.py), on the hand-built plant and the generated tiny plant; the
+traces' batch lot statuses equal ``common.lot_status`` lot by lot."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ import pytest
 from graph_loader.generator import generate, load_truth, named_spec
 from graph_loader.loader import load_bundle
 from reasoning import trusted
+from reasoning.analyses.common import lot_status
+from reasoning.analyses.trace import lot_statuses
 from reasoning.engine import RuleEngine, RuleResult, _chain_plan
 from reasoning.rule_model import Rule, load_rules, parse_rules
 from reasoning.service import Analyses
 from store.base import GraphStore
 from store.factory import open_store
+from tests.graphs import build_graph
 from tests.reasoning import hand
 
 RULES = load_rules()
@@ -171,3 +175,29 @@ def test_chain_rules_and_traces_on_the_tiny_plant(tiny: tuple[GraphStore, dateti
             m.setattr(trusted, "_ON", False)
             assert fast == traces(Analyses(store, now=now, rules_dirs=[]), holds, some, as_of)
 
+
+
+def check_statuses(a: Analyses, times: list[datetime | None]) -> None:
+    lots = list(a.store.find_nodes("Lot"))
+    for as_of in times:
+        want = {lot.id: lot_status(a.store, lot, as_of) for lot in lots}
+        assert lot_statuses(a.ctx, lots, as_of) == want
+        assert lot_statuses(a.ctx, lots[:1], as_of) == {k: want[k] for k in [lot.id for lot in lots[:1]]}
+    assert lot_statuses(a.ctx, [], times[-1]) == {}
+
+
+def test_lot_statuses_equal_lot_status_on_the_hand_plant(store: GraphStore) -> None:
+    hand.build(store)
+    # a second hold, placed on day 6 and never released, on RL2 and RL3
+    build_graph(store, [("H2", "QualityHold", {"placed_at": hand.t(6)})],
+                [("H2", "HOLDS", "RL2"), ("H2", "HOLDS", "RL3")])
+    a = Analyses(store, now=datetime.fromisoformat(hand.t(11)), rules_dirs=[])
+    statuses = lot_statuses(a.ctx, list(store.find_nodes("Lot")), datetime.fromisoformat(hand.t(11)))
+    assert statuses["RL1"] == "released" and statuses["RL2"] == "on_hold"
+    check_statuses(a, [None, *(datetime.fromisoformat(hand.t(d)) for d in (1, 4, 5, 6, 11))])
+
+
+def test_lot_statuses_equal_lot_status_on_the_tiny_plant(tiny: tuple[GraphStore, datetime]) -> None:
+    store, now = tiny
+    check_statuses(Analyses(store, now=now, rules_dirs=[]), [None, now, now - timedelta(days=2),
+                                                              now - timedelta(days=20)])
