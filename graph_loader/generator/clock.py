@@ -101,12 +101,14 @@ class Clock:
         return self._fmt_general(t, z)
 
     def _fill_day(self, k: int, z: int) -> _Hour:
-        """Fill the table for the UTC day of span hour ``k`` (one offset look-up per hour, cached
-        a day at a time) and return hour ``k``'s entry."""
+        """Fill the table for the UTC day of span hour ``k`` and return hour ``k``'s entry (the
+        offsets as :meth:`offset` finds them, without keeping its per-hour dict for the span)."""
         hours = self._hours[z]
         k0 = k - k % 24
+        midnight = self._base + k0 * 3600  # _base is a UTC midnight
+        first, last = self._exact(midnight, z), self._exact(midnight + 86399, z)
         for j in range(k0, min(k0 + 24, self._n_hours)):
-            off = self.offset(self._base + j * 3600, z)
+            off = first if first == last else self._exact(self._base + j * 3600, z)
             entry = self._entries.get(off)
             if entry is None:
                 entry = self._entries[off] = (off[0], off[1], [hhmm + off[1] for hhmm in _HHMM])
