@@ -1062,12 +1062,14 @@ class PlantBuilder:
         outs: list[Lot] = []
         produced = self.index.produced[oid]
         prod_buf, for_mat = ebuf["PRODUCED"], ebuf["FOR_MATERIAL"]
+        prod_tail = f"{q(share)},{mat.unit}"  # every output lot has quantity share and the material's unit
         for _ in range(n_out):
             lot = self._new_lot(z, mat_id, share, ae, "MES")
+            lot_no = seq["LOT"]  # the number in lot.id, the heap's tie-break below
             lot.avail = release
             lid = lot.id
             outs.append(lot)
-            prod_buf.append(f"{oid},{lid},MES,{s_end},,{q(lot.qty)},{lot.unit}")
+            prod_buf.append(f"{oid},{lid},MES,{s_end},,{prod_tail}")
             produced.append(lid)
             for_mat.append(f"{lid},{mat_id},ERP,{s_end},")
             order.outputs.append(lid)
@@ -1075,7 +1077,7 @@ class PlantBuilder:
             if r <= 0.02:
                 self._production_hold(lot, z, r)
             if not lot.held:
-                heapq.heappush(pending, (lot.avail, int(lid[4:]), lot))
+                heapq.heappush(pending, (lot.avail, lot_no, lot))
                 if proc:
                     self.level[(z, mat_id)] += lot.qty
         # lot-precise genealogy where the plant records it (plant 0: assembly data from the MES)
