@@ -43,16 +43,22 @@ def _make(cls: type[_M], values: dict[str, Any], given: frozenset[str]) -> _M:
     return m
 
 
-def _opt_str(v: object) -> bool:
-    return v is None or type(v) is str
+# type sets for the checks below: ``type(x) in _OPT_STR``, and ``set(map(type, xs)) <= _STEPS`` for
+# every item of a list (both in C, cheaper than a Python-level loop per item)
+_OPT_STR = frozenset({str, type(None)})
+_STR = frozenset({str})
+_TIME = frozenset({datetime})
+_STEPS = frozenset({EvidenceStep})
+_PATHS = frozenset({EvidencePath})
+_DIRECTIONS = frozenset({"out", "in"})
 
 
 def step(src: str, rel: str, dst: str, direction: StepDirection, times: dict[str, datetime]) -> EvidenceStep:
     """``EvidenceStep(src=..., rel=..., dst=..., direction=..., times=times)``; ``times`` is kept
     (not copied), so the caller must not change it afterwards."""
-    if (_ON and type(src) is str and type(rel) is str and type(dst) is str
-            and (direction == "out" or direction == "in") and type(direction) is str
-            and type(times) is dict and all(type(k) is str and type(t) is datetime for k, t in times.items())):
+    if (_ON and type(src) is str and type(rel) is str and type(dst) is str and type(direction) is str
+            and direction in _DIRECTIONS and type(times) is dict
+            and (not times or (set(map(type, times)) <= _STR and set(map(type, times.values())) <= _TIME))):
         return _make(EvidenceStep, {"src": src, "rel": rel, "dst": dst, "direction": direction, "times": times},
                      _STEP_FIELDS)
     return EvidenceStep(src=src, rel=rel, dst=dst, direction=direction, times=times)
@@ -60,14 +66,15 @@ def step(src: str, rel: str, dst: str, direction: StepDirection, times: dict[str
 
 def path(rule: str | None, steps: list[EvidenceStep]) -> EvidencePath:
     """``EvidencePath(rule=rule, steps=steps)``; ``steps`` is kept (not copied)."""
-    if _ON and _opt_str(rule) and type(steps) is list and all(type(s) is EvidenceStep for s in steps):
+    if _ON and type(rule) in _OPT_STR and type(steps) is list and set(map(type, steps)) <= _STEPS:
         return _make(EvidencePath, {"rule": rule, "steps": steps, "note": None}, _PATH_GIVEN)
     return EvidencePath(rule=rule, steps=steps)
 
 
 def entity(ident: str, cls: str, name: str | None, plant: str | None, status: str | None) -> EntityRef:
     """``EntityRef(id=ident, cls=..., name=..., plant=..., status=...)``."""
-    if _ON and type(ident) is str and type(cls) is str and _opt_str(name) and _opt_str(plant) and _opt_str(status):
+    if (_ON and type(ident) is str and type(cls) is str and type(name) in _OPT_STR and type(plant) in _OPT_STR
+            and type(status) in _OPT_STR):
         return _make(EntityRef, {"id": ident, "cls": cls, "name": name, "plant": plant, "status": status},
                      _REF_FIELDS)
     return EntityRef(id=ident, cls=cls, name=name, plant=plant, status=status)
@@ -77,8 +84,8 @@ def reached(entity: EntityRef, depth: int, quantity: float | None, unit: str | N
             shipped: bool | None, evidence: list[EvidencePath]) -> ReachedEntity:
     """``ReachedEntity(...)`` with every field given; ``evidence`` is kept (not copied)."""
     if (_ON and type(entity) is EntityRef and type(depth) is int and (quantity is None or type(quantity) is float)
-            and _opt_str(unit) and _opt_str(via) and (shipped is None or type(shipped) is bool)
-            and type(evidence) is list and all(type(p) is EvidencePath for p in evidence)):
+            and type(unit) in _OPT_STR and type(via) in _OPT_STR and (shipped is None or type(shipped) is bool)
+            and type(evidence) is list and set(map(type, evidence)) <= _PATHS):
         return _make(ReachedEntity, {"entity": entity, "depth": depth, "quantity": quantity, "unit": unit,
                                      "via": via, "shipped": shipped, "evidence": evidence}, _REACHED_FIELDS)
     return ReachedEntity(entity=entity, depth=depth, quantity=quantity, unit=unit, via=via, shipped=shipped,
