@@ -24,9 +24,7 @@ import numpy as np
 
 from reasoning.rule_model import Step
 from store.base import Direction, GraphStore
-from store.multiwalk import Bits, Hop, Reach, WalkStep, popcount, reach_many, spread
-
-I64 = np.ndarray
+from store.multiwalk import I64, Bits, Hop, Reach, WalkStep, popcount, reach_many, spread
 
 
 @dataclass(frozen=True)
