@@ -844,7 +844,7 @@ class EmbeddedStore(GraphStore):
         self._write_lock = threading.Lock()
         self._adj: adjacency.Adjacency | None = None
         self._adj_lock = threading.Lock()
-        self._props = propindex.PropertyIndex()
+        self._props = propindex.PropertyIndex(self.path / propindex.CACHE_FILE)
         self._writer = self._connect(self._cache_mb)
         try:
             self._init_schema()
@@ -859,7 +859,7 @@ class EmbeddedStore(GraphStore):
                 f"{self.path}: is a file, not a store directory (expected a folder holding {DB_FILE})"
             )
         if self.path.is_dir() and not self._db.exists():
-            ours = (DB_FILE, adjacency.CACHE_FILE)
+            ours = (DB_FILE, adjacency.CACHE_FILE, propindex.CACHE_FILE)
             foreign = [p.name for p in self.path.iterdir() if not p.name.startswith(ours)]
             if foreign:
                 raise StoreUnavailableError(

@@ -18,11 +18,15 @@ anything else goes the old way.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import sqlite3
 import threading
+import zipfile
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +40,13 @@ MAX_CANDIDATES = 50_000
 #: Sets kept per store before the cache is emptied (a safety bound for callers that filter on
 #: many distinct values; the risk board uses fewer than ten).
 MAX_SETS = 256
+
+_log = logging.getLogger(__name__)
+
+#: The sets and columns of one generation, kept beside the database so that the next process
+#: that opens the store at that generation starts with them instead of scanning the classes again.
+CACHE_FILE = "propindex.npz"
+CACHE_VERSION = 1
 
 Key = tuple[str, str, Any]
 #: A class's timestamps of one property: node keys (sorted), microseconds since the epoch, and
@@ -65,13 +76,20 @@ def json_path(prop: str) -> str:
 
 
 class PropertyIndex:
-    """Candidate node keys per (class, property, value) at one store generation."""
+    """Candidate node keys per (class, property, value) at one store generation.
 
-    def __init__(self) -> None:
+    With ``cache`` (a file path), what was computed is also written there, stamped with the
+    store's identity and generation, and read back by the next index that starts at that same
+    generation (a later process opening the store): its first risk board then scans nothing.
+    A file for another store or generation, or one that cannot be read, is ignored (and replaced
+    at the next fill); one that cannot be written (read-only folder) only costs that speed-up."""
+
+    def __init__(self, cache: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._generation: int | None = None
         self._sets: dict[Key, np.ndarray] = {}
         self._times: dict[tuple[str, str], TimeColumn] = {}
+        self._cache = cache
 
     def candidates(self, conn: sqlite3.Connection, generation: int, cls: str, prop: str,
                    values: Sequence[Any]) -> np.ndarray:
@@ -81,12 +99,13 @@ class PropertyIndex:
         ``generation`` is the store's generation read before this call: sets computed now are
         labelled with it, so a write committed meanwhile only makes the next call rebuild."""
         with self._lock:
-            self._at(generation)
+            self._at(conn, generation)
             missing = list(dict.fromkeys(v for v in values if (cls, prop, v) not in self._sets))
             if missing:
                 if len(self._sets) + len(missing) > MAX_SETS:
                     self._sets.clear()
                 self._fill(conn, cls, prop, missing)
+                self._save(conn)
             parts = [self._sets[(cls, prop, v)] for v in dict.fromkeys(values)]
         if not parts:
             return np.empty(0, dtype=np.int64)
@@ -100,18 +119,69 @@ class PropertyIndex:
         released yet) is a few hundred of the class's nodes; the decoded column answers it without
         reading the others' documents. Kept per generation like the equality sets."""
         with self._lock:
-            self._at(generation)
+            self._at(conn, generation)
             col = self._times.get((cls, prop))
             if col is None:
                 col = self._times[(cls, prop)] = self._time_column(conn, cls, prop)
+                self._save(conn)
         nids, us, known = col
         return nids[~known | (us > micros(t))]
 
-    def _at(self, generation: int) -> None:
+    def _at(self, conn: sqlite3.Connection, generation: int) -> None:
         if self._generation != generation:
             self._sets.clear()
             self._times.clear()
             self._generation = generation
+            self._load(conn, generation)
+
+    # -- the cache file ---------------------------------------------------------------------------
+    @staticmethod
+    def _store_id(conn: sqlite3.Connection) -> str:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+        return "" if row is None else str(row[0])
+
+    def _load(self, conn: sqlite3.Connection, generation: int) -> None:
+        if self._cache is None or not self._cache.exists():
+            return
+        try:
+            with np.load(self._cache, allow_pickle=False) as z:
+                stamp = z["stamp"]
+                if int(stamp[0]) != CACHE_VERSION or int(stamp[1]) != generation \
+                        or str(z["store_id"][0]) != self._store_id(conn):
+                    return
+                keys, offs, nids = json.loads(str(z["keys"][0])), z["offs"], z["nids"]
+                sets = {(c, p, v): nids[offs[i]:offs[i + 1]] for i, (c, p, v) in enumerate(keys)}
+                times = {(c, p): (z[f"t{i}_nids"], z[f"t{i}_us"], z[f"t{i}_known"])
+                         for i, (c, p) in enumerate(json.loads(str(z["tkeys"][0])))}
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            _log.warning("%s: unreadable property index cache (%s); ignoring it", self._cache, exc)
+            return
+        self._sets.update(sets)
+        self._times.update(times)
+
+    def _save(self, conn: sqlite3.Connection) -> None:
+        """Write everything this generation has (atomically: a temp file renamed over the old)."""
+        if self._cache is None or self._generation is None:
+            return
+        keys = list(self._sets)
+        parts = [self._sets[k] for k in keys]
+        offs = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(x) for x in parts], out=offs[1:])
+        tkeys = list(self._times)
+        arrays: dict[str, Any] = {}
+        for i, k in enumerate(tkeys):
+            arrays[f"t{i}_nids"], arrays[f"t{i}_us"], arrays[f"t{i}_known"] = self._times[k]
+        tmp = self._cache.with_name(f"{self._cache.name}.tmp{os.getpid()}-{threading.get_ident()}")
+        try:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, stamp=np.array([CACHE_VERSION, self._generation], dtype=np.int64),
+                         store_id=np.array([self._store_id(conn)]), keys=np.array([json.dumps(keys)]),
+                         offs=offs, nids=np.concatenate(parts) if parts else np.empty(0, dtype=np.int64),
+                         tkeys=np.array([json.dumps(tkeys)]), **arrays)
+            os.replace(tmp, self._cache)
+        except OSError as exc:  # a read-only store still works, its next process just scans again
+            _log.debug("%s: cannot write the property index cache (%s)", self._cache, exc)
+            tmp.unlink(missing_ok=True)
 
     @staticmethod
     def _time_column(conn: sqlite3.Connection, cls: str, prop: str) -> TimeColumn:
