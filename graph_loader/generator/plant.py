@@ -605,7 +605,9 @@ class PlantBuilder:
         mat = self.mats[mid]
         seq = self.seq
         n = seq["LOT"] = seq["LOT"] + 1
-        lid = f"LOT-{n:07d}"  # == next_id("LOT"), inlined: one call fewer per lot
+        # == next_id("LOT"), inlined: one call fewer per lot (zfill: same text as a 07d format spec,
+        # at about half its cost)
+        lid = "LOT-" + str(n).zfill(7)
         name = f"{mat.aliases[0]} {name_hint or self.plants[z].code} {lid[-6:]}"
         # positional, in Lot's field order: id name z material qty unit produced_at valid_from source
         # free avail status consumed_q shipped_q expiry
@@ -967,7 +969,7 @@ class PlantBuilder:
         mat = self.mats[mat_id]
         seq = self.seq
         n = seq["MO"] = seq["MO"] + 1
-        oid = f"MO-{n:07d}"
+        oid = "MO-" + str(n).zfill(7)
         delay = int(rng.gauss(0.3, 0.6) * HOUR) // 60 * 60
         ps = start - delay
         pe = int(ps + (end - start) * (0.9 + 0.2 * random())) // 60 * 60
@@ -1301,7 +1303,7 @@ class PlantBuilder:
                     ship = int(due + (0.5 + random() * 2.5) * DAY) // 60 * 60
                 seq = self.seq
                 n = seq["SOL"] = seq["SOL"] + 1
-                sol = SOLine(f"SOL-{n:07d}", z, m, qty, unit, due, priority())
+                sol = SOLine("SOL-" + str(n).zfill(7), z, m, qty, unit, due, priority())
                 if ship <= NOW - HOUR:
                     sol.status = "shipped"
                     shipments = sol.shipments
