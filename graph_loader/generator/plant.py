@@ -157,6 +157,8 @@ class Lot:
     held: bool = False  # never available (unreleased hold at production, scrapped)
     last_used: int = 0
     supplier: str = ""
+    # the orders that consumed it, in order (CONSUMED edges; into the truth index after the run)
+    consumers: list[str] | None = None
 
 
 @dataclass(slots=True)
@@ -276,7 +278,9 @@ class PlantBuilder:
         self.lines: list[LineInfo] = []
         self.machine_line: dict[str, LineInfo] = {}
         self.line_by_id: dict[str, LineInfo] = {}
-        self.lots: dict[str, Lot] = {}
+        # lot number n (id "LOT-" + n) at index n - 1: appending costs less than a dict insert, and
+        # look-ups by id are few (after the simulation)
+        self.lots: list[Lot] = []
         self.orders: dict[str, Order] = {}
         self.polines: list[POLine] = []
         self.solines: list[SOLine] = []
@@ -613,7 +617,14 @@ class PlantBuilder:
         # free avail status consumed_q shipped_q expiry
         lot = Lot(lid, name, z, mid, qty, mat.unit, produced, produced if valid_from is None else valid_from,
                   source, qty, produced, "released", 0.0, 0.0, produced + mat.shelf_days * DAY)
-        self.lots[lid] = lot
+        self.lots.append(lot)
+        return lot
+
+    def lot(self, lot_id: str) -> Lot:
+        """The lot with this id."""
+        lot = self.lots[int(lot_id[4:]) - 1]
+        if lot.id != lot_id:
+            raise KeyError(lot_id)
         return lot
 
     def _build_people_and_shifts(self) -> None:
@@ -845,6 +856,11 @@ class PlantBuilder:
                 self.tick("production", z * span + (t - self.t0), total)
 
             self._simulate_plant(z, progress)
+        # CONSUMED edges are written only by _order, which keeps each lot's consumers on the lot
+        consumers = self.index.consumers
+        for lot in self.lots:
+            if lot.consumers is not None:
+                consumers[lot.id] = lot.consumers
 
     def _simulate_plant(self, z: int, progress: Callable[[int], None]) -> None:
         rng = self.rng
@@ -1046,12 +1062,16 @@ class PlantBuilder:
         for comp, per in mat.bom:
             consume(z, comp, per * qty * (0.99 + 0.04 * random()), as_, consumed)
         cons_buf = ebuf["CONSUMED"]
-        consumers = self.index.consumers
         head = oid + ","
         mid = f",MES,{s_as},,"
         for lot, qq in consumed:
             cons_buf.append(f"{head}{lot.id}{mid}{q(qq)},{lot.unit}")
-            consumers[lot.id].append(oid)
+            # kept on the lot (already at hand) rather than looked up by id in a dict of every lot
+            cl = lot.consumers
+            if cl is None:
+                lot.consumers = [oid]
+            else:
+                cl.append(oid)
         if ae is None:
             return order
         # outputs
@@ -1261,7 +1281,7 @@ class PlantBuilder:
     def build_sales(self) -> None:
         rng = self.rng
         by_mat: dict[tuple[int, str], list[Lot]] = defaultdict(list)
-        for lot in self.lots.values():
+        for lot in self.lots:
             if lot.held or lot.source != "MES" or self.mats[lot.material].kind != "finished":
                 continue
             by_mat[(lot.z, lot.material)].append(lot)
@@ -1396,7 +1416,7 @@ class PlantBuilder:
         rng = self.rng
         for sol in self.solines:
             for lot_id, _qq, frm in sol.allocations:
-                lot = self.lots[lot_id]
+                lot = self.lot(lot_id)
                 if lot.status != "released" or rng.random() > 0.012:
                     continue
                 start = max(frm, sol.created) + HOUR
@@ -1566,7 +1586,7 @@ class PlantBuilder:
     def scenario_contaminated(self) -> ContaminatedSupplierLot:
         rng = self.rng
         H = self.spec.history_days * DAY
-        every = [lt for lt in self.lots.values()
+        every = [lt for lt in self.lots
                  if lt.source == "ERP" and self.mats[lt.material].category in ("ingredient", "flavour")
                  and len(self.index.consumers.get(lt.id, ())) >= 2]
         cands = [lt for lt in every if NOW - 0.75 * H <= lt.valid_from <= NOW - 0.3 * H]
@@ -1605,7 +1625,7 @@ class PlantBuilder:
     def scenario_quality_hold(self) -> QualityHoldScenario:
         rng = self.rng
         H = self.spec.history_days * DAY
-        cands = [lt for lt in self.lots.values()
+        cands = [lt for lt in self.lots
                  if lt.source == "MES" and self.mats[lt.material].kind == "intermediate" and not lt.held
                  and lt.status == "released" and lt.last_used
                  and NOW - 0.8 * H <= lt.produced_at <= NOW - DAY and lt.last_used < NOW - 3 * HOUR]
@@ -1647,7 +1667,7 @@ class PlantBuilder:
         return RootCause(bad_lots=bad_lots, incident=inc, factor_class="SOPVersion", factor=d.rc_bad_version)
 
     def _free_stock(self, z: int, m: str) -> list[Lot]:
-        return [lt for lt in self.lots.values()
+        return [lt for lt in self.lots
                 if lt.z == z and lt.material == m and lt.status == "released" and not lt.held
                 and lt.free > EPS and lt.avail <= NOW - HOUR and lt.source == "MES"]
 
@@ -1674,12 +1694,12 @@ class PlantBuilder:
         open_lines = [s for s in self.solines
                       if s.status == "open" and s.allocations and s.material not in designed
                       and NOW + 2 * DAY <= s.due <= NOW + 12 * DAY
-                      and all(self.lots[a[0]].status == "released" for a in s.allocations)]
+                      and all(self.lot(a[0]).status == "released" for a in s.allocations)]
         if open_lines:
             sol = open_lines[int(rng.random() * len(open_lines))]
-            lot = self.lots[sol.allocations[0][0]]
+            lot = self.lot(sol.allocations[0][0])
         else:
-            stock = [lt for lt in self.lots.values()
+            stock = [lt for lt in self.lots
                      if lt.source == "MES" and self.mats[lt.material].kind == "finished"
                      and lt.material not in designed and lt.status == "released" and not lt.held
                      and lt.free > EPS and lt.avail <= NOW - 2 * HOUR]
@@ -1730,7 +1750,7 @@ class PlantBuilder:
             if sol.status not in ("open", "partially_shipped") or not (NOW <= sol.due <= hi):
                 continue
             for lot_id in self.index.allocated_lots.get(sol.id, ()):
-                lot = self.lots[lot_id]
+                lot = self.lot(lot_id)
                 held = lot.status in ("on_hold", "quarantined") or any(
                     self._hold_active(h) for h in self.hold_lots.get(lot_id, ()))
                 if held:
@@ -1841,7 +1861,7 @@ class PlantBuilder:
         fmt = self.clock.fmt
         sites = self.site_ids
         rows = self._nbuf["Lot"]
-        for lot in self.lots.values():
+        for lot in self.lots:
             status = lot.status
             if status == "released":
                 done = lot.shipped_q + lot.consumed_q
