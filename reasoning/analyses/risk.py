@@ -535,8 +535,13 @@ class _Board:
         self.used_many(lid for m in drawn for lid in self._lots_of.get(m, {}))
         # the most recent orders of the materials (alternative lines) and where they ran
         self._recent.update(self.recent_orders(dict.fromkeys(materials)))
-        self.nbrs_many(dict.fromkeys(o for m in dict.fromkeys(materials) for o in self._recent[m]),
-                       ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
+        recent = list(dict.fromkeys(o for m in dict.fromkeys(materials) for o in self._recent[m]))
+        self.nbrs_many(recent, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
+        # the records options name: those lines, and the substitutes
+        self.nodes(list(dict.fromkeys(
+            [e.dst for o in recent for e in self.nbrs(o, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
+             if e.rel == "SCHEDULED_ON"]
+            + [e.dst for b in boms for e in self.nbrs(b, ("APPROVED_SUBSTITUTE",), Direction.OUT)])))
         planned = dict.fromkeys(e.dst for oid in self.open_orders
                                 for e in self.nbrs(oid, ("SCHEDULED_ON",), Direction.OUT))
         self.nbrs_many(planned, ("HAS_MACHINE",), Direction.OUT)

@@ -31,3 +31,22 @@ def test_a_caller_that_keeps_it_off_keeps_it_off() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_overlapping_pauses_still_collect(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A pause ending while another still holds, after the collector was off too long, collects."""
+    from reasoning import gcpause
+
+    collected: list[int] = []
+    monkeypatch.setattr(gcpause, "MAX_OFF_SECONDS", 0.0)
+    monkeypatch.setattr(gcpause.gc, "collect", lambda *a: collected.append(1) or 0)
+    outer = paused_gc()
+    outer.__enter__()
+    try:
+        with paused_gc():
+            pass
+        assert collected == [1]
+        assert not gc.isenabled()
+    finally:
+        outer.__exit__(None, None, None)
+    assert gc.isenabled()
