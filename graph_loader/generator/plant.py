@@ -281,7 +281,7 @@ class PlantBuilder:
         # lot number n (id "LOT-" + n) at index n - 1: appending costs less than a dict insert, and
         # look-ups by id are few (after the simulation)
         self.lots: list[Lot] = []
-        self.orders: dict[str, Order] = {}
+        self.orders: list[Order] = []  # in creation order (never looked up by id)
         self.polines: list[POLine] = []
         self.solines: list[SOLine] = []
         self.suppliers: dict[str, str] = {}  # id -> category
@@ -856,11 +856,16 @@ class PlantBuilder:
                 self.tick("production", z * span + (t - self.t0), total)
 
             self._simulate_plant(z, progress)
-        # CONSUMED edges are written only by _order, which keeps each lot's consumers on the lot
+        # CONSUMED and PRODUCED edges are written only by _order, which keeps each lot's consumers
+        # on the lot and each order's output lots on the order
         consumers = self.index.consumers
         for lot in self.lots:
             if lot.consumers is not None:
                 consumers[lot.id] = lot.consumers
+        produced = self.index.produced
+        for o in self.orders:
+            if o.outputs:
+                produced[o.id] = o.outputs
 
     def _simulate_plant(self, z: int, progress: Callable[[int], None]) -> None:
         rng = self.rng
@@ -1007,7 +1012,7 @@ class PlantBuilder:
         ae = end if status == "completed" else None
         # positional, in Order's field order
         order = Order(oid, z, line.id, mat_id, status, as_, ae)
-        self.orders[oid] = order
+        self.orders.append(order)
         fmt = self.clock.fmt
         vf_o = fmt(created, z)
         ebuf = self._ebuf
@@ -1082,9 +1087,9 @@ class PlantBuilder:
         share = (round3(out_qty / n_out) if mat.unit == "kg" else float(round(out_qty / n_out))) or 1.0
         release = ae + (2 * HOUR if proc else HOUR)
         outs: list[Lot] = []
-        produced = self.index.produced[oid]
         prod_buf, for_mat = ebuf["PRODUCED"], ebuf["FOR_MATERIAL"]
         prod_tail = f"{q(share)},{mat.unit}"  # every output lot has quantity share and the material's unit
+        outputs = order.outputs  # the PRODUCED edges' lots (into the truth index after the simulation)
         for _ in range(n_out):
             lot = self._new_lot(z, mat_id, share, ae, "MES")
             lot_no = seq["LOT"]  # the number in lot.id, the heap's tie-break below
@@ -1092,9 +1097,8 @@ class PlantBuilder:
             lid = lot.id
             outs.append(lot)
             prod_buf.append(f"{oid},{lid},MES,{s_end},,{prod_tail}")
-            produced.append(lid)
             for_mat.append(f"{lid},{mat_id},ERP,{s_end},")
-            order.outputs.append(lid)
+            outputs.append(lid)
             r = random()
             if r <= 0.02:
                 self._production_hold(lot, z, r)
@@ -1496,7 +1500,7 @@ class PlantBuilder:
                 self.edge("OCCURRED_ON", mo, mid, self.ts(created, z))
                 t += 21 * DAY
         # incidents on orders that ran
-        ran = [o for o in self.orders.values() if o.status == "completed" and o.as_ is not None]
+        ran = [o for o in self.orders if o.status == "completed" and o.as_ is not None]
         if not ran:
             return
         n_inc = int(self.nprng.poisson(0.06 * len(self.lines) * days))
@@ -1540,13 +1544,13 @@ class PlantBuilder:
     def scenario_machine_fault(self) -> MachineFault:
         rng = self.rng
         H = self.spec.history_days * DAY
-        cands = [o for o in self.orders.values()
+        cands = [o for o in self.orders
                  if o.ae is not None and o.as_ is not None and self.line_by_id[o.line].kind == "proc"
                  and NOW - 0.6 * H <= o.ae <= NOW - 0.2 * H]
         rng.shuffle(cands)
         lines = {o.line for o in cands[:40]}
         runs: dict[str, list[tuple[str, int, int | None]]] = defaultdict(list)
-        for o in self.orders.values():
+        for o in self.orders:
             if o.line in lines and o.as_ is not None:
                 runs[o.line].append((o.id, o.as_, o.ae))
         best: tuple[tuple[int, int], Any] | None = None
@@ -1651,7 +1655,7 @@ class PlantBuilder:
 
     def scenario_root_cause(self) -> RootCause:
         d = self.designs
-        bad_orders = sorted(o.id for o in self.orders.values()
+        bad_orders = sorted(o.id for o in self.orders
                             if o.sopv == d.rc_bad_version and o.ae is not None
                             and o.material == d.rc_material)
         bad_lots = sorted({lt for oid in bad_orders for lt in self.index.produced.get(oid, ())})
@@ -1760,7 +1764,7 @@ class PlantBuilder:
 
     def scenario_sop(self) -> list[SopInEffect]:
         rng = self.rng
-        ran = [o for o in self.orders.values() if o.status == "completed" and o.as_ is not None]
+        ran = [o for o in self.orders if o.status == "completed" and o.as_ is not None]
         sup: list[tuple[Order, str, bool]] = []
         normal: list[tuple[Order, str, bool]] = []
         sops_of: dict[tuple[str, str], set[str]] = {}  # (material, line) -> SOPs that apply
