@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import sys
 import time
@@ -87,10 +88,30 @@ def prepare(scale: str, workdir: Path) -> tuple[Path, Path, Path]:
     return bundle, store_dir, questions
 
 
-def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_index: bool) -> dict[str, Any]:
+def _peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM; ``ru_maxrss`` would carry a parent's size across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _folder_mb(folder: Path) -> dict[str, float]:
+    """Size of the index folder and of its main files, in MB."""
+    sizes = {p.name: p.stat().st_size for p in folder.rglob("*") if p.is_file()}
+    out: dict[str, float] = {name: round(sizes[name] / 2**20, 1)
+                             for name in ("vectors.npy", "items.jsonl", "hashes.json") if name in sizes}
+    return {"total": round(sum(sizes.values()) / 2**20, 1), **out}
+
+
+def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_index: bool,
+              threads: int | None = None) -> dict[str, Any]:
     _, store_dir, qfile = prepare(scale, workdir)
     store = open_store("embedded", store_dir)
-    emb = SentenceTransformerEmbedder()
+    emb = SentenceTransformerEmbedder(batch_threads=threads)
     emb.embed(["warm up"])
     index = VectorIndex(index_dir_for(store_dir), emb)
     out: dict[str, Any] = {"scale": scale, "entities": store.counts().nodes}
@@ -98,21 +119,24 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
     items = index.collect(store)
     collect_s = time.perf_counter() - t0
     distinct = sorted({it.embed_text for it in items})
-    sample = distinct[:: max(1, len(distinct) // embed_sample)][:embed_sample]
+    sample = distinct[:: max(1, len(distinct) // embed_sample)][:embed_sample] if embed_sample > 0 else []
     t0 = time.perf_counter()
     emb.embed(sample)
-    rate = len(sample) / (time.perf_counter() - t0)
+    rate = len(sample) / max(time.perf_counter() - t0, 1e-9) if sample else float("nan")
     out["index"] = {
         "items": len(items), "cards": sum(it.kind == "card" for it in items),
         "chunks": sum(it.kind == "chunk" for it in items), "distinct_texts": len(distinct),
         "embedded_share_of_entities": round(len(distinct) / max(1, out["entities"]), 4),
         "collect_seconds": round(collect_s, 2), "embed_rate_texts_per_s": round(rate, 1),
         "embed_sample": len(sample),
-        "estimated_full_build_seconds": round(collect_s + len(distinct) / rate, 1),
+        "estimated_full_build_seconds": round(collect_s + len(distinct) / rate, 1) if sample else None,
     }
     if build_index:
+        c0 = time.process_time()
         report = index.build(store, show_progress=True)
-        out["index"]["build"] = report.model_dump()
+        out["index"]["build"] = {**report.model_dump(), "cpu_seconds": round(time.process_time() - c0, 1),
+                                 "threads": threads, "peak_rss_mb": round(_peak_rss_mb(), 1),
+                                 "folder_mb": _folder_mb(index.folder)}
     copilot = Copilot.open(store, store_dir, embedder=emb)
     out["index"]["available"] = not copilot.degraded
     items_q = load_question_set(qfile)
@@ -198,6 +222,8 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--embed-sample", type=int, default=256)
     ap.add_argument("--build-index", action="store_true", help="Build (or update) the full index first.")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="Torch threads for the index build (default: torch's choice).")
     ap.add_argument("--search-sizes", nargs="*", type=int, default=[10_000, 100_000])
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON results.")
     args = ap.parse_args()
@@ -205,7 +231,8 @@ def main() -> None:
     previous: dict[str, Any] = json.loads(args.out.read_text()) if args.out.exists() else {}
     scales: dict[str, Any] = previous.get("scales", {})
     for scale in args.scales:
-        scales[scale] = run_scale(scale, args.workdir, args.reps, args.embed_sample, args.build_index)
+        scales[scale] = run_scale(scale, args.workdir, args.reps, args.embed_sample, args.build_index,
+                                   args.threads)
     search = search_scaling(args.search_sizes) if args.search_sizes else previous.get("search", [])
     data = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "load_avg_1m": round(os.getloadavg()[0], 1)},
@@ -220,7 +247,7 @@ def main() -> None:
     for name, r in scales.items():
         ix = r["index"]
         t.add_row(name, f"{r['entities']:,}", f"{ix['distinct_texts']:,}", f"{ix['embedded_share_of_entities']:.1%}",
-                  f"{ix['embed_rate_texts_per_s']:.0f}", f"{ix['estimated_full_build_seconds']:.0f}",
+                  f"{ix['embed_rate_texts_per_s']:.0f}", f"{ix['estimated_full_build_seconds'] or 0:.0f}",
                   "yes" if ix["available"] else "no (degraded)",
                   f"{r['ask_ms']['all']['p50']:.1f}", f"{r['ask_ms']['all']['p95']:.1f}")
     console.print(t)

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,12 @@ class _Builder:
     @property
     def text(self) -> str:
         return " ".join(c.text for c in self.claims)
+
+
+def _capped(cites: Iterable[GraphPathCitation]) -> list[GraphPathCitation]:
+    """The first MAX_PATHS_PER_CLAIM citations, building no more than those (a trace may reach
+    thousands of entities, a SOP order hundreds of versions)."""
+    return list(islice(cites, MAX_PATHS_PER_CLAIM))
 
 
 def path_citation(path: EvidencePath) -> GraphPathCitation:
@@ -438,7 +445,7 @@ class Copilot:
         if not items:
             b.claim(f"No {label} reached.")
             return
-        cites = [path_citation(p) for r in items for p in r.evidence[:1] if p.steps][:MAX_PATHS_PER_CLAIM]
+        cites = _capped(path_citation(p) for r in items for p in r.evidence[:1] if p.steps)
         if not cites:
             cites = [node_citation(r.entity.id) for r in items[:MAX_PATHS_PER_CLAIM]]
         b.claim(f"{len(items)} {label}: {_listing([(r.entity.id, r.entity.name) for r in items])}.", cites)
@@ -571,7 +578,7 @@ class Copilot:
         if len(lines) > MAX_LISTED:
             b.claim(f"{len(lines) - MAX_LISTED} more lines at risk: "
                     f"{', '.join(ln.line.id for ln in lines[MAX_LISTED:])}.",
-                    [node_citation(ln.line.id) for ln in lines[MAX_LISTED:]][:MAX_PATHS_PER_CLAIM])
+                    [node_citation(ln.line.id) for ln in lines[MAX_LISTED:MAX_LISTED + MAX_PATHS_PER_CLAIM]])
         ids = [c.entity.id for ln in lines for c in ln.causes] if sol else [ln.line.id for ln in lines]
         result = board.model_copy(update={"lines": lines}).model_dump(mode="json")
         return result, list(dict.fromkeys(ids)), False
@@ -604,7 +611,7 @@ class Copilot:
             f"Most likely cause: {top.factor_class} {_label(top.factor.id, top.factor.name)}, in the history of "
             f"{top.bad_with} of {top.bad_total} bad lots and {top.good_with} of {top.good_total} comparable good "
             f"lots (lift {top.lift:.2f}, p={top.p_value:.3g}).",
-            [path_citation(p) for p in top.evidence if p.steps][:MAX_PATHS_PER_CLAIM] or [node_citation(top.factor.id)],
+            _capped(path_citation(p) for p in top.evidence if p.steps) or [node_citation(top.factor.id)],
         )
         for f in rc.factors[1:4]:
             b.claim(f"Also considered: {f.factor_class} {_label(f.factor.id, f.factor.name)} "
@@ -641,7 +648,7 @@ class Copilot:
             rest = res.in_effect[MAX_LISTED:]
             b.claim(f"{len(rest)} more SOP versions were in effect for order {orders[0]}: "
                     f"{_listing([(m.version.id, m.version.name) for m in rest])}.",
-                    [path_citation(p) for m in rest for p in m.evidence[:1] if p.steps][:MAX_PATHS_PER_CLAIM]
+                    _capped(path_citation(p) for m in rest for p in m.evidence[:1] if p.steps)
                     or [node_citation(m.version.id) for m in rest[:MAX_PATHS_PER_CLAIM]])
         if res.superseded and res.used_version is not None:
             b.claim(f"The order ran under {res.used_version.id}, which differs from the version in effect"
@@ -718,7 +725,7 @@ class Copilot:
             b.claim(f"{len(in_window)} production orders ran on {target} in that window: "
                     f"{_listing([(x, None) for x in sorted(in_window)])}.",
                     [GraphPathCitation(nodes=[x, target], rels=["RAN_ON"], directions=["out"])
-                     for x in sorted(in_window)][:MAX_PATHS_PER_CLAIM])
+                     for x in sorted(in_window)[:MAX_PATHS_PER_CLAIM]])
         result = {"equipment": target, "from": start.isoformat(), "to": end.isoformat(),
                   "events": [{"id": n.id, "cls": n.cls, "at": t.isoformat()} for t, n in events],
                   "orders": sorted(in_window)}
@@ -741,8 +748,8 @@ class Copilot:
         related += self.store.neighbours(node.id, ["ADDRESSES"], Direction.IN, as_of)
         if related:
             b.claim("Connected: " + ", ".join(f"{e.rel} {e.dst if e.src == node.id else e.src}" for e in related) + ".",
-                    [GraphPathCitation(nodes=[e.src, e.dst], rels=[e.rel], directions=["out"]) for e in related][
-                        :MAX_PATHS_PER_CLAIM])
+                    [GraphPathCitation(nodes=[e.src, e.dst], rels=[e.rel], directions=["out"])
+                     for e in related[:MAX_PATHS_PER_CLAIM]])
         ids = [node.id]
         return {"incident": node.id, "props": dict(p)}, ids, False
 
@@ -774,15 +781,17 @@ class Copilot:
                           if k != "text" and v not in (None, "", []))
         b.claim(f"{node.cls} {_label(node.id, node.name)}{' in plant ' + node.plant if node.plant else ''}"
                 f"{': ' + props if props else ''}.", [node_citation(node.id)])
-        edges = self.store.neighbours(node.id, None, Direction.BOTH, as_of)
+        # ids only (no property documents): a customer or material has thousands of edges, of which
+        # the answer lists five per relation and cites 25
+        edges = self.store.neighbour_links([node.id], None, Direction.BOTH, as_of)[node.id]
         if edges:
             by_rel: dict[str, list[str]] = {}
             for e in edges:
                 by_rel.setdefault(e.rel, []).append(e.dst if e.src == node.id else e.src)
             summary = "; ".join(f"{rel}: {_listing([(x, None) for x in xs], 5)}" for rel, xs in sorted(by_rel.items()))
             b.claim(f"Connections: {summary}.",
-                    [GraphPathCitation(nodes=[e.src, e.dst], rels=[e.rel], directions=["out"]) for e in edges][
-                        :MAX_PATHS_PER_CLAIM])
+                    [GraphPathCitation(nodes=[e.src, e.dst], rels=[e.rel], directions=["out"])
+                     for e in edges[:MAX_PATHS_PER_CLAIM]])
         return {"entity": {"id": node.id, "cls": node.cls, "name": node.name, "plant": node.plant,
                            "props": dict(node.props)}}, [node.id], False
 

@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -282,7 +283,16 @@ class VectorIndex:
                 return False
             return plant_set is None or it.plant is None or it.plant in plant_set
 
-        ranked = self._ranked_rows(q, max(k * 4, 32), store)
+        # the local scores are computed once per search: the fallback ranking below reuses them
+        # (at 15k rows the product is ~5 ms CPU, a third of a free question's search)
+        scores: FloatMatrix | None = None
+        ranked: Iterable[tuple[int, float]] | None = None
+        if store is not None and self._store_vectors:
+            ranked = self._store_rows(q, max(k * 4, 32), store)
+        if ranked is None:
+            scores = query_scores(self.vectors, q)
+            ranked = _top_rows(scores, max(k * 4, 32))
+        first_len = len(ranked) if isinstance(ranked, list) else 0
         out: list[RetrievedItem] = []
         seen_rows: set[int] = set()
         for attempt in range(2):
@@ -304,22 +314,71 @@ class VectorIndex:
                         ))
                 if len(out) >= k:
                     return out[:k]
-            if attempt == 0 and len(ranked) < len(self.hashes):
-                ranked = self._ranked_rows(q, len(self.hashes), None)
+            if attempt == 0 and first_len < len(self.hashes):
+                if scores is None:
+                    scores = query_scores(self.vectors, q)
+                ranked = _all_rows(scores)
         return out[:k]
+
+    def _store_rows(self, q: FloatMatrix, n: int, store: GraphStore) -> list[tuple[int, float]] | None:
+        """The store's own top ``n`` rows, or None when it fails (then the local matrix answers)."""
+        try:
+            hits = store.vector_search(VECTOR_NAMESPACE, q.tolist(), k=n)
+        except StoreError:
+            self._store_vectors = False
+            return None
+        return [(self._row_of[h], s) for h, s in hits if h in self._row_of]
 
     def _ranked_rows(self, q: FloatMatrix, n: int, store: GraphStore | None) -> list[tuple[int, float]]:
         if store is not None and self._store_vectors:
-            try:
-                hits = store.vector_search(VECTOR_NAMESPACE, q.tolist(), k=n)
-                return [(self._row_of[h], s) for h, s in hits if h in self._row_of]
-            except StoreError:
-                self._store_vectors = False  # fall back to the local matrix
+            rows = self._store_rows(q, n, store)
+            if rows is not None:
+                return rows
+        return _top_rows(query_scores(self.vectors, q), n)
 
-        scores = self.vectors @ q
-        n = min(n, len(scores))
-        if n <= 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return [(int(i), float(scores[i])) for i in top]
+
+_BLAS_LOCK = threading.Lock()
+_BLAS: list[Any] = []  # [threadpoolctl controller or None], created on first use
+
+
+def query_scores(vectors: FloatMatrix, q: FloatMatrix) -> FloatMatrix:
+    """Cosine scores of one query against every row, with numpy's BLAS on one thread.
+
+    Same reason as the query embedding's single torch thread (embedder.py): on the busy shared
+    2-core machine OpenBLAS's second thread spins waiting for a core: at 5k rows the product took
+    4.2 ms CPU on two threads and 0.4 ms on one while the machine was busy (0.9 / 0.45 ms idle;
+    at 15k rows ~5 / ~1.2 ms). One thread may round the rows where OpenBLAS
+    would have split the work differently in the last bit (1 float32 ulp, ~1e-8; scores are
+    rounded to 5 decimals). threadpoolctl comes with sentence-transformers' dependencies; without
+    it the product runs as numpy is configured. The lock keeps concurrent searches from restoring
+    each other's thread count."""
+    with _BLAS_LOCK:
+        if not _BLAS:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _BLAS.append(ThreadpoolController())
+            except Exception:  # not installed, or no BLAS found: plain product
+                _BLAS.append(None)
+        ctl = _BLAS[0]
+        if ctl is None:
+            return vectors @ q
+        with ctl.limit(limits=1, user_api="blas"):
+            return vectors @ q
+
+
+def _top_rows(scores: FloatMatrix, n: int) -> list[tuple[int, float]]:
+    """The ``n`` best rows, best first (ties in the order numpy's partition leaves them)."""
+    n = min(n, len(scores))
+    if n <= 0:
+        return []
+    top = np.argpartition(-scores, n - 1)[:n] if n < len(scores) else np.arange(len(scores))
+    top = top[np.argsort(-scores[top], kind="stable")]
+    return [(int(i), float(scores[i])) for i in top]
+
+
+def _all_rows(scores: FloatMatrix) -> Iterator[tuple[int, float]]:
+    """Every row, best first, ties in row order (what ``_top_rows`` gives for n = all rows),
+    produced lazily: a search stops after a few, so 15k (row, score) pairs are not built."""
+    for i in np.argsort(-scores, kind="stable").tolist():
+        yield i, float(scores[i])
