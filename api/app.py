@@ -5,6 +5,7 @@ Run it with ``plantgraph serve`` (uvicorn) or ``uvicorn --factory api.app:app_fr
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -85,5 +86,22 @@ def _include_optional(app: FastAPI) -> None:
 
 
 def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory api.app:app_from_env``: settings from PLANTGRAPH_* variables."""
+    """For ``uvicorn --factory api.app:app_from_env``: settings from PLANTGRAPH_* variables. This
+    is how a serving process starts (``plantgraph serve``, each worker), so it also tunes the
+    collector for serving; the app factory alone (tests, embedding) leaves the process as it is."""
+    tune_gc()
     return create_app(Settings())
+
+
+GC_GEN0_THRESHOLD = 10_000
+
+
+def tune_gc() -> None:
+    """Collect the youngest generation every 10,000 net allocations instead of 700. A computed
+    trace builds and drops tens of thousands of small objects (its result models): at 700 the
+    collector ran several times per request and promoted half-built results, whose later full
+    collections walked them again (medium, in-process: ~0.5 of 3.0 CPU ms per trace, and pauses
+    of tens of ms). Garbage without cycles is freed by reference counting either way."""
+    gen0, gen1, gen2 = gc.get_threshold()
+    if 0 < gen0 < GC_GEN0_THRESHOLD:
+        gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
