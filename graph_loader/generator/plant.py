@@ -622,8 +622,8 @@ class PlantBuilder:
 
     def lot(self, lot_id: str) -> Lot:
         """The lot with this id."""
-        lot = self.lots[int(lot_id[4:]) - 1]
-        if lot.id != lot_id:
+        n = int(lot_id[4:])
+        if not 0 < n <= len(self.lots) or (lot := self.lots[n - 1]).id != lot_id:
             raise KeyError(lot_id)
         return lot
 

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import csv
 import math
 import random
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from graph_loader.generator import named_spec
 from graph_loader.generator.clock import Clock
 from graph_loader.generator.names import PLANTS
-from graph_loader.generator.plant import round3
+from graph_loader.generator.plant import PlantBuilder, round3
+from graph_loader.generator.truth import TRACKED_RELATIONS, EdgeIndex
 
 # the plants' zones (Kolkata: a half-hour offset); offsets are looked up per UTC hour, which holds for
 # every zone whose changes fall on a whole UTC hour, as these do
@@ -62,3 +66,28 @@ def test_round3_is_round_to_three_decimals() -> None:
     values += [18000.0 * (0.97 + 0.03 * rnd.random()) / rnd.choice((1, 2)) for _ in range(4000)]
     for v in values:
         assert repr(round3(v)) == repr(round(v, 3)), v
+
+
+@pytest.mark.parametrize(("scale", "seed"), [("tiny", 7), ("tiny", 3), ("small", 7)])
+def test_truth_index_equals_one_built_from_the_written_edges(scale: str, seed: int, tmp_path: Path) -> None:
+    # the simulation keeps consumers on lots and outputs on orders and moves them into the index
+    # afterwards; the general path is EdgeIndex.add over every edge row, in file order
+    builder = PlantBuilder(named_spec(scale), seed, tmp_path)
+    builder.run()
+    rebuilt = EdgeIndex()
+    for rel in sorted(TRACKED_RELATIONS):
+        path = tmp_path / f"{rel}.csv"
+        if path.exists():
+            with path.open(encoding="utf-8", newline="") as fh:
+                for row in csv.DictReader(fh):
+                    rebuilt.add(rel, row["src"], row["dst"])
+    for name in ("consumers", "produced", "derived_children", "allocated", "allocated_lots", "shipped",
+                 "sol_order", "so_customer"):
+        assert dict(getattr(builder.index, name)) == dict(getattr(rebuilt, name)), name
+    assert rebuilt.consumers and rebuilt.produced
+    # lots are found by id in their list
+    assert [builder.lot(lot.id) for lot in builder.lots] == builder.lots
+    with pytest.raises(KeyError):
+        builder.lot("LOT-" + str(len(builder.lots) + 1).zfill(7))
+    with pytest.raises(KeyError):
+        builder.lot("LOT-0000000")
