@@ -1184,8 +1184,8 @@ class PlantBuilder:
             promised = delivered + int((rng.random() - 0.5) * 24 * HOUR)
         promised = promised // HOUR * HOUR
         order_date = rmin(min(promised, delivered) - (7 + rng.random() * 14) * DAY)
-        pol = POLine(id=self.next_id("POL"), z=z, material=rid, supplier=supplier, qty=qty, unit=mat.unit,
-                     promised=promised, delivered=delivered, order_date=order_date)
+        # positional, in POLine's field order: id z material supplier qty unit promised delivered order_date
+        pol = POLine(self.next_id("POL"), z, rid, supplier, qty, mat.unit, promised, delivered, order_date)
         self.polines.append(pol)
         n = 1 if rng.random() < 0.75 or qty < 2 * pack else 2
         parts = [qty] if n == 1 else [math.ceil(qty / 2 / pack) * pack, qty - math.ceil(qty / 2 / pack) * pack]
