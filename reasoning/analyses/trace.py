@@ -290,10 +290,10 @@ def trace_incident(ctx: Context, incident: str, as_of: datetime | None, lot_prec
 def backward(ctx: Context, lot: str, as_of: datetime | None, lot_precise: bool) -> TraceResult:
     """Where-from: input lots to supplier lots and suppliers, orders, their machines, lines,
     SOP versions, shifts, operators and materials, and incidents during production."""
-    ctx.require(lot, "Lot", as_of)
+    nodes: NodeCache = {lot: ctx.require(lot, "Lot", as_of)}  # node reads shared by the six rules
     caps = ctx.new_caps()
     rule = "backward_genealogy_lot_precise" if lot_precise else "backward_genealogy"
-    gen = ctx.run(rule, as_of, caps, lots=[lot])
+    gen = ctx.run(rule, as_of, caps, None, nodes, lots=[lot])
     lot_paths: dict[str, list[EvidenceStep]] = {lot: []}
     for lid, m in gen.bindings["lot"].items():
         if lid != lot:
@@ -319,13 +319,13 @@ def backward(ctx: Context, lot: str, as_of: datetime | None, lot_precise: bool) 
     rules = [rule]
     if orders:
         for rname in ("order_context", "order_incidents", "incidents_during_production"):
-            res = ctx.run(rname, as_of, caps, orders=orders)
+            res = ctx.run(rname, as_of, caps, None, nodes, orders=orders)
             var = "factor" if rname == "order_context" else "incident"
             for m in res.matches(var):
                 add(m.node, [*order_paths[m.start], *m.steps], rname)
             rules.append(rname)
     for rname, var in (("lot_sources", "source"), ("lot_incidents", "incident")):
-        res = ctx.run(rname, as_of, caps, lots=all_lots)
+        res = ctx.run(rname, as_of, caps, None, nodes, lots=all_lots)
         for m in res.matches(var):
             add(m.node, [*lot_paths[m.start], *m.steps], rname)
         rules.append(rname)
