@@ -205,7 +205,8 @@ class RuleEngine:
         self.store = store
         self.max_depth = max_depth
         self.max_results = max_results
-        #: use the store's own traversal for rules whose state is the node's class (same answers)
+        #: use the store's own traversal for rules whose state is the node's class, and the chain
+        #: path for rules that are a fixed sequence of plain steps (same answers as the automaton)
         self.fast_path = fast_path
         self._plans: dict[tuple[int, int], _FastPlan | None] = {}
         self._chains: dict[int, tuple[Step, ...] | None] = {}
