@@ -15,6 +15,10 @@ under ``--workdir``), writes the plant's public question set from truth.json, an
 - search: exact cosine top-10 over synthetic normalised matrices of ``--search-sizes`` rows (the
   same code path as the index), to show how the numpy search scales.
 
+The full (generation 2) garbage collections that fall into the measured asks are counted with
+their CPU time (``gc_full_collections``; ``--freeze-gc`` shows the asks without them). A build
+records its CPU seconds, peak RSS and folder size; ``--threads`` sets its torch threads.
+
 Usage::
 
     .venv/bin/python -m benchmarks.bench_ask --scales small --build-index
@@ -26,6 +30,7 @@ Prints a table and writes ``benchmarks/results/ask.json`` (earlier scales are ke
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import platform
@@ -107,8 +112,33 @@ def _folder_mb(folder: Path) -> dict[str, float]:
     return {"total": round(sum(sizes.values()) / 2**20, 1), **out}
 
 
+class _GcPauses:
+    """CPU time of the cyclic collector's full (generation 2) collections during the measured asks.
+
+    A full collection walks every tracked object of the process: ~490k of them after importing
+    torch, transformers and llama-index, ~650k with the large plant's index and name dictionary,
+    so one costs ~250-300 ms CPU there, and lands in whichever question happens to trigger it.
+    ``--freeze-gc`` moves the objects alive after the warm-up out of the collector's reach
+    (``gc.freeze()``, as a server would after start-up) to show the asks without those pauses."""
+
+    def __init__(self) -> None:
+        self.full: list[float] = []
+        self.current = 0.0
+        self._started = 0.0
+
+    def callback(self, phase: str, info: dict[str, int]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.process_time()
+        else:
+            ms = (time.process_time() - self._started) * 1000
+            self.full.append(ms)
+            self.current += ms
+
+
 def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_index: bool,
-              threads: int | None = None) -> dict[str, Any]:
+              threads: int | None = None, freeze_gc: bool = False) -> dict[str, Any]:
     _, store_dir, qfile = prepare(scale, workdir)
     store = open_store("embedded", store_dir)
     emb = SentenceTransformerEmbedder(batch_threads=threads)
@@ -144,6 +174,11 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
     questions = [(q.intent.value, q.question) for q in items_q] + [("free_question", q) for q in FREE_QUESTIONS]
     for _, q in questions:  # warm-up: caches, first model call, SQLite pages
         copilot.ask(q)
+    if freeze_gc:  # what a server would do once after start-up (see _GcPauses)
+        gc.collect()
+        gc.freeze()
+    pauses = _GcPauses()
+    gc.callbacks.append(pauses.callback)
     by_intent: dict[str, list[float]] = {}
     cpu_by_intent: dict[str, list[float]] = {}
     phases: dict[str, dict[str, list[float]]] = {}
@@ -152,15 +187,20 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
         for intent, q in questions:
             if copilot.index is not None:  # a new question is never in the query-vector cache
                 copilot.index._query_cache.clear()
+            pauses.current = 0.0
             c0, t0 = time.process_time(), time.perf_counter()
             answer = copilot.ask(q)
             wall, cpu = (time.perf_counter() - t0) * 1000, (time.process_time() - c0) * 1000
+            gc_ms = pauses.current
             by_intent.setdefault(intent, []).append(wall)
             cpu_by_intent.setdefault(intent, []).append(cpu)
             for phase, ms in answer.timings_ms.items():
                 phases.setdefault(intent, {}).setdefault(phase, []).append(ms)
             if q not in slowest or cpu > slowest[q][1]:
-                slowest[q] = (wall, cpu, intent, dict(answer.timings_ms))
+                slowest[q] = (wall, cpu, intent, {**answer.timings_ms, "gc_full_cpu": round(gc_ms, 1)})
+    gc.callbacks.remove(pauses.callback)
+    if freeze_gc:
+        gc.unfreeze()
 
     def stats(xs: list[float]) -> dict[str, float]:
         return {"n": len(xs), "p50": pct(xs, 50), "p95": pct(xs, 95)}
@@ -170,6 +210,8 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
     out["ask_ms"] = {"all": stats(every), **{k: stats(v) for k, v in sorted(by_intent.items())}}
     out["ask_cpu_ms"] = {"all": stats(every_cpu), **{k: stats(v) for k, v in sorted(cpu_by_intent.items())}}
     out["ask_phase_p95_ms"] = {k: {ph: pct(xs, 95) for ph, xs in v.items()} for k, v in sorted(phases.items())}
+    out["gc_full_collections"] = {"frozen_after_warm_up": freeze_gc, "count": len(pauses.full),
+                                  "cpu_ms": [round(x, 1) for x in pauses.full]}
     tail = sorted(slowest.items(), key=lambda kv: -kv[1][1])[:8]
     out["slowest_questions"] = [{"question": q, "intent": it, "cpu_ms": round(c, 1), "wall_ms": round(w, 1),
                                  "phases_ms": ph} for q, (w, c, it, ph) in tail]
@@ -224,6 +266,8 @@ def main() -> None:
     ap.add_argument("--build-index", action="store_true", help="Build (or update) the full index first.")
     ap.add_argument("--threads", type=int, default=None,
                     help="Torch threads for the index build (default: torch's choice).")
+    ap.add_argument("--freeze-gc", action="store_true",
+                    help="gc.freeze() after the warm-up: asks without full collections of the start-up heap.")
     ap.add_argument("--search-sizes", nargs="*", type=int, default=[10_000, 100_000])
     ap.add_argument("--out", type=Path, default=RESULTS, help="Where to write the JSON results.")
     args = ap.parse_args()
@@ -232,7 +276,7 @@ def main() -> None:
     scales: dict[str, Any] = previous.get("scales", {})
     for scale in args.scales:
         scales[scale] = run_scale(scale, args.workdir, args.reps, args.embed_sample, args.build_index,
-                                   args.threads)
+                                   args.threads, args.freeze_gc)
     search = search_scaling(args.search_sizes) if args.search_sizes else previous.get("search", [])
     data = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "load_avg_1m": round(os.getloadavg()[0], 1)},

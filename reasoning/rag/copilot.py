@@ -38,7 +38,7 @@ from reasoning.rag.models import (
     Route,
 )
 from reasoning.rag.routing import Router, correct_words
-from reasoning.results import EvidencePath, ReachedEntity, RiskBoard, TraceResult
+from reasoning.results import EvidencePath, ReachedEntity, RiskBoard, RiskLine, TraceResult
 from reasoning.service import Analyses
 from store.base import Direction, GraphStore, NodeRecord
 
@@ -167,7 +167,7 @@ class Copilot:
         self.expander = GraphExpander(store)
         self._fingerprint = graph_fingerprint(store)
         self._checked_at = time.monotonic()
-        self._risk_cache: dict[tuple[Any, ...], RiskBoard] = {}
+        self._risk_cache: dict[tuple[Any, ...], tuple[RiskBoard, list[RiskLine]]] = {}
         self._refresh_lock = threading.Lock()
         self._refresh_thread: threading.Thread | None = None
 
@@ -544,8 +544,8 @@ class Copilot:
               as_of: datetime | None, scope: Sequence[str] | None) -> Handled:
         horizon = route.horizon_days or self.config.risk_default_days
         plants = links.ids_of("Site") or (list(scope) if scope else [])
-        board = self._risk_board(horizon, plants[0] if len(plants) == 1 else None, as_of)
-        lines = [ln for ln in board.at_risk if self._in_scope(ln.line.plant, scope)
+        board, at_risk = self._risk_board(horizon, plants[0] if len(plants) == 1 else None, as_of)
+        lines = [ln for ln in at_risk if self._in_scope(ln.line.plant, scope)
                  and (not plants or ln.line.plant in plants or ln.line.plant is None)]
         customers, sol = links.ids_of("Customer"), links.ids_of("SalesOrderLine")
         materials = links.ids_of("Material")
@@ -583,17 +583,20 @@ class Copilot:
         result = board.model_copy(update={"lines": lines}).model_dump(mode="json")
         return result, list(dict.fromkeys(ids)), False
 
-    def _risk_board(self, horizon: float, plant: str | None, as_of: datetime | None) -> RiskBoard:
-        """The risk board, cached per (now, horizon, plant, as_of) while the graph is unchanged:
-        several questions about one board (one per line) then cost one computation."""
+    def _risk_board(self, horizon: float, plant: str | None,
+                    as_of: datetime | None) -> tuple[RiskBoard, list[RiskLine]]:
+        """The risk board and its lines at risk, cached per (now, horizon, plant, as_of) while the
+        graph is unchanged: several questions about one board (one per line) then cost one
+        computation (and one pass over the board's lines: ~3 ms at the large plant)."""
         key = (self.now, horizon, plant, as_of, graph_fingerprint(self.store))
-        board = self._risk_cache.get(key)
-        if board is None:
+        got = self._risk_cache.get(key)
+        if got is None:
             board = self.analyses.risk(horizon_days=horizon, plant=plant, as_of=as_of)
+            got = (board, board.at_risk)
             if len(self._risk_cache) >= 8:
                 self._risk_cache.pop(next(iter(self._risk_cache)))
-            self._risk_cache[key] = board
-        return board
+            self._risk_cache[key] = got
+        return got
 
     def _root_cause(self, question: str, links: LinkResult, route: Route, b: _Builder,
                     as_of: datetime | None, scope: Sequence[str] | None) -> Handled:

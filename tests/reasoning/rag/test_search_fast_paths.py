@@ -178,3 +178,17 @@ def test_capped_citations_equal_the_sliced_list() -> None:
     for n in (0, 5, 25, 26, 80):
         want = [path_citation(p) for p in paths[:n] if p.steps][:MAX_PATHS_PER_CLAIM]
         assert _capped(path_citation(p) for p in paths[:n] if p.steps) == want
+
+
+def test_cached_lines_at_risk_answer_as_a_fresh_board(plant: GraphStore, now: datetime) -> None:
+    questions = ["Which deliveries are at risk in the next 14 days?",
+                 "Which deliveries are at risk in the next 14 days because of held lots?",
+                 "Which deliveries are at risk in the next 14 days?"]
+    warm = Copilot(plant, now=now)
+    for q in questions:
+        got = warm.ask(q).model_dump(exclude={"timings_ms"})
+        fresh = Copilot(plant, now=now).ask(q).model_dump(exclude={"timings_ms"})
+        assert got == fresh
+    assert len(warm._risk_cache) == 1
+    board, at_risk = next(iter(warm._risk_cache.values()))
+    assert at_risk == board.at_risk
