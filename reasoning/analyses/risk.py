@@ -126,6 +126,7 @@ class _Board:
         self._steps: dict[tuple[str, str, str, str], EvidenceStep] = {}
         self._refs: dict[str, EntityRef] = {}
         self._times: dict[tuple[str, str], datetime | None] = {}
+        self._promised: dict[str, list[tuple[NodeRecord, _Edge, datetime]]] = {}
         self._stock: dict[tuple[str, str | None], list[_Stock]] = {}
         self._orders: dict[tuple[str, str | None], list[_Supply]] = {}
         self._demand: dict[tuple[str, str | None], float] = {}
@@ -387,6 +388,17 @@ class _Board:
                     evidence=[EvidencePath(steps=[*psteps, self.step(de, place, times)])]))
         return causes, expected
 
+    def promised(self, comp: str) -> list[tuple[NodeRecord, _Edge, datetime]]:
+        """The component's open purchase-order lines that have a promised date, by id (once per
+        board: component causes filter them by the date each order needs them)."""
+        got = self._promised.get(comp)
+        if got is None:
+            got = self._promised[comp] = sorted(
+                [(p, fe, t) for p, fe in self.open_pol.get(comp, [])
+                 if (t := self.time(p, "promised_date")) is not None],
+                key=lambda x: x[0].id)
+        return got
+
     def component_causes(self, material: str, quantity: float, steps: list[EvidenceStep], need_by: datetime,
                          duration: timedelta, expected: datetime | None) -> tuple[list[RiskCause], datetime | None]:
         """Late purchase-order lines for BOM components that stock does not cover."""
@@ -394,15 +406,13 @@ class _Board:
         for be in self.nbrs(material, ("HAS_BOM_ITEM",), Direction.OUT):
             for ce in self.nbrs(be.dst, ("COMPONENT",), Direction.OUT):
                 comp = ce.dst
-                pols = self.open_pol.get(comp, [])
-                late = [(p, fe, t) for p, fe in pols if (t := self.time(p, "promised_date")) is not None
-                        and (t < self.now or t > need_by)]
+                late = [x for x in self.promised(comp) if x[2] < self.now or x[2] > need_by]
                 if not late:
                     continue
                 bom = self.node(be.dst)
                 need = _qty(bom.props.get("quantity") if bom else 0) * quantity
                 covered = need > 0 and sum(x.free for x in self.stock(comp)) >= need
-                for pol, fe, promised in sorted(late, key=lambda x: x[0].id):
+                for pol, fe, promised in late:
                     overdue = promised < self.now
                     if covered and not overdue:
                         continue  # arrives late but stock covers the need
