@@ -335,7 +335,8 @@ def run_mode(pl: Plant, mode: str, duration: float, concurrency: int, workers: i
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         proc = subprocess.Popen([sys.executable, "-m", "plantgraph", "serve", "--port", str(port),
-                                 "--workers", str(workers), "--log-level", "warning"], env=env, cwd=ROOT,
+                                 "--workers", str(workers), "--log-level", "warning",
+                                 "--no-access-log"], env=env, cwd=ROOT,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             deadline = time.monotonic() + 120
