@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from reasoning.analyses.common import HELD_STATUSES, Context, prop_time, ref
+from reasoning import trusted
+from reasoning.analyses.common import HELD_STATUSES, Context, prop_time
 from reasoning.gcpause import paused_gc
 from reasoning.results import (
     EntityRef,
@@ -89,8 +90,8 @@ class _Edge(Protocol):
 def _walk(edge: _Edge, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
     """An evidence step walking ``edge`` away from ``from_node`` (as ``common.edge_step``)."""
     if edge.src == from_node:
-        return EvidenceStep(src=edge.src, rel=edge.rel, dst=edge.dst, direction="out", times=times or {})
-    return EvidenceStep(src=edge.dst, rel=edge.rel, dst=edge.src, direction="in", times=times or {})
+        return trusted.step(edge.src, edge.rel, edge.dst, "out", times or {})
+    return trusted.step(edge.dst, edge.rel, edge.src, "in", times or {})
 
 
 @dataclass
@@ -242,10 +243,13 @@ class _Board:
         return got
 
     def ref(self, node: NodeRecord) -> EntityRef:
-        """``common.ref`` once per node of the board (a node's records agree within a board)."""
+        """``common.ref``, once per node of the board (a node's records agree within a board), built
+        without re-validating values that already have the fields' types (:mod:`reasoning.trusted`)."""
         got = self._refs.get(node.id)
         if got is None:
-            got = self._refs[node.id] = ref(node)
+            st = node.props.get("status")
+            got = self._refs[node.id] = trusted.entity(node.id, node.cls, node.name, node.plant,
+                                                       str(st) if st is not None else None)
         return got
 
     def time(self, node: NodeRecord, prop: str) -> datetime | None:

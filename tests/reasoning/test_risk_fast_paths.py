@@ -13,6 +13,7 @@ import pytest
 
 from graph_loader.generator import generate, load_truth, named_spec
 from graph_loader.loader import load_bundle
+from reasoning.results import RiskBoard
 from reasoning.service import Analyses
 from store.base import GraphStore
 from store.embedded import EmbeddedStore
@@ -63,6 +64,9 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Analyses, f
 
 def test_generated_board_equals_defaults(tiny: tuple[Analyses, float, str], monkeypatch: pytest.MonkeyPatch) -> None:
     a, horizon, site = tiny
+    board = a.risk(horizon)
+    # the models built without validation (shared steps and refs) equal validated ones
+    assert board == RiskBoard.model_validate(board.model_dump())
     fast = _boards(a, horizon, site)
     kinds = "".join(fast)
     for kind in ("alternative_line", "alternative_lot", "behind_schedule", "shortage"):
