@@ -1193,12 +1193,15 @@ class EmbeddedStore(GraphStore):
             codes = [i for i, c in enumerate(adj.cls_names) if c in set(classes)]
             keep = np.isin(adj.cls_code[there], np.array(codes, dtype=np.int16))
             here, there, eid = here[keep], there[keep], eid[keep]
-        if t is not None and len(eid):
+        if t is not None and len(eid) and direction == Direction.BOTH:  # a far node may come twice
             keep = _valid_at_mask(conn, eid, there, t)
             here, there = here[keep], there[keep]
         keys = topk.id_keys(adj, there)
         if keys is None:
             return super().top_neighbours(ids, rel, direction, k, classes, as_of)
+        if t is not None and len(eid) and direction != Direction.BOTH:  # validity of the top ones only
+            keep = topk.valid_top(here, keys, k, lambda at: _valid_at_mask(conn, eid[at], there[at], t))
+            here, there, keys = here[keep], there[keep], keys[keep]
         near_of = {v: n for n, v in nids.items()}
         for h, far in topk.top_per_group(here, there, keys, k).items():
             out[near_of[h]] = [adj.node_id(o) for o in far.tolist()]

@@ -91,3 +91,26 @@ def test_ids_with_nul_bytes_fall_back(store: GraphStore, bad: str) -> None:
     build_graph(store, [("M1", "Material"), (bad, "ProductionOrder"), ("A", "ProductionOrder")],
                 [(bad, "FOR_MATERIAL", "M1"), ("A", "FOR_MATERIAL", "M1")])
     assert store.top_neighbours(["M1"], "FOR_MATERIAL", Direction.IN, 1) == {"M1": [bad]}
+
+
+def test_valid_top_equals_checking_everything() -> None:
+    rng = random.Random(3)
+    for _ in range(30):
+        n = rng.randrange(0, 300)
+        group = np.array([rng.randrange(8) for _ in range(n)], dtype=np.int64)
+        member = np.arange(n, dtype=np.int64)  # once per group, as one relation in one direction gives
+        keys = np.array([f"{rng.randrange(10_000):05d}#{i}".encode() for i in range(n)], dtype="S16")
+        ok = np.array([rng.random() < rng.choice([0.05, 0.5, 0.95]) for _ in range(n)], dtype=bool)
+        asked: list[int] = []
+
+        def check(at: np.ndarray, asked: list[int] = asked, ok: np.ndarray = ok) -> np.ndarray:
+            asked.extend(at.tolist())
+            return ok[at]
+
+        for k in (1, 2, 5, 40):
+            asked.clear()
+            keep = topk.valid_top(group, keys, k, check)
+            assert len(set(asked)) == len(asked)  # each entry asked once
+            got = {g: v.tolist() for g, v in topk.top_per_group(group[keep], member[keep], keys[keep], k).items()}
+            want = {g: v.tolist() for g, v in topk.top_per_group(group[ok], member[ok], keys[ok], k).items()}
+            assert got == want, (n, k)
