@@ -111,12 +111,15 @@ class _Supply:
 class _Board:
     """One board computation: caches and the supply pools shared by lines, drawn in due order.
 
-    Reads are kept few on purpose: active holds, open purchase-order lines and current downtime
-    are collected once per board, and so are the materials of released lots and open orders (from
+    Reads are kept few on purpose: active holds (not released by now) and current downtime come
+    from the store's time-window read (``find_nodes_after``), open purchase-order lines from a
+    property filter, once per board; so are the materials of released lots and open orders (from
     the lot's or order's side: a material's FOR_MATERIAL edges list every line, lot and order ever
-    made of it, ~100k at medium), each kind with one batch neighbour read
-    (``GraphStore.neighbours_many``) instead of one read per node. A lot's used quantity and each
-    neighbour list are read at most once per board.
+    made of it, ~100k at medium), each kind with one batch read instead of one read per node.
+    Edges whose properties are not used are read ids only (``neighbour_links``); the recent
+    orders of the lines' materials come in one ``top_neighbours`` read. A lot's used quantity,
+    each neighbour list, each evidence step without times, each entity reference and each
+    timestamp are read or built at most once per board.
     """
 
     def __init__(self, ctx: Context, now: datetime, as_of: datetime | None, horizon_end: datetime) -> None:
