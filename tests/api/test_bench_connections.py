@@ -1,11 +1,12 @@
 """The API benchmark's load generator spreads its connections evenly over the server's worker
-processes (two forked acceptors on one listening socket stand in for uvicorn's workers)."""
+processes (two processes accepting on one inherited listening socket stand in for uvicorn's workers)."""
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,44 +15,47 @@ import pytest
 
 from benchmarks.bench_api import connect_balanced, drive, serving_processes
 
-RESPONSE = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+# A stand-in worker: accepts on the inherited listening socket, answers every request with 200 "ok".
+WORKER = """
+import asyncio, socket, sys
+sock = socket.socket(fileno=int(sys.argv[1]))
 
+async def handle(reader, writer):
+    try:
+        while True:
+            await reader.readuntil(b"\\r\\n\\r\\n")
+            writer.write(b"HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError):
+        writer.close()
 
-def _serve(sock: socket.socket) -> None:
-    """Accept on the shared socket and answer every request on a connection with RESPONSE."""
+async def main():
+    server = await asyncio.start_server(handle, sock=sock)
+    print("ready", flush=True)
+    await server.serve_forever()
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                await reader.readuntil(b"\r\n\r\n")
-                writer.write(RESPONSE)
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError):
-            writer.close()
-
-    async def main() -> None:
-        server = await asyncio.start_server(handle, sock=sock)
-        await server.serve_forever()
-
-    asyncio.run(main())
+asyncio.run(main())
+"""
 
 
 @pytest.fixture
 def two_workers() -> Iterator[tuple[int, list[psutil.Process]]]:
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     sock.listen(64)
-    ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_serve, args=(sock,), daemon=True) for _ in range(2)]
-    for p in procs:
-        p.start()
+    fd = sock.fileno()
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(fd)], pass_fds=[fd], stdout=subprocess.PIPE)
+             for _ in range(2)]
     try:
-        yield int(sock.getsockname()[1]), [psutil.Process(p.pid) for p in procs if p.pid is not None]
+        for p in procs:  # both accept before the first connection, or the first one up takes all
+            assert p.stdout is not None and p.stdout.readline().strip() == b"ready"
+        yield int(sock.getsockname()[1]), [psutil.Process(p.pid) for p in procs]
     finally:
         for p in procs:
             p.terminate()
-            p.join(5)
+            p.wait(5)
+            if p.stdout is not None:
+                p.stdout.close()
         sock.close()
 
 
