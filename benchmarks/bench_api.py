@@ -295,12 +295,18 @@ def plant_of(scale: str, workdir: Path) -> Plant:
 
 def analysis_cpu(pl: Plant) -> dict[str, float]:
     """CPU ms per call of the analysis alone (trace_hold; the degraded copilot's ask), in this
-    process, after one warm-up pass: the part of a request the API does not own."""
+    process, after one warm-up pass: the part of a request the API does not own. Timed with the
+    collector set as in a serving process (``api.app.tune_gc``), so the split compares like with like."""
+    import gc
+
+    from api.app import tune_gc
     from reasoning.rag.copilot import Copilot
     from reasoning.service import Analyses
 
     st: GraphStore = open_store("embedded", pl.store_dir)
     out: dict[str, float] = {}
+    threshold = gc.get_threshold()
+    tune_gc()
     try:
         a = Analyses(st, now=datetime.fromisoformat(pl.now))
         cp = Copilot(st, analyses=a, index=None, index_error="benchmark: no vector index")
@@ -315,6 +321,7 @@ def analysis_cpu(pl: Plant) -> dict[str, float]:
                 fn(x)
             out[name] = round((time.process_time() - t) * 1000 / len(items), 2)
     finally:
+        gc.set_threshold(*threshold)
         st.close()
     return out
 
