@@ -39,9 +39,12 @@ def create_app(
     store: GraphStore | None = None,
     store_opener: StoreOpener | None = None,
     copilot_factory: CopilotFactory | None = None,
+    serving: bool = False,
 ) -> FastAPI:
     """Build the app. ``store`` / ``store_opener`` / ``copilot_factory`` let tests inject parts;
-    by default the store comes from the settings and opens on startup (lazily retried if it fails)."""
+    by default the store comes from the settings and opens on startup (lazily retried if it fails).
+    ``serving``: this process exists to serve the app (``app_from_env``), so its start-up heap is
+    frozen once the store is open (see :func:`freeze_startup_heap`)."""
     settings = settings if settings is not None else get_settings()
     services = Services(settings, store=store, store_opener=store_opener, copilot_factory=copilot_factory)
 
@@ -49,6 +52,8 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if services.try_open_store() is None:
             log.error("starting without a graph store: %s", services.store_error)
+        if serving:
+            freeze_startup_heap()
         yield
         services.close()
 
@@ -90,7 +95,7 @@ def app_from_env() -> FastAPI:
     is how a serving process starts (``plantgraph serve``, each worker), so it also tunes the
     collector for serving; the app factory alone (tests, embedding) leaves the process as it is."""
     tune_gc()
-    return create_app(Settings())
+    return create_app(Settings(), serving=True)
 
 
 GC_GEN0_THRESHOLD = 10_000
@@ -105,3 +110,12 @@ def tune_gc() -> None:
     gen0, gen1, gen2 = gc.get_threshold()
     if 0 < gen0 < GC_GEN0_THRESHOLD:
         gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+def freeze_startup_heap() -> None:
+    """Move every object alive at start-up (imported modules, the store's index) out of the
+    collector's reach. They live as long as the process, yet each full collection walked them
+    all: ~650k objects once the copilot's libraries are imported, ~300 ms of CPU landing on one
+    request in a few hundred. Objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
