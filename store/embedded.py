@@ -470,6 +470,15 @@ def _rows_by_ids(conn: sqlite3.Connection, sql: str, ids: Iterable[Any], **param
         yield from conn.execute(sql, {"ids": json.dumps(list(batch)), **params})
 
 
+def _nids_of(conn: sqlite3.Connection, ids: Iterable[str], t: int | None = None) -> dict[str, int]:
+    """Node rowids (the topology index's keys) of the stored ``ids``; with ``t`` (as-of
+    microseconds) only of nodes valid then. Ids not stored (or not valid) are left out."""
+    node_valid = "" if t is None else f" AND {_NODE_VALID}"
+    return dict(_rows_by_ids(
+        conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}", ids, t=t,
+    ))
+
+
 _EdgeArrays = tuple[
     NDArray[np.int64], NDArray[np.int64], NDArray[np.int16], NDArray[np.int64], NDArray[np.bool_]
 ]
@@ -1109,10 +1118,7 @@ class EmbeddedStore(GraphStore):
         t = _as_of(as_of)
         direction = Direction(direction)
         adj = self._index(conn)
-        node_valid = "" if t is None else f" AND {_NODE_VALID}"
-        nids: dict[str, int] = dict(_rows_by_ids(
-            conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}", ids, t=t,
-        ))
+        nids = _nids_of(conn, ids, t)
         if not nids:
             return out
         if max(nids.values()) >= adj.size:  # committed after the index was read
@@ -1175,10 +1181,7 @@ class EmbeddedStore(GraphStore):
         t = _as_of(as_of)
         direction = Direction(direction)
         adj = self._index(conn)
-        node_valid = "" if t is None else f" AND {_NODE_VALID}"
-        nids: dict[str, int] = dict(_rows_by_ids(
-            conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}", ids, t=t,
-        ))
+        nids = _nids_of(conn, ids, t)
         if not nids:
             return out
         if max(nids.values()) >= adj.size:
@@ -1281,12 +1284,8 @@ class EmbeddedStore(GraphStore):
         adj = self._index(conn)
         out_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.OUT, Direction.BOTH)})
         in_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.IN, Direction.BOTH)})
-        node_valid = "" if t is None else f" AND {_NODE_VALID}"
         start_ids = list(dict.fromkeys(starts))
-        start_rows = dict(_rows_by_ids(
-            conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}",
-            start_ids, t=t,
-        ))
+        start_rows = _nids_of(conn, start_ids, t)
         if any(nid >= adj.size for nid in start_rows.values()):  # committed after the index was read
             return self._traverse_sql(starts, steps, max_depth, as_of, max_nodes, through_classes)
 
@@ -1419,16 +1418,8 @@ class EmbeddedStore(GraphStore):
         t = _as_of(as_of)
         out_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.OUT, Direction.BOTH)})
         in_rels = sorted({s.rel for s in steps if Direction(s.direction) in (Direction.IN, Direction.BOTH)})
-        node_valid = "" if t is None else f" AND {_NODE_VALID}"
-
         start_ids = list(dict.fromkeys(starts))
-        start_rows = {
-            sid: nid
-            for sid, nid in _rows_by_ids(
-                conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}",
-                start_ids, t=t,
-            )
-        }
+        start_rows = _nids_of(conn, start_ids, t)
         hops: dict[str, Hop] = {}
         ids: dict[int, str] = {}  # nid -> id of every node reached
         frontier: list[int] = []

@@ -322,11 +322,7 @@ def index_reach(store: EmbeddedStore, starts: Sequence[str], alternatives: Seque
     conn = store._read()
     t = emb._as_of(as_of)
     adj = store._index(conn)
-    node_valid = "" if t is None else f" AND {emb._NODE_VALID}"
-    nids: dict[str, int] = dict(emb._rows_by_ids(
-        conn, f"SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids)){node_valid}",
-        list(dict.fromkeys(starts)), t=t,
-    ))
+    nids = emb._nids_of(conn, dict.fromkeys(starts), t)
     if nids and max(nids.values()) >= adj.size:  # committed after the index was read
         return None
     start_keys = np.array([nids.get(s, -1) for s in starts], dtype=np.int64)
@@ -352,8 +348,7 @@ def index_reach(store: EmbeddedStore, starts: Sequence[str], alternatives: Seque
         return here, there
 
     def key_of(ids: Sequence[str]) -> dict[str, int]:
-        return dict(emb._rows_by_ids(
-            conn, "SELECT id, nid FROM nodes n WHERE id IN (SELECT value FROM json_each(:ids))", list(ids)))
+        return emb._nids_of(conn, ids)
 
     complete, keys, bits = walk(start_keys, alternatives, max_repeats, expand)
     hop_edges: dict[str, tuple[I64, I64]] = {}
