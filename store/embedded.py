@@ -496,6 +496,27 @@ def _join_parts(parts: Sequence[tuple[Any, Any, Any, Any, bool]]) -> _EdgeArrays
     )
 
 
+def _index_edges(
+    adj: adjacency.Adjacency, nids: NDArray[np.int64], rels: Sequence[str], direction: Direction,
+    classes: Iterable[str] | None = None,
+) -> _EdgeArrays | None:
+    """The index's edges of the rowids ``nids`` along ``rels`` in ``direction`` (as
+    :func:`_join_parts` gives them), only those whose far node is of ``classes`` when given;
+    None when there are none."""
+    parts = adj.edges_of(nids, rels if direction in (Direction.OUT, Direction.BOTH) else [],
+                         rels if direction in (Direction.IN, Direction.BOTH) else [])
+    if not parts:
+        return None
+    edges = _join_parts(parts)
+    if classes is None:
+        return edges
+    wanted = set(classes)
+    codes = np.array([i for i, c in enumerate(adj.cls_names) if c in wanted], dtype=np.int16)
+    keep = np.isin(adj.cls_code[edges[1]], codes)
+    here, there, rel, eid, outgoing = edges
+    return here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
+
+
 def _valid_at_mask(
     conn: sqlite3.Connection, eid: NDArray[np.int64], there: NDArray[np.int64], t: int
 ) -> NDArray[np.bool_]:
@@ -1123,19 +1144,11 @@ class EmbeddedStore(GraphStore):
             return out
         if max(nids.values()) >= adj.size:  # committed after the index was read
             return super().neighbour_links(ids, rels, direction, as_of, classes)
-        use = adj.rel_names if rel_list is None else rel_list
-        parts = adj.edges_of(
-            np.array(sorted(nids.values()), dtype=np.int64),
-            use if direction in (Direction.OUT, Direction.BOTH) else [],
-            use if direction in (Direction.IN, Direction.BOTH) else [],
-        )
-        if not parts:
+        edges = _index_edges(adj, np.array(sorted(nids.values()), dtype=np.int64),
+                             adj.rel_names if rel_list is None else rel_list, direction, classes)
+        if edges is None:
             return out
-        here, there, rel, eid, outgoing = _join_parts(parts)
-        if classes is not None:
-            codes = [i for i, c in enumerate(adj.cls_names) if c in set(classes)]
-            keep = np.isin(adj.cls_code[there], np.array(codes, dtype=np.int16))
-            here, there, rel, eid, outgoing = here[keep], there[keep], rel[keep], eid[keep], outgoing[keep]
+        here, there, rel, eid, outgoing = edges
         if t is not None and len(eid):
             keep = _valid_at_mask(conn, eid, there, t)
             here, there, rel, outgoing = here[keep], there[keep], rel[keep], outgoing[keep]
@@ -1186,16 +1199,10 @@ class EmbeddedStore(GraphStore):
             return out
         if max(nids.values()) >= adj.size:
             return super().top_neighbours(ids, rel, direction, k, classes, as_of)
-        parts = adj.edges_of(np.array(sorted(nids.values()), dtype=np.int64),
-                             [rel] if direction in (Direction.OUT, Direction.BOTH) else [],
-                             [rel] if direction in (Direction.IN, Direction.BOTH) else [])
-        if not parts:
+        edges = _index_edges(adj, np.array(sorted(nids.values()), dtype=np.int64), [rel], direction, classes)
+        if edges is None:
             return out
-        here, there, _, eid, _ = _join_parts(parts)
-        if classes is not None:
-            codes = [i for i, c in enumerate(adj.cls_names) if c in set(classes)]
-            keep = np.isin(adj.cls_code[there], np.array(codes, dtype=np.int16))
-            here, there, eid = here[keep], there[keep], eid[keep]
+        here, there, _, eid, _ = edges
         if t is not None and len(eid) and direction == Direction.BOTH:  # a far node may come twice
             keep = _valid_at_mask(conn, eid, there, t)
             here, there = here[keep], there[keep]

@@ -326,22 +326,15 @@ def index_reach(store: EmbeddedStore, starts: Sequence[str], alternatives: Seque
     if nids and max(nids.values()) >= adj.size:  # committed after the index was read
         return None
     start_keys = np.array([nids.get(s, -1) for s in starts], dtype=np.int64)
-    codes = {c: i for i, c in enumerate(adj.cls_names)}
 
     def expand(keys: I64, st: WalkStep, only: I64 | None = None) -> tuple[I64, I64]:
-        d = Direction(st.direction)
-        parts = adj.edges_of(keys, st.rels if d in (Direction.OUT, Direction.BOTH) else [],
-                             st.rels if d in (Direction.IN, Direction.BOTH) else [])
-        if not parts:
+        edges = emb._index_edges(adj, keys, st.rels, Direction(st.direction), st.classes)
+        if edges is None:
             return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-        here, there, _, eid, _ = emb._join_parts(parts)
-        keep = np.ones(len(here), dtype=bool)
-        if st.classes is not None:
-            allowed = np.array([codes[c] for c in st.classes if c in codes], dtype=np.int16)
-            keep &= np.isin(adj.cls_code[there], allowed)
+        here, there, _, eid, _ = edges
         if only is not None:
-            keep &= np.isin(there, only)
-        here, there, eid = here[keep], there[keep], eid[keep]
+            keep = np.isin(there, only)
+            here, there, eid = here[keep], there[keep], eid[keep]
         if t is not None and len(eid):
             keep = emb._valid_at_mask(conn, eid, there, t)
             here, there = here[keep], there[keep]
