@@ -34,7 +34,6 @@ import gc
 import json
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -45,6 +44,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.procstats import peak_rss_mb  # noqa: E402
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
@@ -91,17 +93,6 @@ def prepare(scale: str, workdir: Path) -> tuple[Path, Path, Path]:
     questions = workdir / f"{scale}-questions.jsonl"
     write_question_set(bundle / "truth.json", questions)
     return bundle, store_dir, questions
-
-
-def _peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM; ``ru_maxrss`` would carry a parent's size across exec)."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _folder_mb(folder: Path) -> dict[str, float]:
@@ -165,7 +156,7 @@ def run_scale(scale: str, workdir: Path, reps: int, embed_sample: int, build_ind
         c0 = time.process_time()
         report = index.build(store, show_progress=True)
         out["index"]["build"] = {**report.model_dump(), "cpu_seconds": round(time.process_time() - c0, 1),
-                                 "threads": threads, "peak_rss_mb": round(_peak_rss_mb(), 1),
+                                 "threads": threads, "peak_rss_mb": round(peak_rss_mb(), 1),
                                  "folder_mb": _folder_mb(index.folder)}
     copilot = Copilot.open(store, store_dir, embedder=emb)
     out["index"]["available"] = not copilot.degraded

@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+from benchmarks.procstats import peak_rss_mb  # noqa: E402
 
 SEED = 7
 MAPPING = """
@@ -52,18 +53,6 @@ entity:
     status: {column: status, map: {FREI: released, GESPERRT: on_hold}}
     produced_at: {column: produced, format: "%d.%m.%Y %H:%M"}
 """
-
-
-def _peak_rss_mb() -> float:
-    """This process's own peak RSS (VmHWM). ``ru_maxrss`` is not used: Linux carries it over from
-    the parent across fork and exec, so every phase would report at least the parent's size."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def prepare_plant(scale: str, work: Path) -> dict[str, Any]:
@@ -179,7 +168,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.phase:
         res = PHASES[args.phase](args.work)
-        res["peak_rss_mb"] = _peak_rss_mb()
+        res["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(res))
         return
 

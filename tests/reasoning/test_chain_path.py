@@ -5,14 +5,11 @@ traces' batch lot statuses equal ``common.lot_status`` lot by lot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
-from graph_loader.generator import generate, load_truth, named_spec
-from graph_loader.loader import load_bundle
 from reasoning import trusted
 from reasoning.analyses.common import lot_status
 from reasoning.analyses.trace import lot_statuses
@@ -20,9 +17,9 @@ from reasoning.engine import RuleEngine, RuleResult, _chain_plan
 from reasoning.rule_model import Rule, load_rules, parse_rules
 from reasoning.service import Analyses
 from store.base import GraphStore
-from store.factory import open_store
 from tests.graphs import build_graph
 from tests.reasoning import hand
+from tests.reasoning.conftest import TinyPlant
 
 RULES = load_rules()
 CHAIN_RULES = [r.name for r in RULES if _chain_plan(r) is not None]
@@ -142,16 +139,9 @@ def test_traces_equal_without_the_fast_paths_and_trusted_builders(
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[GraphStore, datetime]]:
+def tiny(tiny_plant: TinyPlant) -> tuple[GraphStore, datetime]:
     """The generator's tiny plant (seed 7) in an embedded store."""
-    root = tmp_path_factory.mktemp("chain-tiny")
-    generate(named_spec("tiny"), 7, root / "bundle")
-    store = open_store("embedded", root / "store")
-    try:
-        load_bundle(store, root / "bundle")
-        yield store, load_truth(root / "bundle" / "truth.json").now
-    finally:
-        store.close()
+    return tiny_plant.store, tiny_plant.truth.now
 
 
 def test_chain_rules_and_traces_on_the_tiny_plant(tiny: tuple[GraphStore, datetime],

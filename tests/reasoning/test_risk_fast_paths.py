@@ -5,19 +5,17 @@ as of earlier, per plant and with a short horizon; and it reads each thing once 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from graph_loader.generator import generate, load_truth, named_spec
-from graph_loader.loader import load_bundle
 from reasoning.results import RiskBoard
 from reasoning.service import Analyses
 from store.base import GraphStore
 from store.embedded import EmbeddedStore
 from tests.graphs import build_graph, count_calls, ts
+from tests.reasoning.conftest import TinyPlant
 from tests.reasoning.test_risk_rootcause_sop_hand import RISK_EDGES, RISK_NODES, d
 
 FAST_READS = ("neighbours_many", "neighbour_links", "find_nodes_in", "find_nodes_after", "top_neighbours")
@@ -49,17 +47,10 @@ def test_hand_plant_board_equals_defaults(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Analyses, float, str]]:
-    root = tmp_path_factory.mktemp("risk-fast")
-    generate(named_spec("tiny"), 7, root / "bundle")
-    store = EmbeddedStore(root / "store")
-    try:
-        load_bundle(store, root / "bundle")
-        truth = load_truth(root / "bundle" / "truth.json")
-        site = sorted(n.id for n in store.find_nodes("Site"))[0]
-        yield Analyses(store, now=truth.now, rules_dirs=[]), truth.scenarios.deliveries_at_risk.horizon_days, site
-    finally:
-        store.close()
+def tiny(tiny_plant: TinyPlant) -> tuple[Analyses, float, str]:
+    store, truth = tiny_plant.store, tiny_plant.truth
+    site = sorted(n.id for n in store.find_nodes("Site"))[0]
+    return Analyses(store, now=truth.now, rules_dirs=[]), truth.scenarios.deliveries_at_risk.horizon_days, site
 
 
 def test_generated_board_equals_defaults(tiny: tuple[Analyses, float, str], monkeypatch: pytest.MonkeyPatch) -> None:

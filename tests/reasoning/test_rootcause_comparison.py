@@ -4,20 +4,17 @@ and whole root-cause results equal to the ones built history by history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from graph_loader.generator import generate, named_spec
 from graph_loader.generator.truth import load_truth
-from graph_loader.loader import load_bundle
 from reasoning.analyses import rootcause as rc
 from reasoning.service import Analyses
 from store.base import GraphStore
-from store.embedded import EmbeddedStore
 from tests.reasoning import hand
+from tests.reasoning.conftest import TinyPlant
 
 NOW = datetime.fromisoformat(hand.t(11))
 
@@ -47,16 +44,8 @@ def test_good_counts_equal_histories_hand(store: GraphStore, max_depth: int, as_
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Analyses, Path]]:
-    root = tmp_path_factory.mktemp("rc-comparison")
-    generate(named_spec("tiny"), 7, root / "bundle")
-    store = EmbeddedStore(root / "store")
-    try:
-        load_bundle(store, root / "bundle")
-        truth = load_truth(root / "bundle" / "truth.json")
-        yield Analyses(store, now=truth.now, rules_dirs=[]), root / "bundle"
-    finally:
-        store.close()
+def tiny(tiny_plant: TinyPlant) -> tuple[Analyses, Path]:
+    return Analyses(tiny_plant.store, now=tiny_plant.truth.now, rules_dirs=[]), tiny_plant.bundle
 
 
 def test_good_counts_equal_histories_generated(tiny: tuple[Analyses, Path]) -> None:
