@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
+from reasoning import trusted
 from reasoning.engine import EdgeCache, Match, NodeCache, RuleEngine, RuleResult, as_time, node_value
 from reasoning.errors import NotFoundError
 from reasoning.results import Caps, EntityRef, EvidencePath, EvidenceStep
@@ -63,9 +64,10 @@ class Context:
 
 
 def ref(node: NodeRecord, status: str | None = None) -> EntityRef:
+    """The node as an entity reference (its own status unless ``status`` is given); built without
+    re-validating values that already have the fields' types (:mod:`reasoning.trusted`)."""
     st = status if status is not None else node.props.get("status")
-    return EntityRef(id=node.id, cls=node.cls, name=node.name, plant=node.plant,
-                     status=str(st) if st is not None else None)
+    return trusted.entity(node.id, node.cls, node.name, node.plant, str(st) if st is not None else None)
 
 
 def prop_time(node: NodeRecord, prop: str) -> datetime | None:
@@ -112,15 +114,27 @@ def lot_status(store: GraphStore, lot: NodeRecord, as_of: datetime | None) -> st
 def compose(prefix: Sequence[EvidenceStep], match: Match | None, rule: str | None = None,
             extra: Sequence[EvidenceStep] = ()) -> EvidencePath:
     """prefix + the match's steps + extra, as one evidence path."""
-    steps = list(prefix) + (list(match.steps) if match is not None else []) + list(extra)
-    return EvidencePath(rule=rule, steps=steps)
+    return trusted.path(rule, [*prefix, *(match.steps if match is not None else ()), *extra])
 
 
-def edge_step(edge: EdgeRecord, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
-    """An evidence step walking ``edge`` away from ``from_node``."""
+class EdgeKey(Protocol):
+    """What an evidence step needs of an edge: its key (an :class:`EdgeRecord` or an ids-only
+    :class:`Link`)."""
+
+    @property
+    def src(self) -> str: ...
+    @property
+    def rel(self) -> str: ...
+    @property
+    def dst(self) -> str: ...
+
+
+def edge_step(edge: EdgeKey, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
+    """An evidence step walking ``edge`` away from ``from_node``; ``times`` is kept, not copied
+    (:func:`reasoning.trusted.step`)."""
     if edge.src == from_node:
-        return EvidenceStep(src=edge.src, rel=edge.rel, dst=edge.dst, direction="out", times=times or {})
-    return EvidenceStep(src=edge.dst, rel=edge.rel, dst=edge.src, direction="in", times=times or {})
+        return trusted.step(edge.src, edge.rel, edge.dst, "out", times or {})
+    return trusted.step(edge.dst, edge.rel, edge.src, "in", times or {})
 
 
 def sorted_unique(ids: Iterable[str]) -> list[str]:

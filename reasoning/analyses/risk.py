@@ -18,10 +18,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
 
-from reasoning import trusted
-from reasoning.analyses.common import HELD_STATUSES, Context, prop_time
+from reasoning.analyses.common import HELD_STATUSES, Context, EdgeKey, edge_step, prop_time, ref
 from reasoning.gcpause import paused_gc
 from reasoning.results import (
     EntityRef,
@@ -75,37 +73,18 @@ def _qty(x: object) -> float:
     return float(x) if isinstance(x, (int, float)) else 0.0
 
 
-class _Edge(Protocol):
-    """What an evidence step needs of an edge: its key (an :class:`EdgeRecord` or an ids-only
-    :class:`Link`; most of the board's edges are read ids only)."""
-
-    @property
-    def src(self) -> str: ...
-    @property
-    def rel(self) -> str: ...
-    @property
-    def dst(self) -> str: ...
-
-
-def _walk(edge: _Edge, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
-    """An evidence step walking ``edge`` away from ``from_node`` (as ``common.edge_step``)."""
-    if edge.src == from_node:
-        return trusted.step(edge.src, edge.rel, edge.dst, "out", times or {})
-    return trusted.step(edge.dst, edge.rel, edge.src, "in", times or {})
-
-
 @dataclass
 class _Stock:
     lot: NodeRecord
     free: float
-    edge: _Edge  # lot -FOR_MATERIAL-> material
+    edge: EdgeKey  # lot -FOR_MATERIAL-> material
 
 
 @dataclass
 class _Supply:
     order: NodeRecord
     left: float
-    edge: _Edge  # order -FOR_MATERIAL-> material
+    edge: EdgeKey  # order -FOR_MATERIAL-> material
 
 
 class _Board:
@@ -130,12 +109,12 @@ class _Board:
         self._steps: dict[tuple[str, str, str, str], EvidenceStep] = {}
         self._refs: dict[str, EntityRef] = {}
         self._times: dict[tuple[str, str], datetime | None] = {}
-        self._promised: dict[str, list[tuple[NodeRecord, _Edge, datetime]]] = {}
+        self._promised: dict[str, list[tuple[NodeRecord, EdgeKey, datetime]]] = {}
         self._stock: dict[tuple[str, str | None], list[_Stock]] = {}
         self._orders: dict[tuple[str, str | None], list[_Supply]] = {}
         self._demand: dict[tuple[str, str | None], float] = {}
         self.plant: str | None = None  # the plant of the line being scored: pools are per plant
-        self._makers: dict[str, list[tuple[_Edge, _Edge]]] = {}
+        self._makers: dict[str, list[tuple[EdgeKey, EdgeKey]]] = {}
         self._recent: dict[str, list[str]] = {}
         # released lots and open orders: what stock and supply are made of (one query each)
         self.released: dict[str, NodeRecord] = {
@@ -146,13 +125,13 @@ class _Board:
         # the material's side, which lists every line, lot and order ever made of it; the edges
         # that use up a lot's quantity are read in prefetch, for the lots of the materials the
         # lines can draw on
-        self._lots_of: dict[str, dict[str, _Edge]] = defaultdict(dict)
+        self._lots_of: dict[str, dict[str, EdgeKey]] = defaultdict(dict)
         self._used: dict[str, float] = {}
         self.nbrs_many(self.released, ("FOR_MATERIAL",), Direction.OUT)
         for lid in self.released:
             for le in self.nbrs(lid, ("FOR_MATERIAL",), Direction.OUT):
                 self._lots_of[le.dst][lid] = le
-        self._orders_of: dict[str, dict[str, _Edge]] = defaultdict(dict)
+        self._orders_of: dict[str, dict[str, EdgeKey]] = defaultdict(dict)
         self.nbrs_many(self.open_orders, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
         for oid in self.open_orders:
             both = self.nbrs(oid, ("FOR_MATERIAL", "SCHEDULED_ON"), Direction.OUT)
@@ -162,7 +141,7 @@ class _Board:
                 if oe.rel == "FOR_MATERIAL":
                     self._orders_of[oe.dst][oid] = oe
         # holds active at now, and (for as_of) every lot that was ever held
-        self.active: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
+        self.active: dict[str, list[tuple[NodeRecord, EdgeKey]]] = defaultdict(list)
         self.ever_held: set[str] = set()
         holds: list[tuple[NodeRecord, bool]] = []
         # without as_of only the holds active at now count: those not released by now (a few
@@ -182,7 +161,7 @@ class _Board:
                 if is_active:
                     self.active[he.dst].append((h, he))
         # downtime still going on (or starting) within the horizon, by machine or line
-        self.downtime: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
+        self.downtime: dict[str, list[tuple[NodeRecord, EdgeKey]]] = defaultdict(list)
         events = []
         for dt in ctx.store.find_nodes_after("DowntimeEvent", "end", now, as_of=as_of):
             s, e = prop_time(dt, "start"), prop_time(dt, "end")
@@ -195,7 +174,7 @@ class _Board:
                 self.downtime[oe.dst].append((dt, oe))
         # purchase-order lines not delivered yet, by material; the store filters on the missing
         # delivered_at (a loaded one is a validated timestamp), so delivered lines are not decoded
-        self.open_pol: dict[str, list[tuple[NodeRecord, _Edge]]] = defaultdict(list)
+        self.open_pol: dict[str, list[tuple[NodeRecord, EdgeKey]]] = defaultdict(list)
         pols = [pol for pol in ctx.store.find_nodes("PurchaseOrderLine", where={"delivered_at": None}, as_of=as_of)
                 if prop_time(pol, "delivered_at") is None]
         self.nbrs_many([pol.id for pol in pols], ("FOR_MATERIAL",), Direction.OUT)
@@ -234,15 +213,15 @@ class _Board:
             for n in missing:
                 self._links[(n, rels, d)] = got[n]
 
-    def step(self, edge: _Edge, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
+    def step(self, edge: EdgeKey, from_node: str, times: dict[str, datetime] | None = None) -> EvidenceStep:
         """:func:`_walk`, one instance per step without times (steps are shared by the paths of a
         board; nothing mutates them)."""
         if times:
-            return _walk(edge, from_node, times)
+            return edge_step(edge, from_node, times)
         key = (edge.src, edge.rel, edge.dst, from_node)
         got = self._steps.get(key)
         if got is None:
-            got = self._steps[key] = _walk(edge, from_node)
+            got = self._steps[key] = edge_step(edge, from_node)
         return got
 
     def ref(self, node: NodeRecord) -> EntityRef:
@@ -250,9 +229,7 @@ class _Board:
         without re-validating values that already have the fields' types (:mod:`reasoning.trusted`)."""
         got = self._refs.get(node.id)
         if got is None:
-            st = node.props.get("status")
-            got = self._refs[node.id] = trusted.entity(node.id, node.cls, node.name, node.plant,
-                                                       str(st) if st is not None else None)
+            got = self._refs[node.id] = ref(node)
         return got
 
     def time(self, node: NodeRecord, prop: str) -> datetime | None:
@@ -274,7 +251,7 @@ class _Board:
     def node(self, nid: str) -> NodeRecord | None:
         return self.nodes([nid]).get(nid)
 
-    def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, _Edge]]]:
+    def held(self, lot: NodeRecord) -> tuple[str | None, list[tuple[NodeRecord, EdgeKey]]]:
         """('hold' | 'quarantine' | None, the holds active at now) for a lot.
 
         With as_of, a stored on_hold whose holds are all outside their window reads released."""
@@ -335,11 +312,11 @@ class _Board:
             self._orders[key] = pool
         return self._orders[key]
 
-    def makers(self, material: str) -> list[tuple[_Edge, _Edge]]:
+    def makers(self, material: str) -> list[tuple[EdgeKey, EdgeKey]]:
         """(order -FOR_MATERIAL-> material, order -SCHEDULED_ON-> line) for up to MAX_OPTIONS lines
         that made the material, most recent orders first."""
         if material not in self._makers:
-            out: list[tuple[_Edge, _Edge]] = []
+            out: list[tuple[EdgeKey, EdgeKey]] = []
             seen: set[str] = set()
             # the material's FOR_MATERIAL list is long (every lot, line and order of it): the
             # store keeps the greatest order ids (read for all the lines' materials in prefetch)
@@ -395,7 +372,7 @@ class _Board:
                     evidence=[EvidencePath(steps=[*psteps, self.step(de, place, times)])]))
         return causes, expected
 
-    def promised(self, comp: str) -> list[tuple[NodeRecord, _Edge, datetime]]:
+    def promised(self, comp: str) -> list[tuple[NodeRecord, EdgeKey, datetime]]:
         """The component's open purchase-order lines that have a promised date, by id (once per
         board: component causes filter them by the date each order needs them)."""
         got = self._promised.get(comp)

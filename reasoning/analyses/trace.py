@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from typing import Literal
 
 from reasoning import trusted
-from reasoning.analyses.common import Context, prop_time
+from reasoning.analyses.common import Context, compose, prop_time, ref
 from reasoning.engine import EdgeCache, Match, NodeCache, as_time
 from reasoning.results import (
     Caps,
@@ -37,14 +37,7 @@ def _reached(node: NodeRecord, depth: int, evidence: list[EvidencePath], status:
              via: str | None = None, shipped: bool | None = None) -> ReachedEntity:
     """The reached entity (as ``common.ref`` and the validating constructors would build it)."""
     q, u = _qty(node)
-    st = status if status is not None else node.props.get("status")
-    ent = trusted.entity(node.id, node.cls, node.name, node.plant, str(st) if st is not None else None)
-    return trusted.reached(ent, depth, q, u, via, shipped, evidence)
-
-
-def compose(prefix: Sequence[EvidenceStep], match: Match | None, rule: str | None = None) -> EvidencePath:
-    """prefix + the match's steps, as one evidence path (``common.compose`` without ``extra``)."""
-    return trusted.path(rule, [*prefix, *match.steps] if match is not None else list(prefix))
+    return trusted.reached(ref(node, status), depth, q, u, via, shipped, evidence)
 
 
 def _totals(reached: Mapping[str, list[ReachedEntity]]) -> list[QuantityTotal]:
