@@ -95,6 +95,11 @@ class BundleValidationError(BundleError):
         super().__init__(f"{self.total} validation error(s); nothing was written\n{head}{tail}")
         self.more = more
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled with its own arguments (the default would pass only the message), so a
+        # validation in another process can hand its errors back
+        return (type(self), (self.errors, self.total), self.__dict__)
+
     @classmethod
     def from_collector(cls, collector: ErrorCollector) -> BundleValidationError:
         return cls(list(collector.errors), collector.total)

@@ -408,6 +408,12 @@ class GraphStore(ABC):
         self.close()
 
     # -- optional capabilities ---------------------------------------------------------------
+    def process_opener(self) -> Callable[[], GraphStore] | None:
+        """A picklable callable that opens this same store in another process, for reads beside
+        a write here (a bulk load validates in a second process), or None when the backend
+        cannot be shared that way. The default: None."""
+        return None
+
     def vector_upsert(self, namespace: str, items: Sequence[tuple[str, Sequence[float]]]) -> None:
         raise CapabilityError(f"{self.backend} store has no vector index")
 

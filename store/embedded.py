@@ -1008,6 +1008,11 @@ class EmbeddedStore(GraphStore):
             except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
                 _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
 
+    def process_opener(self) -> Callable[[], GraphStore]:
+        """Another process opens the same directory: SQLite in WAL mode lets it read the committed
+        state while this process holds a write transaction."""
+        return partial(EmbeddedStore, self.path)
+
     # -- reads --------------------------------------------------------------------------------
     def node_classes(self, ids: Iterable[str]) -> dict[str, str]:
         return _classes_on(self._read(), ids)

@@ -1,0 +1,186 @@
+"""Reading and validating in a second process while this one writes.
+
+Why: a bulk load is two halves of about equal cost — parsing and checking rows (Python, per row)
+and writing them (row conversion, SQLite). On one core they add up; in two processes they overlap,
+so the load takes about as long as the slower half. The producing process only reads the store
+(its own connection, opened with :meth:`~store.base.GraphStore.process_opener`); every write
+happens here, in the caller's transaction, in the order the rows were produced, so the store ends
+up exactly as a one-process load leaves it.
+
+All or nothing is kept: the producer sends rows only while it has seen no error, and its result
+(or its exception, re-raised here) decides whether the caller commits. If the producer dies, or a
+write here fails, the other side is stopped and the caller's transaction rolls back.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, Protocol, TypeVar
+
+from graph_loader.validation import row_schema
+from store.base import WriteTransaction
+
+T = TypeVar("T")
+ProgressFn = Callable[[int, int], None]
+
+
+class PipelineError(RuntimeError):
+    """The producing process ended without a result (killed, out of memory, crashed)."""
+
+
+class RowSink(Protocol):
+    """Where a producer puts validated rows: a transaction here, or the pipe to one."""
+
+    def nodes(self, cls: str, typed: Sequence[dict[str, Any]]) -> None:
+        """Checked rows of one class, typed as validation made them."""
+
+    def edges(self, rel: str, typed: Sequence[dict[str, Any]]) -> None:
+        """Checked rows of one relation, typed as validation made them."""
+
+    def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None: ...
+
+    def progress(self, done: int, total: int) -> None: ...
+
+
+class TxSink:
+    """Writes straight into an open transaction (the one-process load)."""
+
+    def __init__(self, tx: WriteTransaction, progress: ProgressFn | None = None) -> None:
+        self.tx = tx
+        self._progress = progress
+
+    def nodes(self, cls: str, typed: Sequence[dict[str, Any]]) -> None:
+        self.tx.upsert_node_rows(cls, row_schema("node", cls).to_node_rows(typed))
+
+    def edges(self, rel: str, typed: Sequence[dict[str, Any]]) -> None:
+        self.tx.upsert_edge_rows(rel, row_schema("edge", rel).to_edge_rows(typed))
+
+    def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
+        # edges first: a deleted node's own edges go with it anyway
+        self.tx.delete_edges(edges)
+        self.tx.delete_nodes(nodes)
+
+    def progress(self, done: int, total: int) -> None:
+        if self._progress is not None:
+            self._progress(done, total)
+
+
+class _PipeSink:
+    """The producer's side: every call becomes one pickled message on the pipe, in order."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self._out = out
+
+    def _send(self, msg: tuple[Any, ...]) -> None:
+        self._out.write(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
+        self._out.flush()
+
+    def nodes(self, cls: str, typed: Sequence[dict[str, Any]]) -> None:
+        self._send(("nodes", cls, typed))
+
+    def edges(self, rel: str, typed: Sequence[dict[str, Any]]) -> None:
+        self._send(("edges", rel, typed))
+
+    def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
+        self._send(("deletions", edges, nodes))
+
+    def progress(self, done: int, total: int) -> None:
+        self._send(("progress", done, total))
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """The exception itself when it survives pickling, else a PipelineError with its text; the
+    producer's traceback goes along as a note."""
+    exc.add_note("raised in the validating process:\n" + "".join(traceback.format_exception(exc)).rstrip())
+    try:
+        back = pickle.loads(pickle.dumps(exc))
+    except Exception:  # any pickling failure: fall back to the text
+        back = None
+    if type(back) is not type(exc):
+        out = PipelineError(f"{type(exc).__name__}: {exc}")
+        out.__notes__ = list(getattr(exc, "__notes__", []))
+        return out
+    return exc
+
+
+def _child_main(fd: int) -> None:
+    """The second process's whole life (``python -m graph_loader.pipeline FD``): read the import
+    path and the producer from stdin, run it, send its rows, then its result or its exception."""
+    sys.path[:] = pickle.load(sys.stdin.buffer)  # before the producer: unpickling it imports
+    produce: Callable[[RowSink], Any] = pickle.load(sys.stdin.buffer)
+    with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+        sink = _PipeSink(out)
+        try:
+            result = produce(sink)
+        except BaseException as exc:  # everything goes back to the caller
+            sink._send(("raise", _portable(exc)))
+        else:
+            sink._send(("done", result))
+
+
+def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: ProgressFn | None = None) -> T:
+    """Run ``produce(sink)`` in a new process and write what it sends into ``tx`` here.
+
+    ``produce`` must be picklable (a module-level function or a ``functools.partial`` of one).
+    The process is a fresh interpreter (``python -m graph_loader.pipeline``), not a fork, so it
+    shares no open connection or lock with this one, and the caller's ``__main__`` is never
+    re-run. Returns the producer's result, or raises its exception; in both cases every row it
+    sent has been written into ``tx`` (which the caller then commits or rolls back)."""
+    here = TxSink(tx, progress)
+    r, w = os.pipe()
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "graph_loader.pipeline", str(w)], stdin=subprocess.PIPE, pass_fds=(w,)
+        )
+    except OSError:
+        os.close(r)
+        raise
+    finally:
+        os.close(w)  # the child has its copy: a dead child then reads as end-of-file here, not a hang
+    assert proc.stdin is not None
+    try:
+        with os.fdopen(r, "rb", buffering=1 << 20) as stream:
+            try:
+                proc.stdin.write(pickle.dumps(sys.path) + pickle.dumps(produce))
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass  # it died at once: reported below as an end without an answer
+            while True:
+                try:
+                    msg = pickle.load(stream)
+                except EOFError:
+                    raise PipelineError(
+                        f"the validating process ended without an answer (exit code {proc.wait()}); "
+                        "nothing was written"
+                    ) from None
+                kind = msg[0]
+                if kind == "edges":
+                    here.edges(msg[1], msg[2])
+                elif kind == "nodes":
+                    here.nodes(msg[1], msg[2])
+                elif kind == "progress":
+                    here.progress(msg[1], msg[2])
+                elif kind == "deletions":
+                    here.deletions(msg[1], msg[2])
+                elif kind == "done":
+                    result: T = msg[1]
+                    return result
+                elif kind == "raise":
+                    raise msg[1]
+                else:  # pragma: no cover - both ends are this module
+                    raise PipelineError(f"unexpected message {kind!r} from the validating process")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    from graph_loader.pipeline import _child_main as main  # the module's own copy, not __main__'s
+
+    main(int(sys.argv[1]))
