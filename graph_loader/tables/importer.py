@@ -174,6 +174,102 @@ class RowMapper:
 
         return read
 
+    def column_reader(self, spec: ValueSpec, kind: ValueType) -> Callable[[list[dict[str, Any]]], list[Any]]:
+        """``spec`` over a batch of rows at once: a plain column of non-blank text is converted in
+        one loop per column; anything else (blank cells, defaults, constants, non-text cells, a
+        value the quick loop refuses) goes through the per-row :meth:`reader` for that batch, so
+        values and errors are the per-row ones."""
+        read = self.reader(spec, kind)
+
+        def per_row(rows: list[dict[str, Any]]) -> list[Any]:
+            return [read(r) for r in rows]
+
+        t = spec.type or kind
+        if spec.value is not None or (t == "number" and spec.to_unit is not None):
+            return per_row
+        choices = spec.map
+        quick = self._quick(spec, t)
+        if quick is None:
+            return per_row
+        cells_of = self._cells(spec)
+        if cells_of is None:
+            return per_row
+
+        def columnar(rows: list[dict[str, Any]]) -> list[Any]:
+            try:
+                cells = [c.strip() for c in cells_of(rows)]
+                if not all(cells):
+                    return per_row(rows)
+                vals: list[Any] = cells if choices is None else [choices[k] for k in cells]
+                return quick(vals)
+            except (KeyError, AttributeError, TypeError, ValueError):
+                return per_row(rows)
+
+        return columnar
+
+    def _cells(self, spec: ValueSpec) -> Callable[[list[dict[str, Any]]], list[Any]] | None:
+        """The raw text of a column, or of a template rendered from non-blank text cells; raises
+        KeyError, AttributeError or ValueError where the per-row reader must decide."""
+        col = spec.column
+        if col is not None:
+            return lambda rows: [r[col] for r in rows]
+        if spec.template is None:
+            return None
+        parts = self._tpl(spec.template).parts
+        fields = parts[1::2]
+        if "value" in fields:
+            return None
+
+        def rendered(rows: list[dict[str, Any]]) -> list[Any]:
+            cols = []
+            for f in fields:
+                cells = [r[f].strip() for r in rows]
+                if not all(cells):
+                    raise ValueError("blank cell")
+                cols.append(cells)
+            if len(fields) == 1:
+                pre, post = parts[0], parts[2]
+                return [pre + c + post for c in cols[0]]
+            out = []
+            for vals in zip(*cols, strict=True):
+                text = parts[0]
+                for v, lit in zip(vals, parts[2::2], strict=True):
+                    text += v + lit
+                out.append(text)
+            return out
+
+        return rendered
+
+    def _quick(self, spec: ValueSpec, t: ValueType) -> Callable[[list[Any]], list[Any]] | None:
+        """A loop converting stripped, non-blank text (or mapped values) like :meth:`_converter`;
+        raises on any value it does not take (the caller then reads the batch row by row)."""
+        if t == "string":
+            return lambda vals: [v.strip() if isinstance(v, str) else v for v in vals]
+        if t == "number":
+            dc = spec.decimal_comma if spec.decimal_comma is not None else self.m.defaults.decimal_comma
+            pq = V.parse_quantity
+
+            def numbers(vals: list[Any]) -> list[Any]:
+                if not all(v.__class__ is str for v in vals):
+                    raise TypeError("not text")
+                return [pq(v, dc) for v in vals]
+
+            return numbers
+        if t in ("datetime", "date"):
+            tz = self.tz
+            if spec.timezone:
+                tz = self._tzs.get(spec.timezone) or self._tzs.setdefault(spec.timezone, V.zone(spec.timezone))
+            fmt = spec.format or self.m.defaults.date_format
+            pdt = V.parse_datetime
+
+            def stamps(vals: list[Any]) -> list[Any]:
+                if not all(v.__class__ is str for v in vals):
+                    raise TypeError("not text")
+                return [pdt(v, tz, fmt).isoformat() for v in vals]
+
+            return stamps
+        return None
+
     def _converter(self, spec: ValueSpec, t: ValueType) -> Callable[[Any, dict[str, Any]], Any]:
         """raw cell -> typed value for type ``t``; raises ValueProblem, ValueError or _RowError."""
         if t == "number":
@@ -394,6 +490,23 @@ def _import_table(
                 f"column(s) {', '.join(repr(c) for c in missing)} used by the mapping {mapping.source} are not "
                 f"in the header (found: {', '.join(table.columns)})")))
             return rep
+    from graph_loader.tables import fast
+
+    if store is not None and fast.applies(mapping, store, dry_run):
+        told = _Told(progress)
+        try:
+            with store.transaction() as tx:
+                fast.StreamImport(mapping, store, tx, file).run(table.rows, rep, told if progress else None)
+        except (fast.SlowPath, TableInputError):
+            # rolled back; the full path reads the file again and reports what went wrong
+            rep = TableImportReport(mapping=mapping.source, dry_run=dry_run, format=rep.format,
+                                    encoding=rep.encoding, delimiter=rep.delimiter)
+            table = open_table(path, mapping)
+            progress = told.again if progress is not None else None
+        else:
+            rep.written = True
+            rep.seconds = time.perf_counter() - t0
+            return rep
     mapper = RowMapper(mapping)
     batch = ImportBatch(source_system=mapping.defaults.source_system or "table", max_errors=max_errors)
     bad: dict[int, list[str]] = {}
@@ -477,6 +590,26 @@ def _import_table(
         rep.written = True
     rep.seconds = time.perf_counter() - t0
     return rep
+
+
+class _Told:
+    """Progress of a streaming attempt; when the full path reads the file again, the rows
+    already counted are not counted twice."""
+
+    def __init__(self, progress: Callable[[int], None] | None) -> None:
+        self.progress = progress
+        self.told = 0
+
+    def __call__(self, n: int) -> None:
+        self.told += n
+        if self.progress is not None:
+            self.progress(n)
+
+    def again(self, n: int) -> None:
+        skip = min(self.told, n)
+        self.told -= skip
+        if n > skip and self.progress is not None:
+            self.progress(n - skip)
 
 
 def _rebuild(contributions: dict[int, _RowDrafts], bad: dict[int, list[str]], file: str, mapping: Mapping,

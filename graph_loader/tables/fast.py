@@ -1,0 +1,264 @@
+"""The streaming path of a table import: batches of rows mapped column by column, validated with
+the bundle loader's rules and written into one open transaction while the file is read.
+
+It only ever answers for an import that succeeds. At the first sign of trouble (a row error, a
+validation error, a business-key lookup, a class clash) it raises :class:`SlowPath`; the caller
+rolls the transaction back and runs the full import, which holds the whole file and reports
+every error exactly as before. So errors, reject files and lookups keep one implementation, and
+a clean file is written with memory bounded by the batch (plus one small entry per id, as in the
+bundle loader).
+
+Same records as the full path: props are merged per id in row order (later values win), an id
+that already exists in the store is merged over its stored record, edges are merged per
+(source, relation, target), and the typed rows go through the same ``RowSchema`` and
+``GraphValidator`` checks that ``check_records`` applies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from graph_loader.errors import ErrorCollector
+from graph_loader.tables.importer import RowMapper, TableImportReport, _RowError
+from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
+from graph_loader.validation import GraphValidator, RowSchema, Source, row_schema
+from store.base import GraphStore, NodeRecord, WriteTransaction
+
+#: Rows mapped, validated and written together.
+BATCH_ROWS = 10_000
+_COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
+
+
+class SlowPath(Exception):
+    """The streaming path cannot give the full path's answer (an error, a lookup, a clash)."""
+
+
+def applies(mapping: Mapping, store: GraphStore | None, dry_run: bool) -> bool:
+    """Whether the streaming path may try: a writing import into the embedded store (whose reads
+    in the writing thread see the open transaction), without business-key lookups (they need
+    the whole file) and without SOP versions (their window checks span ids across batches)."""
+    from store.embedded import EmbeddedStore
+
+    if dry_run or not isinstance(store, EmbeddedStore):
+        return False
+    if any(e.class_ == "SOPVersion" for e in mapping.entities):
+        return False
+    return not any(r.type == "VERSION_OF" or r.from_.lookup is not None or r.to.lookup is not None
+                   for r in mapping.relations)
+
+
+def _base_of(old: NodeRecord) -> dict[str, Any]:
+    """A stored node as the properties an import merges over (as ``ImportBatch.validate``)."""
+    base = dict(old.props)
+    for attr in _COMMON_ATTRS:
+        val = getattr(old, attr)
+        if val is not None:
+            base[attr] = val.isoformat() if isinstance(val, datetime) else val
+    return base
+
+
+class _Entity:
+    def __init__(self, mapper: RowMapper, as_: str, cls: str, id_spec: ValueSpec,
+                 props: list[tuple[str, ValueSpec]]) -> None:
+        self.as_, self.cls = as_, cls
+        self.schema: RowSchema = row_schema("node", cls)
+        self.read_id = mapper.column_reader(id_spec, "string")
+        self.names = [n for n, _ in props]
+        self.readers = [mapper.column_reader(s, mapper._kinds[(cls, n)]) for n, s in props]
+
+
+class StreamImport:
+    """One streaming import; :meth:`run` fills the report or raises :class:`SlowPath`."""
+
+    def __init__(self, mapping: Mapping, store: GraphStore, tx: WriteTransaction, file: str) -> None:
+        self.m = mapping
+        self.store = store
+        self.tx = tx
+        self.file = file
+        self.mapper = RowMapper(mapping)
+        self.errors = ErrorCollector(1)
+        self.gv = GraphValidator(self.errors, store)
+        self.had_data = store.counts().nodes > 0
+        self.src_sys = mapping.defaults.source_system
+        self.ss_default = mapping.defaults.source_system or "table"
+        self.entities = [_Entity(self.mapper, e.as_, e.class_, e.id, list(e.properties.items()))
+                         for e in mapping.entities]
+        self.sources: dict[str, Source] = {}
+        self.by_class: dict[str, int] = {}
+        self.edges: dict[tuple[str, str, str], tuple[dict[str, Any], int]] = {}
+        self.by_rel: dict[str, int] = {}
+
+    def _source(self, cls: str) -> Source:
+        src = self.sources.get(cls)
+        if src is None:
+            src = self.sources[cls] = Source(self.file)  # one Source per class, as the validator wants
+        return src
+
+    def _check(self) -> None:
+        if self.errors:
+            raise SlowPath(str(self.errors.errors[0]) if self.errors.errors else "validation error")
+
+    # -- rows -> merged drafts ------------------------------------------------------------------
+    def run(self, rows: Iterator[tuple[int, dict[str, Any]]], rep: TableImportReport,
+            progress: Callable[[int], None] | None) -> None:
+        n = 0
+        while True:
+            chunk = list(islice(rows, BATCH_ROWS))
+            if not chunk:
+                break
+            before = n
+            n += len(chunk)
+            if progress is not None and n // 10_000 > before // 10_000:
+                progress(10_000 * (n // 10_000 - before // 10_000))
+            self._batch(chunk)
+        if progress is not None:
+            progress(n % 10_000)
+        self._write_edges()
+        self.gv.finish()
+        self._check()
+        rep.rows_read = rep.rows_ok = n
+        rep.entities = sum(self.by_class.values())
+        rep.entities_by_class = dict(self.by_class)
+        rep.relations = sum(self.by_rel.values())
+        rep.relations_by_type = dict(self.by_rel)
+
+    def _batch(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+        rows = [r for _, r in chunk]
+        if any("__error__" in r for r in rows):
+            raise SlowPath("a row could not be read")
+        lines = [ln for ln, _ in chunk]
+        groups: dict[str, dict[str, tuple[dict[str, Any], int]]] = {}
+        id_cols: list[list[str]] = []
+        try:
+            for ent in self.entities:
+                ids = ent.read_id(rows)
+                if any(i is None for i in ids):
+                    raise SlowPath(f"{ent.cls} id is empty")
+                id_cols.append([str(i) for i in ids])
+                groups.setdefault(ent.cls, {})
+            cols = [[rd(rows) for rd in ent.readers] for ent in self.entities]
+        except _RowError as exc:
+            raise SlowPath(str(exc)) from None
+        classes: dict[str, str] = {}
+        src_sys = self.src_sys
+        gv_class = self.gv.class_of
+        for ent, ids, ecols in zip(self.entities, id_cols, cols, strict=True):
+            group = groups[ent.cls]
+            names = ent.names
+            some_none = any(None in c for c in ecols)
+            for k, (nid, line) in enumerate(zip(ids, lines, strict=True)):
+                props: dict[str, Any] = {"source_system": src_sys} if src_sys else {}
+                if some_none:
+                    for name, c in zip(names, ecols, strict=True):
+                        if c[k] is not None:
+                            props[name] = c[k]
+                else:
+                    for name, c in zip(names, ecols, strict=True):
+                        props[name] = c[k]
+                got = group.get(nid)
+                if got is None:
+                    known = classes.get(nid) or gv_class(nid)
+                    if known is not None and known != ent.cls:
+                        raise SlowPath(f"id {nid!r} is a {ent.cls} and a {known}")
+                    classes[nid] = ent.cls
+                    group[nid] = (props, line)
+                else:
+                    got[0].update(props)
+        if self.m.relations:
+            self._relations(rows, lines, [dict(zip([e.as_ for e in self.entities], ids, strict=True))
+                                          for ids in zip(*id_cols, strict=True)])
+        for cls, group in groups.items():
+            self._nodes(cls, group)
+
+    def _relations(self, rows: list[dict[str, Any]], lines: list[int], row_ids: list[dict[str, str]]) -> None:
+        """Edges per row in mapping order (the order the full path adds them), merged by key."""
+        mapper, edges, src_sys = self.mapper, self.edges, self.src_sys
+        for row, line, ids in zip(rows, lines, row_ids, strict=True):
+            for r in self.m.relations:
+                try:
+                    props: dict[str, Any] = {"source_system": src_sys} if src_sys else {}
+                    for name, spec in r.properties.items():
+                        v = mapper.value(spec, row, edge_field_kind(r.type, name))
+                        if v is not None:
+                            props[name] = v
+                    src = mapper._end(r.from_, row, ids, r.optional)
+                    dst = mapper._end(r.to, row, ids, r.optional)
+                except _RowError as exc:
+                    raise SlowPath(str(exc)) from None
+                if src is None or dst is None:
+                    continue
+                if isinstance(src, tuple) or isinstance(dst, tuple):  # pragma: no cover - lookups excluded
+                    raise SlowPath("lookup")
+                key = (src, r.type, dst)
+                got = edges.get(key)
+                if got is None:
+                    edges[key] = (props, line)
+                else:
+                    got[0].update(props)
+
+    # -- drafts -> typed rows -> the open transaction -------------------------------------------
+    def _raw(self, nid: str, props: dict[str, Any], old: NodeRecord | None) -> dict[str, Any]:
+        """The row ``check_records`` would type for this draft (``ImportBatch.validate`` then
+        ``node_to_row``)."""
+        row = _base_of(old) if old is not None else {}
+        row.update(props)
+        row["source_system"] = row.get("source_system") or self.ss_default
+        row["id"] = nid
+        return {k: v for k, v in row.items() if v is not None}
+
+    def _nodes(self, cls: str, group: dict[str, tuple[dict[str, Any], int]]) -> None:
+        if not group:
+            return
+        schema = row_schema("node", cls)
+        src = self._source(cls)
+        knows = self.gv.knows
+        fresh = [nid for nid in group if not knows(nid)]
+        again = [nid for nid in group if knows(nid)]
+        stored = self.store.get_nodes(fresh) if self.had_data else {}
+        if again:  # written by an earlier batch of this import: merge over what was written
+            stored.update(self.store.get_nodes(again))
+        out: list[dict[str, Any]] = []
+        for ids, gv in ((fresh, self.gv), (again, GraphValidator(self.errors, None))):
+            if not ids:
+                continue
+            raws = [self._raw(nid, group[nid][0], stored.get(nid)) for nid in ids]
+            places = [(src, group[nid][1]) for nid in ids]
+            typed, _ = schema.validate(raws, places, self.errors)
+            self._check()
+            good = gv.accept_nodes(schema, [t for t in typed if t is not None], places)
+            self._check()
+            out.extend(good)
+        self.by_class[cls] = self.by_class.get(cls, 0) + len(fresh)
+        self.tx.upsert_node_rows(cls, schema.to_node_rows(out))
+
+    def _write_edges(self) -> None:
+        by_rel: dict[str, list[tuple[str, str, dict[str, Any], int]]] = {}
+        for (s, rel, d), (props, line) in self.edges.items():
+            by_rel.setdefault(rel, []).append((s, d, props, line))
+        self.edges = {}
+        src = Source(self.file)
+        for rel, items in by_rel.items():
+            schema = row_schema("edge", rel)
+            written = 0
+            for i in range(0, len(items), BATCH_ROWS):
+                part = items[i:i + BATCH_ROWS]
+                raws = []
+                for s, d, props, _ in part:
+                    row = dict(props)
+                    row["source_system"] = row.get("source_system") or self.ss_default
+                    row["src"], row["dst"] = s, d
+                    raws.append({k: v for k, v in row.items() if v is not None})
+                places = [(src, line) for *_, line in part]
+                typed, _ = schema.validate(raws, places, self.errors)
+                self._check()
+                good = self.gv.accept_edges(schema, [t for t in typed if t is not None], places)
+                self._check()
+                self.tx.upsert_edge_rows(rel, schema.to_edge_rows(good))
+                written += len(good)
+            self.by_rel[rel] = written
+
+
+__all__ = ["BATCH_ROWS", "SlowPath", "StreamImport", "applies"]
