@@ -142,7 +142,7 @@ def _run(
             by_class[bf.name] = by_class.get(bf.name, 0) + len(good)
             # records only when they will be written (not for validate, not after an error)
             if sink is not None and not errors and good:
-                sink.nodes(batch.schema.name, good)
+                sink.nodes(batch.schema.name, batch.schema.to_node_rows(good))
     repeated = 0
     seen_rel, seen = "", set[int]()
     for bf in bundle.of_kind(FileKind.EDGES):
@@ -156,7 +156,7 @@ def _run(
             seen.update(map(hash, zip([e["src"] for e in egood], [e["dst"] for e in egood], strict=True)))
             repeated += len(egood) - (len(seen) - before)
             if sink is not None and not errors and egood:
-                sink.edges(ebatch.schema.name, egood)
+                sink.edges(ebatch.schema.name, ebatch.schema.to_edge_rows(egood))
     gv.finish()
     if errors:
         raise BundleValidationError.from_collector(errors)

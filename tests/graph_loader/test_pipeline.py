@@ -136,19 +136,20 @@ def test_large_bundles_take_the_pipeline_and_small_ones_stay_in_process(
 _LOT = {"id": "LOT-P", "source_system": "MES", "quantity": "1", "unit": "kg", "status": "released"}
 
 
-def _typed(n: int = 1) -> list[dict[str, Any]]:
+def _rows(n: int = 1) -> list[Any]:
     from graph_loader.validation import row_schema
 
-    return list(row_schema("node", "Lot").batch_adapter.validate_python([_LOT] * n))
+    schema = row_schema("node", "Lot")
+    return schema.to_node_rows(schema.batch_adapter.validate_python([_LOT] * n))
 
 
 def _sends_then_raises(sink: RowSink) -> None:
-    sink.nodes("Lot", _typed())
+    sink.nodes("Lot", _rows())
     raise BundleValidationError([], 3)
 
 
 def _dies(sink: RowSink) -> None:
-    sink.nodes("Lot", _typed())
+    sink.nodes("Lot", _rows())
     os._exit(3)
 
 
@@ -162,7 +163,7 @@ def _raises_unpicklable(sink: RowSink) -> None:
 
 
 def _sends_forever(sink: RowSink) -> None:
-    batch = _typed(100)
+    batch = _rows(100)
     while True:
         sink.nodes("Lot", batch)
 
