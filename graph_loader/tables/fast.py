@@ -90,6 +90,7 @@ class StreamImport:
         self.by_class: dict[str, int] = {}
         self.edges: dict[tuple[str, str, str], tuple[dict[str, Any], int]] = {}
         self.by_rel: dict[str, int] = {}
+        self.distinct = len({e.class_ for e in mapping.entities}) == len(mapping.entities)
 
     def _source(self, cls: str) -> Source:
         src = self.sources.get(cls)
@@ -142,36 +143,55 @@ class StreamImport:
             cols = [[rd(rows) for rd in ent.readers] for ent in self.entities]
         except _RowError as exc:
             raise SlowPath(str(exc)) from None
-        classes: dict[str, str] = {}
-        src_sys = self.src_sys
-        gv_class = self.gv.class_of
-        for ent, ids, ecols in zip(self.entities, id_cols, cols, strict=True):
-            group = groups[ent.cls]
-            names = ent.names
-            some_none = any(None in c for c in ecols)
-            for k, (nid, line) in enumerate(zip(ids, lines, strict=True)):
-                props: dict[str, Any] = {"source_system": src_sys} if src_sys else {}
-                if some_none:
-                    for name, c in zip(names, ecols, strict=True):
-                        if c[k] is not None:
-                            props[name] = c[k]
+        n = len(rows)
+        dicts = [self._props(ent.names, ecols, n) for ent, ecols in zip(self.entities, cols, strict=True)]
+        knows = self.gv.knows
+        if self.distinct:
+            seen: set[str] = set()
+            for ent, ids, ds in zip(self.entities, id_cols, dicts, strict=True):
+                id_set = set(ids)
+                if len(id_set) == n and id_set.isdisjoint(seen) and not any(map(knows, ids)):
+                    groups[ent.cls] = dict(zip(ids, zip(ds, lines, strict=True), strict=True))
                 else:
-                    for name, c in zip(names, ecols, strict=True):
-                        props[name] = c[k]
-                got = group.get(nid)
-                if got is None:
-                    known = classes.get(nid) or gv_class(nid)
-                    if known is not None and known != ent.cls:
-                        raise SlowPath(f"id {nid!r} is a {ent.cls} and a {known}")
-                    classes[nid] = ent.cls
-                    group[nid] = (props, line)
-                else:
-                    got[0].update(props)
+                    for k in range(n):
+                        self._merge(groups, ent.cls, ids[k], ds[k], lines[k])
+                seen |= id_set
+        else:  # two entities of one class may name the same id: merge in the full path's order
+            for k in range(n):
+                for ent, ids, ds in zip(self.entities, id_cols, dicts, strict=True):
+                    self._merge(groups, ent.cls, ids[k], ds[k], lines[k])
         if self.m.relations:
             self._relations(rows, lines, [dict(zip([e.as_ for e in self.entities], ids, strict=True))
                                           for ids in zip(*id_cols, strict=True)])
         for cls, group in groups.items():
             self._nodes(cls, group)
+
+    def _props(self, names: list[str], cols: list[list[Any]], n: int) -> list[dict[str, Any]]:
+        """Each row's properties of one entity, as the full path builds them (the mapping's
+        source system first, then the mapped values that are not None)."""
+        if self.src_sys:
+            names, cols = ["source_system", *names], [[self.src_sys] * n, *cols]
+        if not cols:
+            return [{} for _ in range(n)]
+        if any(None in c for c in cols):
+            return [{k: v for k, v in zip(names, vals, strict=True) if v is not None}
+                    for vals in zip(*cols, strict=True)]
+        return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)]
+
+    def _merge(self, groups: dict[str, dict[str, tuple[dict[str, Any], int]]], cls: str, nid: str,
+               props: dict[str, Any], line: int) -> None:
+        """One draft into its class's group: later values win, as ``ImportBatch.add_node``."""
+        group = groups[cls]
+        got = group.get(nid)
+        if got is not None:
+            got[0].update(props)
+            return
+        known = self.gv.class_of(nid)
+        if known is None:
+            known = next((c for c, g in groups.items() if c != cls and nid in g), None)
+        if known is not None and known != cls:
+            raise SlowPath(f"id {nid!r} is a {cls} and a {known}")
+        group[nid] = (props, line)
 
     def _relations(self, rows: list[dict[str, Any]], lines: list[int], row_ids: list[dict[str, str]]) -> None:
         """Edges per row in mapping order (the order the full path adds them), merged by key."""
@@ -215,16 +235,28 @@ class StreamImport:
         schema = row_schema("node", cls)
         src = self._source(cls)
         knows = self.gv.knows
-        fresh = [nid for nid in group if not knows(nid)]
-        again = [nid for nid in group if knows(nid)]
+        if any(map(knows, group)):
+            fresh = [nid for nid in group if not knows(nid)]
+            again = [nid for nid in group if knows(nid)]
+        else:
+            fresh, again = list(group), []
         stored = self.store.get_nodes(fresh) if self.had_data else {}
         if again:  # written by an earlier batch of this import: merge over what was written
             stored.update(self.store.get_nodes(again))
         out: list[dict[str, Any]] = []
+        ssd = self.ss_default
         for ids, gv in ((fresh, self.gv), (again, GraphValidator(self.errors, None))):
             if not ids:
                 continue
-            raws = [self._raw(nid, group[nid][0], stored.get(nid)) for nid in ids]
+            if stored:
+                raws = [self._raw(nid, group[nid][0], stored.get(nid)) for nid in ids]
+            else:  # nothing to merge over: the drafts are the rows (no None in them)
+                raws = []
+                for nid in ids:
+                    row = group[nid][0]
+                    row["source_system"] = row.get("source_system") or ssd
+                    row["id"] = nid
+                    raws.append(row)
             places = [(src, group[nid][1]) for nid in ids]
             typed, _ = schema.validate(raws, places, self.errors)
             self._check()

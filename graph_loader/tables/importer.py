@@ -252,7 +252,18 @@ class RowMapper:
             def numbers(vals: list[Any]) -> list[Any]:
                 if not all(v.__class__ is str for v in vals):
                     raise TypeError("not text")
-                return [pq(v, dc) for v in vals]
+                out: list[Any] = []
+                add = out.append
+                for v in vals:
+                    s = v.replace(".", "").replace(",", ".") if dc else v
+                    digits = s.replace(".", "", 1)
+                    # plain ASCII digits with at most one point: float() reads them exactly as
+                    # parse_quantity's Decimal does; every other form goes through parse_quantity
+                    if digits.isdigit() and digits.isascii() and len(digits) < 300:
+                        add(float(s))
+                    else:
+                        add(pq(v, dc))
+                return out
 
             return numbers
         if t in ("datetime", "date"):
@@ -262,10 +273,22 @@ class RowMapper:
             fmt = spec.format or self.m.defaults.date_format
             pdt = V.parse_datetime
 
+            seen: dict[str, str] = {}  # exports repeat their times (dates, minutes): parse each once
+
             def stamps(vals: list[Any]) -> list[Any]:
                 if not all(v.__class__ is str for v in vals):
                     raise TypeError("not text")
-                return [pdt(v, tz, fmt).isoformat() for v in vals]
+                if len(seen) > 100_000:
+                    seen.clear()
+                out: list[Any] = []
+                add = out.append
+                get = seen.get
+                for v in vals:
+                    iso = get(v)
+                    if iso is None:
+                        iso = seen[v] = pdt(v, tz, fmt).isoformat()
+                    add(iso)
+                return out
 
             return stamps
         return None

@@ -224,3 +224,53 @@ relations:
     assert not fast.applies(plain, store, True)
     assert not fast.applies(plain, None, False)
     store.close()
+
+
+NUMBERS = ["12", "1,5", "1.234,5", ".5", "5.", "1e3", "-1,5", "+2", "1 234,5", "1\u202f234,5", "\u0661\u0662", "inf",
+           "nan", "1" * 400, "0,0", "00012", "1.5", "1,2,3", "x", "1.2.3", "\u00b2", "1_000", "0x10"]
+
+
+@pytest.mark.parametrize("decimal_comma", [False, True])
+@pytest.mark.parametrize("value", NUMBERS)
+def test_column_numbers_read_like_the_row_reader(value: str, decimal_comma: bool) -> None:
+    from graph_loader.tables.importer import RowMapper, _RowError
+    from graph_loader.tables.mapping import Mapping, ValueSpec
+
+    m = Mapping.model_validate({"entity": {"class": "Lot", "id": "{a}", "properties": {"quantity": "q"}},
+                                "defaults": {"decimal_comma": decimal_comma}})
+    spec = ValueSpec(column="q")
+    mapper = RowMapper(m)
+    rows = [{"q": value}, {"q": "7"}]
+    try:
+        want: Any = [mapper.reader(spec, "number")(r) for r in rows]
+    except _RowError as exc:
+        want = str(exc)
+    try:
+        got: Any = mapper.column_reader(spec, "number")(rows)
+    except _RowError as exc:
+        got = str(exc)
+    assert repr(got) == repr(want)
+
+
+@pytest.mark.parametrize("fmt", [None, "%d.%m.%Y %H:%M"])
+def test_column_times_read_like_the_row_reader_with_repeats(fmt: str | None) -> None:
+    from graph_loader.tables.importer import RowMapper, _RowError
+    from graph_loader.tables.mapping import Mapping, ValueSpec
+
+    m = Mapping.model_validate({"entity": {"class": "Lot", "id": "{a}", "properties": {"produced_at": "t"}},
+                                "defaults": {"timezone": "Europe/Berlin"}})
+    spec = ValueSpec(column="t", format=fmt)
+    mapper = RowMapper(m)
+    texts = (["29.03.2026 02:30", "01.03.2026 10:05", " 1.3.2026 1:5 "] if fmt else
+             ["2026-03-29T02:30:00", "2026-03-01", "2026-03-01T10:00:00Z", "2026-03-01T10:00:00.1234567+05:30"])
+    for batch in (texts + texts, [*texts, "31.02.2026 10:00", "bad"], [*texts, ""]):
+        rows = [{"t": t} for t in batch]
+        try:
+            want: Any = [mapper.reader(spec, "datetime")(r) for r in rows]
+        except _RowError as exc:
+            want = str(exc)
+        try:
+            got: Any = mapper.column_reader(spec, "datetime")(rows)
+        except _RowError as exc:
+            got = str(exc)
+        assert got == want
