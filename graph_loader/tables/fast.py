@@ -24,12 +24,24 @@ from typing import Any
 from graph_loader.errors import ErrorCollector
 from graph_loader.tables.importer import RowMapper, TableImportReport, _RowError
 from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
+from graph_loader.tables.readers import RowBatch, Table
 from graph_loader.validation import GraphValidator, RowSchema, Source, row_schema
 from store.base import GraphStore, NodeRecord, WriteTransaction
 
 #: Rows mapped, validated and written together.
 BATCH_ROWS = 10_000
 _COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
+
+
+def _batches(table: Table, size: int) -> Iterator[RowBatch]:
+    if table.batches is not None:
+        yield from table.batches(size)
+        return
+    while True:
+        chunk = list(islice(table.rows, size))
+        if not chunk:
+            return
+        yield RowBatch([ln for ln, _ in chunk], rows=[r for _, r in chunk])
 
 
 class SlowPath(Exception):
@@ -103,18 +115,14 @@ class StreamImport:
             raise SlowPath(str(self.errors.errors[0]) if self.errors.errors else "validation error")
 
     # -- rows -> merged drafts ------------------------------------------------------------------
-    def run(self, rows: Iterator[tuple[int, dict[str, Any]]], rep: TableImportReport,
-            progress: Callable[[int], None] | None) -> None:
+    def run(self, table: Table, rep: TableImportReport, progress: Callable[[int], None] | None) -> None:
         n = 0
-        while True:
-            chunk = list(islice(rows, BATCH_ROWS))
-            if not chunk:
-                break
+        for batch in _batches(table, BATCH_ROWS):
             before = n
-            n += len(chunk)
+            n += len(batch)
             if progress is not None and n // 10_000 > before // 10_000:
                 progress(10_000 * (n // 10_000 - before // 10_000))
-            self._batch(chunk)
+            self._batch(batch)
         if progress is not None:
             progress(n % 10_000)
         self._write_edges()
@@ -126,24 +134,23 @@ class StreamImport:
         rep.relations = sum(self.by_rel.values())
         rep.relations_by_type = dict(self.by_rel)
 
-    def _batch(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
-        rows = [r for _, r in chunk]
-        if any("__error__" in r for r in rows):
+    def _batch(self, batch: RowBatch) -> None:
+        if batch.ragged:
             raise SlowPath("a row could not be read")
-        lines = [ln for ln, _ in chunk]
+        lines = batch.lines
         groups: dict[str, dict[str, tuple[dict[str, Any], int]]] = {}
         id_cols: list[list[str]] = []
         try:
             for ent in self.entities:
-                ids = ent.read_id(rows)
+                ids = ent.read_id(batch)
                 if any(i is None for i in ids):
                     raise SlowPath(f"{ent.cls} id is empty")
                 id_cols.append([str(i) for i in ids])
                 groups.setdefault(ent.cls, {})
-            cols = [[rd(rows) for rd in ent.readers] for ent in self.entities]
+            cols = [[rd(batch) for rd in ent.readers] for ent in self.entities]
         except _RowError as exc:
             raise SlowPath(str(exc)) from None
-        n = len(rows)
+        n = len(batch)
         dicts = [self._props(ent.names, ecols, n) for ent, ecols in zip(self.entities, cols, strict=True)]
         knows = self.gv.knows
         if self.distinct:
@@ -161,7 +168,7 @@ class StreamImport:
                 for ent, ids, ds in zip(self.entities, id_cols, dicts, strict=True):
                     self._merge(groups, ent.cls, ids[k], ds[k], lines[k])
         if self.m.relations:
-            self._relations(rows, lines, [dict(zip([e.as_ for e in self.entities], ids, strict=True))
+            self._relations(batch.rows(), lines, [dict(zip([e.as_ for e in self.entities], ids, strict=True))
                                           for ids in zip(*id_cols, strict=True)])
         for cls, group in groups.items():
             self._nodes(cls, group)

@@ -28,7 +28,7 @@ from graph_loader.tables.mapping import (
     field_kind,
     unit_factor,
 )
-from graph_loader.tables.readers import TableInputError, open_table
+from graph_loader.tables.readers import RowBatch, TableInputError, open_table
 from store.base import GraphStore
 
 
@@ -70,6 +70,10 @@ class _RowDrafts:
 
 
 _FIELD = re.compile(r"\{([^{}]+)\}")
+_PLAIN = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+#: newline-joined quantities that are all plain ASCII digits with at most one point
+_PLAIN_NUMBERS = re.compile(f"{_PLAIN}(?:\n{_PLAIN})*")
+_INF = float("inf")
 
 
 class _Template:
@@ -174,15 +178,15 @@ class RowMapper:
 
         return read
 
-    def column_reader(self, spec: ValueSpec, kind: ValueType) -> Callable[[list[dict[str, Any]]], list[Any]]:
+    def column_reader(self, spec: ValueSpec, kind: ValueType) -> Callable[[RowBatch], list[Any]]:
         """``spec`` over a batch of rows at once: a plain column of non-blank text is converted in
         one loop per column; anything else (blank cells, defaults, constants, non-text cells, a
         value the quick loop refuses) goes through the per-row :meth:`reader` for that batch, so
         values and errors are the per-row ones."""
         read = self.reader(spec, kind)
 
-        def per_row(rows: list[dict[str, Any]]) -> list[Any]:
-            return [read(r) for r in rows]
+        def per_row(batch: RowBatch) -> list[Any]:
+            return [read(r) for r in batch.rows()]
 
         t = spec.type or kind
         if spec.value is not None or (t == "number" and spec.to_unit is not None):
@@ -195,24 +199,24 @@ class RowMapper:
         if cells_of is None:
             return per_row
 
-        def columnar(rows: list[dict[str, Any]]) -> list[Any]:
+        def columnar(batch: RowBatch) -> list[Any]:
             try:
-                cells = [c.strip() for c in cells_of(rows)]
+                cells = [c.strip() for c in cells_of(batch)]
                 if not all(cells):
-                    return per_row(rows)
+                    return per_row(batch)
                 vals: list[Any] = cells if choices is None else [choices[k] for k in cells]
                 return quick(vals)
             except (KeyError, AttributeError, TypeError, ValueError):
-                return per_row(rows)
+                return per_row(batch)
 
         return columnar
 
-    def _cells(self, spec: ValueSpec) -> Callable[[list[dict[str, Any]]], list[Any]] | None:
+    def _cells(self, spec: ValueSpec) -> Callable[[RowBatch], list[Any]] | None:
         """The raw text of a column, or of a template rendered from non-blank text cells; raises
         KeyError, AttributeError or ValueError where the per-row reader must decide."""
         col = spec.column
         if col is not None:
-            return lambda rows: [r[col] for r in rows]
+            return lambda batch: batch.column(col)
         if spec.template is None:
             return None
         parts = self._tpl(spec.template).parts
@@ -220,10 +224,10 @@ class RowMapper:
         if "value" in fields:
             return None
 
-        def rendered(rows: list[dict[str, Any]]) -> list[Any]:
+        def rendered(batch: RowBatch) -> list[Any]:
             cols = []
             for f in fields:
-                cells = [r[f].strip() for r in rows]
+                cells = [c.strip() for c in batch.column(f)]
                 if not all(cells):
                     raise ValueError("blank cell")
                 cols.append(cells)
@@ -252,6 +256,15 @@ class RowMapper:
             def numbers(vals: list[Any]) -> list[Any]:
                 if not all(v.__class__ is str for v in vals):
                     raise TypeError("not text")
+                text = "\n".join(vals)
+                if dc:
+                    text = text.replace(".", "").replace(",", ".")
+                if _PLAIN_NUMBERS.fullmatch(text) is not None:
+                    # every value plain ASCII digits with at most one point: float() reads them
+                    # exactly as parse_quantity's Decimal does
+                    quick = list(map(float, text.split("\n")))
+                    if len(quick) == len(vals) and _INF not in quick:
+                        return quick
                 out: list[Any] = []
                 add = out.append
                 for v in vals:
@@ -519,7 +532,7 @@ def _import_table(
         told = _Told(progress)
         try:
             with store.transaction() as tx:
-                fast.StreamImport(mapping, store, tx, file).run(table.rows, rep, told if progress else None)
+                fast.StreamImport(mapping, store, tx, file).run(table, rep, told if progress else None)
         except (fast.SlowPath, TableInputError):
             # rolled back; the full path reads the file again and reports what went wrong
             rep = TableImportReport(mapping=mapping.source, dry_run=dry_run, format=rep.format,

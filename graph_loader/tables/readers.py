@@ -9,8 +9,9 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,41 @@ class TableInputError(ImportError_):
     """The file cannot be read as the declared/detected format; the message names the place."""
 
 
+class RowBatch:
+    """Consecutive rows for column-wise mapping: CSV records stay lists (a column is one pass
+    over them, no dict per row); :meth:`rows` gives the same dicts the row iterator yields."""
+
+    def __init__(self, lines: list[int], rows: list[dict[str, Any]] | None = None,
+                 header: list[str] | None = None, records: list[list[str]] | None = None,
+                 ragged: bool = False) -> None:
+        self.lines = lines
+        self._rows = rows
+        self._header = header or []
+        self._records = records or []
+        self._index = {h: i for i, h in enumerate(self._header)}  # a repeated name: the last wins
+        #: a record with the wrong number of fields (the row iterator reports it as a row error)
+        self.ragged = ragged or (rows is not None and any("__error__" in r for r in rows))
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def rows(self) -> list[dict[str, Any]]:
+        if self._rows is None:
+            h = self._header
+            self._rows = [dict(zip(h, rec, strict=True)) for rec in self._records]
+        return self._rows
+
+    def column(self, name: str) -> list[Any]:
+        """The column's cells; KeyError when a row lacks it."""
+        if self._rows is None:
+            return list(map(itemgetter(self._index[name]), self._records))
+        return [r[name] for r in self._rows]
+
+
 @dataclass
 class Table:
-    """An open table: its detected settings, header and row iterator."""
+    """An open table: its detected settings, header and row iterator (or, for CSV, the same
+    records in batches: use one or the other)."""
 
     path: Path
     format: str
@@ -35,6 +68,7 @@ class Table:
     encoding: str | None = None
     delimiter: str | None = None
     notes: list[str] = field(default_factory=list)
+    batches: Callable[[int], Iterator[RowBatch]] | None = None
 
 
 def detect_encoding(raw: bytes) -> str:
@@ -121,7 +155,37 @@ def _open_csv(path: Path, mapping: Mapping) -> Table:
         finally:
             fh2.close()
 
-    return Table(path=path, format="csv", columns=header, rows=rows(), encoding=enc, delimiter=delim)
+    def batches(size: int) -> Iterator[RowBatch]:
+        """The records of :func:`rows` (same lines, same skipped blank records), ``size`` at a time."""
+        prev = reader.line_num
+        n = len(header)
+        lines: list[int] = []
+        recs: list[list[str]] = []
+        try:
+            for rec in reader:
+                line = prev + 1
+                prev = reader.line_num
+                if not rec or (len(rec) == 1 and not rec[0].strip()):
+                    continue
+                if len(rec) != n:
+                    yield RowBatch(lines, header=header, records=recs, ragged=True)
+                    return
+                lines.append(line)
+                recs.append(rec)
+                if len(recs) == size:
+                    yield RowBatch(lines, header=header, records=recs)
+                    lines, recs = [], []
+            if recs:
+                yield RowBatch(lines, header=header, records=recs)
+        except UnicodeDecodeError as exc:
+            raise TableInputError(f"{path}:{prev + 1}: cannot decode as {enc}: {exc.reason}") from None
+        except csv.Error as exc:
+            raise TableInputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
+        finally:
+            fh2.close()
+
+    return Table(path=path, format="csv", columns=header, rows=rows(), encoding=enc, delimiter=delim,
+                 batches=batches)
 
 
 def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -182,4 +246,4 @@ def _open_xlsx(path: Path, mapping: Mapping) -> Table:
     return Table(path=path, format="xlsx", columns=header, rows=rows())
 
 
-__all__ = ["Table", "TableInputError", "detect_delimiter", "detect_encoding", "open_table"]
+__all__ = ["RowBatch", "Table", "TableInputError", "detect_delimiter", "detect_encoding", "open_table"]

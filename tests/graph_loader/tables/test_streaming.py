@@ -13,6 +13,7 @@ import pytest
 
 from graph_loader.tables import fast, import_table, load_mapping
 from graph_loader.tables import importer as importer_mod
+from graph_loader.tables.readers import RowBatch
 from store.factory import open_store
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "mappings"
@@ -227,7 +228,7 @@ relations:
 
 
 NUMBERS = ["12", "1,5", "1.234,5", ".5", "5.", "1e3", "-1,5", "+2", "1 234,5", "1\u202f234,5", "\u0661\u0662", "inf",
-           "nan", "1" * 400, "0,0", "00012", "1.5", "1,2,3", "x", "1.2.3", "\u00b2", "1_000", "0x10"]
+           "nan", "1" * 400, "0,0", "00012", "1.5", "1,2,3", "x", "1.2.3", "\u00b2", "1_000", "0x10", "1\n2"]
 
 
 @pytest.mark.parametrize("decimal_comma", [False, True])
@@ -245,11 +246,12 @@ def test_column_numbers_read_like_the_row_reader(value: str, decimal_comma: bool
         want: Any = [mapper.reader(spec, "number")(r) for r in rows]
     except _RowError as exc:
         want = str(exc)
-    try:
-        got: Any = mapper.column_reader(spec, "number")(rows)
-    except _RowError as exc:
-        got = str(exc)
-    assert repr(got) == repr(want)
+    for batch in (RowBatch([2, 3], rows=rows), RowBatch([2, 3], header=["q"], records=[[r["q"]] for r in rows])):
+        try:
+            got: Any = mapper.column_reader(spec, "number")(batch)
+        except _RowError as exc:
+            got = str(exc)
+        assert repr(got) == repr(want)
 
 
 @pytest.mark.parametrize("fmt", [None, "%d.%m.%Y %H:%M"])
@@ -269,8 +271,30 @@ def test_column_times_read_like_the_row_reader_with_repeats(fmt: str | None) -> 
             want: Any = [mapper.reader(spec, "datetime")(r) for r in rows]
         except _RowError as exc:
             want = str(exc)
-        try:
-            got: Any = mapper.column_reader(spec, "datetime")(rows)
-        except _RowError as exc:
-            got = str(exc)
-        assert got == want
+        lines = list(range(len(rows)))
+        for b in (RowBatch(lines, rows=rows), RowBatch(lines, header=["t"], records=[[r["t"]] for r in rows])):
+            try:
+                got: Any = mapper.column_reader(spec, "datetime")(b)
+            except _RowError as exc:
+                got = str(exc)
+            assert got == want
+
+
+@pytest.mark.parametrize("size", [1, 2, 100])
+def test_csv_batches_hold_the_rows_of_the_row_iterator(tmp_path: Path, size: int) -> None:
+    from graph_loader.tables.readers import open_table
+
+    text = 'a;b\r\n1;x\r\n\r\n"2\nmore";y\r\n ;\r\n3;"z;z"\r\n   \r\n4;w\r\n'
+    data = _yaml(tmp_path, "t.csv", "\ufeff" + text)
+    m = load_mapping(_yaml(tmp_path, "m.yaml", 'entity: {class: Lot, id: "{a}", properties: {quantity: b}}'))
+    want = list(open_table(data, m).rows)
+    batches = open_table(data, m).batches
+    assert batches is not None
+    got = [(ln, r) for b in batches(size) for ln, r in zip(b.lines, b.rows(), strict=True)]
+    assert got == want
+    cols = [c for b in open_table(data, m).batches(size) for c in b.column("b")]  # type: ignore[misc]
+    assert cols == [r["b"] for _, r in want]
+    ragged = _yaml(tmp_path, "r.csv", "a;b\n1;x\n2\n3;y\n")
+    rb = open_table(ragged, m).batches
+    assert rb is not None
+    assert [b.ragged for b in rb(size)][-1]
