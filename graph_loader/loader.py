@@ -217,8 +217,12 @@ def _cpus() -> int:
 def _produce(
     path: str | Path, opener: Callable[[], GraphStore], batch_size: int, cap: int, sink: RowSink
 ) -> LoadReport:
-    """The second process's part of a pipelined load: every check, against its own read view of
-    the store, sending the rows to write."""
+    """The second process's part of a pipelined load: every check, sending the rows to write.
+
+    Its store connection sees the committed state, not this load's uncommitted rows (which a
+    one-process load's checks can see). The checks give the same answers either way: a bundle's
+    ids are unique, so no row is ever looked up in the store after this load wrote it, and the
+    SOP window check counts the bundle's own versions from the bundle."""
     store = opener()
     try:
         with _no_cyclic_gc():
