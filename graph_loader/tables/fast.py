@@ -103,6 +103,8 @@ class StreamImport:
         self.edges: dict[tuple[str, str, str], tuple[dict[str, Any], int]] = {}
         self.by_rel: dict[str, int] = {}
         self.distinct = len({e.class_ for e in mapping.entities}) == len(mapping.entities)
+        #: every draft already carries its final source system (the mapping's, never a mapped one)
+        self.ss_set = bool(self.src_sys) and not any("source_system" in e.properties for e in mapping.entities)
 
     def _source(self, cls: str) -> Source:
         src = self.sources.get(cls)
@@ -151,7 +153,9 @@ class StreamImport:
         except _RowError as exc:
             raise SlowPath(str(exc)) from None
         n = len(batch)
-        dicts = [self._props(ent.names, ecols, n) for ent, ecols in zip(self.entities, cols, strict=True)]
+        dicts = [self._props(ent.names, ecols, ids)
+                 for ent, ecols, ids in zip(self.entities, cols, id_cols, strict=True)]
+        unseen: set[str] = set()  # classes whose group holds only ids new to this import
         knows = self.gv.knows
         if self.distinct:
             seen: set[str] = set()
@@ -159,6 +163,7 @@ class StreamImport:
                 id_set = set(ids)
                 if len(id_set) == n and id_set.isdisjoint(seen) and not any(map(knows, ids)):
                     groups[ent.cls] = dict(zip(ids, zip(ds, lines, strict=True), strict=True))
+                    unseen.add(ent.cls)
                 else:
                     for k in range(n):
                         self._merge(groups, ent.cls, ids[k], ds[k], lines[k])
@@ -171,15 +176,14 @@ class StreamImport:
             self._relations(batch.rows(), lines, [dict(zip([e.as_ for e in self.entities], ids, strict=True))
                                           for ids in zip(*id_cols, strict=True)])
         for cls, group in groups.items():
-            self._nodes(cls, group)
+            self._nodes(cls, group, cls in unseen)
 
-    def _props(self, names: list[str], cols: list[list[Any]], n: int) -> list[dict[str, Any]]:
+    def _props(self, names: list[str], cols: list[list[Any]], ids: list[str]) -> list[dict[str, Any]]:
         """Each row's properties of one entity, as the full path builds them (the mapping's
-        source system first, then the mapped values that are not None)."""
+        source system first, then the mapped values that are not None), and its id."""
+        names, cols = [*names, "id"], [*cols, ids]
         if self.src_sys:
-            names, cols = ["source_system", *names], [[self.src_sys] * n, *cols]
-        if not cols:
-            return [{} for _ in range(n)]
+            names, cols = ["source_system", *names], [[self.src_sys] * len(ids), *cols]
         if any(None in c for c in cols):
             return [{k: v for k, v in zip(names, vals, strict=True) if v is not None}
                     for vals in zip(*cols, strict=True)]
@@ -236,13 +240,13 @@ class StreamImport:
         row["id"] = nid
         return {k: v for k, v in row.items() if v is not None}
 
-    def _nodes(self, cls: str, group: dict[str, tuple[dict[str, Any], int]]) -> None:
+    def _nodes(self, cls: str, group: dict[str, tuple[dict[str, Any], int]], unseen: bool) -> None:
         if not group:
             return
         schema = row_schema("node", cls)
         src = self._source(cls)
         knows = self.gv.knows
-        if any(map(knows, group)):
+        if not unseen and any(map(knows, group)):
             fresh = [nid for nid in group if not knows(nid)]
             again = [nid for nid in group if knows(nid)]
         else:
@@ -257,14 +261,15 @@ class StreamImport:
                 continue
             if stored:
                 raws = [self._raw(nid, group[nid][0], stored.get(nid)) for nid in ids]
-            else:  # nothing to merge over: the drafts are the rows (no None in them)
+            elif self.ss_set and not again:  # the drafts are the rows (no None in them, id set)
+                raws = [p for p, _ in group.values()]
+            else:
                 raws = []
                 for nid in ids:
                     row = group[nid][0]
                     row["source_system"] = row.get("source_system") or ssd
-                    row["id"] = nid
                     raws.append(row)
-            places = [(src, group[nid][1]) for nid in ids]
+            places = [(src, line) for _, line in group.values()] if not again else [(src, group[nid][1]) for nid in ids]
             typed, _ = schema.validate(raws, places, self.errors)
             self._check()
             good = gv.accept_nodes(schema, [t for t in typed if t is not None], places)

@@ -193,19 +193,23 @@ class RowMapper:
             return per_row
         choices = spec.map
         quick = self._quick(spec, t)
-        if quick is None:
-            return per_row
+        if quick is None or (t != "string" and choices is not None
+                             and not all(v.__class__ is str for v in choices.values())):
+            return per_row  # the quick loops take text only
         cells_of = self._cells(spec)
         if cells_of is None:
             return per_row
 
+        strip = str.strip
+
         def columnar(batch: RowBatch) -> list[Any]:
             try:
-                cells = [c.strip() for c in cells_of(batch)]
+                cells = list(map(strip, cells_of(batch)))  # TypeError on a cell that is not text
                 if not all(cells):
                     return per_row(batch)
-                vals: list[Any] = cells if choices is None else [choices[k] for k in cells]
-                return quick(vals)
+                if choices is None:
+                    return quick(cells) if t != "string" else cells
+                return quick(list(map(choices.__getitem__, cells)))
             except (KeyError, AttributeError, TypeError, ValueError):
                 return per_row(batch)
 
@@ -227,7 +231,7 @@ class RowMapper:
         def rendered(batch: RowBatch) -> list[Any]:
             cols = []
             for f in fields:
-                cells = [c.strip() for c in batch.column(f)]
+                cells = list(map(str.strip, batch.column(f)))
                 if not all(cells):
                     raise ValueError("blank cell")
                 cols.append(cells)
@@ -245,7 +249,7 @@ class RowMapper:
         return rendered
 
     def _quick(self, spec: ValueSpec, t: ValueType) -> Callable[[list[Any]], list[Any]] | None:
-        """A loop converting stripped, non-blank text (or mapped values) like :meth:`_converter`;
+        """A loop converting stripped, non-blank text (or mapped text) like :meth:`_converter`;
         raises on any value it does not take (the caller then reads the batch row by row)."""
         if t == "string":
             return lambda vals: [v.strip() if isinstance(v, str) else v for v in vals]
@@ -254,8 +258,6 @@ class RowMapper:
             pq = V.parse_quantity
 
             def numbers(vals: list[Any]) -> list[Any]:
-                if not all(v.__class__ is str for v in vals):
-                    raise TypeError("not text")
                 text = "\n".join(vals)
                 if dc:
                     text = text.replace(".", "").replace(",", ".")
@@ -289,8 +291,6 @@ class RowMapper:
             seen: dict[str, str] = {}  # exports repeat their times (dates, minutes): parse each once
 
             def stamps(vals: list[Any]) -> list[Any]:
-                if not all(v.__class__ is str for v in vals):
-                    raise TypeError("not text")
                 if len(seen) > 100_000:
                     seen.clear()
                 out: list[Any] = []
