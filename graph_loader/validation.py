@@ -237,6 +237,10 @@ class RowSchema:
 
     def to_edge_rows(self, typed: Sequence[dict[str, Any]]) -> list[EdgeRow]:
         """Rows for :meth:`~store.base.WriteTransaction.upsert_edge_rows` (as :meth:`to_node_rows`)."""
+        if not self.has_props and not any(
+                d.get("valid_from") is not None or d.get("valid_to") is not None for d in typed):
+            # half the edges of a plant: nothing to dump, so no pydantic call (~1 µs a row)
+            return [(d["src"], d["dst"], d.get("source_system", "plantgraph"), None, None, {}) for d in typed]
         out: list[EdgeRow] = []
         add = out.append
         for d, p in zip(typed, self._docs_and_times(typed), strict=True):
