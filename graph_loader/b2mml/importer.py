@@ -1258,8 +1258,9 @@ def _import_b2mml(paths: Sequence[Path], store: GraphStore | None, dry_run: bool
     t0 = time.perf_counter()
     imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=progress)
     files = iter_b2mml_files(paths)
-    for f in files:
-        imp.add_file(f)
+    from graph_loader.b2mml.parallel import add_files
+
+    add_files(imp, files)
     if xsd:
         from graph_loader.b2mml.xsd import validate_files
 
