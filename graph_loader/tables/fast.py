@@ -25,7 +25,7 @@ from graph_loader.errors import ErrorCollector
 from graph_loader.tables.importer import RowMapper, TableImportReport, _RowError
 from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
 from graph_loader.tables.readers import RowBatch, Table
-from graph_loader.validation import GraphValidator, RowSchema, Source, row_schema
+from graph_loader.validation import GraphValidator, Source, row_schema
 from store.base import GraphStore, NodeRecord, WriteTransaction
 
 #: Rows mapped, validated and written together.
@@ -76,7 +76,6 @@ class _Entity:
     def __init__(self, mapper: RowMapper, as_: str, cls: str, id_spec: ValueSpec,
                  props: list[tuple[str, ValueSpec]]) -> None:
         self.as_, self.cls = as_, cls
-        self.schema: RowSchema = row_schema("node", cls)
         self.read_id = mapper.column_reader(id_spec, "string")
         self.names = [n for n, _ in props]
         self.readers = [mapper.column_reader(s, mapper._kinds[(cls, n)]) for n, s in props]

@@ -3,6 +3,10 @@
 Every row error names file, line and column; errors are collected. Without ``skip_bad_rows``
 nothing is written when any row fails; with it the good rows are written and each bad row goes to
 a reject file (the row's own columns plus ``_line`` and ``_reason``).
+
+A writing import into the embedded store first tries the streaming path (``fast.py``: batches
+mapped column-wise and written into an open transaction while reading); anything that path
+cannot answer rolls back and runs the full path below, which holds the whole file.
 """
 
 from __future__ import annotations

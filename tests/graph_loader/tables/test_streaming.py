@@ -192,7 +192,10 @@ relations:
     clash = _yaml(tmp_path, "clash.csv", "x,q,y,z\n" + rows + "K1,2,K3,M1\n")
     missing = _yaml(tmp_path, "missing.csv", "x,q,y,z\n" + rows + "K99,2,M1,M-NOPE\n")
     good = _yaml(tmp_path, "good.csv", "x,q,y,z\n" + rows)
-    assert _same(tmp_path, [(clash, m, {}), (missing, m, {}), (good, m, {}), (clash, m, {})], monkeypatch) == 1
+    stored_clash = _yaml(tmp_path, "stored.csv", "x,q,y,z\nM1,1,M2,M2\n")  # M1 is a stored Material
+    steps = [(clash, m, {}), (missing, m, {}), (good, m, {}), (clash, m, {}), (stored_clash, m, {}),
+             (stored_clash, m, {"skip_bad_rows": True, "reject_path": tmp_path / "rej.csv"})]
+    assert _same(tmp_path, steps, monkeypatch) == 1
 
 
 def test_streaming_path_writes_clean_files_without_the_full_path(tmp_path: Path,
