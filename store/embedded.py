@@ -564,6 +564,10 @@ class _EmbeddedTransaction(WriteTransaction):
             "edges": int(conn.execute("SELECT coalesce(sum(n), 0) FROM edge_counts").fetchone()[0]),
         }
         self.edge_delta: Counter[str] = Counter()
+        seq = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('edges', 'nodes')"))
+        #: what this transaction added, for the index refresh after a bulk commit
+        self.written = adjacency.Written(max(self._max("edges", "eid"), int(seq.get("edges", 0))),
+                                         max(self._max("nodes", "nid"), int(seq.get("nodes", 0))))
 
     @property
     def report(self) -> WriteReport:
@@ -628,8 +632,11 @@ class _EmbeddedTransaction(WriteTransaction):
             if _CLASS_CHANGE in str(exc):
                 raise self._fail(self._class_change_error(classes())) from None
             raise self._fail(IntegrityError(f"node upsert refused: {exc}")) from None
-        new = conn.execute("SELECT id, nid, cls FROM nodes WHERE nid > ?", (before,)).fetchall()
+        new = conn.execute("SELECT id, nid, cls FROM nodes WHERE nid > ? ORDER BY nid", (before,)).fetchall()
         self.node_delta.update(r[2] for r in new)
+        if new:
+            self.written.add_nodes(np.fromiter((r[1] for r in new), dtype=np.int64, count=len(new)),
+                                   [r[0] for r in new], [r[2] for r in new])
         if len(self._nids) < NID_CACHE:
             self._nids.update((r[0], r[1]) for r in new)
         self._report.nodes_upserted += len(rows)
@@ -702,7 +709,7 @@ class _EmbeddedTransaction(WriteTransaction):
                     out = self._edge_rows(rel, batch, nid)
                 except KeyError:
                     raise self._fail(self._missing_endpoint_error([(r[0], rel, r[1]) for r in batch], nid)) from None
-            self._write_edges(out)
+            self._write_edges(out, rel)
         self._report.seconds += time.perf_counter() - t0
 
     def _edge_rows(self, rel: str, batch: Sequence[EdgeRow], nid: Mapping[str, int]) -> list[tuple[Any, ...]]:
@@ -729,7 +736,8 @@ class _EmbeddedTransaction(WriteTransaction):
                 return _bad_row(f"edge ({r[0]!r}, {rel!r}, {r[1]!r})", r[3], r[4], r[5])
         return IntegrityError("an edge row could not be stored")
 
-    def _write_edges(self, rows: list[tuple[Any, ...]]) -> None:
+    def _write_edges(self, rows: list[tuple[Any, ...]], rel: str | None = None) -> None:
+        """Upsert prepared edge rows (``rel``: the one relation of them all, when known)."""
         conn = self._conn
         self._maybe_defer("edges", len(rows))
         before = self._max("edges", "eid")
@@ -737,10 +745,17 @@ class _EmbeddedTransaction(WriteTransaction):
             _upsert_many(conn, _UPSERT_EDGES, rows)
         except sqlite3.IntegrityError as exc:
             raise self._fail(IntegrityError(f"edge upsert refused: {exc}")) from None
-        self.edge_delta.update(
-            dict(conn.execute("SELECT rel, count(*) FROM edges WHERE eid > ? GROUP BY rel", (before,)))
-        )
+        added = dict(conn.execute("SELECT rel, count(*) FROM edges WHERE eid > ? GROUP BY rel", (before,)))
+        self.edge_delta.update(added)
         self._report.edges_upserted += len(rows)
+        # all inserted, none updated, rowids without a gap: they took before+1, before+2, ... in order
+        if sum(added.values()) == len(rows) and self._max("edges", "eid") == before + len(rows):
+            self.written.add_edges(
+                before + 1, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+                np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)),
+                rel if rel is not None else [r[1] for r in rows])
+        else:
+            self.written.lose_edges()
 
     @staticmethod
     def _missing_endpoint_error(keys: Sequence[tuple[str, str, str]], known: Mapping[str, int]) -> IntegrityError:
@@ -764,6 +779,8 @@ class _EmbeddedTransaction(WriteTransaction):
 
     def delete_nodes(self, ids: Sequence[str]) -> None:
         self._check()
+        self.written.lose_edges()  # the index refresh reads what is left from SQLite
+        self.written.lose_nodes()
         t0 = time.perf_counter()
         conn = self._conn
         for batch in _chunks(list(dict.fromkeys(ids)), _CHUNK):
@@ -790,6 +807,8 @@ class _EmbeddedTransaction(WriteTransaction):
 
     def delete_edges(self, keys: Sequence[tuple[str, str, str]]) -> None:
         self._check()
+        self.written.lose_edges()
+        self.written.lose_nodes()
         t0 = time.perf_counter()
         conn = self._conn
         for batch in _chunks(list(keys), BATCH):
@@ -1004,7 +1023,7 @@ class EmbeddedStore(GraphStore):
             # here, where a progress bar is already shown, not in the next process's first query.
             # The data is committed whatever happens here; a failure only costs that later build.
             try:
-                self._index(self._read(), force_save=True)
+                self._index(self._read(), force_save=True, written=tx.written)
             except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
                 _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
 
@@ -1230,7 +1249,9 @@ class EmbeddedStore(GraphStore):
             raise StoreError("build_index() inside a write transaction; call it after the commit")
         return adjacency.stats(self._index(self._read(), force_save=True))
 
-    def _index(self, conn: sqlite3.Connection, force_save: bool = False) -> adjacency.Adjacency:
+    def _index(
+        self, conn: sqlite3.Connection, force_save: bool = False, written: adjacency.Written | None = None
+    ) -> adjacency.Adjacency:
         adj = self._adj
         if adj is not None and not force_save:
             row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
@@ -1247,12 +1268,12 @@ class EmbeddedStore(GraphStore):
                     _log.warning("%s: unreadable adjacency cache (%s); rebuilding it", cache, exc)
                     adj = None
             if adj is not None:
-                fresh = adjacency.refresh(adj, conn)
+                fresh = adjacency.refresh(adj, conn, written)
                 if fresh is None:
                     _log.warning("%s: adjacency cache is newer than the database; rebuilding it", cache)
                 adj = fresh
             if adj is None:
-                adj = adjacency.build(conn)
+                adj = adjacency.build(conn, written)
                 save = True
             elif len(adj.ov_eid) > adjacency.MERGE_AT:
                 adj = adj.merged()
