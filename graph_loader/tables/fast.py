@@ -19,17 +19,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from itertools import islice
+from pathlib import Path
 from typing import Any
 
+from graph_loader.b2mml.records import paused_gc
 from graph_loader.errors import ErrorCollector
+from graph_loader.pipeline import RowSink
 from graph_loader.tables.importer import RowMapper, TableImportReport, _RowError
 from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
 from graph_loader.tables.readers import RowBatch, Table
 from graph_loader.validation import GraphValidator, Source, row_schema
-from store.base import GraphStore, NodeRecord, WriteTransaction
+from store.base import GraphStore, NodeRecord
 
 #: Rows mapped, validated and written together.
 BATCH_ROWS = 10_000
+#: Files at least this big are read and checked in a second process while this one writes.
+PIPELINE_MIN_BYTES = 16 * 2**20
+#: The report fields a streamed import fills.
+COUNTS = ("rows_read", "rows_ok", "entities", "entities_by_class", "relations", "relations_by_type")
 _COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
 
 
@@ -46,6 +53,11 @@ def _batches(table: Table, size: int) -> Iterator[RowBatch]:
 
 class SlowPath(Exception):
     """The streaming path cannot give the full path's answer (an error, a lookup, a clash)."""
+
+
+class NeedsOwnWrites(SlowPath):
+    """A second process met an id written earlier in this import: merging it needs the open
+    transaction's view, which only the writing process has (the one-process stream does)."""
 
 
 def applies(mapping: Mapping, store: GraphStore | None, dry_run: bool) -> bool:
@@ -84,11 +96,15 @@ class _Entity:
 class StreamImport:
     """One streaming import; :meth:`run` fills the report or raises :class:`SlowPath`."""
 
-    def __init__(self, mapping: Mapping, store: GraphStore, tx: WriteTransaction, file: str) -> None:
+    def __init__(self, mapping: Mapping, store: GraphStore, sink: RowSink, file: str,
+                 sees_own_writes: bool = True, batch_rows: int | None = None) -> None:
         self.m = mapping
         self.store = store
-        self.tx = tx
+        self.sink = sink
         self.file = file
+        #: False in a second process, whose store connection sees only committed data
+        self.sees_own_writes = sees_own_writes
+        self.batch_rows = batch_rows or BATCH_ROWS
         self.mapper = RowMapper(mapping)
         self.errors = ErrorCollector(1)
         self.gv = GraphValidator(self.errors, store)
@@ -118,7 +134,7 @@ class StreamImport:
     # -- rows -> merged drafts ------------------------------------------------------------------
     def run(self, table: Table, rep: TableImportReport, progress: Callable[[int], None] | None) -> None:
         n = 0
-        for batch in _batches(table, BATCH_ROWS):
+        for batch in _batches(table, self.batch_rows):
             before = n
             n += len(batch)
             if progress is not None and n // 10_000 > before // 10_000:
@@ -252,6 +268,8 @@ class StreamImport:
             fresh, again = list(group), []
         stored = self.store.get_nodes(fresh) if self.had_data else {}
         if again:  # written by an earlier batch of this import: merge over what was written
+            if not self.sees_own_writes:
+                raise NeedsOwnWrites(f"{again[0]!r} repeats an id of an earlier batch")
             stored.update(self.store.get_nodes(again))
         out: list[dict[str, Any]] = []
         ssd = self.ss_default
@@ -275,7 +293,7 @@ class StreamImport:
             self._check()
             out.extend(good)
         self.by_class[cls] = self.by_class.get(cls, 0) + len(fresh)
-        self.tx.upsert_node_rows(cls, schema.to_node_rows(out))
+        self.sink.nodes(cls, schema.to_node_rows(out))
 
     def _write_edges(self) -> None:
         by_rel: dict[str, list[tuple[str, str, dict[str, Any], int]]] = {}
@@ -286,8 +304,8 @@ class StreamImport:
         for rel, items in by_rel.items():
             schema = row_schema("edge", rel)
             written = 0
-            for i in range(0, len(items), BATCH_ROWS):
-                part = items[i:i + BATCH_ROWS]
+            for i in range(0, len(items), self.batch_rows):
+                part = items[i:i + self.batch_rows]
                 raws = []
                 for s, d, props, _ in part:
                     row = dict(props)
@@ -299,9 +317,41 @@ class StreamImport:
                 self._check()
                 good = self.gv.accept_edges(schema, [t for t in typed if t is not None], places)
                 self._check()
-                self.tx.upsert_edge_rows(rel, schema.to_edge_rows(good))
+                self.sink.edges(rel, schema.to_edge_rows(good))
                 written += len(good)
             self.by_rel[rel] = written
 
 
-__all__ = ["BATCH_ROWS", "SlowPath", "StreamImport", "applies"]
+def produce(path: str, mapping: Mapping, opener: Callable[[], GraphStore], batch_rows: int,
+            sink: RowSink) -> dict[str, Any]:
+    """The second process's part of a pipelined import (:func:`graph_loader.pipeline.run_beside`):
+    read, map and check, sending the rows to write; returns the report's counts. Its store
+    connection sees the committed state, which is what the one-process stream sees of every id
+    it has not written itself; an id it has written (a repeat across batches) raises
+    :class:`NeedsOwnWrites`."""
+    from graph_loader.tables.readers import open_table
+
+    store = opener()
+    try:
+        with paused_gc():
+            rep = TableImportReport()
+            StreamImport(mapping, store, sink, path, sees_own_writes=False, batch_rows=batch_rows).run(
+                open_table(Path(path), mapping), rep, _Cumulative(sink))
+            return rep.model_dump(include=set(COUNTS))
+    finally:
+        store.close()
+
+
+class _Cumulative:
+    """Row counts as the pipe's (done, total) progress messages."""
+
+    def __init__(self, sink: RowSink) -> None:
+        self.sink = sink
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.sink.progress(self.done, 0)
+
+
+__all__ = ["BATCH_ROWS", "NeedsOwnWrites", "SlowPath", "StreamImport", "applies", "produce"]

@@ -12,11 +12,13 @@ cannot answer rolls back and runs the full path below, which holds the whole fil
 from __future__ import annotations
 
 import csv
+import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,7 @@ from graph_loader.tables.mapping import (
     field_kind,
     unit_factor,
 )
-from graph_loader.tables.readers import RowBatch, TableInputError, open_table
+from graph_loader.tables.readers import RowBatch, Table, TableInputError, open_table
 from store.base import GraphStore
 
 
@@ -534,19 +536,16 @@ def _import_table(
 
     if store is not None and fast.applies(mapping, store, dry_run):
         told = _Told(progress)
-        try:
-            with store.transaction() as tx:
-                fast.StreamImport(mapping, store, tx, file).run(table, rep, told if progress else None)
-        except (fast.SlowPath, TableInputError):
-            # rolled back; the full path reads the file again and reports what went wrong
-            rep = TableImportReport(mapping=mapping.source, dry_run=dry_run, format=rep.format,
-                                    encoding=rep.encoding, delimiter=rep.delimiter)
-            table = open_table(path, mapping)
-            progress = told.again if progress is not None else None
-        else:
+        counts = _stream(path, mapping, store, table, told)
+        if counts is not None:
+            for key, value in counts.items():
+                setattr(rep, key, value)
             rep.written = True
             rep.seconds = time.perf_counter() - t0
             return rep
+        # rolled back; the full path reads the file again and reports what went wrong
+        table = open_table(path, mapping)
+        progress = told.restart() if progress is not None else None
     mapper = RowMapper(mapping)
     batch = ImportBatch(source_system=mapping.defaults.source_system or "table", max_errors=max_errors)
     bad: dict[int, list[str]] = {}
@@ -633,23 +632,63 @@ def _import_table(
 
 
 class _Told:
-    """Progress of a streaming attempt; when the full path reads the file again, the rows
-    already counted are not counted twice."""
+    """Progress over attempts at one file: a second reading (the one-process stream after the
+    pipelined one, the full path after either) reports only rows beyond those already counted."""
 
     def __init__(self, progress: Callable[[int], None] | None) -> None:
         self.progress = progress
-        self.told = 0
+        self.told = 0  # rows reported so far
+        self.pos = 0  # rows of the current attempt
 
     def __call__(self, n: int) -> None:
-        self.told += n
-        if self.progress is not None:
-            self.progress(n)
+        self.pos += n
+        if self.pos > self.told:
+            if self.progress is not None:
+                self.progress(self.pos - self.told)
+            self.told = self.pos
+        elif n == 0 and self.progress is not None and self.pos == self.told:
+            self.progress(0)
 
-    def again(self, n: int) -> None:
-        skip = min(self.told, n)
-        self.told -= skip
-        if n > skip and self.progress is not None:
-            self.progress(n - skip)
+    def at(self, done: int, total: int) -> None:
+        """The pipe's form: the rows done so far."""
+        self(done - self.pos)
+
+    def restart(self) -> _Told:
+        self.pos = 0
+        return self
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def _stream(path: Path, mapping: Mapping, store: GraphStore, table: Table, told: _Told) -> dict[str, Any] | None:
+    """A clean file's import through the streaming path (in two processes for a big file),
+    committed; None when it was rolled back and the full path must answer."""
+    from graph_loader.pipeline import PipelineError, TxSink, run_beside
+    from graph_loader.tables import fast
+
+    opener = store.process_opener()
+    piped = opener is not None and _cpus() > 1 and path.stat().st_size >= fast.PIPELINE_MIN_BYTES
+    if piped and opener is not None:
+        try:
+            with store.transaction() as tx:
+                return run_beside(partial(fast.produce, str(path), mapping, opener, fast.BATCH_ROWS), tx, told.at)
+        except fast.NeedsOwnWrites:
+            told.restart()  # ids repeat across batches: the one-process stream merges them
+        except (fast.SlowPath, TableInputError, PipelineError):
+            return None
+    rep = TableImportReport()
+    try:
+        with store.transaction() as tx:
+            fast.StreamImport(mapping, store, TxSink(tx), str(path)).run(
+                open_table(path, mapping) if piped else table, rep, told)
+    except (fast.SlowPath, TableInputError):
+        return None
+    return rep.model_dump(include=set(fast.COUNTS))
 
 
 def _rebuild(contributions: dict[int, _RowDrafts], bad: dict[int, list[str]], file: str, mapping: Mapping,

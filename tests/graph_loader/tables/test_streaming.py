@@ -301,3 +301,33 @@ def test_csv_batches_hold_the_rows_of_the_row_iterator(tmp_path: Path, size: int
     rb = open_table(ragged, m).batches
     assert rb is not None
     assert [b.ragged for b in rb(size)][-1]
+
+
+@pytest.mark.parametrize("case", ["clean", "repeats", "bad"])
+def test_two_process_stream_same_as_full_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              small_batches: None, case: str) -> None:
+    """A big file is read and checked in a second process (here any file): same store, same
+    reports; ids repeated across batches send it back to the one-process stream, errors to the
+    full path."""
+    from graph_loader import pipeline
+
+    monkeypatch.setattr(fast, "PIPELINE_MIN_BYTES", 0)
+    monkeypatch.setattr(importer_mod, "_cpus", lambda: 2)
+    piped: list[int] = []
+    run_beside = pipeline.run_beside
+
+    def counted(*a: Any, **k: Any) -> Any:
+        out = run_beside(*a, **k)
+        piped.append(1)
+        return out
+
+    monkeypatch.setattr(pipeline, "run_beside", counted)
+    data = tmp_path / "lots.csv"
+    _lots_csv(data, 30, 4, dup_every=3 if case == "repeats" else 0)
+    if case == "bad":
+        with data.open("a", encoding="utf-8") as fh:
+            fh.write("99999;x;KG;FREI;01.03.2026 10:00;\n")
+    m = _yaml(tmp_path, "lots.yaml", LOTS)
+    streamed_here = _same(tmp_path, [(data, m, {})], monkeypatch)
+    assert streamed_here == (1 if case == "repeats" else 0)
+    assert len(piped) == (1 if case == "clean" else 0)
