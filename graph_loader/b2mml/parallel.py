@@ -207,13 +207,13 @@ def _child_main(folder: Path) -> None:
     Stops at the first failure of any kind: the importing process maps that chunk itself."""
     sys.path[:] = pickle.load(sys.stdin.buffer)
     job: dict[str, Any] = pickle.load(sys.stdin.buffer)
-    chunks: list[list[Path]] = job["chunks"]
+    chunks: list[list[str]] = job["chunks"]
     claims = _Claims(folder / "claims")
     with paused_gc():
         imp = recording_importer(job["source_system"], job["default_tz"])
         while (i := claims.back()) is not None:
             for f in chunks[i]:
-                imp.add_file(f)
+                imp.add_file(Path(f))
             part = take_recorded(imp)
             tmp = folder / f"{i}.tmp"
             with tmp.open("wb") as fh:
@@ -240,7 +240,9 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
             proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder)], env=env,
                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             assert proc.stdin is not None
-            job = {"chunks": chunks, "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
+            # names, not Paths: a third of the pickle and unpickled 3x faster (str(Path(name)) == name)
+            job = {"chunks": [[str(f) for f in c] for c in chunks], "source_system": imp.batch.source_system,
+                   "default_tz": imp.default_tz}
             proc.stdin.write(pickle.dumps(sys.path) + pickle.dumps(job))
             proc.stdin.close()
         except (OSError, pickle.PicklingError):
