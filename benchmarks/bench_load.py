@@ -40,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.procstats import PhaseClock  # noqa: E402
+
 PHASES = ("generate", "validate", "load", "floor")
 SEED = 7
 
@@ -86,18 +88,14 @@ def phase_load(scale: str, work: Path) -> dict[str, Any]:
     shutil.rmtree(path, ignore_errors=True)
     store = open_store("embedded", path)
     try:
-        kids = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t, c = time.perf_counter(), time.process_time()
-        report = load_bundle(store, work / "bundle")
-        seconds, cpu = time.perf_counter() - t, time.process_time() - c
-        # a big bundle is validated in a second process (graph_loader.pipeline): its CPU counts too
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu_children = (after.ru_utime + after.ru_stime) - (kids.ru_utime + kids.ru_stime)
+        with PhaseClock() as clock:
+            report = load_bundle(store, work / "bundle")
+        seconds = clock.seconds
         counts = store.counts()
     finally:
         store.close()
-    return {"seconds": seconds, "cpu_seconds": cpu + cpu_children, "cpu_seconds_writer": cpu,
-            "cpu_seconds_validator": cpu_children, "peak_rss_validator_mb": after.ru_maxrss / 1024,
+    return {"seconds": seconds, "cpu_seconds": clock.cpu, "cpu_seconds_writer": clock.cpu_self,
+            "cpu_seconds_validator": clock.cpu_children, "peak_rss_validator_mb": clock.children_peak_rss_mb,
             "entities": report.nodes, "relations": report.edges,
             "entities_per_s": report.nodes / seconds, "relations_per_s": report.edges / seconds,
             "stored_nodes": counts.nodes, "stored_edges": counts.edges, "store_mb": _dir_mb(path)}
