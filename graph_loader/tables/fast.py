@@ -25,9 +25,9 @@ from typing import Any
 from graph_loader.b2mml.records import paused_gc
 from graph_loader.errors import ErrorCollector
 from graph_loader.pipeline import RowSink
-from graph_loader.tables.importer import RowMapper, TableImportReport, _RowError
 from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
 from graph_loader.tables.readers import RowBatch, Table
+from graph_loader.tables.rowmap import RowMapper, TableImportReport, _RowError
 from graph_loader.validation import GraphValidator, Source, row_schema
 from store.base import GraphStore, NodeRecord
 

@@ -237,8 +237,8 @@ NUMBERS = ["12", "1,5", "1.234,5", ".5", "5.", "1e3", "-1,5", "+2", "1 234,5", "
 @pytest.mark.parametrize("decimal_comma", [False, True])
 @pytest.mark.parametrize("value", NUMBERS)
 def test_column_numbers_read_like_the_row_reader(value: str, decimal_comma: bool) -> None:
-    from graph_loader.tables.importer import RowMapper, _RowError
     from graph_loader.tables.mapping import Mapping, ValueSpec
+    from graph_loader.tables.rowmap import RowMapper, _RowError
 
     m = Mapping.model_validate({"entity": {"class": "Lot", "id": "{a}", "properties": {"quantity": "q"}},
                                 "defaults": {"decimal_comma": decimal_comma}})
@@ -259,8 +259,8 @@ def test_column_numbers_read_like_the_row_reader(value: str, decimal_comma: bool
 
 @pytest.mark.parametrize("fmt", [None, "%d.%m.%Y %H:%M"])
 def test_column_times_read_like_the_row_reader_with_repeats(fmt: str | None) -> None:
-    from graph_loader.tables.importer import RowMapper, _RowError
     from graph_loader.tables.mapping import Mapping, ValueSpec
+    from graph_loader.tables.rowmap import RowMapper, _RowError
 
     m = Mapping.model_validate({"entity": {"class": "Lot", "id": "{a}", "properties": {"produced_at": "t"}},
                                 "defaults": {"timezone": "Europe/Berlin"}})
