@@ -9,9 +9,11 @@ chunk in the original file order, after mapping the chunks before them itself. M
 exactly what one process does: same records, same merged properties, same report.
 
 How the work is shared: the files are cut into chunks; this process takes chunks from the front,
-the other one from the back (a two-counter claim file under ``flock``), so a busy machine
-shifts the split by itself. The other process is a fresh interpreter (``python -m
-graph_loader.b2mml.parallel DIR``, not a fork: no shared locks or connections, the caller's
+the other one from about the middle on (a claim file, one byte per chunk, under ``flock``); when
+this process reaches chunks the other one still maps, it merges those it finished and meanwhile
+maps chunks from the back (recorded too, merged in their turn), so a busy machine shifts the
+split by itself. The other process is a fresh interpreter (``python -m
+graph_loader.b2mml.parallel DIR FD``, not a fork: no shared locks or connections, the caller's
 ``__main__`` is never re-run); it writes one pickle per chunk into a private temporary folder,
 which bounds the memory by the chunk, not the number of files. Any chunk without a result (the
 other process failed, died or never started) is mapped here, so the result never depends on it.
@@ -28,11 +30,11 @@ import struct
 import subprocess
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from graph_loader.b2mml.records import ImportBatch, NodeDraft, Origin, Problem, ProblemLog, paused_gc
 
@@ -45,7 +47,7 @@ CHUNKS = 128
 CHUNK_MIN_BYTES = 256 * 1024
 CHUNK_MAX_BYTES = 4 * 1024 * 1024
 
-_CLAIMS = struct.Struct("<qq")
+_NOTE = struct.Struct("<i")
 
 
 def usable_cores() -> int:
@@ -73,33 +75,47 @@ def chunked(files: Sequence[Path], sizes: Sequence[int]) -> list[list[Path]]:
 
 
 class _Claims:
-    """Which chunks are taken: the next free one from the front and from the back, in a small
-    file both processes lock around each claim."""
+    """Who maps which chunk: one byte per chunk (free, here, helper) in a small file both
+    processes lock around each claim."""
+
+    FREE, HERE, HELPER = 0, 1, 2
 
     def __init__(self, path: Path) -> None:
         self._fd = os.open(path, os.O_RDWR)
 
     @staticmethod
     def create(path: Path, chunks: int) -> _Claims:
-        path.write_bytes(_CLAIMS.pack(0, chunks - 1))
+        path.write_bytes(bytes(chunks))
         return _Claims(path)
 
-    def _take(self, front: bool) -> int | None:
+    def _claim(self, pick: Callable[[bytes], int | None], who: int) -> int | None:
         fcntl.flock(self._fd, fcntl.LOCK_EX)
         try:
-            lo, hi = _CLAIMS.unpack(os.pread(self._fd, _CLAIMS.size, 0))
-            if lo > hi:
-                return None
-            os.pwrite(self._fd, _CLAIMS.pack(lo + 1, hi) if front else _CLAIMS.pack(lo, hi - 1), 0)
-            return int(lo if front else hi)
+            state = os.pread(self._fd, 1 << 20, 0)
+            i = pick(state)
+            if i is not None:
+                os.pwrite(self._fd, bytes((who,)), i)
+            return i
         finally:
             fcntl.flock(self._fd, fcntl.LOCK_UN)
 
-    def front(self) -> int | None:
-        return self._take(True)
+    def take(self, i: int) -> bool:
+        """Chunk ``i`` for this process, if nobody has it."""
+        return self._claim(lambda st: i if st[i] == _Claims.FREE else None, _Claims.HERE) is not None
 
-    def back(self) -> int | None:
-        return self._take(False)
+    def take_last(self) -> int | None:
+        """The last free chunk, for this process (the helper works forward from the middle)."""
+        return self._claim(lambda st: i if (i := st.rfind(0)) >= 0 else None, _Claims.HERE)
+
+    def take_for_helper(self, start: int) -> int | None:
+        """The first free chunk from ``start`` on, else the last free one before it."""
+        def pick(st: bytes) -> int | None:
+            i = st.find(0, start)
+            if i < 0:
+                i = st.rfind(0, 0, start)
+            return i if i >= 0 else None
+
+        return self._claim(pick, _Claims.HELPER)
 
     def close(self) -> None:
         os.close(self._fd)
@@ -212,16 +228,17 @@ def _rebuild_origin(o: Origin) -> tuple[type[Origin], tuple[Any, ...]]:
 _DISPATCH = {**copyreg.dispatch_table, Origin: _rebuild_origin}
 
 
-def _child_main(folder: Path) -> None:
-    """The other process: claim chunks from the back, map each, leave its pickle in ``folder``.
-    Stops at the first failure of any kind: the importing process maps that chunk itself."""
+def _child_main(folder: Path, fd: int) -> None:
+    """The helper: claim chunks from the middle on, map each, leave its pickle in ``folder`` and
+    say so on ``fd``. Stops at the first failure of any kind: the importing process then maps
+    that chunk itself."""
     sys.path[:] = pickle.load(sys.stdin.buffer)
     job: dict[str, Any] = pickle.load(sys.stdin.buffer)
     chunks: list[list[str]] = job["chunks"]
     claims = _Claims(folder / "claims")
     with paused_gc():
         imp = recording_importer(job["source_system"], job["default_tz"])
-        while (i := claims.back()) is not None:
+        while (i := claims.take_for_helper(job["start"])) is not None:
             for f in chunks[i]:
                 imp.add_file(Path(f))
             part = take_recorded(imp)
@@ -231,6 +248,7 @@ def _child_main(folder: Path) -> None:
                 pickler.dispatch_table = _DISPATCH
                 pickler.dump(part)
             tmp.rename(folder / f"{i}.pkl")
+            os.write(fd, _NOTE.pack(i))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,47 +258,79 @@ def _child_main(folder: Path) -> None:
 
 def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
     """Add ``chunks`` (consecutive runs of the files, in order) to ``imp`` with the help of a
-    second process; returns how many chunks that process mapped."""
+    second process; returns how many chunks that process mapped.
+
+    This process maps chunks from the front straight into ``imp``; the helper maps from about
+    the middle on. Once here reaches the helper's chunks, it merges those the helper finished and,
+    while the next one is still being mapped there, takes chunks from the back (recorded, merged
+    in their turn), so neither process waits for the other until the last chunk."""
     folder = Path(tempfile.mkdtemp(prefix="pg-b2mml-"))
     claims = _Claims.create(folder / "claims", len(chunks))
     proc: subprocess.Popen[bytes] | None = None
+    notes: BinaryIO | None = None
     helped = 0
     try:
+        r, w = os.pipe()
+        notes = os.fdopen(r, "rb", buffering=0)
         try:
             root = str(Path(__file__).resolve().parents[2])  # importable from any working directory
             env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder)], env=env,
-                                    stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder), str(w)],
+                                    env=env, pass_fds=(w,), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)
             assert proc.stdin is not None
             # names, not Paths: a third of the pickle and unpickled 3x faster (str(Path(name)) == name)
-            job = {"chunks": [[str(f) for f in c] for c in chunks], "source_system": imp.batch.source_system,
-                   "default_tz": imp.default_tz}
+            # the helper starts a little before the middle: merging its chunks costs here ~8 % of
+            # mapping them, so this side reaches them early and merges them while the helper works
+            job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
+                   "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
             proc.stdin.write(pickle.dumps(sys.path) + pickle.dumps(job))
             proc.stdin.close()
         except (OSError, pickle.PicklingError):
             pass  # no helper: every chunk is mapped here
-        last = -1
-        while (i := claims.front()) is not None:
-            _add_chunk(imp, chunks[i])
-            last = i
-        if proc is not None:
-            proc.wait()
-        for i in range(last + 1, len(chunks)):
-            done = folder / f"{i}.pkl"
-            if not done.exists():
-                _add_chunk(imp, chunks[i])
-                continue
-            with done.open("rb") as fh:
-                part: MappedChunk = pickle.load(fh)
-            done.unlink()
+        finally:
+            os.close(w)  # the helper has its copy: its end reads as end-of-file here
+        alive = proc is not None
+        recorder: Any = None
+        stolen: dict[int, MappedChunk] = {}
+        nxt = 0
+        while nxt < len(chunks):
+            part = stolen.pop(nxt, None)
+            if part is None:
+                if claims.take(nxt):
+                    _add_chunk(imp, chunks[nxt])
+                    nxt += 1
+                    continue
+                done = folder / f"{nxt}.pkl"  # the helper has it: finished yet?
+                if done.exists():
+                    with done.open("rb") as fh:
+                        part = pickle.load(fh)
+                    done.unlink()
+                    helped += 1
+                elif alive:
+                    j = claims.take_last()
+                    if j is not None:
+                        recorder = recorder or recording_importer(imp.batch.source_system, imp.default_tz)
+                        _add_chunk(recorder, chunks[j])
+                        stolen[j] = take_recorded(recorder)
+                    else:  # nothing left to take: wait for the helper's next chunk (or its end)
+                        alive = len(notes.read(_NOTE.size)) == _NOTE.size
+                    continue
+                else:  # the helper ended without it
+                    _add_chunk(imp, chunks[nxt])
+                    nxt += 1
+                    continue
             replay(imp, part)
-            helped += 1
             if imp.progress is not None:
-                imp.progress(len(chunks[i]))
+                imp.progress(len(chunks[nxt]))
+            nxt += 1
     finally:
         if proc is not None and proc.poll() is None:
             proc.kill()
+        if proc is not None:
             proc.wait()
+        if notes is not None:
+            notes.close()
         claims.close()
         shutil.rmtree(folder, ignore_errors=True)
     return helped
@@ -311,4 +361,4 @@ def add_files(imp: Any, files: Sequence[Path]) -> None:
 if __name__ == "__main__":
     from graph_loader.b2mml.parallel import _child_main as main  # the module's own copy, not __main__'s
 
-    main(Path(sys.argv[1]))
+    main(Path(sys.argv[1]), int(sys.argv[2]))

@@ -90,6 +90,11 @@ def _dry(paths: list[Path]) -> str:
     return import_b2mml(paths, None, dry_run=True).model_dump_json(exclude={"seconds"})
 
 
+def _claim_nothing_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(par._Claims, "take", lambda self, i: False)
+    monkeypatch.setattr(par._Claims, "take_last", lambda self: None)
+
+
 def _helper_maps_everything(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int]:
     """This process claims nothing, so the other process maps every chunk (deterministic);
     returns a counter of the chunks it did."""
@@ -102,7 +107,7 @@ def _helper_maps_everything(monkeypatch: pytest.MonkeyPatch) -> Callable[[], int
         assert n == len(chunks)
         return n
 
-    monkeypatch.setattr(par._Claims, "front", lambda self: None)
+    _claim_nothing_here(monkeypatch)
     monkeypatch.setattr(par, "map_files_in_two", spy)
     return lambda: sum(helped)
 
@@ -133,7 +138,7 @@ def test_without_a_helper_everything_is_mapped_here(every_file_a_chunk: None, mo
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
     one = _dry(ALL)
     monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
-    monkeypatch.setattr(par._Claims, "front", lambda self: None)  # leave every chunk to the helper...
+    _claim_nothing_here(monkeypatch)  # leave every chunk to the helper...
     for broken in ("/bin/false", "/nonexistent/python"):  # ...which dies at once / never starts
         monkeypatch.setattr(sys, "executable", broken)
         assert _dry(ALL) == one
@@ -163,13 +168,53 @@ def test_chunks_keep_file_order_and_claims_never_overlap(tmp_path: Path) -> None
     files = [Path(f"f{i}") for i in range(10)]
     chunks = par.chunked(files, [300_000] * 10)
     assert [f for c in chunks for f in c] == files and len(chunks) > 1
-    claims = par._Claims.create(tmp_path / "claims", 5)
-    other = par._Claims(tmp_path / "claims")
-    got: list[int | None] = [claims.front(), other.back(), other.back(), claims.front(), claims.front(),
-                             other.back(), claims.front()]
-    claims.close()
-    other.close()
-    assert got == [0, 4, 3, 1, 2, None, None]
+    here = par._Claims.create(tmp_path / "claims", 6)
+    helper = par._Claims(tmp_path / "claims")
+    try:
+        assert here.take(0) and not here.take(0)
+        assert [helper.take_for_helper(3), helper.take_for_helper(3)] == [3, 4]
+        assert not here.take(3)
+        assert here.take_last() == 5
+        assert helper.take_for_helper(3) == 2  # nothing left from the middle on: the front's last
+        assert here.take(1) and here.take_last() is None and helper.take_for_helper(3) is None
+    finally:
+        here.close()
+        helper.close()
+
+
+def test_any_interleaving_merges_as_one_process(every_file_a_chunk: None, monkeypatch: pytest.MonkeyPatch,
+                                                       tiny_b2mml: Path) -> None:
+    """Here maps the front, the helper the middle on, here takes from the back while waiting:
+    whatever the interleaving, the merge is the one-process one."""
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
+    paths = [tiny_b2mml, FIXTURES / "v0701", FIXTURES / "messy"]
+    one = _dry(paths)
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(par, "CHUNKS", 24)
+    for _ in range(2):
+        assert _dry(paths) == one
+
+
+def test_chunks_taken_from_the_back_here_merge_in_order(every_file_a_chunk: None,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the helper has the next chunk, this process maps later ones (recorded, merged in
+    their turn): here with a helper that never maps anything, so every chunk goes that way."""
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
+    one = _dry(ALL)
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(par._Claims, "take", lambda self, i: False)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    recorded: list[int] = []
+    real = par.take_recorded
+
+    def spy(imp: Any) -> par.MappedChunk:
+        part = real(imp)
+        recorded.append(len(part.files))
+        return part
+
+    monkeypatch.setattr(par, "take_recorded", spy)
+    assert _dry(ALL) == one
+    assert sum(recorded) == len(iter_b2mml_files(ALL))
 
 
 @pytest.fixture
