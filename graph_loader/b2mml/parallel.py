@@ -272,24 +272,30 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
     notes: BinaryIO | None = None
     helped = 0
     try:
+        # names, not Paths: a third of the pickle and unpickled 3x faster (str(Path(name)) == name);
+        # the helper starts a little before the middle: merging its chunks costs here ~8 % of
+        # mapping them, so this side reaches them early and merges them while the helper works
+        job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
+               "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
+        try:
+            payload: bytes | None = pickle.dumps(sys.path) + pickle.dumps(job)
+        except Exception:  # e.g. a time zone object that does not pickle: no helper
+            payload = None
         r, w = os.pipe()
         notes = os.fdopen(r, "rb", buffering=0)
         try:
-            root = str(Path(__file__).resolve().parents[2])  # importable from any working directory
-            env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-            proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder), str(w)],
-                                    env=env, pass_fds=(w,), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                    stderr=subprocess.DEVNULL)
-            assert proc.stdin is not None
-            # names, not Paths: a third of the pickle and unpickled 3x faster (str(Path(name)) == name)
-            # the helper starts a little before the middle: merging its chunks costs here ~8 % of
-            # mapping them, so this side reaches them early and merges them while the helper works
-            job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
-                   "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
-            proc.stdin.write(pickle.dumps(sys.path) + pickle.dumps(job))
-            proc.stdin.close()
-        except (OSError, pickle.PicklingError):
-            pass  # no helper: every chunk is mapped here
+            if payload is not None:
+                root = str(Path(__file__).resolve().parents[2])  # importable from any working directory
+                env = {**os.environ,
+                       "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+                proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder), str(w)],
+                                        env=env, pass_fds=(w,), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+                assert proc.stdin is not None
+                proc.stdin.write(payload)
+                proc.stdin.close()
+        except OSError:
+            pass  # no helper (or it died at once): every chunk is mapped here
         finally:
             os.close(w)  # the helper has its copy: its end reads as end-of-file here
         alive = proc is not None

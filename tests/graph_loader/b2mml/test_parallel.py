@@ -7,6 +7,7 @@ import json
 import sqlite3
 import sys
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -229,3 +230,32 @@ def _no_leftovers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
 def test_temporary_folder_is_removed(every_file_a_chunk: None, _no_leftovers: Path) -> None:
     _dry([FIXTURES / "v0701"])
     assert list(_no_leftovers.iterdir()) == []
+
+
+class _LocalTz(tzinfo):
+    """A time zone that cannot be sent to another process (it holds a lambda)."""
+
+    def __init__(self) -> None:
+        self.offset = lambda: timedelta(hours=2)
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return self.offset()
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "local"
+
+
+def test_a_time_zone_that_does_not_pickle_keeps_the_import_here(every_file_a_chunk: None,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    tz = _LocalTz()
+
+    def dry(paths: list[Path]) -> str:
+        return import_b2mml(paths, None, dry_run=True, default_tz=tz).model_dump_json(exclude={"seconds"})
+
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
+    one = dry(ALL)
+    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 0)
+    assert dry(ALL) == one
