@@ -178,11 +178,11 @@ class MappedChunk:
     sublots: list[tuple[str, str, Origin]] = field(default_factory=list)
 
 
-def recording_importer(source_system: str, default_tz: tzinfo) -> Any:
-    """A :class:`~graph_loader.b2mml.importer.B2MMLImporter` whose merges are recorded."""
-    from graph_loader.b2mml.importer import B2MMLImporter
-
-    imp = B2MMLImporter(source_system=source_system, default_tz=default_tz)
+def recording_importer(make: Callable[..., Any], source_system: str, default_tz: tzinfo) -> Any:
+    """An importer made by ``make`` (the caller's class, e.g.
+    :class:`~graph_loader.b2mml.importer.B2MMLImporter`, so this module does not import it)
+    whose merges are recorded."""
+    imp = make(source_system=source_system, default_tz=default_tz)
     imp.batch = _RecordingBatch()
     imp.unmapped = _RecordingLog()
     imp.notes = _RecordingLog()
@@ -239,7 +239,7 @@ def _child_main(folder: Path, fd: int) -> None:
     chunks: list[list[str]] = job["chunks"]
     claims = _Claims(folder / "claims")
     with paused_gc():
-        imp = recording_importer(job["source_system"], job["default_tz"])
+        imp = recording_importer(job["importer"], job["source_system"], job["default_tz"])
         while (i := claims.take_for_helper(job["start"])) is not None:
             for f in chunks[i]:
                 imp.add_file(Path(f))
@@ -276,7 +276,7 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
         # the helper starts a little before the middle: merging its chunks costs here ~8 % of
         # mapping them, so this side reaches them early and merges them while the helper works
         job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
-               "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
+               "importer": type(imp), "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
         try:
             payload: bytes | None = pickle.dumps(sys.path) + pickle.dumps(job)
         except Exception:  # e.g. a time zone object that does not pickle: no helper
@@ -318,7 +318,7 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
                 elif alive:
                     j = claims.take_last()
                     if j is not None:
-                        recorder = recorder or recording_importer(imp.batch.source_system, imp.default_tz)
+                        recorder = recorder or recording_importer(type(imp), imp.batch.source_system, imp.default_tz)
                         _add_chunk(recorder, chunks[j])
                         stolen[j] = take_recorded(recorder)
                     else:  # nothing left to take: wait for the helper's next chunk (or its end)

@@ -151,7 +151,7 @@ def test_recorded_chunks_replay_to_the_same_batch() -> None:
     direct = B2MMLImporter()
     for f in files:
         direct.add_file(f)
-    rec = par.recording_importer("B2MML", direct.default_tz)
+    rec = par.recording_importer(B2MMLImporter, "B2MML", direct.default_tz)
     merged = B2MMLImporter()
     for f in files:
         rec.add_file(f)
