@@ -25,7 +25,7 @@ from typing import Any
 from graph_loader.b2mml.records import paused_gc
 from graph_loader.errors import ErrorCollector
 from graph_loader.pipeline import RowSink
-from graph_loader.tables.mapping import Mapping, ValueSpec, edge_field_kind
+from graph_loader.tables.mapping import Mapping, ValueSpec
 from graph_loader.tables.readers import RowBatch, Table
 from graph_loader.tables.rowmap import RowMapper, TableImportReport, _RowError
 from graph_loader.validation import GraphValidator, Source, row_schema
@@ -221,17 +221,11 @@ class StreamImport:
 
     def _relations(self, rows: list[dict[str, Any]], lines: list[int], row_ids: list[dict[str, str]]) -> None:
         """Edges per row in mapping order (the order the full path adds them), merged by key."""
-        mapper, edges, src_sys = self.mapper, self.edges, self.src_sys
+        mapper, edges = self.mapper, self.edges
         for row, line, ids in zip(rows, lines, row_ids, strict=True):
             for r in self.m.relations:
                 try:
-                    props: dict[str, Any] = {"source_system": src_sys} if src_sys else {}
-                    for name, spec in r.properties.items():
-                        v = mapper.value(spec, row, edge_field_kind(r.type, name))
-                        if v is not None:
-                            props[name] = v
-                    src = mapper._end(r.from_, row, ids, r.optional)
-                    dst = mapper._end(r.to, row, ids, r.optional)
+                    src, dst, props = mapper.relation(r, row, ids)
                 except _RowError as exc:
                     raise SlowPath(str(exc)) from None
                 if src is None or dst is None:

@@ -16,6 +16,7 @@ from graph_loader.b2mml.importer import ImportReport
 from graph_loader.b2mml.records import Origin
 from graph_loader.tables.mapping import (
     Mapping,
+    RelationSpec,
     TargetSpec,
     ValueSpec,
     ValueType,
@@ -391,15 +392,7 @@ class RowMapper:
             out.nodes.append((e.class_, eid, props))
         for r in self.m.relations:
             try:
-                props = {}
-                if src_sys:
-                    props["source_system"] = src_sys
-                for name, spec in r.properties.items():
-                    v = self.value(spec, row, edge_field_kind(r.type, name))
-                    if v is not None:
-                        props[name] = v
-                src = self._end(r.from_, row, ids, r.optional)
-                dst = self._end(r.to, row, ids, r.optional)
+                src, dst, props = self.relation(r, row, ids)
             except _RowError as exc:
                 errors.append(exc)
                 continue
@@ -417,6 +410,20 @@ class RowMapper:
         if errors:
             raise _RowErrors(errors)
         return out
+
+    def relation(
+        self, r: RelationSpec, row: dict[str, Any], ids: dict[str, str]
+    ) -> tuple[str | tuple[str, str, Any] | None, str | tuple[str, str, Any] | None, dict[str, Any]]:
+        """(source, target, properties) of relation ``r`` in ``row``, ``ids`` the row's entities by
+        their ``as`` name; an end is None when an optional reference is empty, or a (class, key,
+        value) lookup. Raises :class:`_RowError`."""
+        src_sys = self.m.defaults.source_system
+        props: dict[str, Any] = {"source_system": src_sys} if src_sys else {}
+        for name, spec in r.properties.items():
+            v = self.value(spec, row, edge_field_kind(r.type, name))
+            if v is not None:
+                props[name] = v
+        return self._end(r.from_, row, ids, r.optional), self._end(r.to, row, ids, r.optional), props
 
     def _end(self, t: TargetSpec, row: dict[str, Any], ids: dict[str, str],
              optional: bool) -> str | tuple[str, str, Any] | None:
