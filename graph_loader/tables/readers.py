@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -135,19 +135,16 @@ def _open_csv(path: Path, mapping: Mapping) -> Table:
         raise TableInputError(f"{path}:1: cannot decode as {enc}: {exc.reason}") from None
     header = [h.strip() for h in header]
 
-    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+    def records() -> Generator[tuple[int, list[str]], None, None]:
+        """(line, cells) of each record, blank ones skipped; decoding and CSV errors with the line."""
         prev = reader.line_num
-        n = len(header)
         try:
             for rec in reader:
                 line = prev + 1
                 prev = reader.line_num
                 if not rec or (len(rec) == 1 and not rec[0].strip()):
                     continue
-                if len(rec) != n:
-                    yield line, {"__error__": f"expected {n} fields (the header's), found {len(rec)}"}
-                    continue
-                yield line, dict(zip(header, rec, strict=True))
+                yield line, rec
         except UnicodeDecodeError as exc:
             raise TableInputError(f"{path}:{prev + 1}: cannot decode as {enc}: {exc.reason}") from None
         except csv.Error as exc:
@@ -155,18 +152,22 @@ def _open_csv(path: Path, mapping: Mapping) -> Table:
         finally:
             fh2.close()
 
+    def rows() -> Iterator[tuple[int, dict[str, Any]]]:
+        n = len(header)
+        for line, rec in records():
+            if len(rec) != n:
+                yield line, {"__error__": f"expected {n} fields (the header's), found {len(rec)}"}
+                continue
+            yield line, dict(zip(header, rec, strict=True))
+
     def batches(size: int) -> Iterator[RowBatch]:
         """The records of :func:`rows` (same lines, same skipped blank records), ``size`` at a time."""
-        prev = reader.line_num
         n = len(header)
         lines: list[int] = []
         recs: list[list[str]] = []
+        source = records()
         try:
-            for rec in reader:
-                line = prev + 1
-                prev = reader.line_num
-                if not rec or (len(rec) == 1 and not rec[0].strip()):
-                    continue
+            for line, rec in source:
                 if len(rec) != n:
                     yield RowBatch(lines, header=header, records=recs, ragged=True)
                     return
@@ -177,12 +178,8 @@ def _open_csv(path: Path, mapping: Mapping) -> Table:
                     lines, recs = [], []
             if recs:
                 yield RowBatch(lines, header=header, records=recs)
-        except UnicodeDecodeError as exc:
-            raise TableInputError(f"{path}:{prev + 1}: cannot decode as {enc}: {exc.reason}") from None
-        except csv.Error as exc:
-            raise TableInputError(f"{path}:{reader.line_num}: not valid CSV: {exc}") from None
         finally:
-            fh2.close()
+            source.close()  # closes the file also when a ragged record ends the batches early
 
     return Table(path=path, format="csv", columns=header, rows=rows(), encoding=enc, delimiter=delim,
                  batches=batches)
