@@ -33,7 +33,9 @@ ProgressFn = Callable[[int, int], None]
 
 
 class PipelineError(RuntimeError):
-    """The producing process ended without a result (killed, out of memory, crashed)."""
+    """The producing process failed in a way that cannot be handed back as it was: it ended
+    without a result (killed, out of memory), or raised an exception that does not pickle (then
+    its type, text and traceback are kept here)."""
 
 
 class RowSink(Protocol):
