@@ -318,7 +318,9 @@ def _jsonl_batches(
         except UnicodeDecodeError as exc:
             errors.add(src.error(line + 1, "-", f"not UTF-8: {exc.reason}", "UTF-8 text", None))
     if progress is not None:
-        progress(read - reported)
+        # the file's bytes, as the CSV reader reports: ``read`` counts characters, fewer than
+        # bytes in UTF-8 text, and the bar would stop short of its total
+        progress(bf.size - reported)
     if rows:
         yield RawBatch(rows, places)
 
