@@ -110,8 +110,13 @@ def _print_json(model: BaseModel) -> None:
 def _byte_progress(label: str) -> Progress:
     return Progress(
         TextColumn(f"[bold]{label}"), BarColumn(), DownloadColumn(), TimeElapsedColumn(),
-        TimeRemainingColumn(), console=err_console, transient=True,
+        TimeRemainingColumn(), TextColumn("{task.description}"), console=err_console, transient=True,
     )
+
+
+#: Shown once every byte is read: a big load still writes its last rows, commits (the deferred
+#: index rebuild, the WAL sync) and builds the topology index, ~10 s at the large plant.
+LOAD_TAIL = "writing the last rows, committing, indexing"
 
 
 def _counts_table(title: str, report: LoadReport) -> Table:
@@ -146,7 +151,7 @@ def validate_cmd(
         gs = _open(store, create=False) if use_store else None
         try:
             with _byte_progress("validating") as bar:
-                task = bar.add_task("validate", total=None)
+                task = bar.add_task("", total=None)
                 report = validate_bundle(
                     bundle, gs, progress=lambda done, total: bar.update(task, completed=done, total=total)
                 )
@@ -182,11 +187,12 @@ def load_cmd(
         gs = _open(store, create=True)
         try:
             with _byte_progress("loading") as bar:
-                task = bar.add_task("load", total=None)
+                task = bar.add_task("", total=None)
                 try:
                     report = load_bundle(
                         gs, bundle, batch_size=batch_size,
-                        progress=lambda done, total: bar.update(task, completed=done, total=total),
+                        progress=lambda done, total: bar.update(
+                            task, completed=done, total=total, description=LOAD_TAIL if done >= total else ""),
                     )
                 except BundleValidationError as exc:
                     bar.stop()
