@@ -1141,6 +1141,21 @@ class EmbeddedStore(GraphStore):
                 out[n] = lst
         return out
 
+    def _index_view(
+        self, ids: Iterable[str], as_of: datetime | None
+    ) -> tuple[sqlite3.Connection, int | None, adjacency.Adjacency, dict[str, int]] | None:
+        """What a read served by the topology index starts from: the read connection, ``as_of`` in
+        microseconds, the index and the rowids of the stored ``ids`` (valid then). None when one
+        of them was committed after the index was read: the caller then answers without it.
+        Outside a write transaction only (the callers check: it must see its own rows)."""
+        conn = self._read()
+        t = _as_of(as_of)
+        adj = self._index(conn)
+        nids = _nids_of(conn, ids, t)
+        if nids and max(nids.values()) >= adj.size:
+            return None
+        return conn, t, adj, nids
+
     def neighbour_links(
         self,
         node_ids: Iterable[str],
@@ -1159,15 +1174,13 @@ class EmbeddedStore(GraphStore):
         rel_list = None if rels is None else list(dict.fromkeys(rels))
         if not ids or (rel_list is not None and not rel_list):
             return out
-        conn = self._read()
-        t = _as_of(as_of)
         direction = Direction(direction)
-        adj = self._index(conn)
-        nids = _nids_of(conn, ids, t)
+        view = self._index_view(ids, as_of)
+        if view is None:
+            return super().neighbour_links(ids, rels, direction, as_of, classes)
+        conn, t, adj, nids = view
         if not nids:
             return out
-        if max(nids.values()) >= adj.size:  # committed after the index was read
-            return super().neighbour_links(ids, rels, direction, as_of, classes)
         edges = _index_edges(adj, np.array(sorted(nids.values()), dtype=np.int64),
                              adj.rel_names if rel_list is None else rel_list, direction, classes)
         if edges is None:
@@ -1214,15 +1227,13 @@ class EmbeddedStore(GraphStore):
         out: dict[str, list[str]] = {n: [] for n in ids}
         if not ids or k <= 0:
             return out
-        conn = self._read()
-        t = _as_of(as_of)
         direction = Direction(direction)
-        adj = self._index(conn)
-        nids = _nids_of(conn, ids, t)
+        view = self._index_view(ids, as_of)
+        if view is None:
+            return super().top_neighbours(ids, rel, direction, k, classes, as_of)
+        conn, t, adj, nids = view
         if not nids:
             return out
-        if max(nids.values()) >= adj.size:
-            return super().top_neighbours(ids, rel, direction, k, classes, as_of)
         edges = _index_edges(adj, np.array(sorted(nids.values()), dtype=np.int64), [rel], direction, classes)
         if edges is None:
             return out

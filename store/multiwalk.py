@@ -319,12 +319,10 @@ def index_reach(store: EmbeddedStore, starts: Sequence[str], alternatives: Seque
 
     if getattr(store._local, "tx", None) is not None:
         return None
-    conn = store._read()
-    t = emb._as_of(as_of)
-    adj = store._index(conn)
-    nids = emb._nids_of(conn, dict.fromkeys(starts), t)
-    if nids and max(nids.values()) >= adj.size:  # committed after the index was read
+    view = store._index_view(dict.fromkeys(starts), as_of)
+    if view is None:  # a start committed after the index was read
         return None
+    conn, t, adj, nids = view
     start_keys = np.array([nids.get(s, -1) for s in starts], dtype=np.int64)
 
     def expand(keys: I64, st: WalkStep, only: I64 | None = None) -> tuple[I64, I64]:
