@@ -30,7 +30,6 @@ For other importers (B2MML, tables, events) that build records themselves:
 from __future__ import annotations
 
 import gc
-import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -50,7 +49,7 @@ from graph_loader.bundle import (
     typed_batches,
 )
 from graph_loader.errors import DEFAULT_ERROR_CAP, BundleValidationError, ErrorCollector, LoadError
-from graph_loader.pipeline import RowSink, TxSink, run_beside
+from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, TxSink, run_beside, usable_cpus
 from graph_loader.validation import Deletions, GraphValidator, check_records, validate_records
 from store.base import EdgeRecord, GraphStore, NodeRecord, WriteReport, WriteTransaction
 
@@ -201,19 +200,6 @@ def validate_bundle(
         return _failed_report(path, exc, time.perf_counter() - t0)
 
 
-#: Bundles at least this big are validated in a second process while this one writes (when the
-#: store can be opened from another process and there is a second CPU): below it, starting the
-#: process (~0.5 s) costs more than the overlap saves.
-PIPELINE_MIN_BYTES = 16 * 2**20
-
-
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _produce(
     path: str | Path, opener: Callable[[], GraphStore], batch_size: int, cap: int, sink: RowSink
 ) -> LoadReport:
@@ -249,7 +235,7 @@ def load_bundle(
     t0 = time.perf_counter()
     opener = store.process_opener()
     if pipeline is None:
-        pipeline = opener is not None and _cpus() > 1 and open_bundle(path).total_bytes >= PIPELINE_MIN_BYTES
+        pipeline = opener is not None and usable_cpus() > 1 and open_bundle(path).total_bytes >= PIPELINE_MIN_BYTES
     with _no_cyclic_gc(), store.transaction() as tx:
         if pipeline and opener is not None:
             open_bundle(path)  # a missing folder fails here, before a process is started

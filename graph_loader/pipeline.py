@@ -27,9 +27,20 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 from store.base import EdgeRow, NodeRow, WriteTransaction
 
 T = TypeVar("T")
+#: Inputs at least this big are worth a second process (bundles, table files): below it, starting
+#: the interpreter (~0.5 s) costs more than the overlap saves.
+PIPELINE_MIN_BYTES = 16 * 2**20
 #: Pipe buffer asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default).
 PIPE_BYTES = 1 << 20
 ProgressFn = Callable[[int, int], None]
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity, not the machine's count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 class PipelineError(RuntimeError):

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from graph_loader.b2mml.records import ImportBatch, NodeDraft, Origin, Problem, ProblemLog, paused_gc
+from graph_loader.pipeline import usable_cpus
 
 #: Imports with fewer bytes of XML than this stay in one process: the helper costs ~0.2 CPU s
 #: to start (mapping runs at ~13 MB per CPU second). Measured on the small plant's files (map
@@ -50,13 +51,6 @@ CHUNK_MIN_BYTES = 256 * 1024
 CHUNK_MAX_BYTES = 4 * 1024 * 1024
 
 _NOTE = struct.Struct("<i")
-
-
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
 
 
 def chunked(files: Sequence[Path], sizes: Sequence[int]) -> list[list[Path]]:
@@ -359,7 +353,7 @@ def add_files(imp: Any, files: Sequence[Path]) -> None:
         except OSError:
             sizes.append(0)  # reported by add_file
     chunks = chunked(files, sizes)
-    if sum(sizes) < PARALLEL_MIN_BYTES or len(chunks) < 2 or usable_cores() < 2:
+    if sum(sizes) < PARALLEL_MIN_BYTES or len(chunks) < 2 or usable_cpus() < 2:
         for f in files:
             imp.add_file(f)
         return

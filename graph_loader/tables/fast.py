@@ -33,8 +33,6 @@ from store.base import GraphStore, NodeRecord
 
 #: Rows mapped, validated and written together.
 BATCH_ROWS = 10_000
-#: Files at least this big are read and checked in a second process while this one writes.
-PIPELINE_MIN_BYTES = 16 * 2**20
 #: The report fields a streamed import fills.
 COUNTS = ("rows_read", "rows_ok", "entities", "entities_by_class", "relations", "relations_by_type")
 _COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")

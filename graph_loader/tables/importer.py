@@ -12,7 +12,6 @@ cannot answer rolls back and runs the full path below, which holds the whole fil
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections.abc import Callable
 from functools import partial
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, paused_gc, problem, write_validated
+from graph_loader.pipeline import PIPELINE_MIN_BYTES, PipelineError, TxSink, run_beside, usable_cpus
 from graph_loader.tables.mapping import Mapping
 from graph_loader.tables.readers import Table, TableInputError, open_table
 from graph_loader.tables.rowmap import RowMapper, TableImportReport, _Lookup, _RowDrafts, _RowErrors
@@ -232,21 +232,13 @@ class _Told:
         return self
 
 
-def _cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
 def _stream(path: Path, mapping: Mapping, store: GraphStore, table: Table, told: _Told) -> dict[str, Any] | None:
     """A clean file's import through the streaming path (in two processes for a big file),
     committed; None when it was rolled back and the full path must answer."""
-    from graph_loader.pipeline import PipelineError, TxSink, run_beside
     from graph_loader.tables import fast
 
     opener = store.process_opener()
-    piped = opener is not None and _cpus() > 1 and path.stat().st_size >= fast.PIPELINE_MIN_BYTES
+    piped = opener is not None and usable_cpus() > 1 and path.stat().st_size >= PIPELINE_MIN_BYTES
     if piped and opener is not None:
         try:
             with store.transaction() as tx:

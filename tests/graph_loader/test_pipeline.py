@@ -123,10 +123,10 @@ def test_large_bundles_take_the_pipeline_and_small_ones_stay_in_process(
     load_bundle(store, EXAMPLE)  # a few kB: not worth a process
     assert calls == []
     monkeypatch.setattr(loader, "PIPELINE_MIN_BYTES", 0)
-    monkeypatch.setattr(loader, "_cpus", lambda: 2)
+    monkeypatch.setattr(loader, "usable_cpus", lambda: 2)
     load_bundle(store, EXAMPLE)
     assert calls == [1]
-    monkeypatch.setattr(loader, "_cpus", lambda: 1)
+    monkeypatch.setattr(loader, "usable_cpus", lambda: 1)
     load_bundle(store, EXAMPLE)
     assert calls == [1]
 

@@ -311,8 +311,8 @@ def test_two_process_stream_same_as_full_path(tmp_path: Path, monkeypatch: pytes
     full path."""
     from graph_loader import pipeline
 
-    monkeypatch.setattr(fast, "PIPELINE_MIN_BYTES", 0)
-    monkeypatch.setattr(importer_mod, "_cpus", lambda: 2)
+    monkeypatch.setattr(importer_mod, "PIPELINE_MIN_BYTES", 0)
+    monkeypatch.setattr(importer_mod, "usable_cpus", lambda: 2)
     piped: list[int] = []
     run_beside = pipeline.run_beside
 
@@ -321,7 +321,7 @@ def test_two_process_stream_same_as_full_path(tmp_path: Path, monkeypatch: pytes
         piped.append(1)
         return out
 
-    monkeypatch.setattr(pipeline, "run_beside", counted)
+    monkeypatch.setattr(importer_mod, "run_beside", counted)
     data = tmp_path / "lots.csv"
     _lots_csv(data, 30, 4, dup_every=3 if case == "repeats" else 0)
     if case == "bad":
