@@ -267,8 +267,8 @@ def _quote(name: str) -> str:
 def _read_edges(
     conn: sqlite3.Connection, after: int, rel_names: list[str]
 ) -> tuple[I64, I64, I64, NDArray[np.int16]]:
-    """(eid, src, dst, rel code) of the edges with ``eid > after``."""
-    _edge_names(conn, rel_names)
+    """(eid, src, dst, rel code) of the edges with ``eid > after`` (the counted relations already
+    registered in ``rel_names``, by :func:`_read_since`)."""
     cur = conn.execute(f"SELECT eid, src, dst, {_case('rel', rel_names)} FROM edges WHERE eid > ?", (after,))
     chunks: list[NDArray[np.int64]] = []
     while rows := cur.fetchmany(_FETCH):
@@ -389,8 +389,8 @@ def _read_since(
 ) -> tuple[tuple[I64, I64, I64, NDArray[np.int16]], tuple[I64, list[str], NDArray[np.int16]]]:
     """Edges and nodes added after the marks: from the writer's record when it covers them,
     else read from SQLite."""
+    _edge_names(conn, rel_names)  # both ways code relations in this order
     if written is not None:
-        _edge_names(conn, rel_names)
         got = written.rows_since(edge_after, node_after, marks[2], marks[3], rel_names, cls_names)
         if got is not None:
             return got
