@@ -233,12 +233,13 @@ def load_bundle(
     chooses it when the store offers :meth:`~store.base.GraphStore.process_opener`, the process
     may use two CPUs and the bundle is at least ``PIPELINE_MIN_BYTES``."""
     t0 = time.perf_counter()
-    opener = store.process_opener()
+    opener = store.process_opener() if pipeline is not False else None
+    # opened here once: its size decides, and a missing folder fails before a process is started
+    size = open_bundle(path).total_bytes if opener is not None else 0
     if pipeline is None:
-        pipeline = opener is not None and usable_cpus() > 1 and open_bundle(path).total_bytes >= PIPELINE_MIN_BYTES
+        pipeline = usable_cpus() > 1 and size >= PIPELINE_MIN_BYTES
     with _no_cyclic_gc(), store.transaction() as tx:
         if pipeline and opener is not None:
-            open_bundle(path)  # a missing folder fails here, before a process is started
             report = run_beside(partial(_produce, path, opener, batch_size, cap), tx, progress)
         else:
             report = _run(path, store, TxSink(tx), progress, batch_size, cap)
