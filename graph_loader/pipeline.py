@@ -22,6 +22,7 @@ import subprocess
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 from store.base import EdgeRow, NodeRow, WriteTransaction
@@ -147,6 +148,29 @@ def _widen(fd: int) -> None:
         fcntl.fcntl(fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
 
 
+def start_python(
+    module: str, args: Sequence[str], job: bytes, keep_fd: int, quiet: bool = False
+) -> subprocess.Popen[bytes]:
+    """``python -m module *args`` in a fresh interpreter: not a fork, so it shares no lock or
+    connection with this process, and the caller's ``__main__`` is never re-run. It can import
+    this project from any working directory, keeps ``keep_fd`` open, and reads this process's
+    ``sys.path`` and then ``job`` (pickled) from its stdin. ``quiet`` sends its output to
+    /dev/null. Raises OSError when it cannot start; one that dies at once shows as an early
+    end of whatever it was to write on ``keep_fd``."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    out = subprocess.DEVNULL if quiet else None
+    proc = subprocess.Popen([sys.executable, "-m", module, *args], env=env, stdin=subprocess.PIPE,
+                            stdout=out, stderr=out, pass_fds=(keep_fd,))
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(pickle.dumps(sys.path) + job)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    return proc
+
+
 def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: ProgressFn | None = None) -> T:
     """Run ``produce(sink)`` in a new process and write what it sends into ``tx`` here.
 
@@ -156,25 +180,18 @@ def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: 
     re-run. Returns the producer's result, or raises its exception; in both cases every row it
     sent has been written into ``tx`` (which the caller then commits or rolls back)."""
     here = TxSink(tx, progress)
+    job = pickle.dumps(produce)
     r, w = os.pipe()
     _widen(w)
     try:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "graph_loader.pipeline", str(w)], stdin=subprocess.PIPE, pass_fds=(w,)
-        )
+        proc = start_python("graph_loader.pipeline", [str(w)], job, w)
     except OSError:
         os.close(r)
         raise
     finally:
         os.close(w)  # the child has its copy: a dead child then reads as end-of-file here, not a hang
-    assert proc.stdin is not None
     try:
         with os.fdopen(r, "rb", buffering=1 << 20) as stream:
-            try:
-                proc.stdin.write(pickle.dumps(sys.path) + pickle.dumps(produce))
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass  # it died at once: reported below as an end without an answer
             while True:
                 try:
                     msg = pickle.load(stream)

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from graph_loader.b2mml.records import ImportBatch, NodeDraft, Origin, Problem, ProblemLog, paused_gc
-from graph_loader.pipeline import usable_cpus
+from graph_loader.pipeline import start_python, usable_cpus
 
 #: Imports with fewer bytes of XML than this stay in one process: the helper costs ~0.2 CPU s
 #: to start (mapping runs at ~13 MB per CPU second). Measured on the small plant's files (map
@@ -272,22 +272,14 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
         job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
                "importer": type(imp), "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
         try:
-            payload: bytes | None = pickle.dumps(sys.path) + pickle.dumps(job)
+            payload: bytes | None = pickle.dumps(job)
         except Exception:  # e.g. a time zone object that does not pickle: no helper
             payload = None
         r, w = os.pipe()
         notes = os.fdopen(r, "rb", buffering=0)
         try:
             if payload is not None:
-                root = str(Path(__file__).resolve().parents[2])  # importable from any working directory
-                env = {**os.environ,
-                       "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-                proc = subprocess.Popen([sys.executable, "-m", "graph_loader.b2mml.parallel", str(folder), str(w)],
-                                        env=env, pass_fds=(w,), stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                        stderr=subprocess.DEVNULL)
-                assert proc.stdin is not None
-                proc.stdin.write(payload)
-                proc.stdin.close()
+                proc = start_python("graph_loader.b2mml.parallel", [str(folder), str(w)], payload, w, quiet=True)
         except OSError:
             pass  # no helper (or it died at once): every chunk is mapped here
         finally:
