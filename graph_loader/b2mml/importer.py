@@ -168,6 +168,7 @@ def _clean(text: str | None) -> str | None:
 
 
 _BAR = re.compile(r"\s*\|\s*")
+_NOT_LETTER = re.compile(r"[^a-z]")
 
 
 @cache
@@ -285,32 +286,48 @@ class _Used:
         return got
 
 
-class R:
-    """A read view of one element that records which children the mapping used."""
+#: The index of an element without children (shared, never changed).
+_LEAF: tuple[dict[str, list[Any]], list[tuple[str, Any]]] = ({}, [])
 
-    __slots__ = ("el", "used")
+
+class R:
+    """A read view of one element that records which children the mapping used.
+
+    The readers below are the hot path of the mapping (a few calls per element read), so the
+    element's child index is kept on the view and the common cases (one name, a leaf's text)
+    are written out inline rather than through helper calls."""
+
+    __slots__ = ("_by", "_seq", "el", "used")
 
     def __init__(self, el: Any, used: _Used) -> None:
         self.el = el
         self.used = used
+        self._by: dict[str, list[Any]] | None = None
+        self._seq: list[tuple[str, Any]] = _LEAF[1]
         used.els.add(el)
 
     @property
     def line(self) -> int:
         return int(self.el.sourceline or 0)
 
+    def _index(self) -> dict[str, list[Any]]:
+        """Children by local name (document order kept in ``_seq``), from the unit's index."""
+        el = self.el
+        by, self._seq = self.used.children(el) if len(el) else _LEAF
+        self._by = by
+        return by
+
     def _matching(self, names: tuple[str, ...]) -> list[Any]:
         """Children named ``names`` in document order, marked as read."""
-        el = self.el
-        if not len(el):
-            return []
-        by, seq = self.used.children(el)
+        by = self._by
+        if by is None:
+            by = self._index()
         if len(names) == 1:
             found = by.get(names[0])
             if not found:
                 return []
         else:
-            found = [c for n, c in seq if n in names]
+            found = [c for n, c in self._seq if n in names]
         self.used.els.update(found)
         return found
 
@@ -318,25 +335,35 @@ class R:
         used = self.used
         return [R(c, used) for c in self._matching(names)]
 
+    def mark(self, *names: str) -> None:
+        """Mark the children named ``names`` as read (what ``kids`` does, without the views)."""
+        by = self._by
+        if by is None:
+            by = self._index()
+        update = self.used.els.update
+        for n in names:
+            got = by.get(n)
+            if got:
+                update(got)
+
     def kid(self, *names: str) -> R | None:
-        if not len(self.el):
-            return None
-        by = self.used.children(self.el)[0]
+        by = self._by
+        if by is None:
+            by = self._index()
         for n in names:
             got = by.get(n)
             if got:
                 return R(got[0], self.used)
         return None
 
-    def _value_of(self, c: Any) -> str | None:
-        if not len(c):
-            return _clean(c.text)
-        return R(c, self.used).value()
-
     def text(self, *names: str) -> str | None:
         """First non-empty (whitespace-stripped) text among children named ``names``."""
         for c in self._matching(names):
-            t = self._value_of(c)
+            if len(c):
+                t = R(c, self.used).value()
+            else:  # _clean(c.text), inline
+                t = c.text
+                t = (" ".join(t.split()) or None) if t else None
             if t is not None:
                 return t
         return None
@@ -344,7 +371,11 @@ class R:
     def texts(self, *names: str) -> list[str]:
         out = []
         for c in self._matching(names):
-            t = self._value_of(c)
+            if len(c):
+                t = R(c, self.used).value()
+            else:
+                t = c.text
+                t = (" ".join(t.split()) or None) if t else None
             if t is not None:
                 out.append(t)
         return out
@@ -356,7 +387,7 @@ class R:
             return _clean(el.text)
         inner = self.kid("ValueString", "QuantityString")
         if inner is not None:
-            self.kids("DataType", "UnitOfMeasure", "Key")
+            self.mark("DataType", "UnitOfMeasure", "Key")
             return _clean(inner.el.text)
         return _clean(el.text)
 
@@ -608,7 +639,7 @@ class B2MMLImporter:
         for q in r.kids("Quantity"):
             s = q.text("QuantityString")
             unit = q.text("UnitOfMeasure")
-            q.kids("DataType", "Key")
+            q.mark("DataType", "Key")
             if s is None:
                 s = V.clean_id(q.el.text) if not len(q.el) else None
             if s is None:
@@ -663,7 +694,7 @@ class B2MMLImporter:
         for p in r.kids(*names):
             pid = p.text("ID")
             vals = p.texts("Value")
-            p.kids("Description")
+            p.mark("Description")
             key = _snake(pid) if pid else ""
             kind = kinds.get(key)
             if kind is None:
@@ -686,7 +717,7 @@ class B2MMLImporter:
 
     def _common(self, r: R, props: dict[str, Any]) -> None:
         props["name"] = r.text("Description")
-        r.kids("Description")
+        r.mark("Description")
         props["valid_from"] = self._dt(r, "EffectiveStartDate")
         props["valid_to"] = self._dt(r, "EffectiveEndDate")
         if self._ctx.sender:
@@ -851,7 +882,7 @@ class B2MMLImporter:
                                     props={"quantity": cq, "unit": cu})
                 if cq is None:
                     self._assembly.append((lid, cid, self._origin(comp_r)))
-        r.kids("AssemblyType", "AssemblyRelationship")
+        r.mark("AssemblyType", "AssemblyRelationship")
         return lid
 
     def _u_MaterialSubLot(self, r: R) -> None:
@@ -919,7 +950,7 @@ class B2MMLImporter:
             out.append(("consumed", m))
         for m in seg.kids("MaterialRequirement", "MaterialActual"):
             use = m.text("MaterialUse") or ""
-            key = re.sub(r"[^a-z]", "", use.lower())
+            key = _NOT_LETTER.sub("", use.lower())
             if key in _PRODUCED:
                 out.append(("produced", m))
             elif key in _CONSUMED:
@@ -976,7 +1007,7 @@ class B2MMLImporter:
                 if use == "produced":
                     q, u = self._quantity(m)
                     mat = m.text("MaterialDefinitionID")
-                    m.kids("MaterialUse", "Description", "ID")
+                    m.mark("MaterialUse", "Description", "ID")
                     if q is not None:
                         qty += q
                     unit = unit or u
@@ -994,8 +1025,8 @@ class B2MMLImporter:
             for eq in s.kids("EquipmentRequirement"):
                 for eid in eq.texts("EquipmentID"):
                     self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), actual=False))
-                eq.kids("ID", "Description", "EquipmentLevel", "EquipmentUse")
-            s.kids("ID", "Description", "EarliestStartTime", "LatestEndTime", "Duration", "OperationsDefinitionID",
+                eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
+            s.mark("ID", "Description", "EarliestStartTime", "LatestEndTime", "Duration", "OperationsDefinitionID",
                    "SegmentState", "OperationsType")
         if qty > 0:
             props["quantity"] = qty
@@ -1022,7 +1053,7 @@ class B2MMLImporter:
         starts = [t for s in segs if (t := self._dt(s, "ActualStartTime"))]
         ends = [t for s in segs if (t := self._dt(s, "ActualEndTime"))]
         props: dict[str, Any] = {}
-        r.kids("Description")
+        r.mark("Description")
         props["actual_start"] = self._dt(r, "StartTime") or _first(starts)
         props["actual_end"] = self._dt(r, "EndTime") or _last(ends)
         state = r.text("ResponseState")
@@ -1054,13 +1085,13 @@ class B2MMLImporter:
         for s in segs:
             s_start = self._dt(s, "ActualStartTime")
             s_end = self._dt(s, "ActualEndTime")
-            s.kids("ID", "Description", "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID",
+            s.mark("ID", "Description", "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID",
                    "SegmentState", "PostingDate", "OperationsType", "OperationsDefinitionID")
             for use, m in self._material_uses(s):
                 q, u = self._quantity(m)
                 mat = m.text("MaterialDefinitionID")
                 lots = m.texts("MaterialLotID", "MaterialSubLotID")
-                m.kids("MaterialUse", "Description", "ID")
+                m.mark("MaterialUse", "Description", "ID")
                 mo = self._origin(m)
                 if use not in ("produced", "consumed"):
                     self.unmapped.add(mo, f"material actual ({use}): only produced and consumed are mapped")
@@ -1085,11 +1116,11 @@ class B2MMLImporter:
             for eq in s.kids("EquipmentActual"):
                 for eid in eq.texts("EquipmentID"):
                     self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), True, s_start, s_end))
-                eq.kids("ID", "Description", "EquipmentLevel", "EquipmentUse")
+                eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
             for pa in s.kids("PersonnelActual"):
                 for pid in pa.texts("PersonID"):
                     self._edge(oid, "OPERATED_BY", pid, self._origin(pa))
-                pa.kids("ID", "Description", "PersonnelUse")
+                pa.mark("ID", "Description", "PersonnelUse")
         return produced_qty, unit
 
     # -- finishing ----------------------------------------------------------------------------------
