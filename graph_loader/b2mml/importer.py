@@ -322,12 +322,16 @@ class R:
         by = self._by
         if by is None:
             by = self._index()
-        if len(names) == 1:
-            found = by.get(names[0])
-            if not found:
-                return []
-        else:
-            found = [c for n, c in self._seq if n in names]
+        found: list[Any] | None = None
+        for n in names:
+            got = by.get(n)
+            if got:
+                if found is not None:  # children of two of the names: in document order
+                    found = [c for m, c in self._seq if m in names]
+                    break
+                found = got
+        if found is None:
+            return []
         self.used.els.update(found)
         return found
 
@@ -345,6 +349,19 @@ class R:
             got = by.get(n)
             if got:
                 update(got)
+
+    def kid_el(self, *names: str) -> Any | None:
+        """The element ``kid`` would view (marked as read), without the view."""
+        by = self._by
+        if by is None:
+            by = self._index()
+        for n in names:
+            got = by.get(n)
+            if got:
+                el = got[0]
+                self.used.els.add(el)
+                return el
+        return None
 
     def kid(self, *names: str) -> R | None:
         by = self._by
@@ -455,7 +472,7 @@ class B2MMLImporter:
         self.report.files.append(summary)
         self._ctx = _Ctx(file=name, summary=summary)
         try:
-            if path.stat().st_size <= TREE_BYTES:
+            if os.stat(name).st_size <= TREE_BYTES:
                 self._walk(_tree_events(safe_parse(path, name).getroot()))
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
@@ -623,16 +640,17 @@ class B2MMLImporter:
     def _dt(self, r: R | None, *names: str) -> str | None:
         if r is None:
             return None
-        k = r.kid(*names)
-        if k is None:
+        el = r.kid_el(*names)
+        if el is None:
             return None
-        t = k.value()
+        t = R(el, r.used).value() if len(el) else _clean(el.text)
         if t is None:
             return None
         try:
             return V.parse_datetime(t, self.default_tz).isoformat()
         except V.ValueProblem as exc:
-            self.errors.append(Problem(file=self._ctx.file, line=k.line, path=_el_path(k.el), message=str(exc)))
+            self.errors.append(Problem(file=self._ctx.file, line=int(el.sourceline or 0), path=_el_path(el),
+                                       message=str(exc)))
             return None
 
     def _quantity(self, r: R) -> tuple[float | None, str | None]:
@@ -725,7 +743,7 @@ class B2MMLImporter:
 
     def _edge(self, src: str, rel: str, dst: str, origin: Origin, props: dict[str, Any] | None = None) -> None:
         """An edge, attributed to the message's sender when it names one."""
-        p = dict(props or {})
+        p = dict(props) if props else {}
         if self._ctx.sender:
             p.setdefault("source_system", self._ctx.sender)
         self.batch.add_edge(src, rel, dst, origin, props=p)

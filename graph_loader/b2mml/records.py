@@ -177,7 +177,7 @@ class ImportBatch:
     ) -> NodeDraft:
         """Add or merge a node. An implicit node never changes the class of an explicit one."""
         draft = self.nodes.get(node_id)
-        clean = {k: v for k, v in (props or {}).items() if v is not None}
+        clean = {k: v for k, v in props.items() if v is not None} if props else {}
         if draft is None:
             draft = NodeDraft(cls=cls, id=node_id, origin=origin, explicit=explicit)
             self.nodes[node_id] = draft
@@ -192,9 +192,10 @@ class ImportBatch:
         else:  # an implicit mention only fills what nothing else says
             for k, v in clean.items():
                 draft.defaults.setdefault(k, v)
-        for k, v in (defaults or {}).items():
-            if v is not None:
-                draft.defaults.setdefault(k, v)
+        if defaults:
+            for k, v in defaults.items():
+                if v is not None:
+                    draft.defaults.setdefault(k, v)
         return draft
 
     def add_edge(
@@ -211,10 +212,12 @@ class ImportBatch:
         if draft is None:
             draft = EdgeDraft(src=src, rel=rel, dst=dst, origin=origin)
             self.edges[key] = draft
-        draft.props.update({k: v for k, v in (props or {}).items() if v is not None})
-        for k, v in (defaults or {}).items():
-            if v is not None:
-                draft.defaults.setdefault(k, v)
+        if props:
+            draft.props.update({k: v for k, v in props.items() if v is not None})
+        if defaults:
+            for k, v in defaults.items():
+                if v is not None:
+                    draft.defaults.setdefault(k, v)
         return draft
 
     def __len__(self) -> int:
