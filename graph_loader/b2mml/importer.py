@@ -125,6 +125,8 @@ class _Tag:
 
 
 _TAGS: dict[Any, _Tag] = {}
+#: Tag -> local name of the elements seen (what the child index needs of a tag).
+_LOCALS: dict[str, str] = {}
 _NO_TAG = _Tag("", "")
 
 
@@ -143,6 +145,7 @@ def _tag(tag: Any) -> _Tag:
         got = _Tag("", tag)
     if len(_TAGS) < 50_000:
         _TAGS[tag] = got
+        _LOCALS[tag] = got.local
     return got
 
 
@@ -248,7 +251,7 @@ class _Used:
 
     def __init__(self) -> None:
         self.els: set[Any] = set()
-        self._index: dict[Any, tuple[dict[str, list[Any]], list[tuple[str, Any]]]] = {}
+        self._index: dict[Any, dict[str, list[Any]]] = {}
         self._paths: dict[Any, str] = {}
 
     def mark(self, el: Any) -> None:
@@ -257,23 +260,25 @@ class _Used:
     def __contains__(self, el: Any) -> bool:
         return el in self.els
 
-    def children(self, el: Any) -> tuple[dict[str, list[Any]], list[tuple[str, Any]]]:
-        """(children by local name, children in document order with their local names)."""
+    def children(self, el: Any) -> dict[str, list[Any]]:
+        """Children by local name, each list in document order (the costliest loop of the
+        mapping: one pass per element read, so one dict lookup per child)."""
         got = self._index.get(el)
         if got is None:
-            by: dict[str, list[Any]] = {}
-            seq: list[tuple[str, Any]] = []
+            got = self._index[el] = {}
+            locals_ = _LOCALS
             for c in el:
-                t = _TAGS.get(c.tag) or _tag(c.tag)
-                if t is _NO_TAG:
-                    continue
-                seq.append((t.local, c))
-                lst = by.get(t.local)
+                tag = c.tag
+                local = locals_.get(tag)
+                if local is None:
+                    local = _tag(tag).local
+                    if not local:  # not an element
+                        continue
+                lst = got.get(local)
                 if lst is None:
-                    by[t.local] = [c]
+                    got[local] = [c]
                 else:
                     lst.append(c)
-            got = self._index[el] = (by, seq)
         return got
 
     def path(self, el: Any) -> str:
@@ -287,7 +292,7 @@ class _Used:
 
 
 #: The index of an element without children (shared, never changed).
-_LEAF: tuple[dict[str, list[Any]], list[tuple[str, Any]]] = ({}, [])
+_LEAF: dict[str, list[Any]] = {}
 
 
 class R:
@@ -297,13 +302,12 @@ class R:
     element's child index is kept on the view and the common cases (one name, a leaf's text)
     are written out inline rather than through helper calls."""
 
-    __slots__ = ("_by", "_seq", "el", "used")
+    __slots__ = ("_by", "el", "used")
 
     def __init__(self, el: Any, used: _Used) -> None:
         self.el = el
         self.used = used
         self._by: dict[str, list[Any]] | None = None
-        self._seq: list[tuple[str, Any]] = _LEAF[1]
         used.els.add(el)
 
     @property
@@ -311,10 +315,9 @@ class R:
         return int(self.el.sourceline or 0)
 
     def _index(self) -> dict[str, list[Any]]:
-        """Children by local name (document order kept in ``_seq``), from the unit's index."""
+        """Children by local name, from the unit's index."""
         el = self.el
-        by, self._seq = self.used.children(el) if len(el) else _LEAF
-        self._by = by
+        by = self._by = self.used.children(el) if len(el) else _LEAF
         return by
 
     def _matching(self, names: tuple[str, ...]) -> list[Any]:
@@ -327,7 +330,7 @@ class R:
             got = by.get(n)
             if got:
                 if found is not None:  # children of two of the names: in document order
-                    found = [c for m, c in self._seq if m in names]
+                    found = [c for c in self.el if _tag(c.tag).local in names]
                     break
                 found = got
         if found is None:
