@@ -48,9 +48,10 @@ from graph_loader.bundle import (
     read_deletions,
     typed_batches,
 )
+from graph_loader.columnar import edge_columns
 from graph_loader.errors import DEFAULT_ERROR_CAP, BundleValidationError, ErrorCollector, LoadError
 from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, TxSink, run_beside, usable_cpus
-from graph_loader.validation import Deletions, GraphValidator, check_records, validate_records
+from graph_loader.validation import Deletions, GraphValidator, check_records, row_schema, validate_records
 from store.base import EdgeRecord, GraphStore, NodeRecord, WriteReport, WriteTransaction
 
 LoadProgress = Callable[[int, int], None]
@@ -147,6 +148,16 @@ def _run(
     for bf in bundle.of_kind(FileKind.EDGES):
         if bf.name != seen_rel:  # files are sorted by relation: one key set per relation at a time
             seen_rel, seen = bf.name, set[int]()
+        columns = edge_columns(bf, row_schema("edge", bf.name), gv, advance)
+        for cols in columns or ():
+            by_rel[bf.name] = by_rel.get(bf.name, 0) + len(cols)
+            before = len(seen)
+            seen.update(map(hash, zip(cols.src, cols.dst, strict=True)))
+            repeated += len(cols) - (len(seen) - before)
+            if sink is not None and not errors:
+                sink.prepared_edges(bf.name, store.prepare_edge_columns(cols) if store is not None else cols)
+        if columns is not None:
+            continue
         for ebatch in typed_batches(bf, errors, batch_size, advance):
             egood = gv.accept_edges(ebatch.schema, ebatch.typed, ebatch.places)
             by_rel[bf.name] = by_rel.get(bf.name, 0) + len(egood)

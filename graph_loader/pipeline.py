@@ -18,8 +18,10 @@ import contextlib
 import fcntl
 import os
 import pickle
+import queue
 import subprocess
 import sys
+import threading
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,6 +33,10 @@ T = TypeVar("T")
 #: Inputs at least this big are worth a second process (bundles, table files): below it, starting
 #: the interpreter (~0.5 s) costs more than the overlap saves.
 PIPELINE_MIN_BYTES = 16 * 2**20
+#: Pickled messages the producer may have queued for the pipe before it waits: a checked file
+#: comes in one burst (the columnar path checks a whole file first), which the writer then takes
+#: batch by batch while the producer goes on with the next file.
+AHEAD_BYTES = 256 * 2**20
 #: Pipe buffer asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default).
 PIPE_BYTES = 1 << 20
 ProgressFn = Callable[[int, int], None]
@@ -60,6 +66,10 @@ class RowSink(Protocol):
     def edges(self, rel: str, rows: Sequence[EdgeRow]) -> None:
         """Checked rows of one relation, as ``WriteTransaction.upsert_edge_rows`` takes them."""
 
+    def prepared_edges(self, rel: str, prepared: Any) -> None:
+        """Checked edges of one relation as ``GraphStore.prepare_edge_columns`` made them (in the
+        producing process), for ``WriteTransaction.upsert_prepared_edges``."""
+
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None: ...
 
     def progress(self, done: int, total: int) -> None: ...
@@ -78,6 +88,9 @@ class TxSink:
     def edges(self, rel: str, rows: Sequence[EdgeRow]) -> None:
         self.tx.upsert_edge_rows(rel, rows)
 
+    def prepared_edges(self, rel: str, prepared: Any) -> None:
+        self.tx.upsert_prepared_edges(rel, prepared)
+
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
         # edges first: a deleted node's own edges go with it anyway
         self.tx.delete_edges(edges)
@@ -91,18 +104,54 @@ class TxSink:
 class _PipeSink:
     """The producer's side: every call becomes one pickled message on the pipe, in order."""
 
-    def __init__(self, out: BinaryIO) -> None:
+    def __init__(self, out: BinaryIO, ahead: int = AHEAD_BYTES) -> None:
         self._out = out
+        self._ahead = ahead
+        self._queued = 0
+        self._room = threading.Condition()
+        self._queue: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._write_out, name="pipeline-sender", daemon=True)
+        self._thread.start()
+
+    def _write_out(self) -> None:
+        """The sending thread: the pipe write waits (without the GIL) while the writing
+        process is busy, and the producer goes on checking the next rows meanwhile."""
+        while (data := self._queue.get()) is not None:
+            try:
+                if self._failed is None:
+                    self._out.write(data)
+                    self._out.flush()
+            except BaseException as exc:  # the reader went away: the producer stops at its next send
+                self._failed = exc
+            with self._room:
+                self._queued -= len(data)
+                self._room.notify_all()
 
     def _send(self, msg: tuple[Any, ...]) -> None:
-        self._out.write(pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL))
-        self._out.flush()
+        data = pickle.dumps(msg, protocol=pickle.HIGHEST_PROTOCOL)
+        with self._room:
+            self._room.wait_for(lambda: self._queued < self._ahead or self._failed is not None)
+            if self._failed is not None:
+                raise self._failed
+            self._queued += len(data)
+        self._queue.put(data)
+
+    def close(self) -> None:
+        """Wait until everything queued is on the pipe."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._failed is not None:
+            raise self._failed
 
     def nodes(self, cls: str, rows: Sequence[NodeRow]) -> None:
         self._send(("nodes", cls, rows))
 
     def edges(self, rel: str, rows: Sequence[EdgeRow]) -> None:
         self._send(("edges", rel, rows))
+
+    def prepared_edges(self, rel: str, prepared: Any) -> None:
+        self._send(("prepared_edges", rel, prepared))
 
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
         self._send(("deletions", edges, nodes))
@@ -134,11 +183,14 @@ def _child_main(fd: int) -> None:
     with os.fdopen(fd, "wb", buffering=1 << 20) as out:
         sink = _PipeSink(out)
         try:
-            result = produce(sink)
-        except BaseException as exc:  # everything goes back to the caller
-            sink._send(("raise", _portable(exc)))
-        else:
-            sink._send(("done", result))
+            try:
+                result = produce(sink)
+            except BaseException as exc:  # everything goes back to the caller
+                sink._send(("raise", _portable(exc)))
+            else:
+                sink._send(("done", result))
+        finally:
+            sink.close()
 
 
 def _widen(fd: int) -> None:
@@ -203,6 +255,8 @@ def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: 
                 kind = msg[0]
                 if kind == "edges":
                     here.edges(msg[1], msg[2])
+                elif kind == "prepared_edges":
+                    here.prepared_edges(msg[1], msg[2])
                 elif kind == "nodes":
                     here.nodes(msg[1], msg[2])
                 elif kind == "progress":

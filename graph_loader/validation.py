@@ -260,6 +260,17 @@ def _model_of(kind: str, name: str) -> type[BaseModel]:
 
 
 _ROW_TYPES: dict[tuple[str, str], Any] = {}
+#: How a row's values are typed (the column path types single fields with the same settings).
+ROW_CONFIG = ConfigDict(extra="forbid", use_enum_values=True, str_strip_whitespace=True)
+_ENDPOINT = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def field_annotation(kind: str, name: str, fname: str) -> Any:
+    """The annotation (with its constraints) a row of class/relation ``name`` types ``fname`` by."""
+    if kind == "edge" and fname in ("src", "dst"):
+        return _ENDPOINT
+    info = _model_of(kind, name).model_fields[fname]
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
 
 
 def _row_type(kind: str, name: str) -> Any:
@@ -268,13 +279,10 @@ def _row_type(kind: str, name: str) -> Any:
         model = _model_of(kind, name)
         fields: list[tuple[str, Any, bool]] = []
         if kind == "edge":
-            endpoint = Annotated[str, Field(min_length=1, max_length=200)]
-            fields += [("src", endpoint, True), ("dst", endpoint, True)]
+            fields += [("src", _ENDPOINT, True), ("dst", _ENDPOINT, True)]
         for fname, info in model.model_fields.items():
-            ann = Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
-            fields.append((fname, ann, info.is_required()))
-        config = ConfigDict(extra="forbid", use_enum_values=True, str_strip_whitespace=True)
-        _ROW_TYPES[key] = _row_typed_dict(f"{name}Row", fields, config)
+            fields.append((fname, field_annotation(kind, name, fname), info.is_required()))
+        _ROW_TYPES[key] = _row_typed_dict(f"{name}Row", fields, ROW_CONFIG)
     return _ROW_TYPES[key]
 
 
@@ -414,6 +422,8 @@ class GraphValidator:
         self._ids: dict[str, tuple[Source, int]] = {}
         self._src_cls: dict[Source, str] = {}
         self._store_has_data = store is not None and store.counts().nodes > 0
+        #: id -> class of every id above, for whole files of edges (:meth:`accept_edge_columns`)
+        self._class_by_id: dict[str, str] | None = None
         self._sop_versions: dict[str, tuple[datetime, datetime | None, Source, int]] = {}
         self._version_of: dict[str, list[tuple[str, Source, int]]] = {}
         self.nodes_seen = 0
@@ -435,6 +445,7 @@ class GraphValidator:
         self._class_of_source(src, cls)
         if isinstance(node_id, str) and node_id.strip() and node_id.strip() not in self._ids:
             self._ids[node_id.strip()] = (src, line)
+            self._class_by_id = None
 
     def check_nodes(self, schema: RowSchema, typed: Sequence[dict[str, Any]], places: Sequence[tuple[Source, int]]
                     ) -> list[NodeRecord]:
@@ -453,6 +464,7 @@ class GraphValidator:
         for src in {p[0] for p in places}:
             self._class_of_source(src, cls)
         self.nodes_seen += len(typed)
+        self._class_by_id = None
         for d, place in zip(typed, places, strict=True):
             nid = d["id"]
             ok = True
@@ -590,6 +602,31 @@ class GraphValidator:
                 line, "-", f"edge {key} is both upserted here and deleted at {ehit[0].name}:{ehit[1]}",
                 "an edge not listed in _deleted_edges", "both"))
         return ok
+
+    def accept_edge_columns(self, rel: str, src: Sequence[str], dst: Sequence[str], rows: int) -> bool:
+        """For a whole file of edges whose values are already typed (``src``/``dst``: its
+        distinct endpoint ids): whether every endpoint exists with a class the relation allows,
+        and nothing needs a row-by-row check (deletions, VERSION_OF). True also counts the
+        file's edges as seen; False changes nothing, and the caller checks the rows one by one."""
+        if self.deletions or rel == "VERSION_OF":
+            return False
+        rdef = RELATIONS[rel]
+        if self._class_by_id is None:  # built once, after the node files
+            src_cls = self._src_cls
+            self._class_by_id = {i: src_cls[place[0]] for i, place in self._ids.items()}
+        known = self._class_by_id.get
+        for ids, allowed in ((src, frozenset(rdef.domain)), (dst, frozenset(rdef.range))):
+            classes = set(map(known, ids))
+            if None in classes:
+                missing = [x for x in ids if known(x) is None]
+                found = self._store_classes(missing)
+                if len(found) < len(missing):
+                    return False
+                classes = (classes - {None}) | set(found.values())
+            if not allowed.issuperset(classes):
+                return False
+        self.edges_seen += rows
+        return True
 
     def _store_classes(self, ids: Iterable[str]) -> dict[str, str]:
         if not self._store_has_data:

@@ -19,6 +19,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar, NamedTuple
 
+import numpy as np
+
 from store.timeprops import later_than
 
 
@@ -192,6 +194,48 @@ EdgeRow = tuple[str, str, str, str | None, str | None, Mapping[str, Any]]
 ``(src, dst, source_system, valid_from, valid_to, props)``, as :data:`NodeRow`."""
 
 
+@dataclass(slots=True)
+class Coded:
+    """A column as its distinct values and, per row, the index of its value: a plant's few source
+    systems and units, and times shared by many rows, are then converted once, not once a row."""
+
+    values: list[Any]
+    codes: Any  # a numpy integer array, one index into ``values`` per row
+
+    def decode(self) -> list[Any]:
+        """The value of every row."""
+        table = np.empty(len(self.values), dtype=object)
+        table[:] = self.values
+        out: list[Any] = table[self.codes].tolist()
+        return out
+
+
+@dataclass(slots=True)
+class EdgeColumns:
+    """Checked edges of one relation, column by column (a loader's columnar fast path): the same
+    values as :data:`EdgeRow` holds, with None for an absent time or property."""
+
+    src: list[str]
+    dst: list[str]
+    source_system: Coded
+    valid_from: Coded
+    valid_to: Coded
+    #: property name -> its values (JSON-compatible; None: the row has no such property)
+    props: dict[str, Coded]
+
+    def __len__(self) -> int:
+        return len(self.src)
+
+    def rows(self) -> list[EdgeRow]:
+        """The same edges as rows."""
+        names = sorted(self.props)
+        cols = [self.props[k].decode() for k in names]
+        docs = [{k: v for k, v in zip(names, vals, strict=True) if v is not None} for vals in zip(*cols, strict=True)
+                ] if names else [{} for _ in self.src]
+        return list(zip(self.src, self.dst, self.source_system.decode(), self.valid_from.decode(),
+                        self.valid_to.decode(), docs, strict=True))
+
+
 def _row_time(text: str | None, what: str) -> datetime | None:
     if text is None:
         return None
@@ -246,6 +290,12 @@ class WriteTransaction(ABC):
                        _row_time(r[4], f"edge ({r[0]!r}, {rel!r}, {r[1]!r}) valid_to"))
             for r in rows
         ])
+
+    def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
+        """Write what :meth:`GraphStore.prepare_edge_columns` made of checked edge columns (the
+        default: the columns themselves, written as rows)."""
+        assert isinstance(prepared, EdgeColumns)
+        self.upsert_edge_rows(rel, prepared.rows())
 
 
 class GraphStore(ABC):
@@ -413,6 +463,13 @@ class GraphStore(ABC):
         a write here (a bulk load validates in a second process), or None when the backend
         cannot be shared that way. The default: None."""
         return None
+
+    def prepare_edge_columns(self, cols: EdgeColumns) -> Any:
+        """Turn checked edge columns into what :meth:`WriteTransaction.upsert_prepared_edges`
+        writes. A loader calls it where it checks rows (the second process of a pipelined load),
+        so a backend can move its per-row conversion off the writing process. The default: the
+        columns unchanged. Must be picklable."""
+        return cols
 
     def vector_upsert(self, namespace: str, items: Sequence[tuple[str, Sequence[float]]]) -> None:
         raise CapabilityError(f"{self.backend} store has no vector index")

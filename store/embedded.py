@@ -32,6 +32,7 @@ import uuid
 from collections import ChainMap, Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from itertools import chain
@@ -43,7 +44,9 @@ from numpy.typing import NDArray
 
 from store import adjacency, propindex, topk
 from store.base import (
+    Coded,
     Direction,
+    EdgeColumns,
     EdgeRecord,
     EdgeRow,
     GraphStore,
@@ -266,6 +269,58 @@ def _upsert_many(conn: sqlite3.Connection, sqls: tuple[str, ...], rows: list[tup
         conn.executemany(multi, [tuple(chain.from_iterable(rows[j:j + step])) for j in range(0, full, step)])
     if full < len(rows):
         conn.executemany(one, rows[full:])
+
+
+def _upsert_flat(conn: sqlite3.Connection, sqls: tuple[str, ...], flat: list[Any], width: int) -> None:
+    """:func:`_upsert_many` of rows given as one flat list of their values, ``width`` a row."""
+    one, multi = sqls
+    n = len(flat) // width
+    full = n - n % MULTI_ROWS
+    step = MULTI_ROWS * width
+    if full:
+        conn.executemany(multi, [tuple(flat[j:j + step]) for j in range(0, full * width, step)])
+    if full < n:
+        conn.executemany(one, [tuple(flat[j:j + width]) for j in range(full * width, n * width, width)])
+
+
+def _spread(flat: list[Any], width: int, columns: Sequence[list[Any]]) -> None:
+    """Fill ``flat`` row by row from ``columns`` (one slice assignment a column, in C)."""
+    for k, col in enumerate(columns):
+        flat[k::width] = col
+
+
+@dataclass(slots=True)
+class PreparedEdges:
+    """Edges of one relation as the writer binds them, built where they were checked (see
+    :meth:`EmbeddedStore.prepare_edge_columns`): only the node ids are left to resolve."""
+
+    src: list[str]
+    dst: list[str]
+    #: source_system, valid_from text, valid_to text, valid_from µs, valid_to µs, props JSON
+    tail: list[list[Any]]
+
+
+def _prepare_edges(cols: EdgeColumns) -> PreparedEdges:
+    """The writer's per-row conversions (:func:`_stamp_columns`, the props JSON) done for the
+    distinct values of each column, then spread over the rows."""
+    n = len(cols)
+    vf_iso, vf_us = _stamp_columns(cols.valid_from.values)
+    vt_iso, vt_us = _stamp_columns(cols.valid_to.values)
+    tail = [cols.source_system.decode()]
+    for values, coded in ((vf_iso, cols.valid_from), (vt_iso, cols.valid_to),
+                          (vf_us, cols.valid_from), (vt_us, cols.valid_to)):
+        tail.append(Coded(values, coded.codes).decode())
+    if not cols.props:
+        tail.append(["{}"] * n)
+    else:
+        # the props document as _dumps writes it: keys sorted, "key":value joined by commas
+        parts = [Coded([None if v is None else f"{_dumps(k)}:{_dumps(v)}" for v in c.values], c.codes).decode()
+                 for k, c in sorted(cols.props.items())]
+        if all(None not in c.values for c in cols.props.values()):
+            tail.append(["{" + ",".join(t) + "}" for t in zip(*parts, strict=True)])
+        else:
+            tail.append(["{" + ",".join([p for p in t if p is not None]) + "}" for t in zip(*parts, strict=True)])
+    return PreparedEdges(cols.src, cols.dst, tail)
 
 
 def _bad_record(what: str, valid_from: Any, valid_to: Any, props: Mapping[str, Any]) -> IntegrityError:
@@ -687,7 +742,7 @@ class _EmbeddedTransaction(WriteTransaction):
                 raise self._fail(self._missing_endpoint_error([(e.src, e.rel, e.dst) for e in batch], nid)) from None
             except (TypeError, ValueError, AttributeError, RecursionError):
                 raise self._fail(self._first_bad_edge(batch, nid)) from None
-            self._write_edges(rows)
+            self._write_edge_rows(rows)
         self._report.seconds += time.perf_counter() - t0
 
     def upsert_edge_rows(self, rel: str, rows: Sequence[EdgeRow]) -> None:
@@ -709,7 +764,7 @@ class _EmbeddedTransaction(WriteTransaction):
                     out = self._edge_rows(rel, batch, nid)
                 except KeyError:
                     raise self._fail(self._missing_endpoint_error([(r[0], rel, r[1]) for r in batch], nid)) from None
-            self._write_edges(out, rel)
+            self._write_edge_rows(out, rel)
         self._report.seconds += time.perf_counter() - t0
 
     def _edge_rows(self, rel: str, batch: Sequence[EdgeRow], nid: Mapping[str, int]) -> list[tuple[Any, ...]]:
@@ -736,26 +791,62 @@ class _EmbeddedTransaction(WriteTransaction):
                 return _bad_row(f"edge ({r[0]!r}, {rel!r}, {r[1]!r})", r[3], r[4], r[5])
         return IntegrityError("an edge row could not be stored")
 
-    def _write_edges(self, rows: list[tuple[Any, ...]], rel: str | None = None) -> None:
-        """Upsert prepared edge rows (``rel``: the one relation of them all, when known)."""
+    def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
+        """Write :class:`PreparedEdges` (from :meth:`EmbeddedStore.prepare_edge_columns`): the
+        rows as :meth:`upsert_edge_rows` writes them, with only the node ids resolved here."""
+        if not isinstance(prepared, PreparedEdges):
+            super().upsert_prepared_edges(rel, prepared)
+            return
+        self._check()
+        if not rel:
+            raise self._fail(IntegrityError("edge rows: empty relation name"))
+        t0 = time.perf_counter()
+        width = 9
+        for start in range(0, len(prepared.src), BATCH):
+            src, dst = prepared.src[start:start + BATCH], prepared.dst[start:start + BATCH]
+            known = self._nids
+            nid: Mapping[str, int] = known
+            try:
+                s_nids, d_nids = [nid[x] for x in src], [nid[x] for x in dst]
+            except KeyError:
+                ends = {x for x in chain(src, dst) if x not in known}
+                nid = ChainMap(dict(_rows_by_ids(self._conn, _NID_OF, ends)), known)
+                try:
+                    s_nids, d_nids = [nid[x] for x in src], [nid[x] for x in dst]
+                except KeyError:
+                    keys = [(s, rel, d) for s, d in zip(src, dst, strict=True)]
+                    raise self._fail(self._missing_endpoint_error(keys, nid)) from None
+            m = len(src)
+            flat: list[Any] = [None] * (width * m)
+            _spread(flat, width, [s_nids, [rel] * m, d_nids,
+                                  *(col[start:start + BATCH] for col in prepared.tail)])
+            self._write_edges(flat, m, s_nids, d_nids, rel)
+        self._report.seconds += time.perf_counter() - t0
+
+    def _write_edges(self, flat: list[Any], n: int, src: Sequence[int], dst: Sequence[int],
+                     rel: str | list[str]) -> None:
+        """Upsert ``n`` prepared edge rows given flat (see :func:`_upsert_flat`); ``src``/``dst``
+        their endpoint ids, ``rel`` their relation (one for all, or one a row)."""
         conn = self._conn
-        self._maybe_defer("edges", len(rows))
+        self._maybe_defer("edges", n)
         before = self._max("edges", "eid")
         try:
-            _upsert_many(conn, _UPSERT_EDGES, rows)
+            _upsert_flat(conn, _UPSERT_EDGES, flat, 9)
         except sqlite3.IntegrityError as exc:
             raise self._fail(IntegrityError(f"edge upsert refused: {exc}")) from None
         added = dict(conn.execute("SELECT rel, count(*) FROM edges WHERE eid > ? GROUP BY rel", (before,)))
         self.edge_delta.update(added)
-        self._report.edges_upserted += len(rows)
+        self._report.edges_upserted += n
         # all inserted, none updated, rowids without a gap: they took before+1, before+2, ... in order
-        if sum(added.values()) == len(rows) and self._max("edges", "eid") == before + len(rows):
-            self.written.add_edges(
-                before + 1, np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-                np.fromiter((r[2] for r in rows), dtype=np.int64, count=len(rows)),
-                rel if rel is not None else [r[1] for r in rows])
+        if sum(added.values()) == n and self._max("edges", "eid") == before + n:
+            self.written.add_edges(before + 1, np.asarray(src, dtype=np.int64), np.asarray(dst, dtype=np.int64), rel)
         else:
             self.written.lose_edges()
+
+    def _write_edge_rows(self, rows: list[tuple[Any, ...]], rel: str | None = None) -> None:
+        """:meth:`_write_edges` of whole row tuples."""
+        self._write_edges(list(chain.from_iterable(rows)), len(rows), [r[0] for r in rows], [r[2] for r in rows],
+                          rel if rel is not None else [r[1] for r in rows])
 
     @staticmethod
     def _missing_endpoint_error(keys: Sequence[tuple[str, str, str]], known: Mapping[str, int]) -> IntegrityError:
@@ -1026,6 +1117,9 @@ class EmbeddedStore(GraphStore):
                 self._index(self._read(), force_save=True, written=tx.written)
             except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
                 _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
+
+    def prepare_edge_columns(self, cols: EdgeColumns) -> PreparedEdges:
+        return _prepare_edges(cols)
 
     def process_opener(self) -> Callable[[], GraphStore]:
         """Another process opens the same directory: SQLite in WAL mode lets it read the committed

@@ -1,0 +1,199 @@
+"""The column path for edge files (graph_loader/columnar.py) against the row path: the same store
+and the same report for every file it takes, and for every file it refuses, the row path's own
+errors."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from graph_loader import loader
+from graph_loader.bundle import BundleFile
+from graph_loader.columnar import edge_columns
+from graph_loader.errors import BundleValidationError
+from graph_loader.generator import generate, named_spec
+from graph_loader.loader import load_bundle, validate_bundle
+from store.base import Coded, EdgeColumns
+from store.embedded import DB_FILE
+from store.factory import open_store
+from tests.graph_loader.bundles import copy_example, write_bundle
+
+_REPORT_KEYS = ("valid", "written", "nodes", "edges", "nodes_by_class", "edges_by_relation", "nodes_deleted",
+                "edges_deleted", "repeated_edges", "error_count")
+
+
+def _tables(path: Path) -> list[list[tuple[object, ...]]]:
+    conn = sqlite3.connect(path / DB_FILE)
+    try:
+        return [conn.execute(q).fetchall() for q in (
+            "SELECT * FROM nodes ORDER BY nid", "SELECT * FROM edges ORDER BY eid",
+            "SELECT * FROM node_counts ORDER BY cls", "SELECT * FROM edge_counts ORDER BY rel",
+            "SELECT * FROM meta WHERE key != 'store_id' ORDER BY key")]
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The files the column path took (in this process: loads here use pipeline=False)."""
+    names: list[str] = []
+
+    def spy(bf: BundleFile, *args: Any) -> Any:
+        out = edge_columns(bf, *args)
+        if out is not None:
+            names.append(bf.path.name)
+        return out
+
+    monkeypatch.setattr(loader, "edge_columns", spy)
+    return names
+
+
+def _rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loader, "edge_columns", lambda *a, **k: None)
+
+
+def _load_both(tmp_path: Path, bundles: list[Path], monkeypatch: pytest.MonkeyPatch,
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Load ``bundles`` in order into two stores, by the default paths and by rows only; the
+    stores must come out the same. Returns both lists of reports."""
+    out = []
+    for name in ("columns", "rows"):
+        with monkeypatch.context() as m:
+            if name == "rows":
+                _rows_only(m)
+            with open_store("embedded", tmp_path / name) as s:
+                out.append([load_bundle(s, b, pipeline=False).model_dump(include=set(_REPORT_KEYS))
+                            for b in bundles])
+    assert _tables(tmp_path / "columns") == _tables(tmp_path / "rows")
+    return out[0], out[1]
+
+
+def test_a_generated_plant_and_an_update_load_the_same_by_columns(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    plant = tmp_path / "plant"
+    generate(named_spec("tiny"), 7, plant)
+    order = (plant / "ProductionOrder.csv").read_text().splitlines()[1].split(",")[0]
+    old_lot = (plant / "Lot.csv").read_text().splitlines()[1].split(",")[0]
+    update = write_bundle(tmp_path / "update", {
+        "Lot.csv": "id,name,source_system,plant,quantity,unit,status\nLOT-NEW,n,MES,SITE-1,5,kg,released\n",
+        # one endpoint from this bundle, one only in the store; an existing edge updated
+        "CONSUMED.csv": f"src,dst,quantity,unit\n{order},LOT-NEW,2.5,kg\n{order},{old_lot},7,kg\n",
+    })
+    cols, rows = _load_both(tmp_path, [plant, update], monkeypatch)
+    assert cols == rows
+    assert "CONSUMED.csv" in taken and "RAN_ON.csv" in taken and taken.count("CONSUMED.csv") == 2
+    # VERSION_OF feeds the SOP window check row by row
+    assert "VERSION_OF.csv" not in taken
+
+
+_CONSUMED = "src,dst,quantity,unit,source_system\nWO-1001,LOT-SUG-0001,972,kg,MES\n"
+
+
+@pytest.mark.parametrize(("text", "by_columns"), [
+    (_CONSUMED, True),
+    ("\ufeff" + _CONSUMED.replace("\n", "\r\n"), True),  # byte-order mark, CRLF
+    ("src,dst,quantity,unit,source_system\n  WO-1001 ,LOT-SUG-0001, 1e3 , kg ,  MES\n", True),
+    ("src,dst,quantity\nWO-1001,LOT-SUG-0001,0.25\n", True),  # no unit, default system
+    ("src,dst,quantity,unit,valid_from,valid_to\n"
+     "WO-1001,LOT-SUG-0001,9,kg,2026-03-02T06:00:00Z,2026-03-05T06:00:00.250000+01:00\n", True),
+    ("src,dst,quantity,unit\n\nWO-1001,LOT-SUG-0001,9,\n\n", True),  # blank lines, empty unit
+    ('src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,9,"k,g"\n', False),  # quoting: row path
+    ("src,dst,quantity,unit\n", True),  # no rows
+])
+def test_valid_edge_files_load_the_same_either_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str], text: str, by_columns: bool) -> None:
+    bundle = copy_example(tmp_path / "b")
+    (bundle / "CONSUMED.csv").write_bytes(text.encode("utf-8"))
+    cols, rows = _load_both(tmp_path, [bundle], monkeypatch)
+    assert cols == rows and cols[0]["valid"]
+    assert ("CONSUMED.csv" in taken) is by_columns
+
+
+@pytest.mark.parametrize("text", [
+    "src,dst,quantity,unit\nWO-1001,LOT-NOPE,9,kg\n",  # unknown endpoint
+    "src,dst,quantity,unit\nLOT-SUG-0001,WO-1001,9,kg\n",  # endpoints of the wrong classes
+    "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,-9,kg\n",  # quantity must be > 0
+    "src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,nine,kg\n",
+    "src,dst,unit\nWO-1001,LOT-SUG-0001,kg\n",  # required column missing
+    "src,dst,quantity,colour\nWO-1001,LOT-SUG-0001,9,red\n",  # unknown column
+    "src,dst,quantity\nWO-1001,LOT-SUG-0001,9,kg\n",  # a row longer than the header
+    "src,dst,quantity\nWO-1001,,9\n",  # empty endpoint
+    "src,dst,quantity,valid_from,valid_to\nWO-1001,LOT-SUG-0001,9,2026-03-05T06:00:00+01:00,"
+    "2026-03-02T06:00:00+01:00\n",  # window out of order
+    "src,dst,quantity,valid_from\nWO-1001,LOT-SUG-0001,9,2026-03-05T06:00:00\n",  # no time zone
+])
+def test_bad_edge_files_get_the_row_paths_errors_and_nothing_is_written(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str], text: str) -> None:
+    bundle = copy_example(tmp_path / "b")
+    (bundle / "CONSUMED.csv").write_text(text)
+    by_columns = validate_bundle(bundle)
+    with monkeypatch.context() as m:
+        _rows_only(m)
+        by_rows = validate_bundle(bundle)
+    assert not by_columns.valid and by_columns.errors
+    assert by_columns.errors == by_rows.errors
+    assert "CONSUMED.csv" not in taken
+    with open_store("embedded", tmp_path / "s") as s, pytest.raises(BundleValidationError):
+        load_bundle(s, bundle, pipeline=False)
+    assert _tables(tmp_path / "s")[0] == []
+
+
+def test_a_bundle_with_deletions_checks_its_edges_row_by_row(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    bundle = copy_example(tmp_path / "b")
+    (bundle / "_deleted_nodes.csv").write_text("id\nNOT-THERE\n")
+    validate_bundle(bundle)
+    assert taken == []
+
+
+def _coded(values: list[Any], codes: list[int]) -> Coded:
+    import numpy as np
+    return Coded(values, np.array(codes))
+
+
+def test_edge_columns_give_the_rows_they_stand_for() -> None:
+    cols = EdgeColumns(
+        ["a", "b", "c"], ["x", "y", "z"], _coded(["MES"], [0, 0, 0]),
+        _coded(["2026-03-02T06:00:00Z", None], [1, 0, 1]), _coded([None], [0, 0, 0]),
+        {"quantity": _coded([1.5, 2.0], [0, 1, 0]), "unit": _coded(["kg", None], [1, 0, 1])},
+    )
+    assert len(cols) == 3
+    assert cols.rows() == [
+        ("a", "x", "MES", None, None, {"quantity": 1.5}),
+        ("b", "y", "MES", "2026-03-02T06:00:00Z", None, {"quantity": 2.0, "unit": "kg"}),
+        ("c", "z", "MES", None, None, {"quantity": 1.5}),
+    ]
+
+
+def test_batches_carry_only_the_values_they_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graph_loader.columnar as columnar
+    from graph_loader.bundle import FileKind, open_bundle
+    from graph_loader.errors import ErrorCollector
+    from graph_loader.validation import GraphValidator, row_schema
+
+    monkeypatch.setattr(columnar, "EMIT_ROWS", 2)
+    lots = "".join(f"LOT-{i},n,MES,SITE-1,5,kg,released\n" for i in range(5))
+    edges = "".join(f"LOT-{i},LOT-{i + 1},{i + 1},kg\n" for i in range(4))
+    bundle = write_bundle(tmp_path / "b", {
+        "Lot.csv": "id,name,source_system,plant,quantity,unit,status\n" + lots,
+        "DERIVED_FROM.csv": "src,dst,quantity,unit\n" + edges,
+    })
+    b = open_bundle(bundle)
+    gv = GraphValidator(ErrorCollector())
+    for bf in b.of_kind(FileKind.NODES):
+        for batch in loader.typed_batches(bf, gv.errors):
+            gv.accept_nodes(batch.schema, batch.typed, batch.places)
+    bf = next(iter(b.of_kind(FileKind.EDGES)))
+    seen: list[int] = []
+    got = edge_columns(bf, row_schema("edge", "DERIVED_FROM"), gv, seen.append)
+    assert got is not None
+    batches = list(got)
+    assert [len(c) for c in batches] == [2, 2]
+    assert [c.props["quantity"].values for c in batches] == [[1.0, 2.0], [3.0, 4.0]]
+    assert sum(seen) == bf.size and gv.edges_seen == 4
+    rows: Callable[[EdgeColumns], list[Any]] = EdgeColumns.rows
+    assert [r[:2] for c in batches for r in rows(c)] == [(f"LOT-{i}", f"LOT-{i + 1}") for i in range(4)]
