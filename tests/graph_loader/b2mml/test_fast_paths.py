@@ -1,0 +1,147 @@
+"""The mapping's shortcuts give what the plain reading gives: the element views (child index,
+``mark``, ``kid_el``, several names at once) on generated trees, and the batch validation's
+edge loop against a plain re-statement of its rules (errors in the same order, same records)."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from lxml import etree
+
+from graph_loader.b2mml import records
+from graph_loader.b2mml.importer import R, _Used
+from graph_loader.b2mml.records import ImportBatch, Origin, Problem, problem
+from ontology.models import RELATIONS
+
+NS = ["{http://www.mesa.org/xml/B2MML}", "{urn:vendor}", ""]
+NAMES = ["ID", "Description", "Value", "Quantity", "MaterialLotID", "Extension"]
+
+
+def _tree(rng: random.Random, depth: int = 3) -> Any:
+    """A small random element tree: names repeat, namespaces mix, comments sit between
+    children, leaves carry texts with stray whitespace (or none)."""
+    root = etree.Element(NS[0] + "Unit")
+    todo = [(root, depth)]
+    while todo:
+        el, d = todo.pop()
+        for _ in range(rng.randint(0, 5) if d else 0):
+            if rng.random() < 0.1:
+                el.append(etree.Comment("note"))
+                continue
+            c = etree.SubElement(el, rng.choice(NS) + rng.choice(NAMES))
+            c.text = rng.choice([None, "", "  ", " a  b ", "x"])
+            todo.append((c, d - 1))
+    return root
+
+
+def _local(el: Any) -> str | None:
+    return etree.QName(el).localname if isinstance(el.tag, str) else None
+
+
+def _plain_matching(el: Any, names: tuple[str, ...]) -> list[Any]:
+    return [c for c in el if _local(c) in names]
+
+
+def _plain_clean(text: str | None) -> str | None:
+    return " ".join(text.split()) or None if text else None
+
+
+def _plain_value(el: Any) -> str | None:
+    if not len(el):
+        return _plain_clean(el.text)
+    inner = next((c for n in ("ValueString", "QuantityString") for c in el if _local(c) == n), None)
+    return _plain_clean(inner.text if inner is not None else el.text)
+
+
+NAME_SETS = [("ID",), ("Value",), ("ID", "Description"), ("Description", "ID", "Extension"), ("Nope",),
+             ("Nope", "Quantity"), tuple(NAMES)]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_views_read_and_mark_what_the_plain_reading_does(seed: int) -> None:
+    rng = random.Random(seed)
+    root = _tree(rng)
+    for el in root.iter():
+        if not isinstance(el.tag, str):
+            continue
+        for names in NAME_SETS:
+            expected = _plain_matching(el, names)
+            used = _Used()
+            got = R(el, used).kids(*names)
+            assert [k.el for k in got] == expected  # document order, even across names
+            assert used.els == {el, *expected}
+            marked = _Used()
+            R(el, marked).mark(*names)
+            assert marked.els == used.els
+            first = next((c for n in names for c in el if _local(c) == n), None)
+            one = _Used()
+            assert R(el, one).kid_el(*names) is first
+            view = R(el, _Used()).kid(*names)
+            assert (view.el if view is not None else None) is first
+            texts = [t for c in expected if (t := _plain_value(c)) is not None]
+            assert R(el, _Used()).texts(*names) == texts
+            assert R(el, _Used()).text(*names) == (texts[0] if texts else None)
+
+
+def test_a_view_sees_children_added_to_the_index_once() -> None:
+    """Two views of one element share the unit's index (built once per element)."""
+    root = etree.fromstring(b"<a><ID>1</ID><ID>2</ID><Description> d </Description></a>")
+    used = _Used()
+    first, second = R(root, used), R(root, used)
+    assert first.texts("ID") == ["1", "2"]
+    assert second.text("Description") == "d"
+    assert used.children(root) is used.children(root)
+
+
+# --- batch validation: the edge loop --------------------------------------------------------------
+
+
+def _plain_edge_errors(batch: ImportBatch, classes: dict[str, str]) -> list[Problem]:
+    """The rules of the edge loop, stated plainly (unknown relation; each end missing or of a
+    class the relation does not allow, source before target)."""
+    out = []
+    for d in batch.edges.values():
+        rdef = RELATIONS.get(d.rel)
+        if rdef is None:
+            out.append(problem(d.origin, f"unknown relation {d.rel!r}"))
+            continue
+        for end, node_id, allowed in (("source", d.src, rdef.domain), ("target", d.dst, rdef.range)):
+            cls = classes.get(node_id)
+            if cls is None:
+                out.append(problem(d.origin, f"{d.rel}: {end} {node_id!r} is neither in this import nor in the store"))
+            elif cls not in allowed:
+                out.append(problem(d.origin, f"{d.rel}: {end} {node_id!r} is a {cls}, expected {' or '.join(allowed)}"))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_edge_loop_errors_and_records_match_the_plain_rules(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the loop alone: the bundle rules run after it (and drop records they refuse)
+    monkeypatch.setattr(records, "check_like_a_bundle", lambda validated, store, origins: validated)
+    rng = random.Random(seed)
+    batch = ImportBatch(source_system="test")
+    nodes = {f"L{i}": "Lot" for i in range(4)} | {f"M{i}": "Material" for i in range(3)} | {"S": "Site"}
+    for nid, cls in nodes.items():
+        batch.add_node(cls, nid, Origin("f.xml", 1, f"/{nid}"), props={"quantity": 1.0, "unit": "kg"}
+                       if cls == "Lot" else {})
+    ids = [*nodes, "ghost"]
+    for i in range(30):
+        rel = rng.choice(["FOR_MATERIAL", "DERIVED_FROM", "NO_SUCH_REL"])
+        props: dict[str, Any] = {"quantity": rng.choice([None, 2.0])}
+        if rng.random() < 0.5:
+            props["source_system"] = rng.choice(["MES", None])
+        batch.add_edge(rng.choice(ids), rel, rng.choice(ids), Origin("f.xml", i + 2, f"/e{i}"), props=props,
+                       defaults={"valid_from": None})
+    v = batch.validate(None)
+    plain = _plain_edge_errors(batch, nodes)
+    assert [p.model_dump() for p in v.errors] == [p.model_dump() for p in plain]
+    good = [d for d in batch.edges.values() if d.rel in RELATIONS
+            and nodes.get(d.src) in RELATIONS[d.rel].domain and nodes.get(d.dst) in RELATIONS[d.rel].range]
+    assert len(v.edges) == len(good)
+    for rec, d in zip(v.edges, good, strict=True):
+        assert (rec.src, rec.rel, rec.dst) == (d.src, d.rel, d.dst)
+        assert rec.source_system == (d.props.get("source_system") or "test")
+        assert rec.props == {k: v for k, v in d.props.items() if k != "source_system"}
+    assert v.edge_origins == [d.origin for d in good]
