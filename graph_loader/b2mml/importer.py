@@ -172,6 +172,8 @@ def _clean(text: str | None) -> str | None:
 
 _BAR = re.compile(r"\s*\|\s*")
 _NOT_LETTER = re.compile(r"[^a-z]")
+#: Distinct date-time texts whose ISO form an importer keeps (then it starts again).
+_ISO_CACHE = 100_000
 
 
 @cache
@@ -463,6 +465,7 @@ class B2MMLImporter:
         self._sublots: list[tuple[str, str, Origin]] = []
         self._ctx = _Ctx(file="")
         self._used = _Used()
+        self._isos: dict[str, str] = {}
 
     # -- file walking ---------------------------------------------------------------------------
     def add_paths(self, paths: Iterable[Path]) -> None:
@@ -640,6 +643,17 @@ class B2MMLImporter:
             self.unmapped.add(Origin(self._ctx.file, c.sourceline or 0, self._used.path(c)), why)
 
     # shared readers --------------------------------------------------------------------------
+    def _iso(self, text: str) -> str:
+        """``parse_datetime(text, default_tz).isoformat()``, once per distinct text (about a third
+        of the date-times of a corpus repeat); a text that does not parse raises every time."""
+        got = self._isos.get(text)
+        if got is None:
+            got = V.parse_datetime(text, self.default_tz).isoformat()
+            if len(self._isos) >= _ISO_CACHE:
+                self._isos.clear()
+            self._isos[text] = got
+        return got
+
     def _dt(self, r: R | None, *names: str) -> str | None:
         if r is None:
             return None
@@ -650,7 +664,7 @@ class B2MMLImporter:
         if t is None:
             return None
         try:
-            return V.parse_datetime(t, self.default_tz).isoformat()
+            return self._iso(t)
         except V.ValueProblem as exc:
             self.errors.append(Problem(file=self._ctx.file, line=int(el.sourceline or 0), path=_el_path(el),
                                        message=str(exc)))
@@ -725,7 +739,7 @@ class B2MMLImporter:
                 continue
             try:
                 if kind == "datetime":
-                    out[key] = V.parse_datetime(vals[0], self.default_tz).isoformat()
+                    out[key] = self._iso(vals[0])
                 elif kind == "list":
                     out[key] = [x for v in vals for x in _BAR.split(v) if x]
                 elif kind == "number":

@@ -153,8 +153,13 @@ def iso(dt: datetime) -> str:
 
 # --- B2MML code lists -> ontology enums ---------------------------------------------------------
 
+_NOT_ALNUM = re.compile(r"[^a-z0-9]")
+
+
+@lru_cache(maxsize=4096)
 def _norm(text: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", text.lower())
+    """Lower case, letters and digits only (code list values repeat: one per lot, order, level)."""
+    return _NOT_ALNUM.sub("", text.lower())
 
 
 #: Equipment levels of every B2MML version (EquipmentElementLevel in V0401/V05, EquipmentLevel

@@ -145,3 +145,30 @@ def test_edge_loop_errors_and_records_match_the_plain_rules(seed: int, monkeypat
         assert rec.source_system == (d.props.get("source_system") or "test")
         assert rec.props == {k: v for k, v in d.props.items() if k != "source_system"}
     assert v.edge_origins == [d.origin for d in good]
+
+
+# --- date-times read once per distinct text ------------------------------------------------------
+
+
+def test_iso_cache_gives_what_parse_datetime_gives(monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta, timezone
+
+    from graph_loader.b2mml import importer, values
+    from graph_loader.b2mml.importer import B2MMLImporter
+
+    monkeypatch.setattr(importer, "_ISO_CACHE", 3)  # the cache starts again while in use
+    tz = timezone(timedelta(hours=2))
+    imp = B2MMLImporter(default_tz=tz)
+    texts = ["2026-03-02T06:00:00+01:00", "2026-03-02", "2026-03-02T06:00:00", "2026-03-02T06:00:00.1234567Z",
+             " 2026-03-02T06:00:00Z ", "2026-13-02", "", "yesterday"] * 3
+    for t in texts:
+        try:
+            want: str | None = values.parse_datetime(t, tz).isoformat()
+        except values.ValueProblem as exc:
+            want = str(exc)
+        try:
+            got: str | None = imp._iso(t)
+        except values.ValueProblem as exc:
+            got = str(exc)
+        assert got == want
+    assert len(imp._isos) <= 3
