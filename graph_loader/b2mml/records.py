@@ -263,23 +263,23 @@ class ImportBatch:
                     val = getattr(old, attr)
                     if val is not None:
                         base[attr] = val.isoformat() if isinstance(val, datetime) else val
-            row: dict[str, Any] = {"source_system": self.source_system}
-            row.update({k: v for k, v in draft.defaults.items() if not k.startswith("__")})
-            row.update(base)
-            row.update(draft.props)
-            row["id"] = draft.id
             if draft.cls not in ENTITY_CLASSES:
                 err(draft.origin, f"unknown class {draft.cls!r}")
                 continue
+            row: dict[str, Any] = {"source_system": self.source_system}
+            if draft.defaults:
+                row.update({k: v for k, v in draft.defaults.items() if not k.startswith("__")})
+            if base:
+                row.update(base)
+            row.update(draft.props)
+            row.pop("id", None)  # the id is the record's, never a property
             # typed and checked below by the bundle loader's batch validation (check_like_a_bundle)
-            common = {k: row.pop(k, None) for k in _COMMON_ATTRS}
-            row.pop("id", None)
+            pop = row.pop
+            name, plant, source = pop("name", None), pop("plant", None), pop("source_system", None)
+            valid_from, valid_to = pop("valid_from", None), pop("valid_to", None)
             node_origins.append(draft.origin)
-            nodes.append(NodeRecord(
-                id=draft.id, cls=draft.cls, props=row, name=common["name"], plant=common["plant"],
-                source_system=common["source_system"] or self.source_system,
-                valid_from=common["valid_from"], valid_to=common["valid_to"],
-            ))
+            nodes.append(NodeRecord(draft.id, draft.cls, row, name, plant, source or self.source_system,
+                                    valid_from, valid_to))
             classes[draft.id] = draft.cls
 
         if store is not None:

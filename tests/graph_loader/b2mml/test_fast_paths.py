@@ -172,3 +172,38 @@ def test_iso_cache_gives_what_parse_datetime_gives(monkeypatch: pytest.MonkeyPat
             got = str(exc)
         assert got == want
     assert len(imp._isos) <= 3
+
+
+# --- batch validation: the node loop ---------------------------------------------------------------
+
+
+def test_node_rows_merge_defaults_store_and_props(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+    """Defaults under stored values under this import's values; ``__`` keys and ``id`` never
+    become properties; the common fields become attributes; unknown classes and class clashes
+    are errors."""
+    from graph_loader.b2mml.records import write_validated
+
+    first = ImportBatch(source_system="erp")
+    first.add_node("Lot", "L1", Origin("a.xml", 1), props={"quantity": 5.0, "unit": "kg", "status": "released",
+                                                         "name": "stored name"})
+    first.add_node("Material", "M1", Origin("a.xml", 2), props={"kind": "raw"})
+    write_validated(store, first.validate(store))
+
+    monkeypatch.setattr(records, "check_like_a_bundle", lambda validated, store, origins: validated)
+    batch = ImportBatch(source_system="mes")
+    batch.add_node("Lot", "L1", Origin("b.xml", 1), props={"quantity": 7.0, "id": "ignored", "plant": "P"},
+                   defaults={"unit": "t", "status": "on_hold", "__produced_at": "x"})
+    batch.add_node("Lot", "L2", Origin("b.xml", 2), props={"quantity": 1.0}, defaults={"unit": "kg"})
+    batch.add_node("Material", "L2", Origin("b.xml", 3))  # a clash: the first class stays
+    batch.add_node("Gadget", "G1", Origin("b.xml", 4))
+    v = batch.validate(store)
+    by_id = {n.id: n for n in v.nodes}
+    l1 = by_id["L1"]
+    assert l1.props == {"quantity": 7.0, "unit": "kg", "status": "released"}
+    assert (l1.name, l1.plant, l1.source_system) == ("stored name", "P", "erp")
+    l2 = by_id["L2"]
+    assert (l2.props, l2.source_system, l2.plant) == ({"unit": "kg", "quantity": 1.0}, "mes", None)
+    assert "G1" not in by_id
+    messages = [p.message for p in v.errors]
+    assert messages == ["id 'L2' is a Material here but a Lot at b.xml:2", "unknown class 'Gadget'"]
+    assert v.node_origins == [Origin("b.xml", 1), Origin("b.xml", 2)]
