@@ -1,16 +1,19 @@
-"""Edge files checked column by column: the bundle loader's fast path for clean CSV edge files.
+"""Clean CSV files checked column by column: the bundle loader's fast path.
 
-Why: a plant's edges are most of its rows (4.3M of 5.3M at ``large``), and the row path spends
-~6 µs of Python on each (the csv reader, a dict a row, pydantic a row, a dump a row). Here pyarrow
-reads the file, the *distinct* values of each column are typed and dumped by the same pydantic
-field validators the row path uses, and what is left per row is indexing.
+Why: the row path spends ~6 µs of Python on each row (the csv reader, a dict a row, pydantic a
+row, a dump a row), and a plant has millions (5.3M rows at ``large``). Here pyarrow reads the
+file, the *distinct* values of each column are typed and dumped by the same pydantic field
+validators the row path uses, the checks run on those distinct values (or on numpy arrays of
+them), and what is left per row is indexing.
 
 The path only answers files it can prove clean. Anything else returns None before a single row
-is handed on, and the row path reads the file as before: a header or parse problem, a value
-pydantic refuses, a missing required value, an endpoint absent from the bundle and the store or
-of the wrong class, a time window out of order, a bundle with deletions, ``VERSION_OF`` (whose
-rows feed the SOP window check). So every error message, and every value written, stays the row
-path's; ``tests/graph_loader/test_columnar.py`` compares the two.
+is handed on or an id is recorded, and the row path reads the file as before: a header or parse
+problem, a value pydantic refuses, a missing required value, a time window out of order, an id
+repeated or already seen or of another class in the store, an edge endpoint absent from the
+bundle and the store or of the wrong class, a bundle with deletions, and the SOP version check's
+inputs (``SOPVersion``, ``VERSION_OF``), which the row path keeps row by row. So every error
+message, and every value written, stays the row path's; ``tests/graph_loader/test_columnar.py``
+compares the two.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import codecs
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
@@ -27,9 +30,11 @@ import pyarrow.compute as pc
 from pyarrow import csv as pacsv
 from pydantic import TypeAdapter, ValidationError
 
-from graph_loader.bundle import BundleFile
-from graph_loader.validation import ROW_CONFIG, GraphValidator, RowSchema, field_annotation
-from store.base import Coded, EdgeColumns
+from graph_loader.bundle import LIST_SEPARATOR, BundleFile
+from graph_loader.validation import ROW_CONFIG, GraphValidator, RowSchema, Source, field_annotation
+from store.base import Coded, EdgeColumns, NodeColumns
+
+B = TypeVar("B", EdgeColumns, NodeColumns)
 
 #: Rows per :class:`EdgeColumns` handed on (the embedded writer's batch).
 EMIT_ROWS = 50_000
@@ -43,14 +48,15 @@ class _NotClean(Exception):
 
 
 @cache
-def _adapter(rel: str, fname: str) -> TypeAdapter[list[Any]]:
-    """Types a list of one field's values as a row of ``rel`` types that field."""
-    ann = field_annotation("edge", rel, fname)
+def _adapter(kind: str, name: str, fname: str) -> TypeAdapter[list[Any]]:
+    """Types a list of one field's values as a row of class/relation ``name`` types that field."""
+    ann = field_annotation(kind, name, fname)
     return TypeAdapter(list[ann], config=ROW_CONFIG)  # type: ignore[valid-type]
 
 
-def _read(bf: BundleFile, schema: RowSchema) -> pa.Table:
-    """The file as string columns (an empty cell: null, as the row path treats it: absent)."""
+def _read(bf: BundleFile, schema: RowSchema) -> tuple[pa.Table, list[str], bool]:
+    """The file as string columns (an empty cell: null, as the row path treats it: absent), its
+    header, and whether row i is on line i + 2."""
     data = bf.path.read_bytes()
     if data.startswith(codecs.BOM_UTF8):
         data = data[len(codecs.BOM_UTF8):]
@@ -66,7 +72,7 @@ def _read(bf: BundleFile, schema: RowSchema) -> pa.Table:
             or not schema.required <= set(header)):
         raise _NotClean
     try:
-        return pacsv.read_csv(
+        table = pacsv.read_csv(
             pa.py_buffer(data),
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             convert_options=pacsv.ConvertOptions(
@@ -75,6 +81,11 @@ def _read(bf: BundleFile, schema: RowSchema) -> pa.Table:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _NotClean from None
+    # row i is on line i + 2 when no line was skipped (blank lines, lone CR line ends)
+    newlines = data.count(b"\n")
+    lone_cr = b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
+    exact = not lone_cr and table.num_rows + 1 == newlines + (not data.endswith(b"\n"))
+    return table, header, exact
 
 
 def _distinct(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
@@ -89,22 +100,22 @@ def _distinct(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
     return values, codes.to_numpy(zero_copy_only=False)
 
 
-def _typed(rel: str, fname: str, values: list[Any]) -> list[Any]:
+def _typed(schema: RowSchema, fname: str, values: list[Any]) -> list[Any]:
     """The typed values (None stays None), or _NotClean when pydantic refuses one."""
     gap = None in values
     present = [v for v in values if v is not None] if gap else values
     try:
-        typed: list[Any] = _adapter(rel, fname).validate_python(present)
+        typed: list[Any] = _adapter(schema.kind, schema.name, fname).validate_python(present)
     except ValidationError:
         raise _NotClean from None
     return _refill(values, typed) if gap else typed
 
 
-def _dumped(rel: str, fname: str, typed: list[Any]) -> list[Any]:
+def _dumped(schema: RowSchema, fname: str, typed: list[Any]) -> list[Any]:
     """The values as the row path's JSON dump writes them (None stays None)."""
     gap = None in typed
     present = [v for v in typed if v is not None] if gap else typed
-    dumped: list[Any] = _adapter(rel, fname).dump_python(present, mode="json")
+    dumped: list[Any] = _adapter(schema.kind, schema.name, fname).dump_python(present, mode="json")
     return _refill(typed, dumped) if gap else dumped
 
 
@@ -114,76 +125,82 @@ def _refill(values: list[Any], present: list[Any]) -> list[Any]:
     return [None if v is None else next(it) for v in values]
 
 
-def _micros(typed: list[Any]) -> np.ndarray:
-    """Epoch microseconds of typed times (absent: the minimum int64, never compared)."""
-    low = np.iinfo(np.int64).min
-    return np.array([low if t is None else (t - _EPOCH) // _US for t in typed], dtype=np.int64)
+def _micros(typed: list[Any], used: np.ndarray) -> np.ndarray:
+    """Epoch microseconds of the typed times at the indexes ``used`` (the others: 0, unread)."""
+    out = np.zeros(len(typed), dtype=np.int64)
+    for i in np.unique(used).tolist():
+        out[i] = (typed[i] - _EPOCH) // _US
+    return out
 
 
 def _present(values: list[Any]) -> np.ndarray:
     return np.array([v is not None for v in values], dtype=bool)
 
 
-class _Columns:
-    """One file's checked columns, before they are cut into batches."""
+Typed = dict[str, tuple[list[Any], np.ndarray]]
 
-    def __init__(self, bf: BundleFile, schema: RowSchema, gv: GraphValidator) -> None:
-        rel = schema.name
-        table = _read(bf, schema)
+
+class _File:
+    """One file's typed, checked columns (what does not depend on the rest of the bundle)."""
+
+    def __init__(self, bf: BundleFile, schema: RowSchema) -> None:
+        table, self.header, self.lines_exact = _read(bf, schema)
         self.rows = table.num_rows
-        raw = {name: _distinct(table.column(name)) for name in table.column_names}
-        typed = {name: (_typed(rel, name, vals), codes) for name, (vals, codes) in raw.items()}
-        ends: dict[str, list[Any]] = {}
-        for end in ("src", "dst"):
-            vals, codes = typed[end]
-            if None in vals:
-                raise _NotClean
-            ends[end] = vals
-        self._check_windows(schema, typed)
+        self.typed: Typed = {}
+        for name in table.column_names:
+            vals, codes = _distinct(table.column(name))
+            if name in schema.list_fields:
+                vals = [None if v is None else v.split(LIST_SEPARATOR) for v in vals]
+            self.typed[name] = (_typed(schema, name, vals), codes)
+        self._check_windows(schema)
         self.props: dict[str, Coded] = {}
         for name in schema.fields:
             if name in schema.common:
                 continue
-            coded = self._json(rel, name, typed, schema.prefill.get(name))
+            coded = self._json(schema, name, schema.prefill.get(name))
             if name in schema.required and None in coded.values:
                 raise _NotClean
             if coded.values != [None]:
                 self.props[name] = coded
-        self.times = {t: self._json(rel, t, typed, None) for t in _TIMES}
-        vals, codes = typed.get("source_system", ([None], np.zeros(self.rows, dtype=np.int64)))
-        self.system = Coded(["plantgraph" if v is None else v for v in vals], codes)
-        # last: once it accepts, the file's edges are counted as checked
-        if not gv.accept_edge_columns(rel, ends["src"], ends["dst"], self.rows):
+        self.times = {t: self._json(schema, t, None) for t in _TIMES}
+        self.system = self.plain("source_system", "plantgraph")
+
+    def _absent(self) -> tuple[list[Any], np.ndarray]:
+        return [None], np.zeros(self.rows, dtype=np.int64)
+
+    def plain(self, name: str, default: Any = None) -> Coded:
+        """A column's typed values (an absent cell: ``default``)."""
+        vals, codes = self.typed.get(name) or self._absent()
+        return Coded([default if v is None else v for v in vals], codes)
+
+    def required(self, name: str) -> list[Any]:
+        """The typed value of each row of a column no row may leave empty."""
+        vals, codes = self.typed[name]
+        if None in vals:
             raise _NotClean
-        self.src = Coded(*typed["src"]).decode()
-        self.dst = Coded(*typed["dst"]).decode()
+        return Coded(vals, codes).decode()
 
-    def _json(self, rel: str, name: str, typed: dict[str, tuple[list[Any], np.ndarray]], default: Any) -> Coded:
+    def _json(self, schema: RowSchema, name: str, default: Any) -> Coded:
         """A column's JSON-ready values, an absent cell taking the field's default."""
-        vals, codes = typed.get(name, ([None], np.zeros(self.rows, dtype=np.int64)))
+        vals, codes = self.typed.get(name) or self._absent()
         if default is not None and None in vals:
-            vals = [_typed(rel, name, [default])[0] if v is None else v for v in vals]
-        return Coded(_dumped(rel, name, vals), codes)
+            vals = [_typed(schema, name, [default])[0] if v is None else v for v in vals]
+        return Coded(_dumped(schema, name, vals), codes)
 
-    @staticmethod
-    def _check_windows(schema: RowSchema, typed: dict[str, tuple[list[Any], np.ndarray]]) -> None:
+    def _check_windows(self, schema: RowSchema) -> None:
         for start, end in schema.windows:
-            if start not in typed or end not in typed:
+            if start not in self.typed or end not in self.typed:
                 continue
-            (a_vals, a_codes), (b_vals, b_codes) = typed[start], typed[end]
-            a, b = _micros(a_vals)[a_codes], _micros(b_vals)[b_codes]
+            (a_vals, a_codes), (b_vals, b_codes) = self.typed[start], self.typed[end]
             both = _present(a_vals)[a_codes] & _present(b_vals)[b_codes]
-            if bool(np.any(both & (b < a))):
+            if not both.any():
+                continue
+            a_codes, b_codes = a_codes[both], b_codes[both]
+            if bool(np.any(_micros(a_vals, a_codes)[a_codes] > _micros(b_vals, b_codes)[b_codes])):
                 raise _NotClean
 
-    def batches(self) -> Iterator[EdgeColumns]:
-        for i in range(0, self.rows, EMIT_ROWS):
-            cut = slice(i, i + EMIT_ROWS)
-            yield EdgeColumns(
-                self.src[cut], self.dst[cut], _part(self.system, cut),
-                _part(self.times["valid_from"], cut), _part(self.times["valid_to"], cut),
-                {k: _part(c, cut) for k, c in self.props.items()},
-            )
+    def cuts(self) -> Iterator[slice]:
+        return (slice(i, i + EMIT_ROWS) for i in range(0, self.rows, EMIT_ROWS))
 
 
 def _part(coded: Coded, cut: slice) -> Coded:
@@ -192,26 +209,64 @@ def _part(coded: Coded, cut: slice) -> Coded:
     return Coded([coded.values[i] for i in used.tolist()], codes.astype(np.int32))
 
 
-def edge_columns(
-    bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance: Callable[[int], None] | None = None,
-) -> Iterator[EdgeColumns] | None:
+def _parts(coded: dict[str, Coded], cut: slice) -> dict[str, Coded]:
+    return {k: _part(c, cut) for k, c in coded.items()}
+
+
+Advance = Callable[[int], None]
+
+
+def edge_columns(bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance: Advance | None = None,
+                 ) -> Iterator[EdgeColumns] | None:
     """The file's edges as batches of columns, all checked; None when the row path must read it
     (then nothing was counted or reported). ``advance`` gets the file's bytes as batches go."""
     if bf.fmt != "csv" or schema.kind != "edge":
         return None
     try:
-        cols = _Columns(bf, schema, gv)
+        f = _File(bf, schema)
+        ends = {end: f.typed[end][0] for end in ("src", "dst")}
+        if None in ends["src"] or None in ends["dst"]:
+            raise _NotClean
+        # last: once it accepts, the file's edges are counted as checked
+        if not gv.accept_edge_columns(schema.name, ends["src"], ends["dst"], f.rows):
+            raise _NotClean
     except _NotClean:
         return None
-    return _emit(cols, bf.size, advance)
+    src, dst = f.required("src"), f.required("dst")
+    batches = (EdgeColumns(src[cut], dst[cut], _part(f.system, cut), _part(f.times["valid_from"], cut),
+                           _part(f.times["valid_to"], cut), _parts(f.props, cut)) for cut in f.cuts())
+    return _advancing(batches, f.rows, bf.size, advance)
 
 
-def _emit(cols: _Columns, size: int, advance: Callable[[int], None] | None) -> Iterator[EdgeColumns]:
+def node_columns(bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance: Advance | None = None,
+                 ) -> Iterator[NodeColumns] | None:
+    """As :func:`edge_columns`, for a class's nodes; their ids are recorded with their lines."""
+    if bf.fmt != "csv" or schema.kind != "node":
+        return None
+    try:
+        f = _File(bf, schema)
+        if not f.lines_exact:  # ids are recorded with their line, for later duplicates' errors
+            raise _NotClean
+        ids = f.required("id")
+        source = Source(bf.label, {h: i + 1 for i, h in enumerate(f.header)})
+        if not gv.accept_node_columns(schema.name, source, ids):
+            raise _NotClean
+    except _NotClean:
+        return None
+    name, plant = f.plain("name"), f.plain("plant")
+    batches = (NodeColumns(ids[cut], _part(name, cut), _part(plant, cut), _part(f.system, cut),
+                           _part(f.times["valid_from"], cut), _part(f.times["valid_to"], cut), _parts(f.props, cut))
+               for cut in f.cuts())
+    return _advancing(batches, f.rows, bf.size, advance)
+
+
+def _advancing(batches: Iterator[B], rows: int, size: int, advance: Advance | None) -> Iterator[B]:
+    """``batches``, telling ``advance`` the file's bytes in proportion to the rows handed on."""
     done = sent = 0
-    for batch in cols.batches():
+    for batch in batches:
         done += len(batch)
         if advance is not None:
-            share = size * done // cols.rows
+            share = size * done // rows
             advance(share - sent)
             sent = share
         yield batch

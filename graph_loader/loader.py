@@ -48,7 +48,7 @@ from graph_loader.bundle import (
     read_deletions,
     typed_batches,
 )
-from graph_loader.columnar import edge_columns
+from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import DEFAULT_ERROR_CAP, BundleValidationError, ErrorCollector, LoadError
 from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, TxSink, run_beside, usable_cpus
 from graph_loader.validation import Deletions, GraphValidator, check_records, row_schema, validate_records
@@ -135,6 +135,13 @@ def _run(
     by_class: dict[str, int] = {}
     by_rel: dict[str, int] = {}
     for bf in bundle.of_kind(FileKind.NODES):
+        node_cols = node_columns(bf, row_schema("node", bf.name), gv, advance)
+        for ncols in node_cols or ():
+            by_class[bf.name] = by_class.get(bf.name, 0) + len(ncols)
+            if sink is not None and not errors:
+                sink.prepared_nodes(bf.name, store.prepare_node_columns(ncols) if store is not None else ncols)
+        if node_cols is not None:
+            continue
         for batch in typed_batches(bf, errors, batch_size, advance):
             for row, (src, line) in batch.failed:
                 gv.note_node_id(row.get("id"), bf.name, src, line)

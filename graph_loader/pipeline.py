@@ -66,6 +66,10 @@ class RowSink(Protocol):
     def edges(self, rel: str, rows: Sequence[EdgeRow]) -> None:
         """Checked rows of one relation, as ``WriteTransaction.upsert_edge_rows`` takes them."""
 
+    def prepared_nodes(self, cls: str, prepared: Any) -> None:
+        """Checked nodes of one class as ``GraphStore.prepare_node_columns`` made them, for
+        ``WriteTransaction.upsert_prepared_nodes``."""
+
     def prepared_edges(self, rel: str, prepared: Any) -> None:
         """Checked edges of one relation as ``GraphStore.prepare_edge_columns`` made them (in the
         producing process), for ``WriteTransaction.upsert_prepared_edges``."""
@@ -90,6 +94,9 @@ class TxSink:
 
     def prepared_edges(self, rel: str, prepared: Any) -> None:
         self.tx.upsert_prepared_edges(rel, prepared)
+
+    def prepared_nodes(self, cls: str, prepared: Any) -> None:
+        self.tx.upsert_prepared_nodes(cls, prepared)
 
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
         # edges first: a deleted node's own edges go with it anyway
@@ -152,6 +159,9 @@ class _PipeSink:
 
     def prepared_edges(self, rel: str, prepared: Any) -> None:
         self._send(("prepared_edges", rel, prepared))
+
+    def prepared_nodes(self, cls: str, prepared: Any) -> None:
+        self._send(("prepared_nodes", cls, prepared))
 
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None:
         self._send(("deletions", edges, nodes))
@@ -257,6 +267,8 @@ def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: 
                     here.edges(msg[1], msg[2])
                 elif kind == "prepared_edges":
                     here.prepared_edges(msg[1], msg[2])
+                elif kind == "prepared_nodes":
+                    here.prepared_nodes(msg[1], msg[2])
                 elif kind == "nodes":
                     here.nodes(msg[1], msg[2])
                 elif kind == "progress":

@@ -509,6 +509,25 @@ class GraphValidator:
                 good = keep
         return good
 
+    def accept_node_columns(self, cls: str, src: Source, ids: Sequence[str]) -> bool:
+        """For a whole file of nodes whose values are already typed and checked row by row
+        (``ids``: one a row, the first on line 2 of ``src``): whether the ids are new to the
+        input and do not change a stored node's class, and nothing needs a row-by-row check
+        (deletions, SOP versions). True records the ids as the row path does; False changes
+        nothing, and the caller checks the rows one by one."""
+        if self.deletions or cls == "SOPVersion":
+            return False
+        seen = self._ids
+        if len(set(ids)) < len(ids) or not seen.keys().isdisjoint(ids):
+            return False
+        if any(had != cls for had in self._store_classes(ids).values()):
+            return False
+        self._class_of_source(src, cls)
+        seen.update(zip(ids, zip(itertools.repeat(src), itertools.count(2), strict=False), strict=False))
+        self.nodes_seen += len(ids)
+        self._class_by_id = None
+        return True
+
     def _check_windows(self, schema: RowSchema, d: Mapping[str, Any], src: Source, line: int) -> bool:
         ok = True
         for start, end in schema.windows:

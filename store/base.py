@@ -204,10 +204,41 @@ class Coded:
 
     def decode(self) -> list[Any]:
         """The value of every row."""
-        table = np.empty(len(self.values), dtype=object)
-        table[:] = self.values
+        # fromiter: list values stay values (np.array would read them as a second dimension)
+        table = np.fromiter(self.values, dtype=object, count=len(self.values))
         out: list[Any] = table[self.codes].tolist()
         return out
+
+
+def _documents(props: dict[str, Coded], rows: int) -> list[dict[str, Any]]:
+    """Each row's properties as a dict (absent ones left out)."""
+    if not props:
+        return [{} for _ in range(rows)]
+    names = sorted(props)
+    cols = [props[k].decode() for k in names]
+    return [{k: v for k, v in zip(names, vals, strict=True) if v is not None} for vals in zip(*cols, strict=True)]
+
+
+@dataclass(slots=True)
+class NodeColumns:
+    """Checked nodes of one class, column by column (as :class:`EdgeColumns`)."""
+
+    ids: list[str]
+    name: Coded
+    plant: Coded
+    source_system: Coded
+    valid_from: Coded
+    valid_to: Coded
+    props: dict[str, Coded]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def rows(self) -> list[NodeRow]:
+        """The same nodes as rows."""
+        return list(zip(self.ids, self.name.decode(), self.plant.decode(), self.source_system.decode(),
+                        self.valid_from.decode(), self.valid_to.decode(), _documents(self.props, len(self.ids)),
+                        strict=True))
 
 
 @dataclass(slots=True)
@@ -228,12 +259,8 @@ class EdgeColumns:
 
     def rows(self) -> list[EdgeRow]:
         """The same edges as rows."""
-        names = sorted(self.props)
-        cols = [self.props[k].decode() for k in names]
-        docs = [{k: v for k, v in zip(names, vals, strict=True) if v is not None} for vals in zip(*cols, strict=True)
-                ] if names else [{} for _ in self.src]
         return list(zip(self.src, self.dst, self.source_system.decode(), self.valid_from.decode(),
-                        self.valid_to.decode(), docs, strict=True))
+                        self.valid_to.decode(), _documents(self.props, len(self.src)), strict=True))
 
 
 def _row_time(text: str | None, what: str) -> datetime | None:
@@ -290,6 +317,12 @@ class WriteTransaction(ABC):
                        _row_time(r[4], f"edge ({r[0]!r}, {rel!r}, {r[1]!r}) valid_to"))
             for r in rows
         ])
+
+    def upsert_prepared_nodes(self, cls: str, prepared: Any) -> None:
+        """Write what :meth:`GraphStore.prepare_node_columns` made of checked node columns (the
+        default: the columns themselves, written as rows)."""
+        assert isinstance(prepared, NodeColumns)
+        self.upsert_node_rows(cls, prepared.rows())
 
     def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
         """Write what :meth:`GraphStore.prepare_edge_columns` made of checked edge columns (the
@@ -463,6 +496,10 @@ class GraphStore(ABC):
         a write here (a bulk load validates in a second process), or None when the backend
         cannot be shared that way. The default: None."""
         return None
+
+    def prepare_node_columns(self, cols: NodeColumns) -> Any:
+        """As :meth:`prepare_edge_columns`, for nodes."""
+        return cols
 
     def prepare_edge_columns(self, cols: EdgeColumns) -> Any:
         """Turn checked edge columns into what :meth:`WriteTransaction.upsert_prepared_edges`

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sqlite3
 import threading
 import time
@@ -53,6 +54,7 @@ from store.base import (
     Hop,
     IntegrityError,
     Link,
+    NodeColumns,
     NodeRecord,
     NodeRow,
     StoreCapabilities,
@@ -260,19 +262,9 @@ def _stamp(t: datetime | None) -> tuple[Any, Any]:
     return (t.isoformat(), _us(t))
 
 
-def _upsert_many(conn: sqlite3.Connection, sqls: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    """Run a one-row upsert over ``rows``, MULTI_ROWS rows per statement, in order."""
-    one, multi = sqls
-    full = len(rows) - len(rows) % MULTI_ROWS
-    if full:
-        step = MULTI_ROWS
-        conn.executemany(multi, [tuple(chain.from_iterable(rows[j:j + step])) for j in range(0, full, step)])
-    if full < len(rows):
-        conn.executemany(one, rows[full:])
-
-
 def _upsert_flat(conn: sqlite3.Connection, sqls: tuple[str, ...], flat: list[Any], width: int) -> None:
-    """:func:`_upsert_many` of rows given as one flat list of their values, ``width`` a row."""
+    """Run a one-row upsert over rows given as one flat list of their values (``width`` a row),
+    MULTI_ROWS rows per statement, in order."""
     one, multi = sqls
     n = len(flat) // width
     full = n - n % MULTI_ROWS
@@ -300,27 +292,58 @@ class PreparedEdges:
     tail: list[list[Any]]
 
 
-def _prepare_edges(cols: EdgeColumns) -> PreparedEdges:
+@dataclass(slots=True)
+class PreparedNodes:
+    """Nodes of one class as the writer binds them, but for the class (see :class:`PreparedEdges`)."""
+
+    ids: list[str]
+    #: name, plant, source_system, valid_from text, valid_to text, valid_from µs, valid_to µs, props JSON
+    tail: list[list[Any]]
+
+
+def _fragment(v: Any) -> str:
+    """``_dumps(v)``, with a shortcut for the usual scalars (one C call instead of an encoder)."""
+    t = type(v)
+    if t is str:
+        return _encode_str(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    return _dumps(v)
+
+
+_encode_str: Callable[[str], str] = json.encoder.encode_basestring  # what _dumps uses
+
+
+def _bound_tail(system: Coded, valid_from: Coded, valid_to: Coded, props: dict[str, Coded], n: int) -> list[list[Any]]:
     """The writer's per-row conversions (:func:`_stamp_columns`, the props JSON) done for the
     distinct values of each column, then spread over the rows."""
-    n = len(cols)
-    vf_iso, vf_us = _stamp_columns(cols.valid_from.values)
-    vt_iso, vt_us = _stamp_columns(cols.valid_to.values)
-    tail = [cols.source_system.decode()]
-    for values, coded in ((vf_iso, cols.valid_from), (vt_iso, cols.valid_to),
-                          (vf_us, cols.valid_from), (vt_us, cols.valid_to)):
+    vf_iso, vf_us = _stamp_columns(valid_from.values)
+    vt_iso, vt_us = _stamp_columns(valid_to.values)
+    tail = [system.decode()]
+    for values, coded in ((vf_iso, valid_from), (vt_iso, valid_to), (vf_us, valid_from), (vt_us, valid_to)):
         tail.append(Coded(values, coded.codes).decode())
-    if not cols.props:
+    if not props:
         tail.append(["{}"] * n)
     else:
         # the props document as _dumps writes it: keys sorted, "key":value joined by commas
-        parts = [Coded([None if v is None else f"{_dumps(k)}:{_dumps(v)}" for v in c.values], c.codes).decode()
-                 for k, c in sorted(cols.props.items())]
-        if all(None not in c.values for c in cols.props.values()):
+        parts = [Coded([None if v is None else key + _fragment(v) for v in c.values], c.codes).decode()
+                 for _, key, c in sorted((k, _dumps(k) + ":", c) for k, c in props.items())]
+        if all(None not in c.values for c in props.values()):
             tail.append(["{" + ",".join(t) + "}" for t in zip(*parts, strict=True)])
         else:
             tail.append(["{" + ",".join([p for p in t if p is not None]) + "}" for t in zip(*parts, strict=True)])
-    return PreparedEdges(cols.src, cols.dst, tail)
+    return tail
+
+
+def _prepare_edges(cols: EdgeColumns) -> PreparedEdges:
+    return PreparedEdges(cols.src, cols.dst,
+                         _bound_tail(cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
+
+
+def _prepare_nodes(cols: NodeColumns) -> PreparedNodes:
+    texts = [Coded([_NO_TEXT if v is None else v for v in c.values], c.codes).decode() for c in (cols.name, cols.plant)]
+    return PreparedNodes(cols.ids, texts + _bound_tail(
+        cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
 
 
 def _bad_record(what: str, valid_from: Any, valid_to: Any, props: Mapping[str, Any]) -> IntegrityError:
@@ -431,6 +454,10 @@ def _record_classes(batch: Sequence[NodeRecord]) -> list[tuple[str, str]]:
 
 def _row_classes(cls: str, batch: Sequence[NodeRow]) -> list[tuple[str, str]]:
     return [(r[0], cls) for r in batch]
+
+
+def _id_classes(cls: str, ids: Sequence[str]) -> list[tuple[str, str]]:
+    return [(i, cls) for i in ids]
 
 
 def _empty() -> str:
@@ -648,7 +675,7 @@ class _EmbeddedTransaction(WriteTransaction):
                 rows = [_node_row(n) for n in batch]
             except (TypeError, ValueError, AttributeError, RecursionError):
                 raise self._fail(self._first_bad_node(batch)) from None
-            self._write_nodes(rows, partial(_record_classes, batch))
+            self._write_nodes(list(chain.from_iterable(rows)), len(rows), partial(_record_classes, batch))
         self._report.seconds += time.perf_counter() - t0
 
     def upsert_node_rows(self, cls: str, rows: Sequence[NodeRow]) -> None:
@@ -672,17 +699,36 @@ class _EmbeddedTransaction(WriteTransaction):
                          system, a, b, c, d, dumps(props)))
             except (TypeError, ValueError, IndexError, RecursionError):
                 raise self._fail(self._first_bad_node_row(batch)) from None
-            self._write_nodes(out, partial(_row_classes, cls, batch))
+            self._write_nodes(list(chain.from_iterable(out)), len(out), partial(_row_classes, cls, batch))
         self._report.seconds += time.perf_counter() - t0
 
-    def _write_nodes(self, rows: list[tuple[Any, ...]], classes: Callable[[], list[tuple[str, str]]]) -> None:
-        """Upsert prepared node rows; ``classes`` gives (id, class) of each row for the error
-        message when one would change a stored node's class."""
+    def upsert_prepared_nodes(self, cls: str, prepared: Any) -> None:
+        """Write :class:`PreparedNodes` (from :meth:`EmbeddedStore.prepare_node_columns`): the
+        rows :meth:`upsert_node_rows` writes, bound as they came."""
+        if not isinstance(prepared, PreparedNodes):
+            super().upsert_prepared_nodes(cls, prepared)
+            return
+        self._check()
+        if not cls:
+            raise self._fail(IntegrityError("node rows: empty class"))
+        t0 = time.perf_counter()
+        width = 10
+        for start in range(0, len(prepared.ids), BATCH):
+            ids = prepared.ids[start:start + BATCH]
+            m = len(ids)
+            flat: list[Any] = [None] * (width * m)
+            _spread(flat, width, [ids, [cls] * m, *(col[start:start + BATCH] for col in prepared.tail)])
+            self._write_nodes(flat, m, partial(_id_classes, cls, ids))
+        self._report.seconds += time.perf_counter() - t0
+
+    def _write_nodes(self, flat: list[Any], n: int, classes: Callable[[], list[tuple[str, str]]]) -> None:
+        """Upsert ``n`` prepared node rows given flat (:func:`_upsert_flat`); ``classes`` gives
+        (id, class) of each row for the error message when one would change a stored node's class."""
         conn = self._conn
-        self._maybe_defer("nodes", len(rows))
+        self._maybe_defer("nodes", n)
         before = self._max("nodes", "nid")
         try:
-            _upsert_many(conn, _UPSERT_NODES, rows)
+            _upsert_flat(conn, _UPSERT_NODES, flat, 10)
         except sqlite3.IntegrityError as exc:
             if _CLASS_CHANGE in str(exc):
                 raise self._fail(self._class_change_error(classes())) from None
@@ -694,7 +740,7 @@ class _EmbeddedTransaction(WriteTransaction):
                                    [r[0] for r in new], [r[2] for r in new])
         if len(self._nids) < NID_CACHE:
             self._nids.update((r[0], r[1]) for r in new)
-        self._report.nodes_upserted += len(rows)
+        self._report.nodes_upserted += n
 
     def _first_bad_node(self, batch: Sequence[NodeRecord]) -> IntegrityError:
         for n in batch:
@@ -1102,6 +1148,8 @@ class EmbeddedStore(GraphStore):
                     raise tx.failure
                 tx.finish()
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(tx.generation),))
+                if tx.bulk:  # its checkpoint runs beside the index refresh below, not in COMMIT
+                    conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -1113,13 +1161,32 @@ class EmbeddedStore(GraphStore):
             # A large load just committed: bring the topology index and its cache file up to date
             # here, where a progress bar is already shown, not in the next process's first query.
             # The data is committed whatever happens here; a failure only costs that later build.
+            # Meanwhile another thread copies the load's pages from the WAL into the database
+            # (SQLite works without the GIL): ~3 s at large, which COMMIT would otherwise spend.
+            checkpoint = threading.Thread(target=self._checkpoint, name="wal-checkpoint")
+            checkpoint.start()
             try:
                 self._index(self._read(), force_save=True, written=tx.written)
             except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
                 _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
+            finally:
+                checkpoint.join()
+
+    def _checkpoint(self) -> None:
+        """The WAL checkpoint a bulk commit skipped, then automatic checkpoints again."""
+        with self._write_lock:
+            try:
+                self._writer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error as exc:  # the next automatic checkpoint tries again
+                _log.warning("%s: WAL checkpoint after a bulk load failed (%s)", self.path, exc)
+            finally:
+                self._writer.execute("PRAGMA wal_autocheckpoint=1000")
 
     def prepare_edge_columns(self, cols: EdgeColumns) -> PreparedEdges:
         return _prepare_edges(cols)
+
+    def prepare_node_columns(self, cols: NodeColumns) -> PreparedNodes:
+        return _prepare_nodes(cols)
 
     def process_opener(self) -> Callable[[], GraphStore]:
         """Another process opens the same directory: SQLite in WAL mode lets it read the committed

@@ -1,4 +1,4 @@
-"""The column path for edge files (graph_loader/columnar.py) against the row path: the same store
+"""The column path for CSV files (graph_loader/columnar.py) against the row path: the same store
 and the same report for every file it takes, and for every file it refuses, the row path's own
 errors."""
 
@@ -13,14 +13,16 @@ import pytest
 
 from graph_loader import loader
 from graph_loader.bundle import BundleFile
-from graph_loader.columnar import edge_columns
+from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import BundleValidationError
 from graph_loader.generator import generate, named_spec
 from graph_loader.loader import load_bundle, validate_bundle
 from store.base import Coded, EdgeColumns
 from store.embedded import DB_FILE
 from store.factory import open_store
-from tests.graph_loader.bundles import copy_example, write_bundle
+from tests.graph_loader.bundles import EXAMPLE, copy_example, write_bundle
+
+EXAMPLE_SHIFTS = EXAMPLE / "Shift.csv"
 
 _REPORT_KEYS = ("valid", "written", "nodes", "edges", "nodes_by_class", "edges_by_relation", "nodes_deleted",
                 "edges_deleted", "repeated_edges", "error_count")
@@ -42,18 +44,22 @@ def taken(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The files the column path took (in this process: loads here use pipeline=False)."""
     names: list[str] = []
 
-    def spy(bf: BundleFile, *args: Any) -> Any:
-        out = edge_columns(bf, *args)
-        if out is not None:
-            names.append(bf.path.name)
-        return out
+    def spying(real: Callable[..., Any]) -> Callable[..., Any]:
+        def spy(bf: BundleFile, *args: Any) -> Any:
+            out = real(bf, *args)
+            if out is not None:
+                names.append(bf.path.name)
+            return out
+        return spy
 
-    monkeypatch.setattr(loader, "edge_columns", spy)
+    monkeypatch.setattr(loader, "edge_columns", spying(edge_columns))
+    monkeypatch.setattr(loader, "node_columns", spying(node_columns))
     return names
 
 
 def _rows_only(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(loader, "edge_columns", lambda *a, **k: None)
+    monkeypatch.setattr(loader, "node_columns", lambda *a, **k: None)
 
 
 def _load_both(tmp_path: Path, bundles: list[Path], monkeypatch: pytest.MonkeyPatch,
@@ -86,8 +92,9 @@ def test_a_generated_plant_and_an_update_load_the_same_by_columns(
     cols, rows = _load_both(tmp_path, [plant, update], monkeypatch)
     assert cols == rows
     assert "CONSUMED.csv" in taken and "RAN_ON.csv" in taken and taken.count("CONSUMED.csv") == 2
-    # VERSION_OF feeds the SOP window check row by row
-    assert "VERSION_OF.csv" not in taken
+    assert "Lot.csv" in taken and "ProductionOrder.csv" in taken and taken.count("Lot.csv") == 2
+    # SOP versions and VERSION_OF feed the SOP window check row by row
+    assert "VERSION_OF.csv" not in taken and "SOPVersion.csv" not in taken
 
 
 _CONSUMED = "src,dst,quantity,unit,source_system\nWO-1001,LOT-SUG-0001,972,kg,MES\n"
@@ -197,3 +204,71 @@ def test_batches_carry_only_the_values_they_use(tmp_path: Path, monkeypatch: pyt
     assert sum(seen) == bf.size and gv.edges_seen == 4
     rows: Callable[[EdgeColumns], list[Any]] = EdgeColumns.rows
     assert [r[:2] for c in batches for r in rows(c)] == [(f"LOT-{i}", f"LOT-{i + 1}") for i in range(4)]
+
+
+def _errors_both_ways(bundle: Path, monkeypatch: pytest.MonkeyPatch, store: Path | None = None) -> list[Any]:
+    def run() -> list[Any]:
+        if store is None:
+            return validate_bundle(bundle).errors
+        with open_store("embedded", store) as s:
+            return validate_bundle(bundle, s).errors
+    by_columns = run()
+    with monkeypatch.context() as m:
+        _rows_only(m)
+        by_rows = run()
+    assert by_columns == by_rows
+    return by_columns
+
+
+@pytest.mark.parametrize(("lots", "by_columns"), [
+    ("LOT-A,a,MES,SITE-LYON,5,kg,released,,\nLOT-B,b,MES,SITE-LYON,5,kg,released,,\n", True),
+    ("LOT-A,a,MES,SITE-LYON,5,kg,released,,\n\nLOT-B,b,MES,SITE-LYON,5,kg,released,,\n", False),  # a blank line
+    ("LOT-A,a,MES,SITE-LYON,5,kg,released,,\r\nLOT-B,b,MES,SITE-LYON,5,kg,released,,", True),  # CRLF, no last EOL
+])
+def test_an_id_repeated_in_a_later_file_names_the_first_place_either_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str], lots: str, by_columns: bool) -> None:
+    bundle = copy_example(tmp_path / "b")
+    with (bundle / "Lot.csv").open("a", encoding="utf-8", newline="") as f:
+        f.write(lots)
+    # files are read in name order: Shift.csv after Lot.csv
+    with (bundle / "Shift.csv").open("a", encoding="utf-8") as f:
+        f.write(_shift_row("LOT-B"))
+    errors = _errors_both_ways(bundle, monkeypatch)
+    assert [e.message for e in errors if "duplicate id 'LOT-B'" in e.message]
+    assert ("Lot.csv" in taken) is by_columns
+
+
+def _shift_row(node_id: str) -> str:
+    header = (EXAMPLE_SHIFTS.read_text().splitlines()[0]).split(",")
+    values = {"id": node_id, "name": "s", "source_system": "MES", "plant": "SITE-LYON",
+              "start": "2026-03-02T06:00:00+01:00", "end": "2026-03-02T14:00:00+01:00"}
+    return ",".join(values.get(h, "") for h in header) + "\n"
+
+
+def test_duplicate_ids_in_one_file_and_class_changes_get_the_row_paths_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    bundle = copy_example(tmp_path / "b")
+    with (bundle / "Lot.csv").open("a", encoding="utf-8") as f:
+        f.write("LOT-A,a,MES,SITE-LYON,5,kg,released,,\nLOT-A,again,MES,SITE-LYON,5,kg,released,,\n")
+    errors = _errors_both_ways(bundle, monkeypatch)
+    assert any("duplicate id 'LOT-A'" in e.message for e in errors)
+    assert "Lot.csv" not in taken
+    # an id the store holds as another class
+    with open_store("embedded", tmp_path / "s") as s:
+        load_bundle(s, copy_example(tmp_path / "base"), pipeline=False)
+    taken.clear()
+    update = write_bundle(tmp_path / "u", {
+        "Material.csv": "id,name,source_system,kind,unit\nLOT-SUG-0001,m,ERP,raw,kg\nMAT-NEW,n,ERP,raw,kg\n"})
+    errors = _errors_both_ways(update, monkeypatch, tmp_path / "s")
+    assert any("cannot change class" in e.message for e in errors)
+    assert "Material.csv" not in taken
+
+
+def test_list_columns_and_defaults_load_the_same_either_way(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    bundle = copy_example(tmp_path / "b")
+    with (bundle / "Customer.csv").open("a", encoding="utf-8") as f:
+        f.write("CUST-X,X,ERP,FR,a| b |c\nCUST-Y,Y,ERP,,\n")
+    cols, rows = _load_both(tmp_path, [bundle], monkeypatch)
+    assert cols == rows and cols[0]["valid"]
+    assert "Customer.csv" in taken
