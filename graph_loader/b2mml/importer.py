@@ -426,6 +426,9 @@ class _Ctx:
     verb: str | None = None
     sender: str | None = None
     summary: FileSummary = field(default_factory=lambda: FileSummary(file=""))
+    #: views of the containers the units read context from, kept for the file when it is parsed
+    #: whole (its tree does not change; streamed, a container still grows): None when streamed
+    holders: dict[Any, R] | None = None
 
 
 @dataclass
@@ -479,7 +482,8 @@ class B2MMLImporter:
         self._ctx = _Ctx(file=name, summary=summary)
         try:
             if os.stat(name).st_size <= TREE_BYTES:
-                self._walk(_tree_events(safe_parse(path, name, blank_text=False).getroot()))
+                self._ctx.holders = {}
+                self._walk(_tree_events(safe_parse(path, name, blank_text=False).getroot()), streamed=False)
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:
@@ -492,7 +496,7 @@ class B2MMLImporter:
         if self.progress is not None:
             self.progress(1)
 
-    def _walk(self, events: Iterable[tuple[str, Any]]) -> None:
+    def _walk(self, events: Iterable[tuple[str, Any]], streamed: bool = True) -> None:
         """Map each unit at its end tag, report what is not mapped, free memory as it goes.
 
         ``events`` are those of :data:`EVENT_TAGS` only (nouns, verb wrappers, ApplicationArea):
@@ -513,9 +517,10 @@ class B2MMLImporter:
                     self._unit(el)
                     ctx.summary.units += 1
                     unit = None
-                    parent = el.getparent()
-                    if parent is not None:
-                        parent.remove(el)
+                    if streamed:  # a whole tree is dropped with its file (detaching costs a subtree walk)
+                        parent = el.getparent()
+                        if parent is not None:
+                            parent.remove(el)
                 continue
             t = tags.get(el.tag) or _tag(el.tag)
             if not t.b2:
@@ -541,9 +546,10 @@ class B2MMLImporter:
             if el in open_:
                 open_.discard(el)
                 self._sweep_children(el, True)
-                parent = el.getparent()
-                if parent is not None:
-                    parent.remove(el)
+                if streamed:
+                    parent = el.getparent()
+                    if parent is not None:
+                        parent.remove(el)
             elif t.local == "ApplicationArea" and not self._skipped(el, open_):
                 sender = R(el, _Used()).kid("Sender")
                 ctx.sender = sender.text("LogicalID") if sender else None
@@ -596,6 +602,18 @@ class B2MMLImporter:
     def _origin(self, r: R | Any) -> Origin:
         el = r.el if isinstance(r, R) else r
         return Origin(self._ctx.file, el.sourceline or 0, self._used.path(el))
+
+    def _holder(self, el: Any) -> R:
+        """A view of the container ``el`` around a unit, for its context values: marks in it
+        are not reported (the container is swept when it ends). One per container and file when
+        the file is parsed whole, so a container of many units is indexed once, not per unit."""
+        cache = self._ctx.holders
+        if cache is None:
+            return R(el, _Used())
+        got = cache.get(el)
+        if got is None:
+            got = cache[el] = R(el, _Used())
+        return got
 
     def _unit(self, el: Any) -> None:
         self._used = _Used()
@@ -1002,7 +1020,7 @@ class B2MMLImporter:
             return
         origin = self._origin(r)
         container = r.el.getparent()
-        cr = R(container, _Used()) if container is not None and _local(container) in CONTAINERS else None
+        cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
         props: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
         self._common(r, props)
@@ -1102,7 +1120,7 @@ class B2MMLImporter:
         site, _ = self._chain(r)
         container = r.el.getparent()
         if site is None and container is not None and _local(container) in CONTAINERS:
-            site, _ = self._chain(R(container, _Used()))
+            site, _ = self._chain(self._holder(container))
         produced_qty, unit = self._actuals(oid, segs, origin)
         defaults: dict[str, Any] = {
             "planned_start": props["actual_start"], "planned_end": props["actual_end"] or props["actual_start"],

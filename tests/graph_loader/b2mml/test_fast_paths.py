@@ -207,3 +207,33 @@ def test_node_rows_merge_defaults_store_and_props(monkeypatch: pytest.MonkeyPatc
     messages = [p.message for p in v.errors]
     assert messages == ["id 'L2' is a Material here but a Lot at b.xml:2", "unknown class 'Gadget'"]
     assert v.node_origins == [Origin("b.xml", 1), Origin("b.xml", 2)]
+
+
+# --- many units in one container ------------------------------------------------------------------
+
+
+def test_many_units_in_one_container_read_alike_whole_and_streamed(tmp_path: Any,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file parsed whole keeps its mapped units in the tree and one view of their container
+    (its context values); streamed, units are removed as they go. Same report either way."""
+    import re
+
+    from graph_loader.b2mml import importer
+    from graph_loader.b2mml.importer import import_b2mml
+
+    from .conftest import FIXTURES
+
+    src = (FIXTURES / "v0701" / "schedule.xml").read_text()
+    m = re.search(r"      <OperationsRequest>.*?</OperationsRequest>\n", src, re.S)
+    assert m is not None
+    one = m.group(0)
+    many = "".join(one.replace("<ID>WO-1</ID>", f"<ID>WO-{i}</ID>") for i in range(60))
+    (tmp_path / "sched.xml").write_text(src.replace(one, many))
+    for name in ("equipment.xml", "material.xml"):
+        (tmp_path / name).write_text((FIXTURES / "v0701" / name).read_text())
+
+    whole = import_b2mml([tmp_path], None, dry_run=True)
+    monkeypatch.setattr(importer, "TREE_BYTES", 0)
+    streamed = import_b2mml([tmp_path], None, dry_run=True)
+    assert whole.entities_by_class.get("ProductionOrder", 0) >= 60
+    assert whole.model_dump(exclude={"seconds"}) == streamed.model_dump(exclude={"seconds"})
