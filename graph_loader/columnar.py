@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import codecs
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any, TypeVar
 
@@ -38,8 +37,6 @@ B = TypeVar("B", EdgeColumns, NodeColumns)
 
 #: Rows per :class:`EdgeColumns` handed on (the embedded writer's batch).
 EMIT_ROWS = 50_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 _TIMES = ("valid_from", "valid_to")
 
 
@@ -56,16 +53,15 @@ def _adapter(kind: str, name: str, fname: str) -> TypeAdapter[list[Any]]:
 
 def _read(bf: BundleFile, schema: RowSchema) -> tuple[pa.Table, list[str], bool]:
     """The file as string columns (an empty cell: null, as the row path treats it: absent), its
-    header, and whether row i is on line i + 2."""
+    header, and (for node files) whether row i is on line i + 2."""
     data = bf.path.read_bytes()
-    if data.startswith(codecs.BOM_UTF8):
-        data = data[len(codecs.BOM_UTF8):]
+    at = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     # quoting and NUL bytes are where csv readers differ: those files take the row path
     if b'"' in data or b"\0" in data:
         raise _NotClean
-    first = data.split(b"\n", 1)[0].rstrip(b"\r")
+    end = data.find(b"\n")
     try:
-        header = first.decode("utf-8").split(",")
+        header = data[at:end if end >= 0 else len(data)].rstrip(b"\r").decode("utf-8").split(",")
     except UnicodeDecodeError:
         raise _NotClean from None
     if (len(set(header)) < len(header) or any(h != h.strip() or h not in schema.fields for h in header)
@@ -73,7 +69,7 @@ def _read(bf: BundleFile, schema: RowSchema) -> tuple[pa.Table, list[str], bool]
         raise _NotClean
     try:
         table = pacsv.read_csv(
-            pa.py_buffer(data),
+            pa.py_buffer(data)[at:],
             read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
             convert_options=pacsv.ConvertOptions(
                 column_types={h: pa.string() for h in header}, strings_can_be_null=True,
@@ -81,11 +77,15 @@ def _read(bf: BundleFile, schema: RowSchema) -> tuple[pa.Table, list[str], bool]
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         raise _NotClean from None
-    # row i is on line i + 2 when no line was skipped (blank lines, lone CR line ends)
-    newlines = data.count(b"\n")
-    lone_cr = b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
-    exact = not lone_cr and table.num_rows + 1 == newlines + (not data.endswith(b"\n"))
+    exact = schema.kind == "node" and _lines_exact(data, table.num_rows)
     return table, header, exact
+
+
+def _lines_exact(data: bytes, rows: int) -> bool:
+    """Whether each of ``rows`` rows took one line after the header (no blank line skipped, no
+    lone CR line end), so that row i is on line i + 2."""
+    lone_cr = b"\r" in data and data.count(b"\r") != data.count(b"\r\n")
+    return not lone_cr and rows + 1 == data.count(b"\n") + (not data.endswith(b"\n"))
 
 
 def _distinct(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
@@ -126,10 +126,14 @@ def _refill(values: list[Any], present: list[Any]) -> list[Any]:
 
 
 def _micros(typed: list[Any], used: np.ndarray) -> np.ndarray:
-    """Epoch microseconds of the typed times at the indexes ``used`` (the others: 0, unread)."""
-    out = np.zeros(len(typed), dtype=np.int64)
+    """Epoch seconds of the typed times at the indexes ``used`` (the others: 0, unread). Floats
+    keep every microsecond apart within 2**33 s (~272 years) of 1970, so there they order times
+    exactly as comparing the datetimes does; a time beyond that takes the row path."""
+    out = np.zeros(len(typed), dtype=np.float64)
     for i in np.unique(used).tolist():
-        out[i] = (typed[i] - _EPOCH) // _US
+        out[i] = typed[i].timestamp()
+    if len(out) and float(np.abs(out).max()) >= 2.0**33:
+        raise _NotClean
     return out
 
 

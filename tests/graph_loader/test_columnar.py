@@ -132,6 +132,8 @@ def test_valid_edge_files_load_the_same_either_way(
     "src,dst,quantity,valid_from,valid_to\nWO-1001,LOT-SUG-0001,9,2026-03-05T06:00:00+01:00,"
     "2026-03-02T06:00:00+01:00\n",  # window out of order
     "src,dst,quantity,valid_from\nWO-1001,LOT-SUG-0001,9,2026-03-05T06:00:00\n",  # no time zone
+    "src,dst,quantity,valid_from,valid_to\nWO-1001,LOT-SUG-0001,9,2300-01-01T00:00:00.000001+00:00,"
+    "2300-01-01T00:00:00+00:00\n",  # out of order by 1 µs, far from 1970
 ])
 def test_bad_edge_files_get_the_row_paths_errors_and_nothing_is_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str], text: str) -> None:
