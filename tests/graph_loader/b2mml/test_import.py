@@ -55,7 +55,7 @@ def _row(store: GraphStore, node_id: str) -> dict[str, Any]:
 
 
 def _edges(store: GraphStore) -> set[tuple[str, str, str]]:
-    out = set()
+    out: set[tuple[str, str, str]] = set()
     for n in store.find_nodes():
         out.update(e.key for e in store.neighbours(n.id))
     return out
