@@ -341,6 +341,12 @@ class Written:
         self._edges.append((np.arange(first_eid, first_eid + len(src), dtype=np.int64), src, dst, rel))
         self.edge_end = first_eid + len(src) - 1
 
+    def relations(self) -> set[str] | None:
+        """The relations of the edges kept (None when they are not all kept)."""
+        if self._edges is None:
+            return None
+        return {r for *_, rel in self._edges for r in ([rel] if isinstance(rel, str) else set(rel))}
+
     def add_nodes(self, nids: I64, ids: list[str], classes: list[str]) -> None:
         """Every node with a rowid above the previous ones kept, in rowid order."""
         if self._nodes is None:
@@ -415,13 +421,50 @@ def build(conn: sqlite3.Connection, written: Written | None = None) -> Adjacency
         conn.execute("BEGIN")
     try:
         marks = _marks(conn)
-        store_id, gen, edge_mark, node_mark = marks
         rel_names: list[str] = []
         cls_names: list[str] = []
-        (eid, src, dst, rel), (nids, ids, cls) = _read_since(conn, 0, 0, marks, rel_names, cls_names, written)
+        rows = _read_since(conn, 0, 0, marks, rel_names, cls_names, written)
     finally:
         if own_tx:
             conn.execute("COMMIT")
+    return _assemble(marks, rel_names, cls_names, rows)
+
+
+def speculate(written: Written, store_id: str, generation: int) -> Adjacency | None:
+    """The snapshot :func:`build` will make from ``written`` once its transaction commits as
+    ``generation``, made before that commit (beside the secondary index rebuild, which leaves a
+    core free); None unless the store held no row before the transaction and ``written`` kept
+    them all. The caller adopts it only when :func:`is_current` says so after the commit."""
+    kept = written.relations()
+    if written.edge_after or written.node_after or kept is None:
+        return None
+    rel_names = sorted(kept)
+    cls_names: list[str] = []
+    marks = (store_id, generation, written.edge_end, written.node_end)
+    rows = written.rows_since(0, 0, written.edge_end, written.node_end, rel_names, cls_names)
+    if rows is None:
+        return None
+    return _assemble(marks, rel_names, cls_names, rows)
+
+
+def is_current(adj: Adjacency, conn: sqlite3.Connection) -> bool:
+    """Whether ``adj`` is the snapshot :func:`build` would read from ``conn`` now."""
+    return _marks(conn) == (adj.store_id, adj.generation, adj.edge_mark, adj.node_mark) and (
+        _names_in_order(conn) == adj.rel_names)
+
+
+def _names_in_order(conn: sqlite3.Connection) -> list[str]:
+    names: list[str] = []
+    _edge_names(conn, names)
+    return names
+
+
+def _assemble(
+    marks: tuple[str, int, int, int], rel_names: list[str], cls_names: list[str],
+    rows: tuple[tuple[I64, I64, I64, NDArray[np.int16]], tuple[I64, list[str], NDArray[np.int16]]],
+) -> Adjacency:
+    store_id, gen, edge_mark, node_mark = marks
+    (eid, src, dst, rel), (nids, ids, cls) = rows
     n = max(node_mark, int(nids.max()) if len(nids) else 0) + 1
     cls_code = np.full(n, -1, dtype=np.int16)
     cls_code[nids] = cls

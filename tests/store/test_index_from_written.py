@@ -4,6 +4,7 @@ whenever it cannot vouch for every row (updates, deletions, another writer)."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Iterator
 from pathlib import Path
@@ -134,3 +135,36 @@ def test_kept_rows_answer_only_for_exactly_the_rows_they_hold() -> None:
     assert w.rows_since(10, 4, 13, 6, [], []) is None  # the database holds a row it did not keep
     w.add_edges(14, np.array([5]), np.array([5]), "R")  # a gap in the rowids
     assert w.rows_since(10, 4, 14, 6, [], []) is None
+
+
+def test_a_first_load_takes_the_index_built_beside_its_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reads: list[int]) -> None:
+    built: list[int] = []
+    real = adjacency.build
+
+    def counted(*args: Any, **kwargs: Any) -> adjacency.Adjacency:
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(adjacency, "build", counted)
+    ahead = _run(tmp_path / "ahead", [{"n": 40, "m": 120}], keep=True)
+    assert built == [] and reads == []  # neither built after the commit nor read back
+    monkeypatch.setattr(adjacency, "speculate", lambda *a, **k: None)
+    after = _run(tmp_path / "after", [{"n": 40, "m": 120}], keep=True)
+    assert built == [1]
+    ahead.pop("marks"), after.pop("marks")
+    assert ahead == after
+
+
+def test_an_index_built_ahead_is_taken_only_when_it_is_current(tmp_path: Path) -> None:
+    s = EmbeddedStore(tmp_path / "s")
+    with s:
+        _write(s, [NodeRecord("X", "Lot"), NodeRecord("Y", "Lot")], [EdgeRecord("X", "A", "Y")], True)
+        conn = s._read()
+        adj = adjacency.build(conn)
+        assert adjacency.is_current(adj, conn)
+        for stale in (dataclasses.replace(adj, generation=adj.generation - 1),
+                      dataclasses.replace(adj, edge_mark=adj.edge_mark + 1),
+                      dataclasses.replace(adj, rel_names=["A", "B"]),
+                      dataclasses.replace(adj, store_id="another")):
+            assert not adjacency.is_current(stale, conn)
