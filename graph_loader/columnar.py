@@ -24,9 +24,6 @@ from functools import cache
 from typing import Any, TypeVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-from pyarrow import csv as pacsv
 from pydantic import TypeAdapter, ValidationError
 
 from graph_loader.bundle import LIST_SEPARATOR, BundleFile
@@ -35,6 +32,8 @@ from store.base import Coded, EdgeColumns, NodeColumns
 
 B = TypeVar("B", EdgeColumns, NodeColumns)
 
+#: Smaller files take the row path: it costs them as little, without importing pyarrow.
+MIN_BYTES = 256 * 1024
 #: Rows per :class:`EdgeColumns` handed on (the embedded writer's batch).
 EMIT_ROWS = 50_000
 _TIMES = ("valid_from", "valid_to")
@@ -51,9 +50,12 @@ def _adapter(kind: str, name: str, fname: str) -> TypeAdapter[list[Any]]:
     return TypeAdapter(list[ann], config=ROW_CONFIG)  # type: ignore[valid-type]
 
 
-def _read(bf: BundleFile, schema: RowSchema) -> tuple[pa.Table, list[str], bool]:
+def _read(bf: BundleFile, schema: RowSchema) -> tuple[Any, list[str], bool]:
     """The file as string columns (an empty cell: null, as the row path treats it: absent), its
     header, and (for node files) whether row i is on line i + 2."""
+    import pyarrow as pa  # here: ~0.2 s to import, paid only by bundles with big files
+    from pyarrow import csv as pacsv
+
     data = bf.path.read_bytes()
     at = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     # quoting and NUL bytes are where csv readers differ: those files take the row path
@@ -88,9 +90,11 @@ def _lines_exact(data: bytes, rows: int) -> bool:
     return not lone_cr and rows + 1 == data.count(b"\n") + (not data.endswith(b"\n"))
 
 
-def _distinct(column: pa.ChunkedArray) -> tuple[list[Any], np.ndarray]:
-    """(distinct values, index of each row's value); a null's index is len(values) - 1, whose
-    value is None, when the column has nulls."""
+def _distinct(column: Any) -> tuple[list[Any], np.ndarray]:
+    """(distinct values, index of each row's value) of a pyarrow column; a null's index is
+    len(values) - 1, whose value is None, when the column has nulls."""
+    import pyarrow.compute as pc
+
     enc = pc.dictionary_encode(column.combine_chunks())
     values: list[Any] = enc.dictionary.to_pylist()
     codes = enc.indices
@@ -224,7 +228,7 @@ def edge_columns(bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance:
                  ) -> Iterator[EdgeColumns] | None:
     """The file's edges as batches of columns, all checked; None when the row path must read it
     (then nothing was counted or reported). ``advance`` gets the file's bytes as batches go."""
-    if bf.fmt != "csv" or schema.kind != "edge":
+    if bf.fmt != "csv" or schema.kind != "edge" or bf.size < MIN_BYTES:
         return None
     try:
         f = _File(bf, schema)
@@ -245,7 +249,7 @@ def edge_columns(bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance:
 def node_columns(bf: BundleFile, schema: RowSchema, gv: GraphValidator, advance: Advance | None = None,
                  ) -> Iterator[NodeColumns] | None:
     """As :func:`edge_columns`, for a class's nodes; their ids are recorded with their lines."""
-    if bf.fmt != "csv" or schema.kind != "node":
+    if bf.fmt != "csv" or schema.kind != "node" or bf.size < MIN_BYTES:
         return None
     try:
         f = _File(bf, schema)

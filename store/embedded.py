@@ -969,6 +969,11 @@ class _EmbeddedTransaction(WriteTransaction):
         it by one sort at commit, which beats keeping it sorted row by row. Inside the
         transaction, so a rollback or a crash restores the index with everything else."""
         self._written[table] += rows
+        if table == "edges" and "nodes" in self._deferred:
+            # a loader writes its nodes first: their index is rebuilt now, while a pipelined
+            # load's other process is still checking edges, instead of after the last edge
+            self._conn.execute(_SECONDARY["nodes"][1])
+            self._deferred.discard("nodes")
         if table in self._deferred or self._written[table] < DEFER_AT:
             return
         held = self.committed_counts[table]

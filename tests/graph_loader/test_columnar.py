@@ -5,13 +5,15 @@ errors."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from graph_loader import loader
+from graph_loader import columnar, loader
 from graph_loader.bundle import BundleFile
 from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import BundleValidationError
@@ -37,6 +39,12 @@ def _tables(path: Path) -> list[list[tuple[object, ...]]]:
             "SELECT * FROM meta WHERE key != 'store_id' ORDER BY key")]
     finally:
         conn.close()
+
+
+@pytest.fixture(autouse=True)
+def every_csv_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The files here are small: let the column path take them all."""
+    monkeypatch.setattr(columnar, "MIN_BYTES", 0)
 
 
 @pytest.fixture
@@ -179,7 +187,6 @@ def test_edge_columns_give_the_rows_they_stand_for() -> None:
 
 
 def test_batches_carry_only_the_values_they_use(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import graph_loader.columnar as columnar
     from graph_loader.bundle import FileKind, open_bundle
     from graph_loader.errors import ErrorCollector
     from graph_loader.validation import GraphValidator, row_schema
@@ -274,3 +281,11 @@ def test_list_columns_and_defaults_load_the_same_either_way(
     cols, rows = _load_both(tmp_path, [bundle], monkeypatch)
     assert cols == rows and cols[0]["valid"]
     assert "Customer.csv" in taken
+
+
+def test_a_bundle_of_small_files_is_read_row_by_row_without_pyarrow() -> None:
+    code = ("import sys; from graph_loader.loader import validate_bundle; "
+            f"assert validate_bundle({str(EXAMPLE)!r}).valid; print('pyarrow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[2])
+    assert out.stdout.strip() == "False"
