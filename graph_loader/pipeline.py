@@ -36,7 +36,7 @@ PIPELINE_MIN_BYTES = 16 * 2**20
 #: Pickled messages the producer may have queued for the pipe before it waits: a checked file
 #: comes in one burst (the columnar path checks a whole file first), which the writer then takes
 #: batch by batch while the producer goes on with the next file.
-AHEAD_BYTES = 256 * 2**20
+AHEAD_BYTES = 64 * 2**20
 #: Pipe buffer asked for (Linux caps it at /proc/sys/fs/pipe-max-size, 1 MiB by default).
 PIPE_BYTES = 1 << 20
 ProgressFn = Callable[[int, int], None]
