@@ -4,7 +4,6 @@ errors."""
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -20,9 +19,8 @@ from graph_loader.errors import BundleValidationError
 from graph_loader.generator import generate, named_spec
 from graph_loader.loader import load_bundle, validate_bundle
 from store.base import Coded, EdgeColumns
-from store.embedded import DB_FILE
 from store.factory import open_store
-from tests.graph_loader.bundles import EXAMPLE, copy_example, write_bundle
+from tests.graph_loader.bundles import EXAMPLE, copy_example, store_tables, write_bundle
 
 EXAMPLE_SHIFTS = EXAMPLE / "Shift.csv"
 
@@ -30,15 +28,7 @@ _REPORT_KEYS = ("valid", "written", "nodes", "edges", "nodes_by_class", "edges_b
                 "edges_deleted", "repeated_edges", "error_count")
 
 
-def _tables(path: Path) -> list[list[tuple[object, ...]]]:
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        return [conn.execute(q).fetchall() for q in (
-            "SELECT * FROM nodes ORDER BY nid", "SELECT * FROM edges ORDER BY eid",
-            "SELECT * FROM node_counts ORDER BY cls", "SELECT * FROM edge_counts ORDER BY rel",
-            "SELECT * FROM meta WHERE key != 'store_id' ORDER BY key")]
-    finally:
-        conn.close()
+_tables = store_tables
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,6 @@ nothing written when anything fails on either side."""
 from __future__ import annotations
 
 import os
-import sqlite3
 from collections.abc import Iterator, Sequence
 from functools import partial
 from pathlib import Path
@@ -19,9 +18,8 @@ from graph_loader.generator import generate, named_spec
 from graph_loader.loader import load_bundle
 from graph_loader.pipeline import PipelineError, RowSink, run_beside
 from store.base import GraphStore, WriteTransaction
-from store.embedded import DB_FILE
 from store.factory import open_store
-from tests.graph_loader.bundles import EXAMPLE, copy_example, write_bundle
+from tests.graph_loader.bundles import EXAMPLE, copy_example, store_tables, write_bundle
 
 
 @pytest.fixture
@@ -31,15 +29,7 @@ def store(tmp_path: Path) -> Iterator[GraphStore]:
     s.close()
 
 
-def _tables(path: Path) -> list[list[tuple[object, ...]]]:
-    conn = sqlite3.connect(path / DB_FILE)
-    try:
-        return [conn.execute(q).fetchall() for q in (
-            "SELECT * FROM nodes ORDER BY nid", "SELECT * FROM edges ORDER BY eid",
-            "SELECT * FROM node_counts ORDER BY cls", "SELECT * FROM edge_counts ORDER BY rel",
-            "SELECT * FROM edge_tombstones ORDER BY rowid", "SELECT * FROM meta WHERE key != 'store_id' ORDER BY key")]
-    finally:
-        conn.close()
+_tables = store_tables
 
 
 def _no_children_left() -> bool:
