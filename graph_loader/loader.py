@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from graph_loader import columnar
 from graph_loader.bundle import (
     DEFAULT_BATCH,
     Bundle,
@@ -131,11 +132,12 @@ def _run(
             progress(done, total)
 
     deletions = read_deletions(bundle, errors, advance)
+    by_columns = total >= columnar.MIN_BUNDLE_BYTES  # else the row path reads every file
     gv = GraphValidator(errors, store, deletions)
     by_class: dict[str, int] = {}
     by_rel: dict[str, int] = {}
     for bf in bundle.of_kind(FileKind.NODES):
-        node_cols = node_columns(bf, row_schema("node", bf.name), gv, advance)
+        node_cols = node_columns(bf, row_schema("node", bf.name), gv, advance) if by_columns else None
         for ncols in node_cols or ():
             by_class[bf.name] = by_class.get(bf.name, 0) + len(ncols)
             if sink is not None and not errors:
@@ -155,7 +157,7 @@ def _run(
     for bf in bundle.of_kind(FileKind.EDGES):
         if bf.name != seen_rel:  # files are sorted by relation: one key set per relation at a time
             seen_rel, seen = bf.name, set[int]()
-        columns = edge_columns(bf, row_schema("edge", bf.name), gv, advance)
+        columns = edge_columns(bf, row_schema("edge", bf.name), gv, advance) if by_columns else None
         for cols in columns or ():
             by_rel[bf.name] = by_rel.get(bf.name, 0) + len(cols)
             before = len(seen)

@@ -33,8 +33,8 @@ _tables = store_tables
 
 @pytest.fixture(autouse=True)
 def every_csv_file(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The files here are small: let the column path take them all."""
-    monkeypatch.setattr(columnar, "MIN_BYTES", 0)
+    """The bundles here are small: let the column path take their files."""
+    monkeypatch.setattr(columnar, "MIN_BUNDLE_BYTES", 0)
 
 
 @pytest.fixture
@@ -273,7 +273,7 @@ def test_list_columns_and_defaults_load_the_same_either_way(
     assert "Customer.csv" in taken
 
 
-def test_a_bundle_of_small_files_is_read_row_by_row_without_pyarrow() -> None:
+def test_a_small_bundle_is_read_row_by_row_without_pyarrow() -> None:
     code = ("import sys; from graph_loader.loader import validate_bundle; "
             f"assert validate_bundle({str(EXAMPLE)!r}).valid; print('pyarrow' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
