@@ -321,13 +321,15 @@ class WriteTransaction(ABC):
     def upsert_prepared_nodes(self, cls: str, prepared: Any) -> None:
         """Write what :meth:`GraphStore.prepare_node_columns` made of checked node columns (the
         default: the columns themselves, written as rows)."""
-        assert isinstance(prepared, NodeColumns)
+        if not isinstance(prepared, NodeColumns):
+            raise TypeError(f"expected NodeColumns, got {type(prepared).__name__}")
         self.upsert_node_rows(cls, prepared.rows())
 
     def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
         """Write what :meth:`GraphStore.prepare_edge_columns` made of checked edge columns (the
         default: the columns themselves, written as rows)."""
-        assert isinstance(prepared, EdgeColumns)
+        if not isinstance(prepared, EdgeColumns):
+            raise TypeError(f"expected EdgeColumns, got {type(prepared).__name__}")
         self.upsert_edge_rows(rel, prepared.rows())
 
 

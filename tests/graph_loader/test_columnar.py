@@ -18,7 +18,8 @@ from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import BundleValidationError
 from graph_loader.generator import generate, named_spec
 from graph_loader.loader import load_bundle, validate_bundle
-from store.base import Coded, EdgeColumns
+from store.base import Coded, EdgeColumns, GraphStore
+from store.embedded import EmbeddedStore
 from store.factory import open_store
 from tests.graph_loader.bundles import EXAMPLE, copy_example, store_tables, write_bundle
 
@@ -279,3 +280,16 @@ def test_a_small_bundle_is_read_row_by_row_without_pyarrow() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[2])
     assert out.stdout.strip() == "False"
+
+
+def test_a_backend_without_its_own_binding_gets_the_columns_as_rows(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    """The GraphStore defaults (what the Neo4j backend uses): columns handed over unchanged and
+    written through upsert_node_rows / upsert_edge_rows."""
+    plant = tmp_path / "plant"
+    generate(named_spec("tiny"), 7, plant)
+    monkeypatch.setattr(EmbeddedStore, "prepare_node_columns", GraphStore.prepare_node_columns)
+    monkeypatch.setattr(EmbeddedStore, "prepare_edge_columns", GraphStore.prepare_edge_columns)
+    cols, rows = _load_both(tmp_path, [plant], monkeypatch)
+    assert cols == rows
+    assert "Lot.csv" in taken and "CONSUMED.csv" in taken
