@@ -19,6 +19,7 @@ compares the two.
 from __future__ import annotations
 
 import codecs
+import typing
 from collections.abc import Callable, Iterator
 from functools import cache
 from typing import Any, TypeVar
@@ -113,7 +114,22 @@ def _typed(schema: RowSchema, fname: str, values: list[Any]) -> list[Any]:
         typed: list[Any] = _adapter(schema.kind, schema.name, fname).validate_python(present)
     except ValidationError:
         raise _NotClean from None
+    if _takes_float(schema.kind, schema.name, fname) and not np.isfinite(
+            np.fromiter((v for v in typed if type(v) is float), dtype=np.float64)).all():
+        raise _NotClean  # "inf" passes the field's check; the store refuses it, the row path says how
     return _refill(values, typed) if gap else typed
+
+
+@cache
+def _takes_float(kind: str, name: str, fname: str) -> bool:
+    """Whether the field's annotation admits a float (anywhere in its unions and constraints)."""
+    stack = [field_annotation(kind, name, fname)]
+    while stack:
+        ann = stack.pop()
+        if ann is float:
+            return True
+        stack.extend(a for a in typing.get_args(ann) if not isinstance(a, str | int | float))
+    return False
 
 
 def _dumped(schema: RowSchema, fname: str, typed: list[Any]) -> list[Any]:

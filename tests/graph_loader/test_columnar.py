@@ -18,7 +18,7 @@ from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import BundleValidationError
 from graph_loader.generator import generate, named_spec
 from graph_loader.loader import load_bundle, validate_bundle
-from store.base import Coded, EdgeColumns, GraphStore
+from store.base import Coded, EdgeColumns, GraphStore, IntegrityError
 from store.embedded import EmbeddedStore
 from store.factory import open_store
 from tests.graph_loader.bundles import EXAMPLE, copy_example, store_tables, write_bundle
@@ -293,3 +293,19 @@ def test_a_backend_without_its_own_binding_gets_the_columns_as_rows(
     cols, rows = _load_both(tmp_path, [plant], monkeypatch)
     assert cols == rows
     assert "Lot.csv" in taken and "CONSUMED.csv" in taken
+
+
+def test_an_infinite_quantity_fails_the_write_with_the_row_paths_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str]) -> None:
+    bundle = copy_example(tmp_path / "b")
+    (bundle / "CONSUMED.csv").write_text("src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,inf,kg\n")
+    messages = []
+    for name in ("columns", "rows"):
+        with monkeypatch.context() as m:
+            if name == "rows":
+                _rows_only(m)
+            with open_store("embedded", tmp_path / name) as s, pytest.raises(IntegrityError) as err:
+                load_bundle(s, bundle, pipeline=False)
+            messages.append(str(err.value))
+    assert messages[0] == messages[1] and "not JSON-compatible" in messages[0]
+    assert "CONSUMED.csv" not in taken
