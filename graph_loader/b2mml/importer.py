@@ -355,28 +355,27 @@ class R:
             if got:
                 update(got)
 
-    def kid_el(self, *names: str) -> Any | None:
-        """The element ``kid`` would view (marked as read), without the view."""
+    def _first(self, names: tuple[str, ...]) -> Any | None:
+        """The first child named by the first of ``names`` that has one."""
         by = self._by
         if by is None:
             by = self._index()
         for n in names:
             got = by.get(n)
             if got:
-                el = got[0]
-                self.used.els.add(el)
-                return el
+                return got[0]
         return None
 
+    def kid_el(self, *names: str) -> Any | None:
+        """The element ``kid`` would view (marked as read), without the view."""
+        el = self._first(names)
+        if el is not None:
+            self.used.els.add(el)
+        return el
+
     def kid(self, *names: str) -> R | None:
-        by = self._by
-        if by is None:
-            by = self._index()
-        for n in names:
-            got = by.get(n)
-            if got:
-                return R(got[0], self.used)
-        return None
+        el = self._first(names)
+        return None if el is None else R(el, self.used)
 
     def text(self, *names: str) -> str | None:
         """First non-empty (whitespace-stripped) text among children named ``names``."""
