@@ -108,6 +108,10 @@ class TxSink:
             self._progress(done, total)
 
 
+#: The RowSink methods a producer's messages name (the first item of each message).
+_SINK_CALLS = frozenset({"nodes", "edges", "prepared_nodes", "prepared_edges", "deletions", "progress"})
+
+
 class _PipeSink:
     """The producer's side: every call becomes one pickled message on the pipe, in order."""
 
@@ -263,18 +267,8 @@ def run_beside(produce: Callable[[RowSink], T], tx: WriteTransaction, progress: 
                         "nothing was written"
                     ) from None
                 kind = msg[0]
-                if kind == "edges":
-                    here.edges(msg[1], msg[2])
-                elif kind == "prepared_edges":
-                    here.prepared_edges(msg[1], msg[2])
-                elif kind == "prepared_nodes":
-                    here.prepared_nodes(msg[1], msg[2])
-                elif kind == "nodes":
-                    here.nodes(msg[1], msg[2])
-                elif kind == "progress":
-                    here.progress(msg[1], msg[2])
-                elif kind == "deletions":
-                    here.deletions(msg[1], msg[2])
+                if kind in _SINK_CALLS:  # a RowSink call, made here with the same arguments
+                    getattr(here, kind)(*msg[1:])
                 elif kind == "done":
                     result: T = msg[1]
                     return result
