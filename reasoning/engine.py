@@ -49,6 +49,12 @@ def edge_times(edge: EdgeRecord, as_of: datetime | None, times: dict[str, dateti
     return times
 
 
+def untimed(rels: Iterable[str], as_of: datetime | None) -> bool:
+    """Whether :func:`edge_times` adds nothing for any edge of ``rels`` (no timestamp properties,
+    no ``as_of``): a hot loop then gives each step a fresh empty dict without the call."""
+    return as_of is None and not any(_EDGE_TIME_PROPS.get(r) for r in rels)
+
+
 def as_time(value: Any) -> datetime | None:
     """A stored timestamp (ISO string or datetime) as an aware datetime; None when absent."""
     if value is None or value == "":
@@ -479,18 +485,20 @@ def _run_chain(store: GraphStore, rule: Rule, steps: tuple[Step, ...], params: d
         slot = result.bindings.get(var) if var is not None else None
         seen: set[str] = set()
         nxt: list[tuple[str, str, tuple[EvidenceStep, ...]]] = []
+        no_times = untimed(rels, as_of)
+        make_step = trusted.step
         for (here, start, path), edge, other in cands:
             rec = cache.get(other)
             if rec is None or (want and rec.cls not in want) or other in seen:
                 continue
             seen.add(other)
             visited += 1
-            ev = (*path, trusted.step(here, edge.rel, other, direction, edge_times(edge, as_of, {})))
+            ev = (*path, make_step(here, edge.rel, other, direction, {} if no_times else edge_times(edge, as_of, {})))
             if slot is not None and other not in start_set and other not in slot:
                 if len(slot) >= result_cap:
                     result.result_limit_hit = True
                     break
-                slot[other] = Match(node=rec, depth=depth, start=start, steps=ev)
+                slot[other] = Match(rec, depth, start, ev)
             nxt.append((other, start, ev))
         frontier = nxt
     if result.result_limit_hit:
