@@ -4,7 +4,7 @@ Public API
 ----------
 ``load_bundle(store, path, progress=None) -> LoadReport``
     Reads the bundle in one streaming pass. Every batch is typed and checked before it is handed
-    to ``store.transaction()``; the transaction is committed only when the whole bundle passed, and
+    to ``store.bulk_transaction()``; the transaction is committed only when the whole bundle passed, and
     is rolled back otherwise, raising :class:`~graph_loader.errors.BundleValidationError` with every
     error (capped at 200, with the count of the rest). Once an error is seen no further batch is
     written, and nothing is ever committed from an invalid bundle. Upserts are keyed by id (nodes)
@@ -53,7 +53,7 @@ from graph_loader.columnar import edge_columns, node_columns
 from graph_loader.errors import DEFAULT_ERROR_CAP, BundleValidationError, ErrorCollector, LoadError
 from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, TxSink, run_beside, usable_cpus
 from graph_loader.validation import Deletions, GraphValidator, check_records, row_schema, validate_records
-from store.base import EdgeRecord, GraphStore, NodeRecord, WriteReport, WriteTransaction
+from store.base import ColumnPreparer, EdgeRecord, GraphStore, NodeRecord, WriteReport, WriteTransaction
 
 LoadProgress = Callable[[int, int], None]
 """Called with (bytes done, bytes in all) as the bundle is read."""
@@ -115,9 +115,10 @@ def _run(
     progress: LoadProgress | None,
     batch_size: int,
     cap: int,
+    preparer: ColumnPreparer | None = None,
 ) -> LoadReport:
     """One streaming pass: check everything; while no error has been seen, hand the checked rows
-    to ``sink`` (None: validate only)."""
+    to ``sink`` (None: validate only), whole files of columns as ``preparer`` makes them."""
     t0 = time.perf_counter()
     bundle: Bundle = open_bundle(path)
     errors = ErrorCollector(cap)
@@ -141,7 +142,7 @@ def _run(
         for ncols in node_cols or ():
             by_class[bf.name] = by_class.get(bf.name, 0) + len(ncols)
             if sink is not None and not errors:
-                sink.prepared_nodes(bf.name, store.prepare_node_columns(ncols) if store is not None else ncols)
+                sink.prepared_nodes(bf.name, preparer.nodes(ncols) if preparer is not None else ncols)
         if node_cols is not None:
             continue
         for batch in typed_batches(bf, errors, batch_size, advance):
@@ -164,7 +165,7 @@ def _run(
             seen.update(map(hash, zip(cols.src, cols.dst, strict=True)))
             repeated += len(cols) - (len(seen) - before)
             if sink is not None and not errors:
-                sink.prepared_edges(bf.name, store.prepare_edge_columns(cols) if store is not None else cols)
+                sink.prepared_edges(bf.name, preparer.edges(cols) if preparer is not None else cols)
         if columns is not None:
             continue
         for ebatch in typed_batches(bf, errors, batch_size, advance):
@@ -221,20 +222,23 @@ def validate_bundle(
 
 
 def _produce(
-    path: str | Path, opener: Callable[[], GraphStore], batch_size: int, cap: int, sink: RowSink
+    path: str | Path, opener: Callable[[], GraphStore] | None, preparer: ColumnPreparer, batch_size: int,
+    cap: int, sink: RowSink,
 ) -> LoadReport:
     """The second process's part of a pipelined load: every check, sending the rows to write.
 
     Its store connection sees the committed state, not this load's uncommitted rows (which a
     one-process load's checks can see). The checks give the same answers either way: a bundle's
     ids are unique, so no row is ever looked up in the store after this load wrote it, and the
-    SOP window check counts the bundle's own versions from the bundle."""
-    store = opener()
+    SOP window check counts the bundle's own versions from the bundle. No ``opener``: the store
+    is empty (and held by the writer), so the checks look nothing up, as with an empty store."""
+    store = opener() if opener is not None else None
     try:
         with _no_cyclic_gc():
-            return _run(path, store, sink, sink.progress, batch_size, cap)
+            return _run(path, store, sink, sink.progress, batch_size, cap, preparer)
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def load_bundle(
@@ -244,9 +248,14 @@ def load_bundle(
     batch_size: int = DEFAULT_BATCH,
     cap: int = DEFAULT_ERROR_CAP,
     pipeline: bool | None = None,
+    exclusive: bool = True,
 ) -> LoadReport:
     """Validate and write a bundle in one transaction; raises BundleValidationError (nothing
     written) when anything is wrong.
+
+    ``exclusive``: write in a :meth:`~store.base.GraphStore.bulk_transaction`, which may hold an
+    empty store alone until the commit (other connections wait); False keeps it shared (a server
+    that goes on answering reads meanwhile).
 
     ``pipeline``: read and validate in a second process while this one writes
     (:mod:`graph_loader.pipeline`); the store ends up the same either way. None (the default)
@@ -258,11 +267,15 @@ def load_bundle(
     size = open_bundle(path).total_bytes if opener is not None else 0
     if pipeline is None:
         pipeline = usable_cpus() > 1 and size >= PIPELINE_MIN_BYTES
-    with _no_cyclic_gc(), store.transaction() as tx:
+    scope = store.bulk_transaction() if exclusive else store.transaction()
+    with _no_cyclic_gc(), scope as tx:
+        preparer = store.column_preparer()
         if pipeline and opener is not None:
-            report = run_beside(partial(_produce, path, opener, batch_size, cap), tx, progress)
+            # a store the load holds alone held nothing: the other process need not open it
+            job = partial(_produce, path, None if tx.sole else opener, preparer, batch_size, cap)
+            report = run_beside(job, tx, progress)
         else:
-            report = _run(path, store, TxSink(tx), progress, batch_size, cap)
+            report = _run(path, store, TxSink(tx), progress, batch_size, cap, preparer)
     # count the commit in the rate, since that is when the data is durable
     seconds = time.perf_counter() - t0
     report.seconds = seconds

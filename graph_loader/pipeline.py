@@ -67,11 +67,11 @@ class RowSink(Protocol):
         """Checked rows of one relation, as ``WriteTransaction.upsert_edge_rows`` takes them."""
 
     def prepared_nodes(self, cls: str, prepared: Any) -> None:
-        """Checked nodes of one class as ``GraphStore.prepare_node_columns`` made them, for
+        """Checked nodes of one class as ``ColumnPreparer.nodes`` made them, for
         ``WriteTransaction.upsert_prepared_nodes``."""
 
     def prepared_edges(self, rel: str, prepared: Any) -> None:
-        """Checked edges of one relation as ``GraphStore.prepare_edge_columns`` made them (in the
+        """Checked edges of one relation as ``ColumnPreparer.edges`` made them (in the
         producing process), for ``WriteTransaction.upsert_prepared_edges``."""
 
     def deletions(self, edges: list[tuple[str, str, str]], nodes: list[str]) -> None: ...

@@ -279,6 +279,11 @@ class WriteTransaction(ABC):
     """Writes collected inside ``with store.transaction() as tx:``; committed together on exit,
     undone together if the block raises."""
 
+    #: Whether, until this transaction ends, nothing else reads or writes the store, which held
+    #: nothing when it began (see :meth:`GraphStore.bulk_transaction`): checks of what it writes
+    #: then need no look-ups in the store, and no other process should open it meanwhile.
+    sole: bool = False
+
     @abstractmethod
     def upsert_nodes(self, nodes: Sequence[NodeRecord]) -> None: ...
 
@@ -319,18 +324,31 @@ class WriteTransaction(ABC):
         ])
 
     def upsert_prepared_nodes(self, cls: str, prepared: Any) -> None:
-        """Write what :meth:`GraphStore.prepare_node_columns` made of checked node columns (the
+        """Write what :meth:`ColumnPreparer.nodes` made of checked node columns (the
         default: the columns themselves, written as rows)."""
         if not isinstance(prepared, NodeColumns):
             raise TypeError(f"expected NodeColumns, got {type(prepared).__name__}")
         self.upsert_node_rows(cls, prepared.rows())
 
     def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
-        """Write what :meth:`GraphStore.prepare_edge_columns` made of checked edge columns (the
+        """Write what :meth:`ColumnPreparer.edges` made of checked edge columns (the
         default: the columns themselves, written as rows)."""
         if not isinstance(prepared, EdgeColumns):
             raise TypeError(f"expected EdgeColumns, got {type(prepared).__name__}")
         self.upsert_edge_rows(rel, prepared.rows())
+
+
+class ColumnPreparer:
+    """Turns checked columns into what :meth:`WriteTransaction.upsert_prepared_nodes` and
+    ``upsert_prepared_edges`` write. A loader calls it where it checks rows (the second process
+    of a pipelined load), so a backend can move its per-row conversion off the writing process;
+    it holds no connection and must be picklable. This default hands the columns on unchanged."""
+
+    def nodes(self, cols: NodeColumns) -> Any:
+        return cols
+
+    def edges(self, cols: EdgeColumns) -> Any:
+        return cols
 
 
 class GraphStore(ABC):
@@ -343,6 +361,11 @@ class GraphStore(ABC):
     @abstractmethod
     def transaction(self) -> AbstractContextManager[WriteTransaction]:
         """All-or-nothing write scope."""
+
+    def bulk_transaction(self) -> AbstractContextManager[WriteTransaction]:
+        """A :meth:`transaction` for one large load. A backend may trade concurrency for speed
+        in it (then its ``tx.sole`` says so); the default is a plain :meth:`transaction`."""
+        return self.transaction()
 
     # -- reads --------------------------------------------------------------------------------
     @abstractmethod
@@ -499,16 +522,9 @@ class GraphStore(ABC):
         cannot be shared that way. The default: None."""
         return None
 
-    def prepare_node_columns(self, cols: NodeColumns) -> Any:
-        """As :meth:`prepare_edge_columns`, for nodes."""
-        return cols
-
-    def prepare_edge_columns(self, cols: EdgeColumns) -> Any:
-        """Turn checked edge columns into what :meth:`WriteTransaction.upsert_prepared_edges`
-        writes. A loader calls it where it checks rows (the second process of a pipelined load),
-        so a backend can move its per-row conversion off the writing process. The default: the
-        columns unchanged. Must be picklable."""
-        return cols
+    def column_preparer(self) -> ColumnPreparer:
+        """What a loader's checking side hands checked columns to (see :class:`ColumnPreparer`)."""
+        return ColumnPreparer()
 
     def vector_upsert(self, namespace: str, items: Sequence[tuple[str, Sequence[float]]]) -> None:
         raise CapabilityError(f"{self.backend} store has no vector index")

@@ -46,6 +46,7 @@ from numpy.typing import NDArray
 from store import adjacency, propindex, topk
 from store.base import (
     Coded,
+    ColumnPreparer,
     Direction,
     EdgeColumns,
     EdgeRecord,
@@ -78,6 +79,8 @@ _CLASS_CHANGE = "plantgraph:class-change"
 #: Page cache of each reading connection (one per thread); the writer gets ``cache_mb``. The OS
 #: page cache keeps hot pages anyway, so readers need little of their own.
 READER_CACHE_MB = 32
+#: How long a connection waits for another one's lock (a bulk load holding the store alone).
+BUSY_MS = 60_000
 #: Rows per executemany call; also the granularity of progress callbacks.
 BATCH = 50_000
 #: Ids per ``json_each`` look-up when resolving large id lists.
@@ -284,7 +287,7 @@ def _spread(flat: list[Any], width: int, columns: Sequence[list[Any]]) -> None:
 @dataclass(slots=True)
 class PreparedEdges:
     """Edges of one relation as the writer binds them, built where they were checked (see
-    :meth:`EmbeddedStore.prepare_edge_columns`): only the node ids are left to resolve."""
+    :class:`EmbeddedPreparer`): only the node ids are left to resolve."""
 
     src: list[str]
     dst: list[str]
@@ -335,15 +338,18 @@ def _bound_tail(system: Coded, valid_from: Coded, valid_to: Coded, props: dict[s
     return tail
 
 
-def _prepare_edges(cols: EdgeColumns) -> PreparedEdges:
-    return PreparedEdges(cols.src, cols.dst,
-                         _bound_tail(cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
+class EmbeddedPreparer(ColumnPreparer):
+    """Binds checked columns as the writer's statements take them, in the checking process."""
 
+    def edges(self, cols: EdgeColumns) -> PreparedEdges:
+        return PreparedEdges(cols.src, cols.dst,
+                             _bound_tail(cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
 
-def _prepare_nodes(cols: NodeColumns) -> PreparedNodes:
-    texts = [Coded([_NO_TEXT if v is None else v for v in c.values], c.codes).decode() for c in (cols.name, cols.plant)]
-    return PreparedNodes(cols.ids, texts + _bound_tail(
-        cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
+    def nodes(self, cols: NodeColumns) -> PreparedNodes:
+        texts = [Coded([_NO_TEXT if v is None else v for v in c.values], c.codes).decode()
+                 for c in (cols.name, cols.plant)]
+        return PreparedNodes(cols.ids, texts + _bound_tail(
+            cols.source_system, cols.valid_from, cols.valid_to, cols.props, len(cols)))
 
 
 def _bad_record(what: str, valid_from: Any, valid_to: Any, props: Mapping[str, Any]) -> IntegrityError:
@@ -703,7 +709,7 @@ class _EmbeddedTransaction(WriteTransaction):
         self._report.seconds += time.perf_counter() - t0
 
     def upsert_prepared_nodes(self, cls: str, prepared: Any) -> None:
-        """Write :class:`PreparedNodes` (from :meth:`EmbeddedStore.prepare_node_columns`): the
+        """Write :class:`PreparedNodes` (from :class:`EmbeddedPreparer`): the
         rows :meth:`upsert_node_rows` writes, bound as they came."""
         if not isinstance(prepared, PreparedNodes):
             super().upsert_prepared_nodes(cls, prepared)
@@ -838,7 +844,7 @@ class _EmbeddedTransaction(WriteTransaction):
         return IntegrityError("an edge row could not be stored")
 
     def upsert_prepared_edges(self, rel: str, prepared: Any) -> None:
-        """Write :class:`PreparedEdges` (from :meth:`EmbeddedStore.prepare_edge_columns`): the
+        """Write :class:`PreparedEdges` (from :class:`EmbeddedPreparer`): the
         rows as :meth:`upsert_edge_rows` writes them, with only the node ids resolved here."""
         if not isinstance(prepared, PreparedEdges):
             super().upsert_prepared_edges(rel, prepared)
@@ -1089,9 +1095,10 @@ class EmbeddedStore(GraphStore):
             raise StoreUnavailableError(f"{self.path}: cannot create the store folder ({exc})") from None
 
     def _connect(self, cache_mb: int = READER_CACHE_MB) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = None
         try:
             conn = sqlite3.connect(
-                self._db, isolation_level=None, check_same_thread=False, timeout=60.0
+                self._db, isolation_level=None, check_same_thread=False, timeout=BUSY_MS / 1000
             )
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -1100,6 +1107,13 @@ class EmbeddedStore(GraphStore):
             conn.execute("PRAGMA journal_size_limit=67108864")
             conn.execute("PRAGMA foreign_keys=OFF")
         except sqlite3.DatabaseError as exc:
+            if conn is not None:
+                conn.close()
+            if "locked" in str(exc):
+                raise StoreUnavailableError(
+                    f"{self._db}: another process held the store for {BUSY_MS / 1000:g} s (a first load "
+                    "into an empty store holds it alone until it commits); try again when it is done"
+                ) from None
             raise StoreUnavailableError(f"{self._db}: not a plantgraph store ({exc})") from None
         with self._conns_lock:
             self._all_conns.append(conn)
@@ -1156,20 +1170,31 @@ class EmbeddedStore(GraphStore):
     def transaction(self) -> AbstractContextManager[WriteTransaction]:
         return self._transaction()
 
+    def bulk_transaction(self) -> AbstractContextManager[WriteTransaction]:
+        """A transaction for one large load. Into an empty store that no other connection has
+        open, the load holds the database alone (``tx.sole``) and writes it with a rollback
+        journal instead of the WAL: each page is then written once, into the database, where
+        WAL mode writes it twice (into the log, then at the checkpoint). Other processes that
+        open the store meanwhile wait for the commit. Otherwise a plain :meth:`transaction`."""
+        return self._transaction(bulk=True)
+
     @contextmanager
-    def _transaction(self) -> Iterator[WriteTransaction]:
+    def _transaction(self, bulk: bool = False) -> Iterator[WriteTransaction]:
         if self._closed:
             raise StoreError(f"store {self.path} is closed")
         if getattr(self._local, "tx", None) is not None:
             raise StoreError("a transaction is already open in this thread; nested transactions are not supported")
         with self._write_lock:
             conn = self._writer
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
+            sole = bulk and self._begin_sole(conn)
+            if not sole:
+                try:
+                    conn.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
             gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
             tx = _EmbeddedTransaction(conn, gen + 1)
+            tx.sole = sole
             self._local.tx = tx
             speculation: _Speculation | None = None
             try:
@@ -1180,7 +1205,7 @@ class EmbeddedStore(GraphStore):
                     speculation = _Speculation(tx.written, conn, tx.generation)
                 tx.finish()
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'generation'", (str(tx.generation),))
-                if tx.bulk:  # its checkpoint runs beside the index refresh below, not in COMMIT
+                if tx.bulk and not sole:  # its checkpoint runs beside the index refresh below, not in COMMIT
                     conn.execute("PRAGMA wal_autocheckpoint=0")
                 conn.execute("COMMIT")
             except BaseException:
@@ -1189,8 +1214,15 @@ class EmbeddedStore(GraphStore):
                 raise
             finally:
                 self._local.tx = None
+                if sole:
+                    self._back_to_wal(conn)
                 ready = speculation.result() if speculation is not None else None
-        if tx.bulk:
+        if tx.bulk and sole:
+            try:
+                self._index(self._read(), force_save=True, written=tx.written, ready=ready)
+            except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
+                _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
+        elif tx.bulk:
             # A large load just committed: bring the topology index and its cache file up to date
             # here, where a progress bar is already shown, not in the next process's first query.
             # The data is committed whatever happens here; a failure only costs that later build.
@@ -1205,6 +1237,49 @@ class EmbeddedStore(GraphStore):
             finally:
                 checkpoint.join()
 
+    def _begin_sole(self, conn: sqlite3.Connection) -> bool:
+        """Begin an exclusive rollback-journal transaction on an empty store; False (nothing
+        begun, WAL mode kept) when the store holds data or another connection has it open."""
+        if not self._empty(conn):
+            return False
+        own = getattr(self._local, "reader", None)
+        if own is not None:  # this thread's idle reader would keep the WAL open too
+            self._local.reader = None
+            with self._conns_lock:
+                self._all_conns.remove(own)
+            own.close()
+        conn.execute("PRAGMA busy_timeout=0")  # another connection: give up at once
+        try:
+            mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        except sqlite3.OperationalError:
+            mode = "wal"
+        finally:
+            conn.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        if mode != "delete":
+            return False
+        try:
+            conn.execute("BEGIN EXCLUSIVE")
+        except sqlite3.OperationalError:
+            self._back_to_wal(conn)
+            return False
+        if not self._empty(conn):  # another process wrote between the check and the lock
+            conn.execute("ROLLBACK")
+            self._back_to_wal(conn)
+            return False
+        return True
+
+    @staticmethod
+    def _empty(conn: sqlite3.Connection) -> bool:
+        return not conn.execute("SELECT EXISTS (SELECT 1 FROM nodes) OR EXISTS (SELECT 1 FROM edges)").fetchone()[0]
+
+    def _back_to_wal(self, conn: sqlite3.Connection) -> None:
+        """WAL mode again after a sole transaction; should that fail, every connection that
+        opens the store (the next one included) sets it anyway."""
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            _log.warning("%s: could not return to WAL mode after a bulk load (%s)", self.path, exc)
+
     def _checkpoint(self) -> None:
         """The WAL checkpoint a bulk commit skipped, then automatic checkpoints again."""
         with self._write_lock:
@@ -1215,11 +1290,8 @@ class EmbeddedStore(GraphStore):
             finally:
                 self._writer.execute("PRAGMA wal_autocheckpoint=1000")
 
-    def prepare_edge_columns(self, cols: EdgeColumns) -> PreparedEdges:
-        return _prepare_edges(cols)
-
-    def prepare_node_columns(self, cols: NodeColumns) -> PreparedNodes:
-        return _prepare_nodes(cols)
+    def column_preparer(self) -> EmbeddedPreparer:
+        return EmbeddedPreparer()
 
     def process_opener(self) -> Callable[[], GraphStore]:
         """Another process opens the same directory: SQLite in WAL mode lets it read the committed

@@ -115,7 +115,7 @@ async def load_bundle_archive(
         _extract(archive, name, dest, limit * EXPANSION_FACTOR)
         root = _bundle_root(dest)
         try:
-            report = load_bundle(store, root)
+            report = load_bundle(store, root, exclusive=False)  # requests beside it keep reading
         except BundleValidationError as exc:
             errors = [FieldError(loc=f"{e.file}:{e.line}:{e.column}", msg=str(e), type="bundle")
                       for e in exc.errors]

@@ -288,8 +288,7 @@ def test_a_backend_without_its_own_binding_gets_the_columns_as_rows(
     written through upsert_node_rows / upsert_edge_rows."""
     plant = tmp_path / "plant"
     generate(named_spec("tiny"), 7, plant)
-    monkeypatch.setattr(EmbeddedStore, "prepare_node_columns", GraphStore.prepare_node_columns)
-    monkeypatch.setattr(EmbeddedStore, "prepare_edge_columns", GraphStore.prepare_edge_columns)
+    monkeypatch.setattr(EmbeddedStore, "column_preparer", GraphStore.column_preparer)
     cols, rows = _load_both(tmp_path, [plant], monkeypatch)
     assert cols == rows
     assert "Lot.csv" in taken and "CONSUMED.csv" in taken

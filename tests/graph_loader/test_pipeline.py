@@ -56,6 +56,30 @@ def test_a_pipelined_load_writes_exactly_what_a_one_process_load_writes(tmp_path
     assert _no_children_left()
 
 
+def test_a_first_load_holds_the_store_alone_and_its_checks_open_no_store(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Into an empty store the load holds the database alone (a rollback journal, no WAL), so the
+    checking process must not open it: it is handed no opener, and writes the same tables."""
+    plant = tmp_path / "plant"
+    generate(named_spec("tiny"), 7, plant)
+    openers: list[object] = []
+    real = loader.run_beside
+
+    def spy(produce: Any, tx: WriteTransaction, *args: Any) -> Any:
+        openers.append((tx.sole, produce.args[1]))
+        return real(produce, tx, *args)
+
+    monkeypatch.setattr(loader, "run_beside", spy)
+    for name, exclusive in (("alone", True), ("shared", False)):
+        with open_store("embedded", tmp_path / name) as s:
+            load_bundle(s, plant, pipeline=True, exclusive=exclusive)
+            load_bundle(s, plant, pipeline=True)  # a second load finds data: shared, with look-ups
+    assert [(sole, opener is None) for sole, opener in openers] == [
+        (True, True), (False, False), (False, False), (False, False)]
+    assert _tables(tmp_path / "alone") == _tables(tmp_path / "shared")
+    assert not (tmp_path / "alone" / "graph.sqlite-journal").exists()
+
+
 def _bad(tmp_path: Path) -> Path:
     root = copy_example(tmp_path / "bad")
     # a change to an existing entity, so a partial write would show, then a late error

@@ -193,3 +193,119 @@ def test_bulk_load_defers_and_restores_indexes(store_path: Path, monkeypatch: py
             assert [e.src for e in s.neighbours(target, direction=Direction.IN)] == expected
         assert [n.id for n in s.find_nodes(cls="Machine", limit=3)] == ["N000", "N002", "N004"]
         assert s.counts().nodes_by_class == {"Lot": 50, "Machine": 50}
+
+
+# -- a bulk transaction into an empty store holds it alone (rollback journal, no WAL) -----------
+
+def _journal_mode(path: Path) -> str:
+    import sqlite3
+
+    conn = sqlite3.connect(path / "graph.sqlite")
+    try:
+        return str(conn.execute("PRAGMA journal_mode").fetchone()[0])
+    finally:
+        conn.close()
+
+
+def test_bulk_transaction_into_an_empty_store_holds_it_alone(store_path: Path) -> None:
+    with EmbeddedStore(store_path) as s:
+        s.counts()  # this thread's own reader does not stand in the way
+        with s.bulk_transaction() as tx:
+            assert tx.sole
+            tx.upsert_nodes([NodeRecord(id="A", cls="Lot"), NodeRecord(id="B", cls="Lot")])
+            tx.upsert_edges([EdgeRecord(src="A", rel="DERIVED_FROM", dst="B")])
+            assert not (store_path / "graph.sqlite-wal").exists()
+            assert s.get_node("A") is not None  # the writing thread sees its own writes
+        assert _journal_mode(store_path) == "wal"  # back in WAL mode after the commit
+        with EmbeddedStore(store_path) as other:  # and shared again
+            assert other.counts().nodes == 2 and other.counts().edges == 1
+            with s.transaction() as tx2:
+                tx2.upsert_nodes([NodeRecord(id="C", cls="Lot")])
+                assert other.counts().nodes == 2  # readers beside a write, as before
+        assert s.counts().nodes == 3
+
+
+def test_bulk_transaction_shares_a_store_with_data_or_other_handles(store_path: Path) -> None:
+    with EmbeddedStore(store_path) as s:
+        with EmbeddedStore(store_path) as other:
+            other.counts()
+            with s.bulk_transaction() as tx:  # empty, but another handle has it open
+                assert not tx.sole
+                tx.upsert_nodes([NodeRecord(id="A", cls="Lot")])
+                assert other.counts().nodes == 0
+        with s.bulk_transaction() as tx:  # alone now, but not empty
+            assert not tx.sole
+            tx.upsert_nodes([NodeRecord(id="B", cls="Lot")])
+        assert s.counts().nodes == 2 and _journal_mode(store_path) == "wal"
+
+
+def test_failed_bulk_transaction_leaves_the_store_empty_and_shared(store_path: Path) -> None:
+    with EmbeddedStore(store_path) as s:
+        with pytest.raises(IntegrityError), s.bulk_transaction() as tx:
+            assert tx.sole
+            tx.upsert_nodes([NodeRecord(id="A", cls="Lot")])
+            tx.upsert_edges([EdgeRecord(src="A", rel="DERIVED_FROM", dst="MISSING")])
+        assert s.counts().nodes == 0 and _journal_mode(store_path) == "wal"
+        with s.bulk_transaction() as tx:  # and the next load may hold it alone again
+            assert tx.sole
+            tx.upsert_nodes([NodeRecord(id="A", cls="Lot")])
+        assert s.get_node("A") is not None
+
+
+SOLE_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from store.base import NodeRecord, EdgeRecord
+    from store.embedded import EmbeddedStore
+    path, n = sys.argv[1], int(sys.argv[2])
+    s = EmbeddedStore(path, cache_mb=1)  # a tiny page cache makes SQLite spill the open transaction to disk
+    with s.bulk_transaction() as tx:
+        assert tx.sole
+        tx.upsert_nodes([NodeRecord(id=f"K{i}", cls="Lot", props={"pad": "x" * 200}) for i in range(n)])
+        tx.upsert_edges([EdgeRecord(src=f"K{i}", rel="DERIVED_FROM", dst=f"K{i+1}") for i in range(n - 1)])
+        print("READY", flush=True)
+        time.sleep(600)
+    """
+)
+
+WAITING_CHILD = textwrap.dedent(
+    """
+    import sys
+    import store.embedded as E
+    from store.base import StoreUnavailableError
+    E.BUSY_MS = 300
+    try:
+        E.EmbeddedStore(sys.argv[1])
+    except StoreUnavailableError as exc:
+        print(exc)
+    """
+)
+
+
+def test_sigkill_midway_through_a_sole_load_leaves_the_store_empty(store_path: Path) -> None:
+    with EmbeddedStore(store_path) as s:  # an empty store, as a first load finds it
+        assert s.counts().nodes == 0
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SOLE_CHILD, str(store_path), "30000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "READY", proc.stderr.read() if proc.stderr else line
+        assert (store_path / "graph.sqlite").stat().st_size > 1_000_000  # pages reached the database file
+        assert (store_path / "graph.sqlite-journal").exists()
+        # another process that opens the store meanwhile waits, then is told why
+        waited = subprocess.run([sys.executable, "-c", WAITING_CHILD, str(store_path)], capture_output=True,
+                                text=True, env=env, cwd=ROOT, timeout=60)
+        assert "holds it alone until it commits" in waited.stdout, waited.stderr
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    with EmbeddedStore(store_path) as s:
+        assert s.get_node("K0") is None and s.counts().nodes == 0 and s.counts().edges == 0
+        assert _journal_mode(store_path) == "wal"
+        build_graph(s, [("NEW", "Lot"), ("OLD", "Lot")], [("NEW", "DERIVED_FROM", "OLD")])
+        assert s.counts().nodes == 2
