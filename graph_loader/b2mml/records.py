@@ -339,10 +339,12 @@ def check_like_a_bundle(validated: Validated, store: GraphStore | None,
 
 
 def write_validated(store: GraphStore, validated: Validated, progress: Callable[[int], None] | None = None) -> None:
-    """Write nodes then edges in one transaction (the bundle loader's writer): all or nothing."""
+    """Write nodes then edges in one transaction (the bundle loader's writer): all or nothing.
+    A bulk transaction, as the bundle loader's: into an empty store it may hold it alone."""
     from graph_loader.loader import write_records
 
-    write_records(store, validated.nodes, validated.edges, progress=progress)
+    with store.bulk_transaction() as tx:
+        write_records(store, validated.nodes, validated.edges, progress=progress, tx=tx)
 
 
 def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
