@@ -355,36 +355,56 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
     deepest = max((h.depth for h in tr.hops.values()), default=0)
     if deepest > plan.exact_within or (tr.truncated and plan.exact_within < plan.hop_bound):
         return None
+    start_set = set(starts)
     result = RuleResult(rule=rule.name, bindings={v: {} for v in rule.returns}, starts=starts,
-                        missing_starts=[i for i in start_ids if i not in set(starts)])
+                        missing_starts=[i for i in start_ids if i not in start_set])
     result.depth_limit_hit = bool(tr.truncated)
     reached = [h for h in tr.hops.values() if h.depth > 0]
     _fetch_into(store, cache, (h.node for h in reached), as_of)
-    nodes = _present(cache, (h.node for h in reached))
     for sid in starts:
         if rule.start.var in result.bindings:
-            result.bindings[rule.start.var][sid] = Match(node=recs[sid], depth=0, start=sid, steps=())
-    # a node's path is its parent's plus one step: built once per node, shared by its descendants
-    memo: dict[str, tuple[str, tuple[EvidenceStep, ...]]] = {}
-    for h in sorted(reached, key=lambda x: (x.depth, x.node)):
-        node = nodes.get(h.node)
+            result.bindings[rule.start.var][sid] = Match(recs[sid], 0, sid, ())
+    # a node's path is its parent's plus one step: built once per node, shared by its descendants;
+    # nodes come by depth, so the parent's path is usually memoised already (else _path_steps)
+    memo: dict[str, tuple[str, tuple[EvidenceStep, ...]]] = {h.node: (h.node, ()) for h in tr.hops.values()
+                                                            if h.parent is None}
+    no_times = untimed({st.rel for st in plan.steps}, as_of)
+    make_step = trusted.step
+    bindings = result.bindings
+    var_of_class = plan.var_of_class
+    reached.sort(key=_by_depth)
+    for h in reached:
+        here = h.node
+        node = cache.get(here)
         if node is None:
             continue
-        var = plan.var_of_class.get(node.cls)
-        if var is None or var not in result.bindings:
+        var = var_of_class.get(node.cls)
+        if var is None or var not in bindings:
             continue
-        slot = result.bindings[var]
+        slot = bindings[var]
         if len(slot) >= result_cap:
             result.result_limit_hit = True
             continue
-        start, steps = _path_steps(tr, h.node, as_of, memo)
-        slot[h.node] = Match(node=node, depth=h.depth, start=start, steps=steps)
+        parent, e = h.parent, h.edge
+        got = memo.get(parent) if parent is not None else None
+        if got is None or e is None or parent is None:
+            start, steps = _path_steps(tr, here, as_of, memo)
+        else:
+            start = got[0]
+            direction: Literal["out", "in"] = "out" if e.src == parent else "in"
+            steps = (*got[1], make_step(parent, e.rel, here, direction, {} if no_times else edge_times(e, as_of, {})))
+            memo[here] = (start, steps)
+        slot[here] = Match(node, h.depth, start, steps)
     if result.depth_limit_hit:
         result.notes.append(f"rule {rule.name}: a repeat bound stopped the walk")
     if result.result_limit_hit:
         result.notes.append(f"rule {rule.name}: stopped at {result_cap} results for one variable")
     result.states_visited = len(tr.hops)
     return result
+
+
+def _by_depth(h: Hop) -> tuple[int, str]:
+    return (h.depth, h.node)
 
 
 def _path_steps(tr: Traversal, node: str, as_of: datetime | None,
@@ -538,6 +558,10 @@ class _Run:
         self.returns = set(rule.returns)
         self.ref_index = {v: i for i, v in enumerate(compiled.referenced)}
         self.start_set: set[str] = set()
+        # per search, not per edge: a state's bound variables, and a step's window anchors for
+        # them (they depend on the state, so every edge of a node with thousands shares them)
+        self._bound: dict[tuple[str | None, ...], dict[str, str]] = {}
+        self._anchors: dict[tuple[int, tuple[str | None, ...]], tuple[datetime | None, ...] | None] = {}
 
     # -- store access with per-query caches ------------------------------------------------
     def neighbours(self, node: str, rels: tuple[str, ...], direction: str) -> list[EdgeRecord]:
@@ -659,43 +683,58 @@ class _Run:
         if w is None:
             return True
 
-        def from_edge(refs: Sequence[str]) -> tuple[bool, datetime | None]:
-            """(decided, value): decided when the first present ref is an edge property."""
-            for ref in refs:
-                kind, prop = ref.split(".", 1)
-                if kind == "node":
-                    return False, None
-                v = as_time(edge_value(edge, prop))
-                if v is not None:
-                    return True, v
-            return True, None
-
-        bound = self.bound_vars(key)
-        if any(r is not None and r.var is not None and r.var not in bound for r in (w.from_, w.to, w.at)):
-            return True
         if w.kind == "within":
-            ok, t = from_edge(w.time)
+            ok, t = _from_edge(edge, w.time)
             if not ok:
                 return True
-            lo, hi = self.time_ref(w.from_, bound), self.time_ref(w.to, bound)
+            anchors = self.anchors(step, w, key)
+            if anchors is None:
+                return True
+            lo, hi = anchors
             return t is not None and (lo is None or t >= lo) and (hi is None or t < hi)
-        ok_s, s = from_edge(w.start)
-        ok_e, e = from_edge(w.end) if w.end else (True, None)
+        ok_s, s = _from_edge(edge, w.start)
+        ok_e, e = _from_edge(edge, w.end) if w.end else (True, None)
         if not (ok_s and ok_e):
+            return True
+        anchors = self.anchors(step, w, key)
+        if anchors is None:
             return True
         if s is None:
             return False
         if w.kind == "contains":
-            at = self.time_ref(w.at, bound)
+            (at,) = anchors
             return at is not None and s <= at and (e is None or at < e)
-        lo, hi = self.time_ref(w.from_, bound), self.time_ref(w.to, bound)
+        lo, hi = anchors
         if hi is not None and s >= hi:
             return False
         return not (lo is not None and e is not None and e <= lo)
 
+    def anchors(self, step: Step, w: Window, key: _StateKey) -> tuple[datetime | None, ...] | None:
+        """The window's anchors from state ``key``: ``(at,)`` for ``contains``, else ``(from,
+        to)``; None when one refers to a variable the state has not bound (then the edge alone
+        cannot decide). Memoised per step and bound variables."""
+        mkey = (id(step), key[2])
+        if mkey in self._anchors:
+            return self._anchors[mkey]
+        bound = self.bound_vars(key)
+        got: tuple[datetime | None, ...] | None
+        if any(r is not None and r.var is not None and r.var not in bound for r in (w.from_, w.to, w.at)):
+            got = None
+        elif w.kind == "contains":
+            got = (self.time_ref(w.at, bound),)
+        else:
+            got = (self.time_ref(w.from_, bound), self.time_ref(w.to, bound))
+        self._anchors[mkey] = got
+        return got
+
     # -- the search ---------------------------------------------------------------------------
     def bound_vars(self, key: _StateKey) -> dict[str, str]:
-        return {v: n for v, n in zip(self.c.referenced, key[2], strict=True) if n is not None}
+        """The state's bound variables (memoised: shared, so callers must not change it)."""
+        got = self._bound.get(key[2])
+        if got is None:
+            got = {v: n for v, n in zip(self.c.referenced, key[2], strict=True) if n is not None}
+            self._bound[key[2]] = got
+        return got
 
     def run(self) -> RuleResult:
         rule, c = self.rule, self.c
@@ -813,6 +852,25 @@ class _Run:
             out.append(step)
         out.reverse()
         return out
+
+
+_REF_PARTS: dict[str, tuple[str, str]] = {}
+
+
+def _from_edge(edge: EdgeRecord, refs: Sequence[str]) -> tuple[bool, datetime | None]:
+    """(decided, value) of a window's time references on ``edge``: decided when the first present
+    ref is an edge property (a node property needs the node: undecided)."""
+    for ref in refs:
+        parts = _REF_PARTS.get(ref)
+        if parts is None:
+            kind, prop = ref.split(".", 1)
+            parts = _REF_PARTS[ref] = (kind, prop)
+        if parts[0] == "node":
+            return False, None
+        v = as_time(edge_value(edge, parts[1]))
+        if v is not None:
+            return True, v
+    return True, None
 
 
 def _equal(a: Any, b: Any) -> bool:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal, ParamSpec, TypeVar
 
 from reasoning import trusted
-from reasoning.analyses.common import Context, compose, prop_time, ref
+from reasoning.analyses.common import Context, compose, prop_time
 from reasoning.engine import EdgeCache, Match, NodeCache, as_time
 from reasoning.gcpause import paused_gc
 from reasoning.results import (
@@ -43,17 +43,17 @@ def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
     return run
 
 
-def _qty(node: NodeRecord) -> tuple[float | None, str | None]:
-    q = node.props.get("quantity")
-    u = node.props.get("unit")
-    return (float(q) if isinstance(q, (int, float)) else None, str(u) if u is not None else None)
-
-
 def _reached(node: NodeRecord, depth: int, evidence: list[EvidencePath], status: str | None = None,
              via: str | None = None, shipped: bool | None = None) -> ReachedEntity:
-    """The reached entity (as ``common.ref`` and the validating constructors would build it)."""
-    q, u = _qty(node)
-    return trusted.reached(ref(node, status), depth, q, u, via, shipped, evidence)
+    """The reached entity, with its quantity and unit (as ``common.ref`` and the validating
+    constructors would build it; written out in one function because a wide trace builds hundreds)."""
+    props = node.props
+    q = props.get("quantity")
+    u = props.get("unit")
+    st = status if status is not None else props.get("status")
+    return trusted.reached(
+        trusted.entity(node.id, node.cls, node.name, node.plant, str(st) if st is not None else None), depth,
+        float(q) if isinstance(q, (int, float)) else None, str(u) if u is not None else None, via, shipped, evidence)
 
 
 def _totals(reached: Mapping[str, list[ReachedEntity]]) -> list[QuantityTotal]:
@@ -151,7 +151,7 @@ def forward(
     lot_paths: dict[str, list[EvidenceStep]] = {lid: list(start_lots[lid]) for lid in lots}
     for lid in reached_lot_ids:
         m = lot_matches[lid]
-        lot_paths[lid] = [*prefix(m), *m.steps]
+        lot_paths[lid] = [*start_lots.get(m.start, ()), *m.steps]
 
     all_lots = lots + reached_lot_ids
     cache: EdgeCache = {}
@@ -161,31 +161,37 @@ def forward(
     for cls, group in (pre_reached or {}).items():
         reached[cls].extend(group)
     statuses = lot_statuses(ctx, [lot_matches[lid].node for lid in reached_lot_ids], as_of)
+    path = trusted.path
+    group = reached["Lot"]
     for lid in reached_lot_ids:
         # the lot's evidence is its path from the analysis start (the list is not changed later)
-        reached["Lot"].append(_reached(lot_matches[lid].node, len(lot_paths[lid]), [trusted.path(rule, lot_paths[lid])],
-                                       status=statuses[lid], shipped=lid in shipped))
+        steps = lot_paths[lid]
+        group.append(_reached(lot_matches[lid].node, len(steps), [path(rule, steps)], statuses[lid], None,
+                              lid in shipped))
 
     seen_orders = {r.entity.id for r in reached.get("ProductionOrder", [])}
+    group = reached["ProductionOrder"]
     for oid, m in sorted(gen.bindings["order"].items()):
         if oid in seen_orders:
             continue
-        reached["ProductionOrder"].append(_reached(m.node, len(prefix(m)) + m.depth,
-                                                   [compose(prefix(m), m, rule)]))
+        pre = start_lots.get(m.start, ())
+        group.append(_reached(m.node, len(pre) + m.depth, [path(rule, [*pre, *m.steps])]))
 
-    # sales order lines and customers reached from any lot (start lots included)
+    # sales order lines and customers reached from any lot (start lots included); each evidence
+    # path is the lot's path and the match's steps (what compose() builds)
     lines: list[ReachedEntity] = []
     for _lid, m in sorted(cust.bindings["line"].items()):
         via = "shipped" if m.steps and m.steps[0].rel == "SHIPPED_TO" else "allocated"
-        ev = compose(lot_paths[m.start], m, "lots_to_customers")
-        lines.append(_reached(m.node, len(ev.steps), [ev], via=via))
+        steps = [*lot_paths[m.start], *m.steps]
+        lines.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)], None, via))
+    group = reached["SalesOrder"]
     for m in cust.matches("sales_order"):
-        ev = compose(lot_paths[m.start], m, "lots_to_customers")
-        reached["SalesOrder"].append(_reached(m.node, len(ev.steps), [ev]))
+        steps = [*lot_paths[m.start], *m.steps]
+        group.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)]))
     customers: list[ReachedEntity] = []
     for m in cust.matches("customer"):
-        ev = compose(lot_paths[m.start], m, "lots_to_customers")
-        customers.append(_reached(m.node, len(ev.steps), [ev]))
+        steps = [*lot_paths[m.start], *m.steps]
+        customers.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)]))
     reached["SalesOrderLine"] = lines
     reached["Customer"] = customers
     grouped = {cls: sorted(g, key=lambda r: r.entity.id) for cls, g in sorted(reached.items()) if g}

@@ -1,22 +1,28 @@
 """What the traces do to spend less CPU leaves their answers alone: the collector is paused for
-the duration of a trace only (also when it fails), and the engine's shortcut for steps whose
-edges carry no times gives the steps :func:`reasoning.engine.edge_times` would."""
+the duration of a trace only (also when it fails), the engine's shortcut for steps whose edges
+carry no times gives the steps :func:`reasoning.engine.edge_times` would, and the automaton's
+memo of window anchors per state answers as computing them per edge does."""
 
 from __future__ import annotations
 
 import gc
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
 from reasoning.analyses import trace
 from reasoning.analyses.common import Context
-from reasoning.engine import edge_times, untimed
+from reasoning.engine import RuleEngine, _Run, edge_times, untimed
 from reasoning.errors import NotFoundError
+from reasoning.rule_model import load_rules, parse_rules
 from reasoning.service import Analyses
 from store.base import Direction, GraphStore
 from tests.reasoning import hand
+from tests.reasoning.conftest import TinyPlant
+from tests.reasoning.test_chain_path import same
+
+RULES = load_rules()
 
 
 def test_a_trace_runs_with_the_collector_paused(store: GraphStore, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -57,3 +63,75 @@ def test_untimed_relations_record_no_times(store: GraphStore) -> None:
             assert edges
             if untimed(rels, as_of):
                 assert all(edge_times(e, as_of, {}) == {} for e in edges)
+
+
+WINDOW_RULES = [r.name for r in RULES if any(st.window is not None for st in r.steps())]
+#: windows the edge decides, anchored on a variable (each start order has its own anchors)
+ANCHORED = {r.name: r for r in parse_rules("""\
+rules:
+  - name: ran_during_order
+    params: {orders: ids}
+    start: {var: order, class: ProductionOrder, ids: orders}
+    path:
+      - {rel: RAN_ON, direction: out, node: {var: machine, class: Machine}}
+      - rel: RAN_ON
+        direction: in
+        node: {var: other, class: ProductionOrder}
+        window: {kind: overlaps, start: [edge.start], end: [edge.end],
+                 from: {var: order, prop: actual_start}, to: {var: order, prop: actual_end, offset: 1h}}
+    return: [other]
+  - name: started_during_order
+    params: {orders: ids}
+    start: {var: order, class: ProductionOrder, ids: orders}
+    path:
+      - {rel: RAN_ON, direction: out, node: {var: machine, class: Machine}}
+      - rel: RAN_ON
+        direction: in
+        node: {var: other, class: ProductionOrder}
+        window: {kind: within, time: [edge.start], from: {var: order, prop: actual_start},
+                 to: {var: order, prop: actual_end, offset: 1d}}
+    return: [other]
+  - name: running_at_order_start
+    params: {orders: ids}
+    start: {var: order, class: ProductionOrder, ids: orders}
+    path:
+      - {rel: RAN_ON, direction: out, node: {var: machine, class: Machine}}
+      - rel: RAN_ON
+        direction: in
+        node: {var: other, class: ProductionOrder}
+        window: {kind: contains, start: [edge.start], end: [edge.end], at: {var: order, prop: actual_end, offset: 3h}}
+    return: [other]
+""")}
+
+
+def _plain_anchors(self: _Run, step: Any, w: Any, key: Any) -> Any:
+    self._anchors.clear()
+    self._bound.clear()
+    return ANCHORS(self, step, w, key)
+
+
+ANCHORS = _Run.anchors
+
+
+def test_window_anchors_memo_changes_no_answer(tiny_plant: TinyPlant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The automaton's per-state memo of window anchors gives what computing them per edge gives,
+    for every rule with a window, on the tiny plant, with and without as_of."""
+    store, now = tiny_plant.store, tiny_plant.truth.now
+    assert {"machine_window", "incidents_during_production", "sop_versions_for"} <= set(WINDOW_RULES)
+    found: dict[str, int] = {}
+    for name in [*WINDOW_RULES, *ANCHORED]:
+        rule = ANCHORED[name] if name in ANCHORED else RULES[name]
+        starts = sorted(n.id for c in rule.start.classes for n in store.find_nodes(c))
+        if name in ANCHORED:
+            starts = starts[::3]  # a start reached again is reported as a start only
+        for as_of in (None, now - timedelta(days=2)):
+            for lo, hi in ((now - timedelta(days=30), now), (now - timedelta(days=3), now - timedelta(days=2))):
+                params = {p: starts if kind == "ids" else (hi if p in ("to", "at") else lo)
+                          for p, kind in rule.params.items()}
+                memo = RuleEngine(store, fast_path=False).evaluate(rule, params, as_of)
+                with monkeypatch.context() as m:
+                    m.setattr(_Run, "anchors", _plain_anchors)
+                    plain = RuleEngine(store, fast_path=False).evaluate(rule, params, as_of)
+                same(memo, plain)
+                found[name] = found.get(name, 0) + sum(len(b) for b in memo.bindings.values())
+    assert all(found.values()), found  # every rule matched something
