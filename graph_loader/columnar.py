@@ -146,16 +146,17 @@ def _refill(values: list[Any], present: list[Any]) -> list[Any]:
     return [None if v is None else next(it) for v in values]
 
 
-def _micros(typed: list[Any], used: np.ndarray) -> np.ndarray:
-    """Epoch seconds of the typed times at the indexes ``used`` (the others: 0, unread). Floats
-    keep every microsecond apart within 2**33 s (~272 years) of 1970, so there they order times
-    exactly as comparing the datetimes does; a time beyond that takes the row path."""
-    out = np.zeros(len(typed), dtype=np.float64)
-    for i in np.unique(used).tolist():
-        out[i] = typed[i].timestamp()
-    if len(out) and float(np.abs(out).max()) >= 2.0**33:
-        raise _NotClean
-    return out
+def _instants(dumped: list[Any]) -> np.ndarray:
+    """Microseconds since 1970 of dumped times (ISO text with an offset; None: 0), parsed by
+    pyarrow in one call: exact, so they order as the datetimes do. Anything it does not read as
+    a time (a field of another type): the row path."""
+    import pyarrow as pa
+
+    try:
+        stamps = pa.array(dumped, type=pa.string()).cast(pa.timestamp("us", tz="UTC"))
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        raise _NotClean from None
+    return np.asarray(stamps.cast(pa.int64()).fill_null(0).to_numpy(), dtype=np.int64)
 
 
 def _present(values: list[Any]) -> np.ndarray:
@@ -177,7 +178,7 @@ class _File:
             if name in schema.list_fields:
                 vals = [None if v is None else v.split(LIST_SEPARATOR) for v in vals]
             self.typed[name] = (_typed(schema, name, vals), codes)
-        self._check_windows(schema)
+        self._dumps: dict[str, list[Any]] = {}
         self.props: dict[str, Coded] = {}
         for name in schema.fields:
             if name in schema.common:
@@ -188,6 +189,7 @@ class _File:
             if coded.values != [None]:
                 self.props[name] = coded
         self.times = {t: self._json(schema, t, None) for t in _TIMES}
+        self._check_windows(schema)
         self.system = self.plain("source_system", "plantgraph")
 
     def _absent(self) -> tuple[list[Any], np.ndarray]:
@@ -205,23 +207,33 @@ class _File:
             raise _NotClean
         return Coded(vals, codes).decode()
 
+    def _dumped(self, schema: RowSchema, name: str) -> list[Any]:
+        """A typed column's distinct values as the JSON dump writes them (None: absent)."""
+        if name not in self._dumps:
+            self._dumps[name] = _dumped(schema, name, self.typed[name][0])
+        return self._dumps[name]
+
     def _json(self, schema: RowSchema, name: str, default: Any) -> Coded:
         """A column's JSON-ready values, an absent cell taking the field's default."""
         vals, codes = self.typed.get(name) or self._absent()
+        dumped = self._dumped(schema, name) if name in self.typed else vals
         if default is not None and None in vals:
-            vals = [_typed(schema, name, [default])[0] if v is None else v for v in vals]
-        return Coded(_dumped(schema, name, vals), codes)
+            filled = _dumped(schema, name, _typed(schema, name, [default]))[0]
+            dumped = [filled if v is None else v for v in dumped]
+        return Coded(dumped, codes)
 
     def _check_windows(self, schema: RowSchema) -> None:
+        """Starts after their ends, compared on the values as given (before any default)."""
         for start, end in schema.windows:
             if start not in self.typed or end not in self.typed:
                 continue
-            (a_vals, a_codes), (b_vals, b_codes) = self.typed[start], self.typed[end]
+            a_vals, b_vals = self._dumped(schema, start), self._dumped(schema, end)
+            a_codes, b_codes = self.typed[start][1], self.typed[end][1]
             both = _present(a_vals)[a_codes] & _present(b_vals)[b_codes]
             if not both.any():
                 continue
             a_codes, b_codes = a_codes[both], b_codes[both]
-            if bool(np.any(_micros(a_vals, a_codes)[a_codes] > _micros(b_vals, b_codes)[b_codes])):
+            if bool(np.any(_instants(a_vals)[a_codes] > _instants(b_vals)[b_codes])):
                 raise _NotClean
 
     def cuts(self) -> Iterator[slice]:

@@ -107,6 +107,10 @@ _CONSUMED = "src,dst,quantity,unit,source_system\nWO-1001,LOT-SUG-0001,972,kg,ME
     ("src,dst,quantity,unit,valid_from,valid_to\n"
      "WO-1001,LOT-SUG-0001,9,kg,2026-03-02T06:00:00Z,2026-03-05T06:00:00.250000+01:00\n", True),
     ("src,dst,quantity,unit\n\nWO-1001,LOT-SUG-0001,9,\n\n", True),  # blank lines, empty unit
+    ("src,dst,quantity,valid_from,valid_to\n"  # in order as instants, not as text
+     "WO-1001,LOT-SUG-0001,9,2026-03-02T06:00:00+01:00,2026-03-02T05:30:00Z\n", True),
+    ("src,dst,quantity,valid_from,valid_to\n"  # in order by 1 µs, far from 1970
+     "WO-1001,LOT-SUG-0001,9,2300-01-01T00:00:00+00:00,2300-01-01T00:00:00.000001+00:00\n", True),
     ('src,dst,quantity,unit\nWO-1001,LOT-SUG-0001,9,"k,g"\n', False),  # quoting: row path
     ("src,dst,quantity,unit\n", True),  # no rows
 ])
@@ -133,6 +137,8 @@ def test_valid_edge_files_load_the_same_either_way(
     "src,dst,quantity,valid_from\nWO-1001,LOT-SUG-0001,9,2026-03-05T06:00:00\n",  # no time zone
     "src,dst,quantity,valid_from,valid_to\nWO-1001,LOT-SUG-0001,9,2300-01-01T00:00:00.000001+00:00,"
     "2300-01-01T00:00:00+00:00\n",  # out of order by 1 µs, far from 1970
+    "src,dst,quantity,valid_from,valid_to\nWO-1001,LOT-SUG-0001,9,2026-03-02T06:00:00Z,"
+    "2026-03-02T06:30:00+01:00\n",  # out of order as instants, in order as text
 ])
 def test_bad_edge_files_get_the_row_paths_errors_and_nothing_is_written(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, taken: list[str], text: str) -> None:
