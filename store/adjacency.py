@@ -54,17 +54,19 @@ class Csr:
         return Csr(ptr=ptr, nbr=there[order], rel=rel[order], eid=eid[order])
 
     def gather(self, frontier: I64) -> tuple[I64, I64, NDArray[np.int16], I64]:
-        """All (here, there, rel, eid) rows of the frontier nodes, vectorised."""
+        """All (here, there, rel, eid) rows of the frontier nodes, vectorised (array methods,
+        not numpy's module functions: a traversal calls this per level, on small frontiers,
+        where the functions' Python wrappers cost as much as the work)."""
         inside = frontier[frontier < len(self.ptr) - 1]
         starts = self.ptr[inside]
         lens = self.ptr[inside + 1] - starts
-        total = int(lens.sum())
+        cum = lens.cumsum()
+        total = int(cum[-1]) if len(cum) else 0
         if total == 0:
             e = np.empty(0, dtype=np.int64)
             return e, e, np.empty(0, dtype=np.int16), e
-        first = np.cumsum(lens) - lens
-        pos = np.repeat(starts - first, lens) + np.arange(total, dtype=np.int64)
-        return np.repeat(inside, lens), self.nbr[pos], self.rel[pos], self.eid[pos]
+        pos = (starts - (cum - lens)).repeat(lens) + np.arange(total, dtype=np.int64)
+        return inside.repeat(lens), self.nbr[pos], self.rel[pos], self.eid[pos]
 
 
 @dataclass(slots=True)
@@ -143,8 +145,9 @@ class Adjacency:
             keep = mask[rel] & ~self.dead[eid]
             if seen is not None:
                 keep &= ~seen[there]
-            if keep.any():
-                out.append((here[keep], there[keep], rel[keep], eid[keep], outgoing))
+            (at,) = keep.nonzero()
+            if len(at):
+                out.append((here[at], there[at], rel[at], eid[at], outgoing))
         return out
 
     def expand(
