@@ -57,6 +57,13 @@ def untimed(rels: Iterable[str], as_of: datetime | None) -> bool:
 
 def as_time(value: Any) -> datetime | None:
     """A stored timestamp (ISO string or datetime) as an aware datetime; None when absent."""
+    if type(value) is str:  # the common case first (stored props are JSON strings)
+        if not value:
+            return None
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -762,15 +769,21 @@ class _Run:
             # phase 1: candidate edges of every state in the level
             self.prefetch_neighbours((st.key[0], tr.step.rels, tr.step.direction)
                                      for st in frontier for tr in c.transitions.get(st.key[1], []))
+            # conditions the edge alone decides are checked before fetching nodes (a step
+            # without edge conditions or window passes every edge: no call per edge)
             cands: list[tuple[_State, _Transition, EdgeRecord, str]] = []
+            check = self.edge_precheck
             for st in frontier:
                 node_id, pos, _ = st.key
                 for tr in c.transitions.get(pos, []):
-                    for edge in self.neighbours(node_id, tr.step.rels, tr.step.direction):
-                        other = edge.dst if tr.step.direction == "out" else edge.src
-                        cands.append((st, tr, edge, other))
-            # conditions the edge alone decides are checked before fetching nodes
-            cands = [c for c in cands if self.edge_precheck(c[1].step, c[2], c[0].key)]
+                    rstep = tr.step
+                    out = rstep.direction == "out"
+                    edges = self.neighbours(node_id, rstep.rels, rstep.direction)
+                    if rstep.edge_where or rstep.window is not None:
+                        skey = st.key
+                        cands.extend((st, tr, e, e.dst if out else e.src) for e in edges if check(rstep, e, skey))
+                    else:
+                        cands.extend((st, tr, e, e.dst if out else e.src) for e in edges)
             # phase 2: fetch the nodes reached, in one call
             self.fetch(o for *_, o in cands)
             # the edges 'without_edge' conditions look at, for the nodes that reach that check

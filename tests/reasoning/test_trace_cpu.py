@@ -13,7 +13,7 @@ import pytest
 
 from reasoning.analyses import trace
 from reasoning.analyses.common import Context
-from reasoning.engine import RuleEngine, _Run, edge_times, untimed
+from reasoning.engine import RuleEngine, _Run, as_time, edge_times, untimed
 from reasoning.errors import NotFoundError
 from reasoning.rule_model import load_rules, parse_rules
 from reasoning.service import Analyses
@@ -135,3 +135,31 @@ def test_window_anchors_memo_changes_no_answer(tiny_plant: TinyPlant, monkeypatc
                 same(memo, plain)
                 found[name] = found.get(name, 0) + sum(len(b) for b in memo.bindings.values())
     assert all(found.values()), found  # every rule matched something
+
+
+def _as_time_before(value: Any) -> datetime | None:
+    """``engine.as_time`` as it was before its string fast path."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return None
+
+
+class _Text(str):
+    pass
+
+
+def test_as_time_string_fast_path_answers_as_before() -> None:
+    t = datetime.fromisoformat("2026-03-01T02:03:04+01:00")
+    values: list[Any] = [None, "", " ", "2026-03-01", "2026-03-01T02:03:04Z", "2026-03-01T02:03:04+01:00",
+                         "2026-03-01T02:03:04.123456-05:00", "not a time", "2026-13-01T00:00:00Z", "Z", t,
+                         _Text("2026-03-01T02:03:04Z"), _Text(""), 0, 1.5, ["2026-03-01"]]
+    for v in values:
+        got, want = as_time(v), _as_time_before(v)
+        assert got == want and (got is None or got.tzinfo == want.tzinfo), v  # type: ignore[union-attr]
