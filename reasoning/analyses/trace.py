@@ -144,9 +144,6 @@ def forward(
     lot_matches: dict[str, Match] = gen.bindings["lot"]
     reached_lot_ids = sorted(set(lot_matches) - set(lots))
 
-    def prefix(match: Match) -> list[EvidenceStep]:
-        return start_lots.get(match.start, [])
-
     # every lot the walk touched (start lots too) and its evidence path from the analysis start
     lot_paths: dict[str, list[EvidenceStep]] = {lid: list(start_lots[lid]) for lid in lots}
     for lid in reached_lot_ids:
