@@ -56,7 +56,13 @@ class Csr:
     def gather(self, frontier: I64) -> tuple[I64, I64, NDArray[np.int16], I64]:
         """All (here, there, rel, eid) rows of the frontier nodes, vectorised (array methods,
         not numpy's module functions: a traversal calls this per level, on small frontiers,
-        where the functions' Python wrappers cost as much as the work)."""
+        where the functions' Python wrappers cost as much as the work). One node's rows are
+        slices: views of the index, which callers must not modify."""
+        if len(frontier) == 1:
+            v = int(frontier[0])
+            if v < len(self.ptr) - 1:
+                a, b = int(self.ptr[v]), int(self.ptr[v + 1])
+                return np.full(b - a, v, dtype=np.int64), self.nbr[a:b], self.rel[a:b], self.eid[a:b]
         inside = frontier[frontier < len(self.ptr) - 1]
         starts = self.ptr[inside]
         lens = self.ptr[inside + 1] - starts
