@@ -465,6 +465,50 @@ def _chain_plan(rule: Rule) -> tuple[Step, ...] | None:
     return tuple(steps)
 
 
+def _admits_all(step: Step) -> bool:
+    """Whether the step's node pattern admits every node its relations can reach (no classes, or
+    classes covering the relations' far side): then only an absent node stops the chain there."""
+    want = step.node.classes
+    if not want:
+        return True
+    far: set[str] = set()
+    for r in step.rels:
+        rd = RELATIONS.get(r)
+        if rd is None:
+            return False
+        far.update(rd.range if step.direction == "out" else rd.domain)
+    return far <= set(want)
+
+
+def _prefetch_chain(store: GraphStore, steps: Sequence[Step], frontier: list[str], as_of: datetime | None,
+                    nbr_cache: EdgeCache, cache: NodeCache) -> None:
+    """Warm the chain's caches for its leading steps that admit every node (:func:`_admits_all`):
+    their levels' neighbour lists, one batch read per level as the chain makes them, and the
+    nodes of all those levels in one read instead of one per level. The chain then runs
+    unchanged on warm caches, so its answers are the same (at worst it reads a list it would
+    not have needed, past a node that turns out to be absent)."""
+    lead = 0
+    while lead < len(steps) and _admits_all(steps[lead]):
+        lead += 1
+    if lead < 2:  # one level: the chain's own read is already one call
+        return
+    ids = list(dict.fromkeys(frontier))
+    far_all: list[str] = []
+    for step in steps[:lead]:
+        rels, direction = step.rels, step.direction
+        todo = [n for n in ids if (n, rels, direction) not in nbr_cache]
+        if todo:
+            got = store.neighbours_many(todo, list(rels), Direction(direction), as_of)
+            for n in todo:
+                nbr_cache[(n, rels, direction)] = got.get(n, [])
+        out = direction == "out"
+        ids = list(dict.fromkeys(e.dst if out else e.src for n in ids for e in nbr_cache[(n, rels, direction)]))
+        if not ids:
+            break
+        far_all.extend(ids)
+    _fetch_into(store, cache, far_all, as_of)
+
+
 def _run_chain(store: GraphStore, rule: Rule, steps: tuple[Step, ...], params: dict[str, Any],
                as_of: datetime | None, result_cap: int, nbr_cache: EdgeCache,
                cache: NodeCache) -> RuleResult:
@@ -493,6 +537,7 @@ def _run_chain(store: GraphStore, rule: Rule, steps: tuple[Step, ...], params: d
             else:
                 start_slot[sid] = Match(node=rec, depth=0, start=sid, steps=())
         frontier.append((sid, sid, ()))
+    _prefetch_chain(store, steps, [n for n, _, _ in frontier], as_of, nbr_cache, cache)
     depth = 0
     for step in steps:
         if not frontier or result.result_limit_hit:

@@ -163,3 +163,57 @@ def test_as_time_string_fast_path_answers_as_before() -> None:
     for v in values:
         got, want = as_time(v), _as_time_before(v)
         assert got == want and (got is None or got.tzinfo == want.tzinfo), v  # type: ignore[union-attr]
+
+
+def test_chain_prefetch_reads_nodes_once_and_answers_the_same(
+        tiny_plant: TinyPlant, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The chain path's prefetch of its leading unfiltered levels: the customer chain reads its
+    nodes in one call instead of three, with the same answers and shared caches as without it."""
+    from reasoning import engine
+
+    store = tiny_plant.store
+    rule = RULES["lots_to_customers"]
+    assert [engine._admits_all(st) for st in rule.path] == [True, True, True]  # type: ignore[arg-type]
+    pruned = parse_rules("""\
+name: incidents_on_machines_of_consuming_orders
+params: {lots: ids}
+start: {var: lot, class: Lot, ids: lots}
+path:
+  - {rel: CONSUMED, direction: in, node: {var: order, class: ProductionOrder}}
+  - {rel: RAN_ON, direction: out, node: {var: machine, class: Machine}}
+  - {rel: OCCURRED_ON, direction: in, node: {var: incident, class: Incident}}
+  - {rel: CONCERNS, direction: out, node: {var: lot2, class: Lot}}
+return: [machine, incident, lot2]
+""")[0]
+    # two unfiltered levels, then steps whose classes prune (events other than incidents, orders)
+    assert [engine._admits_all(st) for st in pruned.path] == [True, True, False, False]  # type: ignore[arg-type]
+    lots = sorted(n.id for n in store.find_nodes("Lot"))
+    calls: list[int] = []
+    get_nodes = store.get_nodes
+
+    def counting(ids: Any, as_of: Any = None) -> Any:
+        calls.append(1)
+        return get_nodes(ids, as_of)
+
+    for as_of in (None, tiny_plant.truth.now - timedelta(days=2)):
+        for starts in (lots, lots[::7], lots[:1]):
+            edges: dict[Any, Any] = {}
+            nodes: dict[str, Any] = {}
+            monkeypatch.setattr(store, "get_nodes", counting)
+            calls.clear()
+            engine._fetch_into(store, nodes, starts, as_of)  # the starts, read by the caller
+            with_prefetch = RuleEngine(store).evaluate(rule, {"lots": starts}, as_of, edge_cache=edges,
+                                                       node_cache=nodes)
+            assert len(calls) <= 2
+            monkeypatch.setattr(store, "get_nodes", get_nodes)
+            with monkeypatch.context() as m:
+                m.setattr(engine, "_prefetch_chain", lambda *a, **k: None)
+                edges2: dict[Any, Any] = {}
+                plain = RuleEngine(store).evaluate(rule, {"lots": starts}, as_of, edge_cache=edges2, node_cache={})
+            same(with_prefetch, plain)
+            assert edges == edges2
+            for cap in (1, 3):
+                same(RuleEngine(store).evaluate(rule, {"lots": starts}, as_of, max_results=cap),
+                     RuleEngine(store, fast_path=False).evaluate(rule, {"lots": starts}, as_of, max_results=cap))
+            same(RuleEngine(store).evaluate(pruned, {"lots": starts}, as_of),
+                 RuleEngine(store, fast_path=False).evaluate(pruned, {"lots": starts}, as_of))
