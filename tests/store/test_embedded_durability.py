@@ -68,17 +68,27 @@ CHILD = textwrap.dedent(
 )
 
 
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def start_writer(code: str, store_path: Path) -> subprocess.Popen[str]:
+    """A child process running ``code`` on the store, once it says READY (mid-transaction)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(store_path), "30000"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "READY":
+        proc.kill()
+        raise AssertionError(proc.stderr.read() if proc.stderr else line)
+    return proc
+
+
 def test_sigkill_midway_leaves_previous_state(store_path: Path) -> None:
     before = load_base(store_path)
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(store_path), "30000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-    )
+    proc = start_writer(CHILD, store_path)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "READY", proc.stderr.read() if proc.stderr else line
         wal = store_path / "graph.sqlite-wal"
         assert wal.exists() and wal.stat().st_size > 1_000_000  # the open transaction did reach the disk
     finally:
@@ -285,20 +295,13 @@ WAITING_CHILD = textwrap.dedent(
 def test_sigkill_midway_through_a_sole_load_leaves_the_store_empty(store_path: Path) -> None:
     with EmbeddedStore(store_path) as s:  # an empty store, as a first load finds it
         assert s.counts().nodes == 0
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SOLE_CHILD, str(store_path), "30000"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
-    )
+    proc = start_writer(SOLE_CHILD, store_path)
     try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "READY", proc.stderr.read() if proc.stderr else line
         assert (store_path / "graph.sqlite").stat().st_size > 1_000_000  # pages reached the database file
         assert (store_path / "graph.sqlite-journal").exists()
         # another process that opens the store meanwhile waits, then is told why
         waited = subprocess.run([sys.executable, "-c", WAITING_CHILD, str(store_path)], capture_output=True,
-                                text=True, env=env, cwd=ROOT, timeout=60)
+                                text=True, env=ENV, cwd=ROOT, timeout=60)
         assert "holds it alone until it commits" in waited.stdout, waited.stderr
     finally:
         proc.send_signal(signal.SIGKILL)
