@@ -25,7 +25,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import numpy as np
-from pydantic import TypeAdapter, ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from graph_loader.bundle import LIST_SEPARATOR, BundleFile
 from graph_loader.validation import ROW_CONFIG, GraphValidator, RowSchema, Source, field_annotation
@@ -140,6 +140,44 @@ def _dumped(schema: RowSchema, fname: str, typed: list[Any]) -> list[Any]:
     return _refill(typed, dumped) if gap else dumped
 
 
+#: A time exactly as pydantic dumps an aware datetime: seconds always, a fraction of six digits only
+#: when it is not zero, "Z" for UTC. Such a value that pyarrow also reads as a time (which checks
+#: the calendar) is its own dump: it needs no pydantic call.
+_DUMPED_TIME = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
+#: pydantic writes these as no fraction and "Z"; it refuses the year 0, which pyarrow reads
+_NOT_DUMPED = r"\.000000|[+-]00:00$|^0000-"
+
+
+@cache
+def _is_time(kind: str, name: str, fname: str) -> bool:
+    """Whether the field is an aware datetime (optional or not), and nothing else."""
+    ann = field_annotation(kind, name, fname)
+    return ann is AwareDatetime or set(typing.get_args(ann)) == {AwareDatetime, type(None)}
+
+
+def _times(schema: RowSchema, fname: str, values: list[Any]) -> list[Any]:
+    """A time column's values as the row path dumps them (None stays None), what ``_dumped`` of
+    ``_typed`` gives: values already in the dump's form stand for themselves, pydantic types and
+    dumps the rest (and raises _NotClean as there when it refuses one)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    text = pa.array(values, type=pa.string())
+    as_dumped = pc.and_(pc.match_substring_regex(text, _DUMPED_TIME),
+                        pc.invert(pc.match_substring_regex(text, _NOT_DUMPED))).fill_null(False)
+    keep = np.asarray(as_dumped.to_numpy(zero_copy_only=False), dtype=bool)
+    if keep.any():
+        try:
+            text.filter(as_dumped).cast(pa.timestamp("us", tz="UTC"))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, ValueError):
+            keep[:] = False  # a date the calendar refuses, or out of pyarrow's range: pydantic says
+    rest = [v for v, k in zip(values, keep.tolist(), strict=True) if not k]
+    if not rest:
+        return values
+    done = iter(_dumped(schema, fname, _typed(schema, fname, rest)))
+    return [v if k else next(done) for v, k in zip(values, keep.tolist(), strict=True)]
+
+
 def _refill(values: list[Any], present: list[Any]) -> list[Any]:
     """``present`` (one value for each non-None entry of ``values``) with the Nones put back."""
     it = iter(present)
@@ -173,12 +211,16 @@ class _File:
         table, self.header, self.lines_exact = _read(bf, schema)
         self.rows = table.num_rows
         self.typed: Typed = {}
+        self._dumps: dict[str, list[Any]] = {}
         for name in table.column_names:
             vals, codes = _distinct(table.column(name))
             if name in schema.list_fields:
                 vals = [None if v is None else v.split(LIST_SEPARATOR) for v in vals]
-            self.typed[name] = (_typed(schema, name, vals), codes)
-        self._dumps: dict[str, list[Any]] = {}
+            if _is_time(schema.kind, schema.name, name):  # only ever dumped: kept as the dump
+                self._dumps[name] = _times(schema, name, vals)
+                self.typed[name] = (self._dumps[name], codes)
+            else:
+                self.typed[name] = (_typed(schema, name, vals), codes)
         self.props: dict[str, Coded] = {}
         for name in schema.fields:
             if name in schema.common:
