@@ -315,6 +315,34 @@ def _fragment(v: Any) -> str:
 
 
 _encode_str: Callable[[str], str] = json.encoder.encode_basestring  # what _dumps uses
+_SCALARS = frozenset({str, int, float, bool})
+
+
+def _make_split_dumps() -> Callable[[list[Any]], list[str]] | None:
+    """``[_dumps(v) for v in values]`` of scalars in one call of the C encoder: the list written
+    with NUL between items (inside a string the encoder escapes NUL, so it splits exactly)."""
+    c_make = getattr(json.encoder, "c_make_encoder", None)
+    if c_make is None:  # pragma: no cover - CPython always has it
+        return None
+    enc = c_make(None, _not_json, _encode_str, None, ":", "\0", True, False, False)
+
+    def split_dumps(values: list[Any]) -> list[str]:
+        return "".join(enc(values, 0))[1:-1].split("\0") if values else []
+
+    return split_dumps
+
+
+_split_dumps = _make_split_dumps()
+
+
+def _fragments(key: str, values: list[Any]) -> list[str | None]:
+    """``key + _fragment(v)`` for each value (None stays None): for a column of scalars, the JSON
+    comes from one encoder call instead of one call a value (~0.5 µs each, ~1M at ``large``)."""
+    present = [v for v in values if v is not None]
+    if _split_dumps is None or not set(map(type, present)) <= _SCALARS:
+        return [None if v is None else key + _fragment(v) for v in values]
+    done = iter(_split_dumps(present))
+    return [None if v is None else key + next(done) for v in values]
 
 
 def _bound_tail(system: Coded, valid_from: Coded, valid_to: Coded, props: dict[str, Coded], n: int) -> list[list[Any]]:
@@ -329,7 +357,7 @@ def _bound_tail(system: Coded, valid_from: Coded, valid_to: Coded, props: dict[s
         tail.append(["{}"] * n)
     else:
         # the props document as _dumps writes it: keys sorted, "key":value joined by commas
-        parts = [Coded([None if v is None else key + _fragment(v) for v in c.values], c.codes).decode()
+        parts = [Coded(_fragments(key, c.values), c.codes).decode()
                  for _, key, c in sorted((k, _dumps(k) + ":", c) for k, c in props.items())]
         if all(None not in c.values for c in props.values()):
             tail.append(["{" + ",".join(t) + "}" for t in zip(*parts, strict=True)])

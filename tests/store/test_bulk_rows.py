@@ -248,3 +248,21 @@ def test_vectorised_timestamps_refuse_what_datetime_refuses(bad: str) -> None:
 
     with pytest.raises(ValueError):
         _stamp_columns(["2026-03-01T00:00:00+01:00", bad])
+
+
+def test_column_fragments_are_the_per_value_json() -> None:
+    """The props JSON of a column written by one encoder call equals one ``_fragment`` a value."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from store.embedded import _fragment, _fragments
+
+    scalars = st.one_of(st.none(), st.text(), st.booleans(), st.integers(),
+                        st.floats(allow_nan=False, allow_infinity=False), st.lists(st.integers(), max_size=2))
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.lists(scalars, max_size=20))
+    def check(values: list[object]) -> None:
+        assert _fragments('"k":', values) == [None if v is None else '"k":' + _fragment(v) for v in values]
+
+    check()
