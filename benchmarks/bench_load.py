@@ -10,6 +10,8 @@ so that peak RSS is per phase:
   load (bundles of 16 MiB and more)
 - ``floor``: the same rows (read and JSON-encoded beforehand, untimed) written with a plain SQLite
   ``executemany`` (WAL, synchronous=NORMAL, text primary keys), committed: the speed floor
+- ``floor_rj``: the same with a rollback journal instead of the WAL, as a first load into an empty
+  store writes (``store.bulk_transaction``): the like-for-like floor of such a load
 
 Usage::
 
@@ -33,6 +35,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +46,7 @@ if str(ROOT) not in sys.path:
 
 from benchmarks.procstats import PhaseClock  # noqa: E402
 
-PHASES = ("generate", "validate", "load", "floor")
+PHASES = ("generate", "validate", "load", "floor", "floor_rj")
 SEED = 7
 
 
@@ -101,7 +105,7 @@ def phase_load(scale: str, work: Path) -> dict[str, Any]:
             "stored_nodes": counts.nodes, "stored_edges": counts.edges, "store_mb": _dir_mb(path)}
 
 
-def phase_floor(scale: str, work: Path) -> dict[str, Any]:
+def phase_floor(scale: str, work: Path, journal: str = "WAL") -> dict[str, Any]:
     """A plain executemany of the same rows: what writing them costs with nothing else."""
     from graph_loader.bundle import FileKind, open_bundle, typed_batches
     from graph_loader.errors import ErrorCollector
@@ -124,7 +128,7 @@ def phase_floor(scale: str, work: Path) -> dict[str, Any]:
     for p in work.glob("floor.sqlite*"):
         p.unlink()
     conn = sqlite3.connect(path, isolation_level=None)
-    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA journal_mode={journal}")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("CREATE TABLE nodes (id TEXT PRIMARY KEY, cls TEXT, name TEXT, plant TEXT, src TEXT, props TEXT)")
     conn.execute("CREATE TABLE edges (src TEXT, rel TEXT, dst TEXT, sys TEXT, props TEXT, "
@@ -141,7 +145,10 @@ def phase_floor(scale: str, work: Path) -> dict[str, Any]:
 
 
 def child(phase: str, scale: str, work: Path) -> None:
-    fn = {"generate": phase_generate, "validate": phase_validate, "load": phase_load, "floor": phase_floor}[phase]
+    phases: dict[str, Callable[[str, Path], dict[str, Any]]] = {
+        "generate": phase_generate, "validate": phase_validate, "load": phase_load, "floor": phase_floor,
+        "floor_rj": partial(phase_floor, journal="DELETE")}
+    fn = phases[phase]
     out = fn(scale, work)
     out["peak_rss_mb"] = _peak_rss_mb()
     print(json.dumps(out))
@@ -175,6 +182,8 @@ def summarise(scale: str, r: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "load_relations_per_s": round(ld["relations_per_s"]),
         "floor_s": round(fl["seconds"], 2),
         "load_vs_floor": round(fl["seconds"] / ld["seconds"], 3) if ld["seconds"] else None,
+        "floor_rj_s": round(r["floor_rj"]["seconds"], 2),
+        "load_vs_floor_rj": round(r["floor_rj"]["seconds"] / ld["seconds"], 3) if ld["seconds"] else None,
         # CPU seconds of the process (user + sys): on a shared machine wall time mostly measures
         # the queue for a core, CPU time what the work itself costs
         "validate_cpu_s": round(v["cpu_seconds"], 2),
@@ -200,7 +209,8 @@ COLUMNS = [
     ("scale", "scale"), ("entities", "entities"), ("relations", "relations"), ("generate_s", "generate s"),
     ("validate_s", "validate s"), ("validate_entities_per_s", "validate ent/s"), ("load_s", "load s"),
     ("load_entities_per_s", "load ent/s"), ("load_relations_per_s", "load rel/s"), ("floor_s", "floor s"),
-    ("load_vs_floor", "load / floor speed"), ("validate_cpu_s", "validate CPU s"),
+    ("load_vs_floor", "load / floor speed"), ("floor_rj_s", "floor (rollback journal) s"),
+    ("load_vs_floor_rj", "load / that floor"), ("validate_cpu_s", "validate CPU s"),
     ("validate_cpu_rows_per_s", "validate rows/CPU-s"), ("load_cpu_s", "load CPU s"),
     ("load_cpu_entities_per_s", "load ent/CPU-s"), ("floor_cpu_s", "floor CPU s"),
     ("load_vs_floor_cpu", "load / floor CPU"), ("load_cpu_validator_s", "of it validator CPU s"),
