@@ -1245,25 +1245,23 @@ class EmbeddedStore(GraphStore):
                 if sole:
                     self._back_to_wal(conn)
                 ready = speculation.result() if speculation is not None else None
-        if tx.bulk and sole:
-            try:
-                self._index(self._read(), force_save=True, written=tx.written, ready=ready)
-            except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
-                _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
-        elif tx.bulk:
+        if tx.bulk:
             # A large load just committed: bring the topology index and its cache file up to date
             # here, where a progress bar is already shown, not in the next process's first query.
             # The data is committed whatever happens here; a failure only costs that later build.
-            # Meanwhile another thread copies the load's pages from the WAL into the database
-            # (SQLite works without the GIL): ~3 s at large, which COMMIT would otherwise spend.
-            checkpoint = threading.Thread(target=self._checkpoint, name="wal-checkpoint")
-            checkpoint.start()
+            # In WAL mode another thread meanwhile copies the load's pages from the WAL into the
+            # database (SQLite works without the GIL): ~3 s at large, which COMMIT would otherwise
+            # spend. A sole load wrote them into the database already.
+            checkpoint = None if sole else threading.Thread(target=self._checkpoint, name="wal-checkpoint")
+            if checkpoint is not None:
+                checkpoint.start()
             try:
                 self._index(self._read(), force_save=True, written=tx.written, ready=ready)
             except (OSError, sqlite3.Error, ValueError, MemoryError) as exc:
                 _log.warning("%s: could not refresh the topology index after a bulk load (%s)", self.path, exc)
             finally:
-                checkpoint.join()
+                if checkpoint is not None:
+                    checkpoint.join()
 
     def _begin_sole(self, conn: sqlite3.Connection) -> bool:
         """Begin an exclusive rollback-journal transaction on an empty store; False (nothing
