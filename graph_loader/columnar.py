@@ -22,6 +22,7 @@ import codecs
 import typing
 from collections.abc import Callable, Iterator
 from functools import cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import numpy as np
@@ -140,12 +141,14 @@ def _dumped(schema: RowSchema, fname: str, typed: list[Any]) -> list[Any]:
     return _refill(typed, dumped) if gap else dumped
 
 
-#: A time exactly as pydantic dumps an aware datetime: seconds always, a fraction of six digits only
-#: when it is not zero, "Z" for UTC. Such a value that pyarrow also reads as a time (which checks
-#: the calendar) is its own dump: it needs no pydantic call.
-_DUMPED_TIME = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{6})?(Z|[+-]([01]\d|2[0-3]):[0-5]\d)$"
-#: pydantic writes these as no fraction and "Z"; it refuses the year 0, which pyarrow reads
-_NOT_DUMPED = r"\.000000|[+-]00:00$|^0000-"
+#: A time exactly as pydantic dumps an aware datetime: years 1-9999, seconds always, a fraction of
+#: six digits only when it is not zero, "Z" for UTC (never +00:00 or -00:00). Such a value that
+#: pyarrow also reads as a time (which checks the calendar) is its own dump: no pydantic call.
+_DUMPED_TIME = (
+    r"^(?:000[1-9]|00[1-9]\d|0[1-9]\d\d|[1-9]\d\d\d)-\d\d-\d\dT(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+    r"(?:\.(?:[1-9]\d{5}|0[1-9]\d{4}|00[1-9]\d{3}|000[1-9]\d\d|0000[1-9]\d|00000[1-9]))?"
+    r"(?:Z|[+-](?:0[1-9]|1\d|2[0-3]):[0-5]\d|[+-]00:(?:0[1-9]|[1-5]\d))$"
+)
 
 
 @cache
@@ -163,19 +166,21 @@ def _times(schema: RowSchema, fname: str, values: list[Any]) -> list[Any]:
     import pyarrow.compute as pc
 
     text = pa.array(values, type=pa.string())
-    as_dumped = pc.and_(pc.match_substring_regex(text, _DUMPED_TIME),
-                        pc.invert(pc.match_substring_regex(text, _NOT_DUMPED))).fill_null(False)
+    as_dumped = pc.match_substring_regex(text, _DUMPED_TIME).fill_null(False)
     keep = np.asarray(as_dumped.to_numpy(zero_copy_only=False), dtype=bool)
     if keep.any():
         try:
             text.filter(as_dumped).cast(pa.timestamp("us", tz="UTC"))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, OverflowError, ValueError):
             keep[:] = False  # a date the calendar refuses, or out of pyarrow's range: pydantic says
-    rest = [v for v, k in zip(values, keep.tolist(), strict=True) if not k]
+    rest = np.flatnonzero(~keep).tolist()  # the few others (None among them)
     if not rest:
         return values
-    done = iter(_dumped(schema, fname, _typed(schema, fname, rest)))
-    return [v if k else next(done) for v, k in zip(values, keep.tolist(), strict=True)]
+    out = list(values)
+    for i, dumped in zip(rest, _dumped(schema, fname, _typed(schema, fname, [values[i] for i in rest])),
+                         strict=True):
+        out[i] = dumped
+    return out
 
 
 def _refill(values: list[Any], present: list[Any]) -> list[Any]:
@@ -285,7 +290,10 @@ class _File:
 def _part(coded: Coded, cut: slice) -> Coded:
     """Rows ``cut`` of a column, with only the distinct values they use (what is pickled)."""
     used, codes = np.unique(coded.codes[cut], return_inverse=True)
-    return Coded([coded.values[i] for i in used.tolist()], codes.astype(np.int32))
+    picked = used.tolist()
+    # itemgetter gathers in C; with one index it returns the value itself, not a tuple
+    values = list(itemgetter(*picked)(coded.values)) if len(picked) > 1 else [coded.values[i] for i in picked]
+    return Coded(values, codes.astype(np.int32))
 
 
 def _parts(coded: dict[str, Coded], cut: slice) -> dict[str, Coded]:

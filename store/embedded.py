@@ -425,12 +425,13 @@ def _stamp_columns(texts: Sequence[str | None]) -> tuple[list[Any], list[Any]]:
     text) goes through :func:`_stamp_text` one by one, which also raises for bad values; a test
     compares both on random times."""
     n = len(texts)
-    idx = [i for i, t in enumerate(texts) if t is not None]
+    idx = [i for i, t in enumerate(texts) if t is not None] if None in texts else range(n)
     if not idx:
         return [_NO_TEXT] * n, [_NO_INT] * n
     vals: list[Any] = [texts[i] for i in idx] if len(idx) < n else list(texts)
-    lens = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals)) if all(
-        type(v) is str and v.isascii() for v in vals) else None
+    # all ASCII text (two scans in C, not a Python test a value)
+    lens = np.fromiter(map(len, vals), dtype=np.int64, count=len(vals)) if (
+        set(map(type, vals)) == {str} and "".join(vals).isascii()) else None
     if lens is None or int(lens.max()) > _TEXT_WIDTH:
         got = [_stamp_text(t) for t in texts]
         return [g[0] for g in got], [g[1] for g in got]
