@@ -9,6 +9,7 @@ import shutil
 import tarfile
 import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,28 @@ def test_upload_zip_then_tar_is_idempotent(empty_client: tuple[TestClient, Keys,
     lot = next(iter(store.find_nodes("Lot", limit=1)))
     assert c.get(f"/v1/entities/{lot.id}", headers=keys.h("viewer")).status_code == 200
     assert c.get("/v1/entities", params={"q": lot.id}, headers=keys.h("viewer")).json()["items"]
+
+
+def test_an_upload_into_an_empty_store_keeps_it_shared(empty_client: tuple[TestClient, Keys, GraphStore],
+                                                       tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server goes on answering while it loads: no bulk transaction that would hold the
+    store alone (as a first load from the command line does)."""
+    c, keys, store = empty_client
+    sole: list[bool] = []
+    plain = type(store).transaction
+
+    @contextmanager
+    def watched(self: GraphStore) -> Iterator[Any]:
+        with plain(self) as tx:
+            sole.append(tx.sole)
+            yield tx
+
+    monkeypatch.setattr(type(store), "bulk_transaction", lambda self: pytest.fail("a bulk transaction"))
+    monkeypatch.setattr(type(store), "transaction", watched)
+    assert store.counts().nodes == 0
+    r = upload(c, keys, "tiny.zip", zipped(tiny_bundle))
+    assert r.status_code == 200, r.text
+    assert sole == [False] and store.counts().nodes == r.json()["nodes"]
 
 
 def test_bad_bundle_loads_nothing_and_names_the_place(empty_client: tuple[TestClient, Keys, GraphStore],
