@@ -356,7 +356,10 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
     recs = _present(cache, start_ids)
     starts = [i for i in start_ids if i in recs and (not rule.start.classes or recs[i].cls in rule.start.classes)]
     # the cap is on results per variable; the traversal's node cap is a superset guard
-    tr = store.traverse(starts, plan.steps, plan.hop_bound, as_of=as_of, max_nodes=result_cap * 4 + len(starts))
+    no_times = untimed({st.rel for st in plan.steps}, as_of)
+    # without times, evidence steps need only the edges' keys: the store may leave their rows unread
+    tr = store.traverse(starts, plan.steps, plan.hop_bound, as_of=as_of, max_nodes=result_cap * 4 + len(starts),
+                        edge_payloads=not no_times)
     if tr.truncated and tr.truncated_reason != "max_depth":
         return None
     deepest = max((h.depth for h in tr.hops.values()), default=0)
@@ -375,7 +378,6 @@ def _run_fast(store: GraphStore, rule: Rule, plan: _FastPlan, params: dict[str, 
     # nodes come by depth, so the parent's path is usually memoised already (else _path_steps)
     memo: dict[str, tuple[str, tuple[EvidenceStep, ...]]] = {h.node: (h.node, ()) for h in tr.hops.values()
                                                             if h.parent is None}
-    no_times = untimed({st.rel for st in plan.steps}, as_of)
     make_step = trusted.step
     bindings = result.bindings
     var_of_class = plan.var_of_class

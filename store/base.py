@@ -453,12 +453,16 @@ class GraphStore(ABC):
         as_of: datetime | None = None,
         max_nodes: int = 100_000,
         through_classes: frozenset[str] | None = None,
+        edge_payloads: bool = True,
     ) -> Traversal:
         """Breadth-first traversal from ``starts`` along ``steps`` up to ``max_depth`` hops.
 
         Each node appears once (cycles end there), reached by its first shortest path with ties
         broken by edge key so results are deterministic. ``through_classes`` limits which
         classes the walk may continue from (others are reached but not expanded).
+        ``edge_payloads=False``: a caller that needs only the tree's shape allows the hops'
+        edges to carry their key alone (no properties, times or source system); a backend may
+        still fill them.
         """
 
     @abstractmethod

@@ -876,8 +876,10 @@ class Neo4jStore(GraphStore):
         as_of: datetime | None = None,
         max_nodes: int = 100_000,
         through_classes: frozenset[str] | None = None,
+        edge_payloads: bool = True,
     ) -> Traversal:
         """Level-synchronous BFS: one query per level and direction (like the embedded store).
+        Edges always come with their payloads (the same query reads them).
 
         A node first seen at depth d+1 takes as parent edge the smallest key ``(src, rel, dst)``
         among the edges reaching it from depth d. Starts are always expanded; ``through_classes``

@@ -61,6 +61,25 @@ def compare_walks(store: EmbeddedStore, rng: random.Random, rounds: int = 25) ->
         assert fast.truncated_reason == slow.truncated_reason, kwargs
         assert fast.hops == slow.hops, kwargs
         assert list(fast.hops) == list(slow.hops), kwargs
+        # the same tree, the edges by their keys alone
+        bare = store.traverse(**kwargs, edge_payloads=False)  # type: ignore[arg-type]
+        assert bare.truncated_reason == fast.truncated_reason, kwargs
+        assert [(h.node, h.depth, h.parent, h.edge and h.edge.key) for h in bare.hops.values()] == [
+            (h.node, h.depth, h.parent, h.edge and h.edge.key) for h in fast.hops.values()], kwargs
+        assert all(h.edge is None or h.edge.props == {} for h in bare.hops.values())
+
+
+def test_a_commit_during_a_bare_walk_sends_it_to_the_payload_path(
+        embedded: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without payloads the walk trusts the index only when no commit landed meanwhile."""
+    import store.embedded as emb
+
+    build_graph(embedded, [("a", "Lot"), ("b", "Lot")], [("a", "A", "b", {"w": 1})])
+    steps = [TraversalStep("A", Direction.OUT)]
+    assert embedded.traverse(["a"], steps, 2, edge_payloads=False).hops["b"].edge == EdgeRecord("a", "A", "b")
+    monkeypatch.setattr(emb, "_generation", lambda conn: -1)  # as if another commit had landed
+    edge = embedded.traverse(["a"], steps, 2, edge_payloads=False).hops["b"].edge
+    assert edge is not None and edge.props == {"w": 1}
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
