@@ -57,23 +57,14 @@ def untimed(rels: Iterable[str], as_of: datetime | None) -> bool:
 
 def as_time(value: Any) -> datetime | None:
     """A stored timestamp (ISO string or datetime) as an aware datetime; None when absent."""
-    if type(value) is str:  # the common case first (stored props are JSON strings)
+    if isinstance(value, str):  # the common case first (stored props are JSON strings)
         if not value:
             return None
         try:
             return datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError:
             return None
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value
-    if isinstance(value, str):
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
+    return value if isinstance(value, datetime) else None
 
 
 def node_value(node: NodeRecord, prop: str) -> Any:
