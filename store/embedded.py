@@ -559,6 +559,7 @@ def _payloads(conn: sqlite3.Connection, eids: Sequence[int]) -> dict[int, tuple[
 
 
 def _generation(conn: sqlite3.Connection) -> int:
+    """The committed generation (``meta.generation``) as ``conn`` sees it."""
     return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
 
 
@@ -1196,8 +1197,7 @@ class EmbeddedStore(GraphStore):
     @property
     def generation(self) -> int:
         """Committed transactions so far (persisted); changes whenever the graph may have."""
-        row = self._read().execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return int(row[0])
+        return _generation(self._read())
 
     # -- writes -------------------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[WriteTransaction]:
@@ -1225,8 +1225,7 @@ class EmbeddedStore(GraphStore):
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
                     raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
-            gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-            tx = _EmbeddedTransaction(conn, gen + 1)
+            tx = _EmbeddedTransaction(conn, _generation(conn) + 1)
             tx.sole = sole
             self._local.tx = tx
             speculation: _Speculation | None = None
@@ -1564,10 +1563,8 @@ class EmbeddedStore(GraphStore):
         """The topology index at the database's generation (``ready``: one built ahead, taken
         when it is exactly what a build would read now)."""
         adj = self._adj
-        if adj is not None and not force_save:
-            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-            if int(row[0]) == adj.generation:
-                return adj
+        if adj is not None and not force_save and _generation(conn) == adj.generation:
+            return adj
         cache = self.path / adjacency.CACHE_FILE
         with self._adj_lock:
             adj = self._adj
@@ -1619,8 +1616,9 @@ class EmbeddedStore(GraphStore):
         ``truncated_reason`` is ``"max_depth"`` when nodes at ``max_depth`` still have edges to
         unreached nodes, ``"max_nodes"`` when the node cap cut a level short. Inside a write
         transaction (which sees its own uncommitted rows) the same walk runs in SQL instead.
-        Without ``edge_payloads`` the edges' rows are not read (~8 % of a big trace); a commit
-        that landed during the walk then sends it to SQL, as a deleted edge's missing row does.
+        Without ``edge_payloads`` the edges' rows are not read (~8 % of a big trace), unless a
+        commit landed during the walk: then they are read as usual, and a deleted edge's missing
+        row sends the walk to SQL.
         """
         if max_depth < 0:
             raise StoreError(f"max_depth must be >= 0, got {max_depth}")
@@ -1967,7 +1965,7 @@ class EmbeddedStore(GraphStore):
         if getattr(self._local, "tx", None) is not None:
             return super().find_nodes_after(cls, prop, t, plant, as_of)
         conn = self._read()
-        gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        gen = _generation(conn)
         nids = self._props.later(conn, gen, cls, prop, t)
         if len(nids) > propindex.MAX_CANDIDATES:
             return super().find_nodes_after(cls, prop, t, plant, as_of)
@@ -1991,7 +1989,7 @@ class EmbeddedStore(GraphStore):
             return None
         if not all(propindex.indexable(v) for v in values):
             return None
-        gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+        gen = _generation(conn)
         nids = self._props.candidates(conn, gen, cls, prop, values)
         return json.dumps(nids.tolist()) if len(nids) <= propindex.MAX_CANDIDATES else None
 

@@ -72,12 +72,18 @@ def compare_walks(store: EmbeddedStore, rng: random.Random, rounds: int = 25) ->
 def test_a_commit_during_a_bare_walk_sends_it_to_the_payload_path(
         embedded: EmbeddedStore, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without payloads the walk trusts the index only when no commit landed meanwhile."""
-    import store.embedded as emb
+    import dataclasses
 
     build_graph(embedded, [("a", "Lot"), ("b", "Lot")], [("a", "A", "b", {"w": 1})])
     steps = [TraversalStep("A", Direction.OUT)]
     assert embedded.traverse(["a"], steps, 2, edge_payloads=False).hops["b"].edge == EdgeRecord("a", "A", "b")
-    monkeypatch.setattr(emb, "_generation", lambda conn: -1)  # as if another commit had landed
+    index = embedded._index
+
+    def older(*args: object, **kwargs: object) -> object:  # as if a commit landed after the walk read it
+        adj = index(*args, **kwargs)  # type: ignore[arg-type]
+        return dataclasses.replace(adj, generation=adj.generation - 1)
+
+    monkeypatch.setattr(embedded, "_index", older)
     edge = embedded.traverse(["a"], steps, 2, edge_payloads=False).hops["b"].edge
     assert edge is not None and edge.props == {"w": 1}
 
