@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Literal, ParamSpec, TypeVar
 
 from reasoning import trusted
-from reasoning.analyses.common import Context, compose, prop_time
+from reasoning.analyses.common import Context, compose, prop_time, ref
 from reasoning.engine import EdgeCache, Match, NodeCache, as_time
 from reasoning.gcpause import paused_gc
 from reasoning.results import (
@@ -45,15 +45,11 @@ def _gc_paused(fn: Callable[_P, _R]) -> Callable[_P, _R]:
 
 def _reached(node: NodeRecord, depth: int, evidence: list[EvidencePath], status: str | None = None,
              via: str | None = None, shipped: bool | None = None) -> ReachedEntity:
-    """The reached entity, with its quantity and unit (as ``common.ref`` and the validating
-    constructors would build it; written out in one function because a wide trace builds hundreds)."""
-    props = node.props
-    q = props.get("quantity")
-    u = props.get("unit")
-    st = status if status is not None else props.get("status")
-    return trusted.reached(
-        trusted.entity(node.id, node.cls, node.name, node.plant, str(st) if st is not None else None), depth,
-        float(q) if isinstance(q, (int, float)) else None, str(u) if u is not None else None, via, shipped, evidence)
+    """The reached entity, with its quantity and unit (as the validating constructors would build it)."""
+    q = node.props.get("quantity")
+    u = node.props.get("unit")
+    return trusted.reached(ref(node, status), depth, float(q) if isinstance(q, (int, float)) else None,
+                           str(u) if u is not None else None, via, shipped, evidence)
 
 
 def _totals(reached: Mapping[str, list[ReachedEntity]]) -> list[QuantityTotal]:
@@ -172,23 +168,22 @@ def forward(
         if oid in seen_orders:
             continue
         pre = start_lots.get(m.start, ())
-        group.append(_reached(m.node, len(pre) + m.depth, [path(rule, [*pre, *m.steps])]))
+        group.append(_reached(m.node, len(pre) + m.depth, [compose(pre, m, rule)]))
 
-    # sales order lines and customers reached from any lot (start lots included); each evidence
-    # path is the lot's path and the match's steps (what compose() builds)
+    # sales order lines and customers reached from any lot (start lots included)
     lines: list[ReachedEntity] = []
     for _lid, m in sorted(cust.bindings["line"].items()):
         via = "shipped" if m.steps and m.steps[0].rel == "SHIPPED_TO" else "allocated"
-        steps = [*lot_paths[m.start], *m.steps]
-        lines.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)], None, via))
+        ev = compose(lot_paths[m.start], m, "lots_to_customers")
+        lines.append(_reached(m.node, len(ev.steps), [ev], None, via))
     group = reached["SalesOrder"]
     for m in cust.matches("sales_order"):
-        steps = [*lot_paths[m.start], *m.steps]
-        group.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)]))
+        ev = compose(lot_paths[m.start], m, "lots_to_customers")
+        group.append(_reached(m.node, len(ev.steps), [ev]))
     customers: list[ReachedEntity] = []
     for m in cust.matches("customer"):
-        steps = [*lot_paths[m.start], *m.steps]
-        customers.append(_reached(m.node, len(steps), [path("lots_to_customers", steps)]))
+        ev = compose(lot_paths[m.start], m, "lots_to_customers")
+        customers.append(_reached(m.node, len(ev.steps), [ev]))
     reached["SalesOrderLine"] = lines
     reached["Customer"] = customers
     grouped = {cls: sorted(g, key=lambda r: r.entity.id) for cls, g in sorted(reached.items()) if g}
