@@ -18,7 +18,7 @@ from api.middleware import AuditMiddleware, BodyLimitMiddleware
 from api.problems import install_problem_handlers
 from api.routes import analyses, entities, governance, health, me
 from api.services import CopilotFactory, Services, StoreOpener
-from plantgraph.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from store.base import GraphStore
 
 log = logging.getLogger("plantgraph.api")

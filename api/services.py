@@ -22,7 +22,7 @@ from api.proposals import ProposalStore
 from api.schemas import IndexState, StoreState
 from api.scope import PlantMemo
 from api.search import NameIndex
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore
 
 log = logging.getLogger("plantgraph.api")
@@ -32,8 +32,8 @@ CopilotFactory = Callable[[GraphStore, Settings, Any], Any]
 
 
 def default_store_opener(settings: Settings) -> GraphStore:
-    """The configured store (plantgraph.runtime decides backend and path)."""
-    runtime = importlib.import_module("plantgraph.runtime")
+    """The configured store (config.runtime decides backend and path)."""
+    runtime = importlib.import_module("config.runtime")
     store: GraphStore = runtime.open_configured_store(settings)
     return store
 

@@ -30,7 +30,10 @@ DEFAULT_MAX_RESULTS = 100_000
 
 
 class Analyses:
-    """Facade over the rule engine and the six built-in analyses."""
+    """Facade over the rule engine and the six built-in analyses.
+
+    ``rules_dirs`` are folders of extra rule files loaded after the built-in ones; the entry
+    points pass the configured ``PLANTGRAPH_RULES_DIR`` here (this layer reads no settings)."""
 
     def __init__(
         self,
@@ -42,12 +45,7 @@ class Analyses:
     ) -> None:
         self.store = store
         self.now = now if now is not None else datetime.now(UTC)
-        if rules_dirs is None:
-            from plantgraph.settings import get_settings
-
-            configured = get_settings().rules_dir
-            rules_dirs = [configured] if configured is not None else []
-        self.rules_dirs = tuple(rules_dirs)
+        self.rules_dirs = tuple(rules_dirs or ())
         self.max_depth = max_depth
         self.max_results = max_results
         self.rules: RuleSet = load_rules(self.rules_dirs)

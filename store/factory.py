@@ -1,7 +1,7 @@
 """``open_store()``: the one way every part opens a graph store, by backend name.
 
-Takes explicit arguments (the store never reads plantgraph.settings; see
-:func:`plantgraph.runtime.open_configured_store` for the settings-driven variant).
+Takes explicit arguments (the store never reads config.settings; see
+:func:`config.runtime.open_configured_store` for the settings-driven variant).
 """
 
 from __future__ import annotations

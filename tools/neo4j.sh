@@ -52,7 +52,7 @@ password() {
         printf '%s' "$NEO4J_PASSWORD"
         return
     fi
-    (cd "$ROOT" && "$PY" -c 'from plantgraph.settings import Settings; print(Settings().neo4j_password, end="")')
+    (cd "$ROOT" && "$PY" -c 'from config.settings import Settings; print(Settings().neo4j_password, end="")')
 }
 
 build() {

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from plantgraph.settings import Settings
+from config.settings import Settings
 
 console = Console()
 err = Console(stderr=True)

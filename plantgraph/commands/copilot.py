@@ -21,8 +21,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from plantgraph.commands.reasoning import parse_time
-from plantgraph.settings import get_settings
+from config.settings import get_settings
+from plantgraph.commands.reasoning import configured_rules_dirs, parse_time
 from reasoning.errors import ReasoningError
 from store.base import GraphStore, StoreError
 
@@ -60,7 +60,7 @@ def _store(store_path: Path | None) -> Iterator[tuple[GraphStore, Path]]:
         else:
             if settings.backend == "embedded" and not settings.store_path.exists():
                 raise _Fail(f"no store at {settings.store_path} (set PLANTGRAPH_STORE or pass --store)")
-            from plantgraph.runtime import open_configured_store
+            from config.runtime import open_configured_store
 
             store = open_configured_store(settings)
             path = settings.store_path if settings.backend == "embedded" else settings.data_dir / settings.backend
@@ -75,9 +75,11 @@ def _store(store_path: Path | None) -> Iterator[tuple[GraphStore, Path]]:
 
 def _copilot(store: GraphStore, path: Path, now: datetime | None) -> Copilot:
     from reasoning.rag.copilot import Copilot
+    from reasoning.service import Analyses
 
     settings = get_settings()
-    return Copilot.open(store, path, model_path=settings.embedding_model_path, now=now)
+    analyses = Analyses(store, now=now, rules_dirs=configured_rules_dirs(None))
+    return Copilot.open(store, path, model_path=settings.embedding_model_path, now=now, analyses=analyses)
 
 
 def ask(

@@ -1,7 +1,7 @@
 """CLI for data in and out: ``validate``, ``load``, ``stats``, ``get`` and ``export rdf``.
 
 The store is ``--store PATH`` (an embedded store folder), else ``PLANTGRAPH_STORE``, else
-``<PLANTGRAPH_DATA>/store`` (see :mod:`plantgraph.settings`). Commands that return data take
+``<PLANTGRAPH_DATA>/store`` (see :mod:`config.settings`). Commands that return data take
 ``--json`` and print a pydantic model. Bad input exits 1 with every error as
 ``FILE:LINE:COLUMN: message (expected X, found Y)`` and writes nothing.
 """
@@ -30,9 +30,9 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from config.settings import Settings
 from graph_loader.errors import BundleError, BundleValidationError
 from graph_loader.loader import LoadReport, load_bundle, validate_bundle
-from plantgraph.settings import Settings
 from store.base import Direction, GraphStore, StoreError
 
 console = Console()
@@ -75,7 +75,7 @@ def _uses_neo4j(option: Path | None) -> bool:
 def _open(option: Path | None, *, create: bool) -> GraphStore:
     settings = Settings()
     if option is None and settings.backend == "neo4j":
-        from plantgraph.runtime import open_configured_store
+        from config.runtime import open_configured_store
 
         return open_configured_store(settings)
     path = store_path(option)

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore, StoreError
 
 console = Console(soft_wrap=True)
@@ -54,7 +54,7 @@ def _failures() -> Iterator[None]:
 def _open(option: Path | None) -> GraphStore:
     settings = Settings()
     if option is None and settings.backend == "neo4j":
-        from plantgraph.runtime import open_configured_store
+        from config.runtime import open_configured_store
 
         return open_configured_store(settings)
     from store.factory import open_store

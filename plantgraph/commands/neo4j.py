@@ -14,7 +14,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from plantgraph.settings import get_settings
+from config.settings import get_settings
 from store.base import StoreError
 
 if TYPE_CHECKING:

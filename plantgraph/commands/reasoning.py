@@ -18,7 +18,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from plantgraph.settings import get_settings
+from config.settings import get_settings
 from reasoning.errors import ReasoningError
 from reasoning.results import RiskBoard, RootCauseResult, SopInEffectResult, TraceResult
 from reasoning.rule_model import load_rules, parse_duration
@@ -93,12 +93,13 @@ def _open(store_path: Path | None) -> GraphStore:
     settings = get_settings()
     if settings.backend == "embedded" and not settings.store_path.exists():
         raise _Fail(f"no store at {settings.store_path} (set PLANTGRAPH_STORE or pass --store)")
-    from plantgraph.runtime import open_configured_store
+    from config.runtime import open_configured_store
 
     return open_configured_store(settings)
 
 
-def _rules_dirs(extra: list[Path] | None) -> list[Path]:
+def configured_rules_dirs(extra: list[Path] | None) -> list[Path]:
+    """PLANTGRAPH_RULES_DIR first, then the command's own ``--rules-dir`` folders."""
     dirs = list(extra or [])
     configured = getattr(get_settings(), "rules_dir", None)
     if configured is not None:
@@ -115,8 +116,8 @@ def _analyses(store_path: Path | None, now: datetime | None = None, rules_dir: l
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2) from None
     try:
-        yield Analyses(store, now=now or get_settings().now, rules_dirs=_rules_dirs(rules_dir), max_depth=max_depth,
-                       max_results=max_results)
+        yield Analyses(store, now=now or get_settings().now, rules_dirs=configured_rules_dirs(rules_dir),
+                       max_depth=max_depth, max_results=max_results)
     finally:
         store.close()
 
@@ -307,7 +308,7 @@ def register(app: typer.Typer) -> None:
     def rules_list(rules_dir: RulesOpt = None, json_out: JsonOpt = False) -> None:
         """Every rule with its file and description."""
         try:
-            rs = load_rules(_rules_dirs(rules_dir))
+            rs = load_rules(configured_rules_dirs(rules_dir))
         except ReasoningError as e:
             err_console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None
@@ -328,7 +329,7 @@ def register(app: typer.Typer) -> None:
     def rules_show(name: str, rules_dir: RulesOpt = None, json_out: JsonOpt = False) -> None:
         """One rule: its source file and line, and its pattern."""
         try:
-            rule = load_rules(_rules_dirs(rules_dir))[name]
+            rule = load_rules(configured_rules_dirs(rules_dir))[name]
         except ReasoningError as e:
             err_console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2) from None

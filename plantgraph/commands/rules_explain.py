@@ -54,13 +54,13 @@ def register(app: typer.Typer) -> None:
         json_out: Annotated[bool, typer.Option("--json", help="Print {cypher, parameters} as JSON.")] = False,
     ) -> None:
         """Print the one Cypher query RULE runs as on the neo4j backend, and its parameters."""
-        from plantgraph.commands.reasoning import _rules_dirs
+        from plantgraph.commands.reasoning import configured_rules_dirs
         from reasoning.cypher import compile_rule
         from reasoning.rule_model import load_rules
 
         t = parse_time(as_of, "--as-of")
         try:
-            rule = load_rules(_rules_dirs(rules_dir))[name]
+            rule = load_rules(configured_rules_dirs(rules_dir))[name]
             values: dict[str, Any] = {k: _sample(kind) for k, kind in rule.params.items()}
             values.update(parse_rule_params(rule.params, param))
             cq = compile_rule(rule, values, t)

@@ -198,17 +198,6 @@ class Copilot:
                 index, error = None, str(exc)
         return cls(store, analyses=analyses, index=index, now=now, config=config, index_error=error)
 
-    @classmethod
-    def from_settings(cls, store: GraphStore, settings: Any = None, now: datetime | None = None,
-                      analyses: Analyses | None = None, embedder: Embedder | None = None) -> Copilot:
-        """The copilot as configured by :mod:`plantgraph.settings` (model path, store path)."""
-        from plantgraph.settings import get_settings
-
-        s = settings if settings is not None else get_settings()
-        store_path = s.store_path if s.backend == "embedded" else s.data_dir / f"{s.backend}"
-        return cls.open(store, store_path, embedder=embedder, model_path=s.embedding_model_path, now=now,
-                        analyses=analyses)
-
     def set_now(self, now: datetime) -> None:
         """Move the reference time (evaluations ask each question at its plant's 'now')."""
         self.analyses.now = now

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.keys import KeyStore
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore
 from store.factory import open_store
 from tests.api.plant import build_two_plants

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore
 from tests.api.conftest import Keys
 

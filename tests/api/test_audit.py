@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.audit import AuditEntry, AuditLog
-from plantgraph.settings import Settings
+from config.settings import Settings
 from tests.api.conftest import Keys
 
 

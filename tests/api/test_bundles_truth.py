@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from config.settings import Settings
 from graph_loader.generator import generate, named_spec
-from plantgraph.settings import Settings
 from store.base import GraphStore
 from store.factory import open_store
 from tests.api.conftest import Keys, _degraded_copilot, make_keys

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.audit import AuditLog
 from api.cache import CachedResponse, ResponseCache
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore
 from tests.api.conftest import Keys, _degraded_copilot
 from tests.graphs import build_graph

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.keys import KeyAdminError, KeyStore
 from api.roles import matrix_markdown
-from plantgraph.settings import Settings
+from config.settings import Settings
 from tests.api.conftest import Keys
 
 

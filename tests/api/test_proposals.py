@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from plantgraph.settings import Settings
+from config.settings import Settings
 from tests.api.conftest import Keys
 
 

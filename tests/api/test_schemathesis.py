@@ -15,7 +15,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.app import create_app
 from api.keys import KeyStore
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.factory import open_store
 from tests.api.conftest import _degraded_copilot
 from tests.api.plant import build_two_plants

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from api.services import Services, index_base
-from plantgraph.settings import Settings
+from config.settings import Settings
 from store.base import GraphStore
 
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import GC_GEN0_THRESHOLD, app_from_env, create_app
-from plantgraph.settings import Settings
+from config.settings import Settings
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from plantgraph.runtime import open_configured_store
-from plantgraph.settings import Settings
+from config.runtime import open_configured_store
+from config.settings import Settings
 from store.base import StoreUnavailableError
 from store.embedded import DB_FILE, EmbeddedStore
 from store.factory import open_store

@@ -1,8 +1,8 @@
-"""Opening the configured store from :mod:`plantgraph.settings` (CLI, API and tools share this)."""
+"""Opening the configured store from :mod:`config.settings` (CLI, API and tools share this)."""
 
 from __future__ import annotations
 
-from plantgraph.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from store.base import GraphStore
 from store.factory import open_store
 
