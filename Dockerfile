@@ -22,6 +22,7 @@ COPY graph_loader ./graph_loader
 COPY reasoning ./reasoning
 COPY api ./api
 COPY ui ./ui
+COPY config ./config
 COPY plantgraph ./plantgraph
 RUN pip install .
 

@@ -108,6 +108,18 @@ def test_dockerfile_installs_cpu_torch_first_then_the_project() -> None:
     assert f"torch=={pin.group(1)}" in docker and "whl/cpu" in docker
 
 
+def test_dockerfile_copies_every_installed_package() -> None:
+    """``pip install .`` in the image installs only what was copied in: a package the project
+    declares but the Dockerfile leaves out would be missing from the image."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    declared = {p.rstrip("*") for p in config["tool"]["setuptools"]["packages"]["find"]["include"]}
+    docker = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", docker, flags=re.MULTILINE))
+    assert declared and declared <= copied, f"not copied into the image: {sorted(declared - copied)}"
+
+
 def _compose_tool() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
