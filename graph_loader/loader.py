@@ -241,6 +241,20 @@ def _produce(
             store.close()
 
 
+def check_bundle_into(
+    path: str | Path, sink: RowSink, preparer: ColumnPreparer | None = None,
+    batch_size: int = DEFAULT_BATCH, cap: int = DEFAULT_ERROR_CAP,
+) -> LoadReport:
+    """Every check of a load into an empty store, handing ``sink`` the checked rows as the
+    load's writer gets them (whole files of columns as ``preparer`` makes them); nothing is
+    looked up or written. What a pipelined first load's checking process does: the benchmark
+    records it to time the writer alone. Rows go to ``sink`` until the first error; then it raises
+    BundleValidationError, as a load does, and what the sink got must be dropped (a load rolls
+    it back)."""
+    with _no_cyclic_gc():
+        return _run(path, None, sink, sink.progress, batch_size, cap, preparer)
+
+
 def load_bundle(
     store: GraphStore,
     path: str | Path,
@@ -333,5 +347,6 @@ def load_records(
 
 
 __all__ = [
-    "LoadReport", "load_bundle", "load_records", "validate_bundle", "validate_records", "write_records",
+    "LoadReport", "check_bundle_into", "load_bundle", "load_records", "validate_bundle", "validate_records",
+    "write_records",
 ]

@@ -369,3 +369,43 @@ def test_the_bulk_row_path_writes_what_the_record_path_writes(
     rows, records = tables(tmp_path / "rows"), tables(tmp_path / "records")
     assert rows == records
     assert len(rows[0]) > 1000 and len(rows[1]) > 3000
+
+
+def test_checked_rows_replayed_into_a_store_equal_a_load(tmp_path: Path) -> None:
+    """``check_bundle_into`` hands a sink exactly what a load writes: replayed into an empty
+    store they give the store ``load_bundle`` gives. A broken bundle raises as a load does (what the
+    sink got before the error is to be dropped, as the load rolls back)."""
+    from graph_loader.loader import check_bundle_into
+    from graph_loader.pipeline import TxSink
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, tuple[object, ...]]] = []
+
+        def __getattr__(self, name: str) -> Callable[..., None]:
+            return lambda *args: self.calls.append((name, args))
+
+    loaded, replayed = open_store("embedded", tmp_path / "a"), open_store("embedded", tmp_path / "b")
+    try:
+        report = load_bundle(loaded, EXAMPLE)
+        recorder = Recorder()
+        checked = check_bundle_into(EXAMPLE, recorder, replayed.column_preparer())  # type: ignore[arg-type]
+        assert (checked.nodes, checked.edges) == (report.nodes, report.edges)
+        writes = [(name, args) for name, args in recorder.calls if name != "progress"]
+        assert writes
+        with replayed.bulk_transaction() as tx:
+            sink = TxSink(tx)
+            for name, args in writes:
+                getattr(sink, name)(*args)
+        assert _snapshot(replayed) == _snapshot(loaded)
+        assert replayed.counts() == loaded.counts()
+    finally:
+        loaded.close()
+        replayed.close()
+
+    broken = copy_example(tmp_path / "broken")
+    with (broken / "WORKS_AT.csv").open("a") as f:  # the last relation file read
+        f.write("P-ANNA,SITE-NOWHERE\n")
+    with pytest.raises(BundleValidationError) as info:
+        check_bundle_into(broken, Recorder())
+    assert "WORKS_AT.csv:4:dst" in str(info.value) and "SITE-NOWHERE" in str(info.value)
