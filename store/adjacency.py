@@ -412,14 +412,23 @@ def _read_since(
     return _read_edges(conn, edge_after, rel_names), _read_nodes(conn, node_after, cls_names)
 
 
-def _marks(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
+def store_id(conn: sqlite3.Connection) -> str:
+    """The database's ``meta.store_id`` ("" before it has one): what ties a cache file to it."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
-    store_id = "" if row is None else str(row[0])
-    gen = int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+    return "" if row is None else str(row[0])
+
+
+def generation(conn: sqlite3.Connection) -> int:
+    """The committed generation (``meta.generation``) as ``conn`` sees it."""
+    return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
+
+
+def _marks(conn: sqlite3.Connection) -> tuple[str, int, int, int]:
+    sid, gen = store_id(conn), generation(conn)
     edge_mark = int(conn.execute("SELECT coalesce(max(eid), 0) FROM edges").fetchone()[0])
     node_mark = int(conn.execute("SELECT coalesce(max(nid), 0) FROM nodes").fetchone()[0])
     seq = dict(conn.execute("SELECT name, seq FROM sqlite_sequence WHERE name IN ('edges', 'nodes')"))
-    return store_id, gen, max(edge_mark, int(seq.get("edges", 0))), max(node_mark, int(seq.get("nodes", 0)))
+    return sid, gen, max(edge_mark, int(seq.get("edges", 0))), max(node_mark, int(seq.get("nodes", 0)))
 
 
 def build(conn: sqlite3.Connection, written: Written | None = None) -> Adjacency:

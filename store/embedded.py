@@ -558,11 +558,6 @@ def _payloads(conn: sqlite3.Connection, eids: Sequence[int]) -> dict[int, tuple[
     return {r[0]: (r[1], r[2], r[3], p) for r, p in zip(rows, props, strict=True)}
 
 
-def _generation(conn: sqlite3.Connection) -> int:
-    """The committed generation (``meta.generation``) as ``conn`` sees it."""
-    return int(conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()[0])
-
-
 def _sides(direction: Direction) -> list[tuple[str, str]]:
     """(near column, far column) of the edges table for each side a read looks at."""
     sides = []
@@ -1052,8 +1047,7 @@ class _Speculation:
     confirms it after the commit; any failure here just means the usual build."""
 
     def __init__(self, written: adjacency.Written, conn: sqlite3.Connection, generation: int) -> None:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
-        self._args = (written, "" if row is None else str(row[0]), generation)
+        self._args = (written, adjacency.store_id(conn), generation)
         self._result: adjacency.Adjacency | None = None
         self._thread = threading.Thread(target=self._run, name="index-ahead", daemon=True)
         self._thread.start()
@@ -1197,7 +1191,7 @@ class EmbeddedStore(GraphStore):
     @property
     def generation(self) -> int:
         """Committed transactions so far (persisted); changes whenever the graph may have."""
-        return _generation(self._read())
+        return adjacency.generation(self._read())
 
     # -- writes -------------------------------------------------------------------------------
     def transaction(self) -> AbstractContextManager[WriteTransaction]:
@@ -1225,7 +1219,7 @@ class EmbeddedStore(GraphStore):
                     conn.execute("BEGIN IMMEDIATE")
                 except sqlite3.OperationalError as exc:
                     raise StoreUnavailableError(f"{self._db}: cannot start a write ({exc})") from None
-            tx = _EmbeddedTransaction(conn, _generation(conn) + 1)
+            tx = _EmbeddedTransaction(conn, adjacency.generation(conn) + 1)
             tx.sole = sole
             self._local.tx = tx
             speculation: _Speculation | None = None
@@ -1563,7 +1557,7 @@ class EmbeddedStore(GraphStore):
         """The topology index at the database's generation (``ready``: one built ahead, taken
         when it is exactly what a build would read now)."""
         adj = self._adj
-        if adj is not None and not force_save and _generation(conn) == adj.generation:
+        if adj is not None and not force_save and adjacency.generation(conn) == adj.generation:
             return adj
         cache = self.path / adjacency.CACHE_FILE
         with self._adj_lock:
@@ -1683,7 +1677,7 @@ class EmbeddedStore(GraphStore):
                 if through_classes is None or other_cls in through_classes:
                     frontier.append(other)
             seen[np.array(admitted, dtype=np.int64)] = True
-        if tree and not edge_payloads and _generation(conn) == adj.generation:
+        if tree and not edge_payloads and adjacency.generation(conn) == adj.generation:
             for node_id, d, parent, key in tree:
                 hops[node_id] = Hop(node=node_id, depth=d, parent=parent, edge=EdgeRecord(*key))
         elif tree:
@@ -1965,7 +1959,7 @@ class EmbeddedStore(GraphStore):
         if getattr(self._local, "tx", None) is not None:
             return super().find_nodes_after(cls, prop, t, plant, as_of)
         conn = self._read()
-        gen = _generation(conn)
+        gen = adjacency.generation(conn)
         nids = self._props.later(conn, gen, cls, prop, t)
         if len(nids) > propindex.MAX_CANDIDATES:
             return super().find_nodes_after(cls, prop, t, plant, as_of)
@@ -1989,7 +1983,7 @@ class EmbeddedStore(GraphStore):
             return None
         if not all(propindex.indexable(v) for v in values):
             return None
-        gen = _generation(conn)
+        gen = adjacency.generation(conn)
         nids = self._props.candidates(conn, gen, cls, prop, values)
         return json.dumps(nids.tolist()) if len(nids) <= propindex.MAX_CANDIDATES else None
 

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from store.adjacency import store_id
 from store.timeprops import instant
 
 #: Above this many candidates a query scans the class instead: reading the candidates by key
@@ -135,11 +136,6 @@ class PropertyIndex:
             self._load(conn, generation)
 
     # -- the cache file ---------------------------------------------------------------------------
-    @staticmethod
-    def _store_id(conn: sqlite3.Connection) -> str:
-        row = conn.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
-        return "" if row is None else str(row[0])
-
     def _load(self, conn: sqlite3.Connection, generation: int) -> None:
         if self._cache is None or not self._cache.exists():
             return
@@ -147,7 +143,7 @@ class PropertyIndex:
             with np.load(self._cache, allow_pickle=False) as z:
                 stamp = z["stamp"]
                 if int(stamp[0]) != CACHE_VERSION or int(stamp[1]) != generation \
-                        or str(z["store_id"][0]) != self._store_id(conn):
+                        or str(z["store_id"][0]) != store_id(conn):
                     return
                 keys, offs, nids = json.loads(str(z["keys"][0])), z["offs"], z["nids"]
                 sets = {(c, p, v): nids[offs[i]:offs[i + 1]] for i, (c, p, v) in enumerate(keys)}
@@ -175,7 +171,7 @@ class PropertyIndex:
         try:
             with open(tmp, "wb") as fh:
                 np.savez(fh, stamp=np.array([CACHE_VERSION, self._generation], dtype=np.int64),
-                         store_id=np.array([self._store_id(conn)]), keys=np.array([json.dumps(keys)]),
+                         store_id=np.array([store_id(conn)]), keys=np.array([json.dumps(keys)]),
                          offs=offs, nids=np.concatenate(parts) if parts else np.empty(0, dtype=np.int64),
                          tkeys=np.array([json.dumps(tkeys)]), **arrays)
             os.replace(tmp, self._cache)
