@@ -334,6 +334,17 @@ def _fetch_into(store: GraphStore, cache: NodeCache, ids: Iterable[str], as_of: 
             cache[i] = got.get(i)
 
 
+def _neighbours_into(store: GraphStore, cache: EdgeCache, nodes: Iterable[str], rels: tuple[str, ...],
+                     direction: str, as_of: datetime | None) -> None:
+    """Read the neighbour lists of ``nodes`` not in ``cache`` yet in one call (in the order
+    given; a node without edges is cached with an empty list)."""
+    todo = [n for n in nodes if (n, rels, direction) not in cache]
+    if todo:
+        got = store.neighbours_many(todo, list(rels), Direction(direction), as_of)
+        for n in todo:
+            cache[(n, rels, direction)] = got.get(n, [])
+
+
 def _present(cache: NodeCache, ids: Iterable[str]) -> dict[str, NodeRecord]:
     return {i: n for i in ids if (n := cache.get(i)) is not None}
 
@@ -489,11 +500,7 @@ def _prefetch_chain(store: GraphStore, steps: Sequence[Step], frontier: list[str
     far_all: list[str] = []
     for step in steps[:lead]:
         rels, direction = step.rels, step.direction
-        todo = [n for n in ids if (n, rels, direction) not in nbr_cache]
-        if todo:
-            got = store.neighbours_many(todo, list(rels), Direction(direction), as_of)
-            for n in todo:
-                nbr_cache[(n, rels, direction)] = got.get(n, [])
+        _neighbours_into(store, nbr_cache, ids, rels, direction, as_of)
         out = direction == "out"
         ids = list(dict.fromkeys(e.dst if out else e.src for n in ids for e in nbr_cache[(n, rels, direction)]))
         if not ids:
@@ -537,11 +544,7 @@ def _run_chain(store: GraphStore, rule: Rule, steps: tuple[Step, ...], params: d
             break
         depth += 1
         rels, direction = step.rels, step.direction
-        todo = [n for n, _, _ in frontier if (n, rels, direction) not in nbr_cache]
-        if todo:
-            got = store.neighbours_many(todo, list(rels), Direction(direction), as_of)
-            for n in todo:
-                nbr_cache[(n, rels, direction)] = got.get(n, [])
+        _neighbours_into(store, nbr_cache, (n for n, _, _ in frontier), rels, direction, as_of)
         out = direction == "out"
         cands = [(st, e, e.dst if out else e.src) for st in frontier for e in nbr_cache[(st[0], rels, direction)]]
         _fetch_into(store, cache, (o for _, _, o in cands), as_of)
@@ -628,9 +631,7 @@ class _Run:
             if key not in self.nbr_cache:
                 groups.setdefault((key[1], key[2]), []).append(key[0])
         for (rels, direction), nodes in groups.items():
-            got = self.store.neighbours_many(nodes, list(rels), Direction(direction), self.as_of)
-            for node in nodes:
-                self.nbr_cache[(node, rels, direction)] = got.get(node, [])
+            _neighbours_into(self.store, self.nbr_cache, nodes, rels, direction, self.as_of)
 
     # -- filters ------------------------------------------------------------------------------
     def node_ok(self, node: NodeRecord, pat: NodePattern) -> bool:
