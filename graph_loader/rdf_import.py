@@ -161,11 +161,9 @@ def import_rdf(path: Path, store: GraphStore | None, fmt: str | None = None, dry
     validated = batch.validate(store)
     rep.errors = validated.errors
     rep.more_errors = validated.more_errors
-    rep.entities, rep.relations = len(validated.nodes), len(validated.edges)
-    for n in validated.nodes:
-        rep.entities_by_class[n.cls] = rep.entities_by_class.get(n.cls, 0) + 1
-    for e in validated.edges:
-        rep.relations_by_type[e.rel] = rep.relations_by_type.get(e.rel, 0) + 1
+    rep.entities, rep.relations = validated.node_count, validated.edge_count
+    rep.entities_by_class = validated.entities_by_class()
+    rep.relations_by_type = validated.relations_by_type()
     if not rep.errors and not dry_run and store is not None:
         write_validated(store, validated)
         rep.written = True

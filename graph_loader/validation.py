@@ -25,6 +25,7 @@ import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Annotated, Any, NotRequired
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, with_config
@@ -748,6 +749,58 @@ def _group_by(items: Iterable[Any], key: Callable[[Any], str]) -> dict[str, list
     return out
 
 
+#: Checked rows of one class or relation: its schema and the typed rows that passed, in input order.
+CheckedGroup = tuple[RowSchema, list[dict[str, Any]]]
+
+
+def check_rows(
+    nodes: Iterable[tuple[str, dict[str, Any]]],
+    edges: Iterable[tuple[str, dict[str, Any]]],
+    store: GraphStore | None = None,
+    deletions: Deletions | None = None,
+    cap: int = 200,
+) -> tuple[list[CheckedGroup], list[CheckedGroup], ErrorCollector]:
+    """Type and check an importer's rows (``(class, row)`` and ``(relation, row)``, each row as
+    :func:`node_to_row` / :func:`edge_to_row` make them) with the bundle rules; returns the rows
+    that pass, grouped by class and relation in order of first appearance, and the errors.
+
+    Errors name ``<nodes>`` / ``<edges>`` and the 1-based position of the row in its input. The
+    typed rows go to the store's bulk upserts as they are (``RowSchema.to_node_rows``), so an
+    import builds no record object per row."""
+    errors = ErrorCollector(cap)
+    gv = GraphValidator(errors, store, deletions)
+    out_nodes: list[CheckedGroup] = []
+    out_edges: list[CheckedGroup] = []
+    src_e = Source("<edges>")
+    for cls, group in _group_by(nodes, itemgetter(0)).items():
+        src_n = Source("<nodes>")  # one Source per class: the validator reads classes from it
+        if cls not in ENTITY_CLASSES:
+            for i, _ in group:
+                errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))
+            continue
+        schema = row_schema("node", cls)
+        rows = [r for _, (_, r) in group]
+        places = [(src_n, i) for i, _ in group]
+        typed, bad = schema.validate(rows, places, errors)
+        for j in bad:
+            gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
+        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+        out_nodes.append((schema, gv.accept_nodes(schema, [t for t, _ in good], [p for _, p in good])))
+    for rel, egroup in _group_by(edges, itemgetter(0)).items():
+        if rel not in RELATIONS:
+            for i, _ in egroup:
+                errors.add(src_e.error(i, "rel", "unknown relation", "one of " + ", ".join(RELATIONS), rel))
+            continue
+        schema = row_schema("edge", rel)
+        rows = [r for _, (_, r) in egroup]
+        places = [(src_e, i) for i, _ in egroup]
+        typed, _ = schema.validate(rows, places, errors)
+        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+        out_edges.append((schema, gv.accept_edges(schema, [t for t, _ in good], [p for _, p in good])))
+    gv.finish()
+    return out_nodes, out_edges, errors
+
+
 def check_records(
     nodes: Iterable[NodeRecord],
     edges: Iterable[EdgeRecord],
@@ -755,41 +808,12 @@ def check_records(
     deletions: Deletions | None = None,
     cap: int = 200,
 ) -> tuple[list[NodeRecord], list[EdgeRecord], ErrorCollector]:
-    """Validate records built by an importer; returns normalised records and the errors.
-
-    Errors name ``<nodes>`` / ``<edges>`` and the 1-based position of the record in its input.
-    """
-    errors = ErrorCollector(cap)
-    gv = GraphValidator(errors, store, deletions)
-    out_nodes: list[NodeRecord] = []
-    out_edges: list[EdgeRecord] = []
-    src_e = Source("<edges>")
-    for cls, group in _group_by(nodes, lambda r: r.cls).items():
-        src_n = Source("<nodes>")  # one Source per class: the validator reads classes from it
-        if cls not in ENTITY_CLASSES:
-            for i, _ in group:
-                errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))
-            continue
-        schema = row_schema("node", cls)
-        rows = [node_to_row(r) for _, r in group]
-        places = [(src_n, i) for i, _ in group]
-        typed, bad = schema.validate(rows, places, errors)
-        for j in bad:
-            gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
-        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-        out_nodes.extend(gv.check_nodes(schema, [t for t, _ in good], [p for _, p in good]))
-    for rel, egroup in _group_by(edges, lambda r: r.rel).items():
-        if rel not in RELATIONS:
-            for i, _ in egroup:
-                errors.add(src_e.error(i, "rel", "unknown relation", "one of " + ", ".join(RELATIONS), rel))
-            continue
-        schema = row_schema("edge", rel)
-        rows = [edge_to_row(r) for _, r in egroup]
-        places = [(src_e, i) for i, _ in egroup]
-        typed, _ = schema.validate(rows, places, errors)
-        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-        out_edges.extend(gv.check_edges(schema, [t for t, _ in good], [p for _, p in good]))
-    gv.finish()
+    """Validate records built by an importer; returns normalised records and the errors
+    (:func:`check_rows` of the records' rows)."""
+    node_groups, edge_groups, errors = check_rows(
+        ((r.cls, node_to_row(r)) for r in nodes), ((r.rel, edge_to_row(r)) for r in edges), store, deletions, cap)
+    out_nodes = [n for schema, typed in node_groups for n in schema.to_nodes(typed)]
+    out_edges = [e for schema, typed in edge_groups for e in schema.to_edges(typed)]
     return out_nodes, out_edges, errors
 
 
@@ -813,6 +837,6 @@ def known_relations() -> list[str]:
 
 
 __all__ = [
-    "Deletions", "GraphValidator", "RowSchema", "Source", "check_records", "row_schema",
+    "CheckedGroup", "Deletions", "GraphValidator", "RowSchema", "Source", "check_records", "check_rows", "row_schema",
     "validate_records",
 ]

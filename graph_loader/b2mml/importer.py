@@ -1290,12 +1290,10 @@ class B2MMLImporter:
         rep.unmapped = self.unmapped.items()
         rep.notes = self.notes.items()
         rep.messages = sum(f.messages for f in rep.files)
-        rep.entities = len(validated.nodes)
-        rep.relations = len(validated.edges)
-        for n in validated.nodes:
-            rep.entities_by_class[n.cls] = rep.entities_by_class.get(n.cls, 0) + 1
-        for e in validated.edges:
-            rep.relations_by_type[e.rel] = rep.relations_by_type.get(e.rel, 0) + 1
+        rep.entities = validated.node_count
+        rep.relations = validated.edge_count
+        rep.entities_by_class = validated.entities_by_class()
+        rep.relations_by_type = validated.relations_by_type()
         rep.dry_run = dry_run
         if not rep.errors and not dry_run and store is not None:
             write_validated(store, validated)

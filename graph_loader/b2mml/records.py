@@ -1,9 +1,10 @@
 """Draft records collected by an importer, validated against the ontology, written all or nothing.
 
 Shared by the B2MML, table and RDF importers. An importer adds nodes and edges as plain dicts,
-each with the place it came from (:class:`Origin`); :meth:`ImportBatch.validate` turns them into
-``store.base`` records with the ontology's pydantic models and collects every error with its
-origin; :meth:`ImportBatch.write` upserts them in one store transaction.
+each with the place it came from (:class:`Origin`); :meth:`ImportBatch.validate` merges them
+into rows, types and checks those with the bundle loader's rules (the ontology's pydantic models)
+and collects every error with its origin; :func:`write_validated` upserts the typed rows in one
+store transaction.
 
 Nodes with the same id are merged (later explicit values win); ``defaults`` only fill what
 nothing else set, which is how implicit entities (a lot only named in a production response) are
@@ -20,12 +21,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
 from ontology.models import ENTITY_CLASSES, RELATIONS
 from store.base import EdgeRecord, GraphStore, NodeRecord
+
+if TYPE_CHECKING:
+    from graph_loader.validation import CheckedGroup
 
 
 @contextmanager
@@ -134,13 +138,49 @@ class EdgeDraft:
 
 
 @dataclass(slots=True)
-class Validated:
-    nodes: list[NodeRecord]
-    edges: list[EdgeRecord]
+class DraftRows:
+    """The drafts of a batch as the rows the bundle rules check (``(class, row)``, ``(relation,
+    row)``), with where each came from and the errors found while merging them."""
+
+    nodes: list[tuple[str, dict[str, Any]]]
+    edges: list[tuple[str, dict[str, Any]]]
     errors: list[Problem]
     more_errors: int = 0
     node_origins: list[Origin] = field(default_factory=list)
     edge_origins: list[Origin] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Validated:
+    """What passed the checks, as typed rows per class and relation (what the store's bulk upserts
+    take), and every error. Records are built only for a caller that asks for them."""
+
+    node_groups: list[CheckedGroup]
+    edge_groups: list[CheckedGroup]
+    errors: list[Problem]
+    more_errors: int = 0
+
+    @property
+    def nodes(self) -> list[NodeRecord]:
+        return [n for schema, typed in self.node_groups for n in schema.to_nodes(typed)]
+
+    @property
+    def edges(self) -> list[EdgeRecord]:
+        return [e for schema, typed in self.edge_groups for e in schema.to_edges(typed)]
+
+    @property
+    def node_count(self) -> int:
+        return sum(len(typed) for _, typed in self.node_groups)
+
+    @property
+    def edge_count(self) -> int:
+        return sum(len(typed) for _, typed in self.edge_groups)
+
+    def entities_by_class(self) -> dict[str, int]:
+        return {schema.name: len(typed) for schema, typed in self.node_groups if typed}
+
+    def relations_by_type(self) -> dict[str, int]:
+        return {schema.name: len(typed) for schema, typed in self.edge_groups if typed}
 
 
 _COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
@@ -226,6 +266,12 @@ class ImportBatch:
     # -- validation ---------------------------------------------------------------------------
     def validate(self, store: GraphStore | None = None) -> Validated:
         """Validate every draft with the ontology; nothing is written here."""
+        return check_like_a_bundle(self.rows(store), store)
+
+    def rows(self, store: GraphStore | None = None) -> DraftRows:
+        """The drafts merged over what the store holds, as rows for the bundle rules; the errors
+        only an import can make (class clashes, unknown classes and relations, edge ends in
+        neither the import nor the store) are found here."""
         errors: list[Problem] = []
         dropped = 0
 
@@ -239,10 +285,11 @@ class ImportBatch:
         stored: dict[str, NodeRecord] = {}
         if store is not None and self.nodes:
             stored = store.get_nodes(list(self.nodes))
-        nodes: list[NodeRecord] = []
+        nodes: list[tuple[str, dict[str, Any]]] = []
         node_origins: list[Origin] = []
         edge_origins: list[Origin] = []
         classes: dict[str, str] = {}
+        source_system = self.source_system
         for draft in self.nodes.values():
             clash = draft.defaults.get("__class_clash__")
             if clash is not None:
@@ -266,20 +313,19 @@ class ImportBatch:
             if draft.cls not in ENTITY_CLASSES:
                 err(draft.origin, f"unknown class {draft.cls!r}")
                 continue
-            row: dict[str, Any] = {"source_system": self.source_system}
+            # defaults under the stored values under this import's values; the id is the
+            # record's, never a property (typed and checked by check_like_a_bundle)
+            row: dict[str, Any] = {"source_system": source_system}
             if draft.defaults:
                 row.update({k: v for k, v in draft.defaults.items() if not k.startswith("__")})
             if base:
                 row.update(base)
             row.update(draft.props)
-            row.pop("id", None)  # the id is the record's, never a property
-            # typed and checked below by the bundle loader's batch validation (check_like_a_bundle)
-            pop = row.pop
-            name, plant, source = pop("name", None), pop("plant", None), pop("source_system", None)
-            valid_from, valid_to = pop("valid_from", None), pop("valid_to", None)
+            row["id"] = draft.id
+            if not row["source_system"]:
+                row["source_system"] = source_system
             node_origins.append(draft.origin)
-            nodes.append(NodeRecord(draft.id, draft.cls, row, name, plant, source or self.source_system,
-                                    valid_from, valid_to))
+            nodes.append((draft.cls, {k: v for k, v in row.items() if v is not None}))
             classes[draft.id] = draft.cls
 
         if store is not None:
@@ -287,13 +333,12 @@ class ImportBatch:
             missing = set(map(itemgetter(0), keys)).union(map(itemgetter(2), keys)).difference(classes)
             if missing:
                 classes.update(store.node_classes(sorted(missing)))
-        edges: list[EdgeRecord] = []
+        edges: list[tuple[str, dict[str, Any]]] = []
         # the loop below runs once per relation (half a million at the medium plant): the
         # relation's ends are looked up once per relation name, and the errors are worked out
         # only for an edge that has one
         ends = {name: (r.domain, r.range) for name, r in RELATIONS.items()}
         class_of = classes.get
-        source_system = self.source_system
         add_edge, add_origin = edges.append, edge_origins.append
         for d in self.edges.values():
             got = ends.get(d.rel)
@@ -310,41 +355,51 @@ class ImportBatch:
                         err(d.origin, f"{d.rel}: {end} {node_id!r} is a {cls}, expected {' or '.join(allowed)}")
                 continue
             row = {"source_system": source_system, **d.defaults, **d.props}
-            edge_source = row.pop("source_system") or source_system
-            valid_from, valid_to = row.pop("valid_from", None), row.pop("valid_to", None)
+            if not row["source_system"]:
+                row["source_system"] = source_system
+            row["src"], row["dst"] = d.src, d.dst
             add_origin(d.origin)
-            add_edge(EdgeRecord(d.src, d.rel, d.dst, row, edge_source, valid_from, valid_to))
-        out = Validated(nodes=nodes, edges=edges, errors=errors, more_errors=dropped,
-                        node_origins=node_origins, edge_origins=edge_origins)
-        return check_like_a_bundle(out, store, (node_origins, edge_origins))
+            add_edge((d.rel, {k: v for k, v in row.items() if v is not None}))
+        return DraftRows(nodes=nodes, edges=edges, errors=errors, more_errors=dropped,
+                         node_origins=node_origins, edge_origins=edge_origins)
 
 
-def check_like_a_bundle(validated: Validated, store: GraphStore | None,
-                        origins: tuple[list[Origin], list[Origin]]) -> Validated:
-    """Run the bundle loader's record checks (the same rules as ``plantgraph load``) on records an
-    importer built, mapping each error back to the place the record came from."""
-    from graph_loader.validation import check_records
+def check_like_a_bundle(drafted: DraftRows, store: GraphStore | None) -> Validated:
+    """Run the bundle loader's row checks (the same rules as ``plantgraph load``) on the rows an
+    importer built, mapping each error back to the place the row came from."""
+    from graph_loader.validation import check_rows
 
-    nodes, edges, collector = check_records(validated.nodes, validated.edges, store)
-    errors = list(validated.errors)
-    node_origins, edge_origins = origins
+    node_groups, edge_groups, collector = check_rows(drafted.nodes, drafted.edges, store)
+    errors = list(drafted.errors)
     for e in collector.errors:
-        pool = node_origins if e.file == "<nodes>" else edge_origins
+        pool = drafted.node_origins if e.file == "<nodes>" else drafted.edge_origins
         origin = pool[e.line - 1] if 0 < e.line <= len(pool) else Origin(e.file, 0)
         detail = f"{e.column}: {e.message}"
         if e.expected is not None:
             detail += f" (expected {e.expected}, found {e.found})"
         errors.append(problem(origin, detail))
-    return Validated(nodes=nodes, edges=edges, errors=errors, more_errors=validated.more_errors + collector.more)
+    return Validated(node_groups=node_groups, edge_groups=edge_groups, errors=errors,
+                     more_errors=drafted.more_errors + collector.more)
 
 
 def write_validated(store: GraphStore, validated: Validated, progress: Callable[[int], None] | None = None) -> None:
-    """Write nodes then edges in one transaction (the bundle loader's writer): all or nothing.
-    A bulk transaction, as the bundle loader's: into an empty store it may hold it alone."""
-    from graph_loader.loader import write_records
+    """Write nodes then edges in one bulk transaction (as the bundle loader's: into an empty store
+    it may hold it alone), all or nothing, as typed rows: no record object per row."""
+    from graph_loader.loader import DEFAULT_BATCH
 
     with store.bulk_transaction() as tx:
-        write_records(store, validated.nodes, validated.edges, progress=progress, tx=tx)
+        for schema, typed in validated.node_groups:
+            for i in range(0, len(typed), DEFAULT_BATCH):
+                part = typed[i:i + DEFAULT_BATCH]
+                tx.upsert_node_rows(schema.name, schema.to_node_rows(part))
+                if progress is not None:
+                    progress(len(part))
+        for schema, typed in validated.edge_groups:
+            for i in range(0, len(typed), DEFAULT_BATCH):
+                part = typed[i:i + DEFAULT_BATCH]
+                tx.upsert_edge_rows(schema.name, schema.to_edge_rows(part))
+                if progress is not None:
+                    progress(len(part))
 
 
 def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
@@ -361,6 +416,6 @@ def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
+    "DraftRows", "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
     "Validated", "check_like_a_bundle", "paused_gc", "problem", "records_to_rows", "write_validated",
 ]

@@ -192,12 +192,10 @@ def _import_table(
         rep.errors = [*row_errors, *validated.errors]
         rep.more_errors = validated.more_errors + max(0, len(bad) - len(row_errors))
         rep.rows_ok = n - len(bad)
-    rep.entities = len(validated.nodes)
-    rep.relations = len(validated.edges)
-    for node in validated.nodes:
-        rep.entities_by_class[node.cls] = rep.entities_by_class.get(node.cls, 0) + 1
-    for edge in validated.edges:
-        rep.relations_by_type[edge.rel] = rep.relations_by_type.get(edge.rel, 0) + 1
+    rep.entities = validated.node_count
+    rep.relations = validated.edge_count
+    rep.entities_by_class = validated.entities_by_class()
+    rep.relations_by_type = validated.relations_by_type()
     if not rep.errors and not dry_run and store is not None:
         write_validated(store, validated)
         rep.written = True

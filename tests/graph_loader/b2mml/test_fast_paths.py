@@ -1,6 +1,6 @@
 """The mapping's shortcuts give what the plain reading gives: the element views (child index,
 ``mark``, ``kid_el``, several names at once) on generated trees, and the batch validation's
-edge loop against a plain re-statement of its rules (errors in the same order, same records)."""
+edge loop against a plain re-statement of its rules (errors in the same order, same rows)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from graph_loader.b2mml import records
 from graph_loader.b2mml.importer import R, _Used
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, problem
 from ontology.models import RELATIONS
@@ -117,9 +116,8 @@ def _plain_edge_errors(batch: ImportBatch, classes: dict[str, str]) -> list[Prob
 
 
 @pytest.mark.parametrize("seed", range(10))
-def test_edge_loop_errors_and_records_match_the_plain_rules(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    # the loop alone: the bundle rules run after it (and drop records they refuse)
-    monkeypatch.setattr(records, "check_like_a_bundle", lambda validated, store, origins: validated)
+def test_edge_loop_errors_and_rows_match_the_plain_rules(seed: int) -> None:
+    # the merge stage alone (``rows``): the bundle rules run after it (and drop rows they refuse)
     rng = random.Random(seed)
     batch = ImportBatch(source_system="test")
     nodes = {f"L{i}": "Lot" for i in range(4)} | {f"M{i}": "Material" for i in range(3)} | {"S": "Site"}
@@ -134,16 +132,17 @@ def test_edge_loop_errors_and_records_match_the_plain_rules(seed: int, monkeypat
             props["source_system"] = rng.choice(["MES", None])
         batch.add_edge(rng.choice(ids), rel, rng.choice(ids), Origin("f.xml", i + 2, f"/e{i}"), props=props,
                        defaults={"valid_from": None})
-    v = batch.validate(None)
+    v = batch.rows(None)
     plain = _plain_edge_errors(batch, nodes)
     assert [p.model_dump() for p in v.errors] == [p.model_dump() for p in plain]
     good = [d for d in batch.edges.values() if d.rel in RELATIONS
             and nodes.get(d.src) in RELATIONS[d.rel].domain and nodes.get(d.dst) in RELATIONS[d.rel].range]
     assert len(v.edges) == len(good)
-    for rec, d in zip(v.edges, good, strict=True):
-        assert (rec.src, rec.rel, rec.dst) == (d.src, d.rel, d.dst)
-        assert rec.source_system == (d.props.get("source_system") or "test")
-        assert rec.props == {k: v for k, v in d.props.items() if k != "source_system"}
+    for (rel, row), d in zip(v.edges, good, strict=True):
+        assert (row["src"], rel, row["dst"]) == (d.src, d.rel, d.dst)
+        assert row["source_system"] == (d.props.get("source_system") or "test")
+        assert {k: x for k, x in row.items() if k not in ("src", "dst", "source_system")} == \
+            {k: x for k, x in d.props.items() if k != "source_system"}
     assert v.edge_origins == [d.origin for d in good]
 
 
@@ -177,10 +176,10 @@ def test_iso_cache_gives_what_parse_datetime_gives(monkeypatch: pytest.MonkeyPat
 # --- batch validation: the node loop ---------------------------------------------------------------
 
 
-def test_node_rows_merge_defaults_store_and_props(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
+def test_node_rows_merge_defaults_store_and_props(store: Any) -> None:
     """Defaults under stored values under this import's values; ``__`` keys and ``id`` never
-    become properties; the common fields become attributes; unknown classes and class clashes
-    are errors."""
+    become properties; the common fields stay on the row for the bundle rules; unknown classes
+    and class clashes are errors."""
     from graph_loader.b2mml.records import write_validated
 
     first = ImportBatch(source_system="erp")
@@ -189,24 +188,28 @@ def test_node_rows_merge_defaults_store_and_props(monkeypatch: pytest.MonkeyPatc
     first.add_node("Material", "M1", Origin("a.xml", 2), props={"kind": "raw"})
     write_validated(store, first.validate(store))
 
-    monkeypatch.setattr(records, "check_like_a_bundle", lambda validated, store, origins: validated)
     batch = ImportBatch(source_system="mes")
     batch.add_node("Lot", "L1", Origin("b.xml", 1), props={"quantity": 7.0, "id": "ignored", "plant": "P"},
                    defaults={"unit": "t", "status": "on_hold", "__produced_at": "x"})
     batch.add_node("Lot", "L2", Origin("b.xml", 2), props={"quantity": 1.0}, defaults={"unit": "kg"})
     batch.add_node("Material", "L2", Origin("b.xml", 3))  # a clash: the first class stays
     batch.add_node("Gadget", "G1", Origin("b.xml", 4))
-    v = batch.validate(store)
-    by_id = {n.id: n for n in v.nodes}
-    l1 = by_id["L1"]
-    assert l1.props == {"quantity": 7.0, "unit": "kg", "status": "released"}
-    assert (l1.name, l1.plant, l1.source_system) == ("stored name", "P", "erp")
-    l2 = by_id["L2"]
-    assert (l2.props, l2.source_system, l2.plant) == ({"unit": "kg", "quantity": 1.0}, "mes", None)
+    v = batch.rows(store)
+    by_id = {row["id"]: (cls, row) for cls, row in v.nodes}
+    assert by_id["L1"] == ("Lot", {"id": "L1", "quantity": 7.0, "unit": "kg", "status": "released",
+                                   "name": "stored name", "plant": "P", "source_system": "erp"})
+    assert by_id["L2"] == ("Lot", {"id": "L2", "unit": "kg", "quantity": 1.0, "source_system": "mes"})
     assert "G1" not in by_id
     messages = [p.message for p in v.errors]
     assert messages == ["id 'L2' is a Material here but a Lot at b.xml:2", "unknown class 'Gadget'"]
     assert v.node_origins == [Origin("b.xml", 1), Origin("b.xml", 2)]
+
+    # the same batch through the bundle rules: typed rows, records on demand, counts by class
+    checked = batch.validate(store)
+    assert checked.entities_by_class() == {"Lot": 2} and checked.node_count == 2
+    l1 = {n.id: n for n in checked.nodes}["L1"]
+    assert (l1.props, l1.name, l1.plant, l1.source_system) == (
+        {"quantity": 7.0, "unit": "kg", "status": "released"}, "stored name", "P", "erp")
 
 
 # --- many units in one container ------------------------------------------------------------------
