@@ -615,10 +615,14 @@ class B2MMLImporter:
         return got
 
     def _unit(self, el: Any) -> None:
-        self._used = _Used()
-        r = R(el, self._used)
         local = _local(el)
         verb = self._ctx.verb
+        if verb not in ("Get", "Acknowledge", "Cancel"):
+            plain = _PLAIN.get(local)
+            if plain is not None and plain(self, el):
+                return  # read as a plain-shaped unit: the same calls as the handler below
+        self._used = _Used()
+        r = R(el, self._used)
         if verb in ("Get", "Acknowledge"):
             self.notes.add(self._origin(r), f"{verb} message: a query or acknowledgement, no data imported")
             self._mark_all(el)
@@ -1175,6 +1179,344 @@ class B2MMLImporter:
                 pa.mark("ID", "Description", "PersonnelUse")
         return produced_qty, unit
 
+    # -- plain-shaped units ---------------------------------------------------------------------------
+    # Most of a big import is a few nouns written the same way each time. A unit of one of them
+    # whose every element is one the handler reads, in the form it reads it (a leaf where it
+    # reads text, one element where it reads one, one namespace), is read here straight off the
+    # tree: the same calls as the handler, in the same order, without the element views and the
+    # read-element bookkeeping (nothing is left to report). Anything else, and the reader returns
+    # False before its first call; the handler then reads the unit.
+
+    def _plain_response(self, el: Any) -> bool:
+        """A ProductionResponse / OperationsResponse of segment responses with material,
+        equipment and personnel actuals (what :meth:`_u_ProductionResponse` reads)."""
+        top = _plain_children(el, _RESPONSE_KIDS)
+        if top is None:
+            return False
+        ot = _leaf_text(top, "OperationsType")
+        if ot is not None and ot.lower() not in ("production", "mixed"):
+            return False
+        rid = _leaf_text(top, "ID")
+        if rid is None or ("ProductionRequestID" in top and "OperationsRequestID" in top):
+            return False
+        oid = _leaf_text(top, "ProductionRequestID") or _leaf_text(top, "OperationsRequestID") or rid
+        state = _leaf_text(top, "ResponseState")
+        try:
+            status = V.order_status(state) if state else None
+            start = self._plain_time(top, "StartTime")
+            end = self._plain_time(top, "EndTime")
+            segs = [self._plain_segment(s) for s in top.get("SegmentResponse", ())]
+        except (V.ValueProblem, _NotPlain):
+            return False
+        self._used = used = _Used()
+        file = self._ctx.file
+        path = used.path(el)
+        origin = Origin(file, el.sourceline or 0, path)
+        container = el.getparent()
+        site = None
+        if container is not None and _local(container) in CONTAINERS:
+            site, _ = self._chain(self._holder(container))
+        seg_path = path + "/SegmentResponse"
+        produced_qty = 0.0
+        unit: str | None = None
+        edge, add_node, refs = self._edge, self.batch.add_node, self._equip_refs
+        for s_start, s_end, materials, equipment, personnel in segs:
+            for use, q, u, mat, lots, m in materials:
+                mo = Origin(file, m.sourceline or 0, seg_path + "/" + _local(m))
+                if use not in ("produced", "consumed"):
+                    self.unmapped.add(mo, f"material actual ({use}): only produced and consumed are mapped")
+                    continue
+                if not lots:
+                    self.unmapped.add(mo, f"{use} material without MaterialLotID: genealogy is lot-based")
+                    continue
+                if use == "produced":
+                    produced_qty += q or 0.0
+                    unit = unit or u
+                    if mat:
+                        edge(oid, "FOR_MATERIAL", mat, mo)
+                rel = "PRODUCED" if use == "produced" else "CONSUMED"
+                for lot in lots:
+                    add_node("Lot", lot, mo, explicit=False, defaults={
+                        "quantity": q, "unit": u, "__produced_at": s_end if use == "produced" else None,
+                    })
+                    if mat:
+                        edge(lot, "FOR_MATERIAL", mat, mo)
+                    edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
+            for eids, eq in equipment:
+                eo = Origin(file, eq.sourceline or 0, seg_path + "/EquipmentActual")
+                for eid in eids:
+                    refs.append(_EquipRef(oid, eid, eo, True, s_start, s_end))
+            for pids, pa in personnel:
+                po = Origin(file, pa.sourceline or 0, seg_path + "/PersonnelActual")
+                for pid in pids:
+                    edge(oid, "OPERATED_BY", pid, po)
+        props: dict[str, Any] = {}
+        props["actual_start"] = start or _first([t for t, *_ in segs if t])
+        props["actual_end"] = end or _last([t for _, t, *_ in segs if t])
+        if status is not None:
+            props["status"] = status
+        else:
+            props["status"] = "completed" if props["actual_end"] else "running"
+        defaults: dict[str, Any] = {
+            "planned_start": props["actual_start"], "planned_end": props["actual_end"] or props["actual_start"],
+            "quantity": produced_qty or None, "unit": unit, "plant": site,
+        }
+        if self._ctx.sender:
+            props["source_system"] = self._ctx.sender
+        add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
+        return True
+
+    def _plain_request(self, el: Any) -> bool:
+        """A ProductionRequest / OperationsRequest of segment requirements with produced
+        material and equipment requirements, scoped by its container (what
+        :meth:`_u_ProductionRequest` reads)."""
+        top = _plain_children(el, _REQUEST_KIDS)
+        if top is None:
+            return False
+        ot = _leaf_text(top, "OperationsType")
+        if ot is not None and ot.lower() not in ("production", "mixed"):
+            return False
+        oid = _leaf_text(top, "ID")
+        if oid is None:
+            return False
+        state = _leaf_text(top, "RequestState")
+        try:
+            status = V.order_status(state) if state else None
+            valid_from = self._plain_time(top, "EffectiveStartDate")
+            valid_to = self._plain_time(top, "EffectiveEndDate")
+            start = self._plain_time(top, "StartTime")
+            end = self._plain_time(top, "EndTime")
+            segs = [self._plain_requirement(s) for s in top.get("SegmentRequirement", ())]
+        except (V.ValueProblem, _NotPlain):
+            return False
+        self._used = used = _Used()
+        file = self._ctx.file
+        path = used.path(el)
+        origin = Origin(file, el.sourceline or 0, path)
+        container = el.getparent()
+        cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
+        props: dict[str, Any] = {}
+        defaults: dict[str, Any] = {}
+        props["name"] = _leaf_text(top, "Description")
+        props["valid_from"] = valid_from
+        props["valid_to"] = valid_to
+        if self._ctx.sender:
+            props["source_system"] = self._ctx.sender
+        props["valid_from"] = props.get("valid_from") or self._dt(cr, "PublishedDate")
+        props["planned_start"] = start or _first([t for t, *_ in segs if t]) or self._dt(cr, "StartTime")
+        props["planned_end"] = end or _last([t for _, t, *_ in segs if t]) or self._dt(cr, "EndTime", "Endtime")
+        if status is not None:
+            defaults["status"] = status
+        ops: list[str] = []
+        for seg in segs:
+            for op in seg[2]:
+                if op not in ops:
+                    ops.append(op)
+        if ops:
+            props["operations"] = ops
+        site, deepest = None, None
+        if cr is not None:
+            site, deepest = self._chain(cr)
+        props["plant"] = site
+        qty = 0.0
+        unit = None
+        material = None
+        seg_path = path + "/SegmentRequirement"
+        for *_, materials, equipment in segs:
+            for q, u, mat, lots, m in materials:
+                if q is not None:
+                    qty += q
+                unit = unit or u
+                if mat and material is None:
+                    material = mat
+                elif mat and mat != material:
+                    self.unmapped.add(Origin(file, m.sourceline or 0, seg_path + "/MaterialRequirement"),
+                                      f"second produced material {mat!r}: an order makes one material")
+                for lot in lots:
+                    self.unmapped.add(Origin(file, m.sourceline or 0, seg_path + "/MaterialRequirement"),
+                                      f"planned output lot {lot!r}: planned lots are not mapped")
+            for eids, eq in equipment:
+                eo = Origin(file, eq.sourceline or 0, seg_path + "/EquipmentRequirement")
+                for eid in eids:
+                    self._equip_refs.append(_EquipRef(oid, eid, eo, actual=False))
+        if qty > 0:
+            props["quantity"] = qty
+        props["unit"] = unit
+        if deepest is not None and deepest[1] in ("Line", "Machine"):
+            self._equip_refs.append(_EquipRef(oid, deepest[0], origin, actual=False))
+        self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
+        if material:
+            self._edge(oid, "FOR_MATERIAL", material, origin)
+        return True
+
+    def _plain_requirement(self, seg: Any) -> tuple[Any, ...]:
+        """(earliest start, latest end, operations, produced materials, equipment) of a plain
+        segment requirement; raises :class:`_NotPlain` (or a value problem) for any other."""
+        kids = _plain_children(seg, _REQUIREMENT_KIDS)
+        if kids is None:
+            raise _NotPlain
+        ops = [t for c in seg if _OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
+        materials = []
+        for m in kids.get("MaterialRequirement", ()):
+            mk = _plain_children(m, _MATERIAL_KIDS)
+            if mk is None or _use_of(_leaf_text(mk, "MaterialUse") or "") != "produced":
+                raise _NotPlain  # (what is not read of another use is reported element by element)
+            q, u = self._plain_quantity(mk)
+            materials.append((q, u, _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk), m))
+        equipment = []
+        for e in kids.get("EquipmentRequirement", ()):
+            ek = _plain_children(e, _EQUIPMENT_KIDS)
+            if ek is None:
+                raise _NotPlain
+            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))], e))
+        return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
+                materials, equipment)
+
+    def _plain_quantity(self, kids: dict[str, list[Any]]) -> tuple[float | None, str | None]:
+        """``_quantity`` of a plain element: its one Quantity with a QuantityString."""
+        quantity = kids.get("Quantity")
+        if quantity is None:
+            return None, None
+        qk = _plain_children(quantity[0], _QUANTITY_KIDS)
+        qs = None if qk is None else _leaf_text(qk, "QuantityString")
+        if qk is None or qs is None:
+            raise _NotPlain
+        return V.parse_quantity(qs), _leaf_text(qk, "UnitOfMeasure")
+
+    def _plain_lot(self, el: Any) -> bool:
+        """A MaterialLot with its properties, site and assembly lots (what :meth:`_u_MaterialLot`
+        reads of a lot that is a unit of its own)."""
+        try:
+            plan = self._lot_plan(el)
+        except (V.ValueProblem, _NotPlain):
+            return False
+        self._used = used = _Used()
+        self._emit_lot(plan, used.path(el), explicit=True)
+        return True
+
+    def _lot_plan(self, el: Any) -> tuple[Any, ...]:
+        """What a plain lot (or assembly lot) says, read and checked before any call is made;
+        raises :class:`_NotPlain` (or a value problem) when it is not plain."""
+        kids = _plain_children(el, _LOT_KIDS)
+        if kids is None:
+            raise _NotPlain
+        lid = _leaf_text(kids, "ID")
+        if lid is None:
+            raise _NotPlain  # (reported as an error by the handler)
+        status = None
+        text = _leaf_text(kids, "Status")
+        if text is not None:
+            status = V.lot_status(text)
+        q, u = self._plain_quantity(kids)
+        kinds = _field_kinds("Lot")
+        properties = []
+        for p in kids.get("MaterialLotProperty", ()):
+            pk = _plain_children(p, _PROPERTY_KIDS)
+            if pk is None:
+                raise _NotPlain
+            pid = _leaf_text(pk, "ID")
+            vals = [t for v in pk.get("Value", ()) if (t := _plain_value(v)) is not None]
+            key = _snake(pid) if pid else ""
+            kind = kinds.get(key)
+            value: Any = None
+            if kind is not None and vals:
+                if kind == "datetime":
+                    value = self._iso(vals[0])
+                elif kind == "list":
+                    value = [x for v in vals for x in _BAR.split(v) if x]
+                elif kind == "number":
+                    value = V.parse_quantity(vals[0])
+                else:
+                    value = vals[0]
+            properties.append((pid, key, kind, bool(vals), value, p))
+        scope = None
+        hs = kids.get("HierarchyScope")
+        if hs is not None:
+            hk = _plain_children(hs[0], _SCOPE_KIDS)
+            if hk is None or ("EquipmentLevel" in hk and "EquipmentElementLevel" in hk):
+                raise _NotPlain
+            eid = _leaf_text(hk, "EquipmentID")
+            cls = V.level_class(_leaf_text(hk, "EquipmentElementLevel") or _leaf_text(hk, "EquipmentLevel"))
+            if eid is None or cls is None:
+                raise _NotPlain
+            scope = (eid, cls, hs[0])
+        components = [self._lot_plan(c) for c in kids.get("AssemblyLot", ())]
+        # (an assembly lot is an entity of its own when it says its quantity and material)
+        whole = "Quantity" in kids and "MaterialDefinitionID" in kids
+        return (el, lid, _leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
+                self._plain_time(kids, "EffectiveEndDate"), _leaf_text(kids, "MaterialDefinitionID"), status, q, u,
+                properties, scope, components, whole)
+
+    def _emit_lot(self, plan: tuple[Any, ...], path: str, explicit: bool) -> str:
+        """The calls ``_u_MaterialLot`` makes for the lot ``plan`` describes, in its order."""
+        el, lid, name, valid_from, valid_to, material, status, q, u, properties, scope, components, _ = plan
+        file = self._ctx.file
+        props: dict[str, Any] = {"name": name, "valid_from": valid_from, "valid_to": valid_to}
+        if self._ctx.sender:
+            props["source_system"] = self._ctx.sender
+        if status is not None:
+            props["status"] = status
+        props["quantity"], props["unit"] = q, u
+        for pid, key, kind, has_vals, value, p in properties:
+            if kind is None:
+                self.unmapped.add(Origin(file, p.sourceline or 0, path + "/MaterialLotProperty"),
+                                  f"Lot has no property {pid!r}")
+            elif has_vals:
+                props[key] = value
+        site = None
+        if scope is not None:
+            eid, cls, hs = scope
+            site = eid if cls == "Site" else None
+            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, path + "/HierarchyScope"),
+                                props={"plant": site if cls != "Enterprise" else None}, explicit=False)
+        props["plant"] = site
+        origin = Origin(file, el.sourceline or 0, path)
+        self.batch.add_node("Lot", lid, origin, props=props, explicit=explicit)
+        if material:
+            self._edge(lid, "FOR_MATERIAL", material, origin)
+        for comp in components:
+            cpath = path + "/AssemblyLot"
+            cid = self._emit_lot(comp, cpath, explicit=comp[12])
+            co = Origin(file, comp[0].sourceline or 0, cpath)
+            cq, cu = comp[7], comp[8]
+            self._edge(lid, "DERIVED_FROM", cid, co, props={"quantity": cq, "unit": cu})
+            if cq is None:
+                self._assembly.append((lid, cid, co))
+        return lid
+
+    def _plain_time(self, kids: dict[str, list[Any]], name: str) -> str | None:
+        t = _leaf_text(kids, name)
+        return None if t is None else self._iso(t)
+
+    def _plain_segment(self, seg: Any) -> tuple[Any, ...]:
+        """(start, end, materials, equipment, personnel) of a plain segment response; raises
+        :class:`_NotPlain` (or a value problem) for any other."""
+        kids = _plain_children(seg, _SEGMENT_KIDS)
+        if kids is None:
+            raise _NotPlain
+        materials = []
+        for m in kids.get("MaterialActual", ()):
+            mk = _plain_children(m, _MATERIAL_KIDS)
+            if mk is None:
+                raise _NotPlain
+            q, u = self._plain_quantity(mk)
+            materials.append((_use_of(_leaf_text(mk, "MaterialUse") or ""), q, u,
+                              _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk), m))
+        equipment = []
+        for e in kids.get("EquipmentActual", ()):
+            ek = _plain_children(e, _EQUIPMENT_KIDS)
+            if ek is None:
+                raise _NotPlain
+            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))], e))
+        personnel = []
+        for pa in kids.get("PersonnelActual", ()):
+            pk = _plain_children(pa, _PERSONNEL_KIDS)
+            if pk is None:
+                raise _NotPlain
+            personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))], pa))
+        return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
+                materials, equipment, personnel)
+
     # -- finishing ----------------------------------------------------------------------------------
     def _class_of(self, ids: Iterable[str], store: GraphStore | None) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -1308,6 +1650,137 @@ def _first(times: list[str]) -> str | None:
 
 def _last(times: list[str]) -> str | None:
     return max(times, key=datetime.fromisoformat) if times else None
+
+
+class _NotPlain(Exception):
+    """A unit that is not of the plain shape its reader takes (the handler reads it)."""
+
+
+#: Children a plain unit's element may have: local name -> at most one of it (True) or any
+#: number (False); an element of a name with a trailing "+" may have children, the rest are leaves.
+_RESPONSE_KIDS = {"ID": True, "Description": False, "StartTime": True, "EndTime": True, "OperationsType": True,
+                  "ProductionRequestID": True, "OperationsRequestID": True, "ResponseState": True,
+                  "SegmentResponse+": False}
+_SEGMENT_KIDS = {"ID": False, "Description": False, "ProcessSegmentID": False, "ProductSegmentID": False,
+                 "OperationsSegmentID": False, "SegmentState": False, "PostingDate": False, "OperationsType": False,
+                 "OperationsDefinitionID": False, "ActualStartTime": True, "ActualEndTime": True,
+                 "MaterialActual+": False, "EquipmentActual+": False, "PersonnelActual+": False}
+_MATERIAL_KIDS = {"ID": False, "Description": False, "MaterialUse": True, "MaterialDefinitionID": True,
+                  "MaterialLotID": False, "MaterialSubLotID": False, "Quantity+": True}
+_REQUEST_KIDS = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
+                 "StartTime": True, "EndTime": True, "OperationsType": True, "RequestState": True,
+                 "SegmentRequirement+": False}
+_REQUIREMENT_KIDS = {"ID": False, "Description": False, "EarliestStartTime": True, "LatestEndTime": True,
+                     "Duration": False, "OperationsDefinitionID": False, "SegmentState": False, "OperationsType": False,
+                     "ProcessSegmentID": False, "ProductSegmentID": False, "OperationsSegmentID": False,
+                     "MaterialRequirement+": False, "EquipmentRequirement+": False}
+_LOT_KIDS = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
+             "MaterialDefinitionID": True, "Status": True, "Quantity+": True, "MaterialLotProperty+": False,
+             "HierarchyScope+": True, "AssemblyLot+": False, "AssemblyType": False, "AssemblyRelationship": False}
+_PROPERTY_KIDS = {"ID": True, "Description": False, "Value+": False}
+_VALUE_KIDS = {"ValueString": True, "DataType": False, "UnitOfMeasure": False, "Key": False}
+_SCOPE_KIDS = {"EquipmentID": True, "EquipmentLevel": True, "EquipmentElementLevel": True}
+_QUANTITY_KIDS = {"QuantityString": True, "UnitOfMeasure": True, "DataType": False, "Key": False}
+_EQUIPMENT_KIDS = {"ID": False, "Description": False, "EquipmentLevel": False, "EquipmentUse": False,
+                   "EquipmentID": False}
+_PERSONNEL_KIDS = {"ID": False, "Description": False, "PersonnelUse": False, "PersonID": False}
+#: per shape and parent tag: child tag -> (local name, at most one, may have children), worked
+#: out once (a child's tag is then one dictionary lookup, its namespace included)
+_RULES: dict[tuple[int, str], dict[str, tuple[str, bool, bool]]] = {}
+
+
+def _rules(kids: dict[str, bool], tag: str) -> dict[str, tuple[str, bool, bool]]:
+    ns = tag[:tag.find("}") + 1] if tag[:1] == "{" else ""
+    out = {}
+    for k, one in kids.items():
+        local = k.rstrip("+")
+        out[ns + local] = (local, one, k.endswith("+"))
+    if len(_RULES) < 1000:
+        _RULES[(id(kids), tag)] = out
+    return out
+
+
+def _plain_children(el: Any, kids: dict[str, bool]) -> dict[str, list[Any]] | None:
+    """``el``'s children by local name when each is one of ``kids``, in ``el``'s namespace, as
+    often and with children as ``kids`` allows; else None."""
+    tag = el.tag
+    rules = _RULES.get((id(kids), tag)) or _rules(kids, tag)
+    out: dict[str, list[Any]] = {}
+    for c in el:
+        rule = rules.get(c.tag)
+        if rule is None:
+            return None
+        local, one, nested = rule
+        if not nested and len(c):
+            return None
+        got = out.get(local)
+        if got is None:
+            out[local] = [c]
+        elif one:
+            return None
+        else:
+            got.append(c)
+    return out
+
+
+class _OperationTags(dict[str, bool]):
+    """Whether a tag names an operation of a segment (ProcessSegmentID, ProductSegmentID or
+    OperationsSegmentID, any namespace): ``texts`` of the three, in document order."""
+
+    def __missing__(self, tag: Any) -> bool:
+        got = isinstance(tag, str) and tag.rpartition("}")[2] in (
+            "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID")
+        if len(self) < 1000:
+            self[tag] = got
+        return got
+
+
+_OPERATION_TAGS = _OperationTags()
+
+
+def _plain_lots(kids: dict[str, list[Any]]) -> list[str]:
+    """``texts("MaterialLotID", "MaterialSubLotID")`` of a plain element."""
+    if "MaterialLotID" in kids and "MaterialSubLotID" in kids:
+        raise _NotPlain  # (their texts would be read in document order)
+    return [t for c in kids.get("MaterialLotID") or kids.get("MaterialSubLotID") or () if (t := _clean(c.text))]
+
+
+def _plain_value(v: Any) -> str | None:
+    """``R.value`` of a property's Value: its own text, or that of its one ValueString."""
+    if not len(v):
+        return _clean(v.text)
+    vk = _plain_children(v, _VALUE_KIDS)
+    if vk is None or "ValueString" not in vk:
+        raise _NotPlain
+    return _leaf_text(vk, "ValueString")
+
+
+def _leaf_text(kids: dict[str, list[Any]], name: str) -> str | None:
+    """The cleaned text of the one leaf ``name`` (``R.text`` of a plain element)."""
+    got = kids.get(name)
+    if got is None:
+        return None
+    t = got[0].text
+    return (" ".join(t.split()) or None) if t else None
+
+
+@lru_cache(maxsize=1024)
+def _use_of(use: str) -> str:
+    """What ``_material_uses`` makes of a MaterialUse text: produced, consumed or ``use ...``."""
+    key = _NOT_LETTER.sub("", use.lower())
+    if key in _PRODUCED:
+        return "produced"
+    if key in _CONSUMED:
+        return "consumed"
+    return f"use {use or '(none)'}"
+
+
+#: Readers of plain-shaped units, by noun.
+_PLAIN: dict[str, Callable[[B2MMLImporter, Any], bool]] = {
+    "ProductionResponse": B2MMLImporter._plain_response, "OperationsResponse": B2MMLImporter._plain_response,
+    "ProductionRequest": B2MMLImporter._plain_request, "OperationsRequest": B2MMLImporter._plain_request,
+    "MaterialLot": B2MMLImporter._plain_lot,
+}
 
 
 def iter_b2mml_files(paths: Iterable[Path]) -> list[Path]:
