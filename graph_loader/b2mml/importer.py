@@ -440,6 +440,21 @@ class _EquipRef:
     end: str | None = None
 
 
+#: A segment requirement read: (material uses as in a response, equipment as (ids, origin)).
+_RequiredSegment = tuple[
+    list[tuple[str, float | None, str | None, str | None, list[str], Origin]],
+    list[tuple[list[str], Origin]],
+]
+#: A segment response read: (start, end, material uses as (use, quantity, unit, material, lots,
+#: origin), equipment as (ids, origin), personnel as (ids, origin)).
+_ActualSegment = tuple[
+    str | None, str | None,
+    list[tuple[str, float | None, str | None, str | None, list[str], Origin]],
+    list[tuple[list[str], Origin]],
+    list[tuple[list[str], Origin]],
+]
+
+
 @dataclass
 class _Patch:
     node: str
@@ -1055,35 +1070,7 @@ class B2MMLImporter:
             site, deepest2 = self._chain(cr)
             deepest = deepest or deepest2
         props["plant"] = site
-        qty = 0.0
-        unit = None
-        material = None
-        for s in segs:
-            for use, m in self._material_uses(s):
-                if use == "produced":
-                    q, u = self._quantity(m)
-                    mat = m.text("MaterialDefinitionID")
-                    m.mark("MaterialUse", "Description", "ID")
-                    if q is not None:
-                        qty += q
-                    unit = unit or u
-                    if mat and material is None:
-                        material = mat
-                    elif mat and mat != material:
-                        self.unmapped.add(self._origin(m), f"second produced material {mat!r}: an order "
-                                                           "makes one material")
-                    for lot in m.texts("MaterialLotID", "MaterialSubLotID"):
-                        self.unmapped.add(self._origin(m), f"planned output lot {lot!r}: planned lots "
-                                                           "are not mapped")
-                else:
-                    self.unmapped.add(self._origin(m), f"material requirement ({use}): the ontology has "
-                                                       "no planned-consumption relation")
-            for eq in s.kids("EquipmentRequirement"):
-                for eid in eq.texts("EquipmentID"):
-                    self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), actual=False))
-                eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
-            s.mark("ID", "Description", "EarliestStartTime", "LatestEndTime", "Duration", "OperationsDefinitionID",
-                   "SegmentState", "OperationsType")
+        qty, unit, material = self._emit_requirements(oid, [self._requirement_segment(s) for s in segs])
         if qty > 0:
             props["quantity"] = qty
         props["unit"] = unit
@@ -1096,6 +1083,52 @@ class B2MMLImporter:
             self._actuals(oid, [resp, *self._segments(resp, "SegmentResponse")], origin)
 
     _u_OperationsRequest = _u_ProductionRequest
+
+    def _requirement_segment(self, s: R) -> _RequiredSegment:
+        """What a segment requirement asks for: material uses (only a produced one's quantity,
+        material and lots are read) and equipment."""
+        materials: list[tuple[str, float | None, str | None, str | None, list[str], Origin]] = []
+        for use, m in self._material_uses(s):
+            if use == "produced":
+                q, u = self._quantity(m)
+                mat = m.text("MaterialDefinitionID")
+                m.mark("MaterialUse", "Description", "ID")
+                materials.append((use, q, u, mat, m.texts("MaterialLotID", "MaterialSubLotID"), self._origin(m)))
+            else:
+                materials.append((use, None, None, None, [], self._origin(m)))
+        equipment = []
+        for eq in s.kids("EquipmentRequirement"):
+            equipment.append((eq.texts("EquipmentID"), self._origin(eq)))
+            eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
+        s.mark("ID", "Description", "EarliestStartTime", "LatestEndTime", "Duration", "OperationsDefinitionID",
+               "SegmentState", "OperationsType")
+        return materials, equipment
+
+    def _emit_requirements(self, oid: str, segs: list[_RequiredSegment]) -> tuple[float, str | None, str | None]:
+        """The planned lines of an order; returns its quantity, unit and material."""
+        qty = 0.0
+        unit = None
+        material = None
+        for materials, equipment in segs:
+            for use, q, u, mat, lots, mo in materials:
+                if use != "produced":
+                    self.unmapped.add(mo, f"material requirement ({use}): the ontology has no planned-consumption "
+                                          "relation")
+                    continue
+                if q is not None:
+                    qty += q
+                unit = unit or u
+                if mat and material is None:
+                    material = mat
+                elif mat and mat != material:
+                    self.unmapped.add(mo, f"second produced material {mat!r}: an order makes one material")
+                for lot in lots:
+                    self.unmapped.add(mo, f"planned output lot {lot!r}: planned lots are not mapped")
+            for eids, eo in equipment:
+                for eid in eids:
+                    self._equip_refs.append(_EquipRef(oid, eid, eo, actual=False))
+        return qty, unit, material
+
 
     def _u_ProductionResponse(self, r: R) -> None:
         if not self._operations_type_ok(r):
@@ -1136,19 +1169,39 @@ class B2MMLImporter:
     _u_OperationsResponse = _u_ProductionResponse
 
     def _actuals(self, oid: str, segs: list[R], origin: Origin) -> tuple[float, str | None]:
+        return self._emit_actuals(oid, [self._actual_segment(s) for s in segs])
+
+    def _actual_segment(self, s: R) -> _ActualSegment:
+        """What a segment response says: its times, material uses, equipment and personnel."""
+        s_start = self._dt(s, "ActualStartTime")
+        s_end = self._dt(s, "ActualEndTime")
+        s.mark("ID", "Description", "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID",
+               "SegmentState", "PostingDate", "OperationsType", "OperationsDefinitionID")
+        materials = []
+        for use, m in self._material_uses(s):
+            q, u = self._quantity(m)
+            mat = m.text("MaterialDefinitionID")
+            lots = m.texts("MaterialLotID", "MaterialSubLotID")
+            m.mark("MaterialUse", "Description", "ID")
+            materials.append((use, q, u, mat, lots, self._origin(m)))
+        equipment = []
+        for eq in s.kids("EquipmentActual"):
+            equipment.append((eq.texts("EquipmentID"), self._origin(eq)))
+            eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
+        personnel = []
+        for pa in s.kids("PersonnelActual"):
+            personnel.append((pa.texts("PersonID"), self._origin(pa)))
+            pa.mark("ID", "Description", "PersonnelUse")
+        return s_start, s_end, materials, equipment, personnel
+
+    def _emit_actuals(self, oid: str, segs: list[_ActualSegment]) -> tuple[float, str | None]:
+        """The order's produced and consumed lots, machines run and people, segment by segment;
+        returns the quantity produced and its unit."""
         produced_qty = 0.0
         unit: str | None = None
-        for s in segs:
-            s_start = self._dt(s, "ActualStartTime")
-            s_end = self._dt(s, "ActualEndTime")
-            s.mark("ID", "Description", "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID",
-                   "SegmentState", "PostingDate", "OperationsType", "OperationsDefinitionID")
-            for use, m in self._material_uses(s):
-                q, u = self._quantity(m)
-                mat = m.text("MaterialDefinitionID")
-                lots = m.texts("MaterialLotID", "MaterialSubLotID")
-                m.mark("MaterialUse", "Description", "ID")
-                mo = self._origin(m)
+        edge = self._edge
+        for s_start, s_end, materials, equipment, personnel in segs:
+            for use, q, u, mat, lots, mo in materials:
                 if use not in ("produced", "consumed"):
                     self.unmapped.add(mo, f"material actual ({use}): only produced and consumed are mapped")
                     continue
@@ -1159,7 +1212,7 @@ class B2MMLImporter:
                     produced_qty += q or 0.0
                     unit = unit or u
                     if mat:
-                        self._edge(oid, "FOR_MATERIAL", mat, mo)
+                        edge(oid, "FOR_MATERIAL", mat, mo)
                 rel = "PRODUCED" if use == "produced" else "CONSUMED"
                 for lot in lots:
                     self.batch.add_node("Lot", lot, mo, explicit=False, defaults={
@@ -1167,16 +1220,14 @@ class B2MMLImporter:
                         "__produced_at": s_end if use == "produced" else None,
                     })
                     if mat:
-                        self._edge(lot, "FOR_MATERIAL", mat, mo)
-                    self._edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
-            for eq in s.kids("EquipmentActual"):
-                for eid in eq.texts("EquipmentID"):
-                    self._equip_refs.append(_EquipRef(oid, eid, self._origin(eq), True, s_start, s_end))
-                eq.mark("ID", "Description", "EquipmentLevel", "EquipmentUse")
-            for pa in s.kids("PersonnelActual"):
-                for pid in pa.texts("PersonID"):
-                    self._edge(oid, "OPERATED_BY", pid, self._origin(pa))
-                pa.mark("ID", "Description", "PersonnelUse")
+                        edge(lot, "FOR_MATERIAL", mat, mo)
+                    edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
+            for eids, eo in equipment:
+                for eid in eids:
+                    self._equip_refs.append(_EquipRef(oid, eid, eo, True, s_start, s_end))
+            for pids, po in personnel:
+                for pid in pids:
+                    edge(oid, "OPERATED_BY", pid, po)
         return produced_qty, unit
 
     # -- plain-shaped units ---------------------------------------------------------------------------
@@ -1201,55 +1252,21 @@ class B2MMLImporter:
             return False
         oid = _leaf_text(top, "ProductionRequestID") or _leaf_text(top, "OperationsRequestID") or rid
         state = _leaf_text(top, "ResponseState")
+        self._used = _Used()
+        path = self._used.path(el)
         try:
             status = V.order_status(state) if state else None
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            segs = [self._plain_segment(s) for s in top.get("SegmentResponse", ())]
+            segs = [self._plain_segment(s, path + "/SegmentResponse") for s in top.get("SegmentResponse", ())]
         except (V.ValueProblem, _NotPlain):
             return False
-        self._used = used = _Used()
-        file = self._ctx.file
-        path = used.path(el)
-        origin = Origin(file, el.sourceline or 0, path)
+        origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
         site = None
         if container is not None and _local(container) in CONTAINERS:
             site, _ = self._chain(self._holder(container))
-        seg_path = path + "/SegmentResponse"
-        produced_qty = 0.0
-        unit: str | None = None
-        edge, add_node, refs = self._edge, self.batch.add_node, self._equip_refs
-        for s_start, s_end, materials, equipment, personnel in segs:
-            for use, q, u, mat, lots, m in materials:
-                mo = Origin(file, m.sourceline or 0, seg_path + "/" + _local(m))
-                if use not in ("produced", "consumed"):
-                    self.unmapped.add(mo, f"material actual ({use}): only produced and consumed are mapped")
-                    continue
-                if not lots:
-                    self.unmapped.add(mo, f"{use} material without MaterialLotID: genealogy is lot-based")
-                    continue
-                if use == "produced":
-                    produced_qty += q or 0.0
-                    unit = unit or u
-                    if mat:
-                        edge(oid, "FOR_MATERIAL", mat, mo)
-                rel = "PRODUCED" if use == "produced" else "CONSUMED"
-                for lot in lots:
-                    add_node("Lot", lot, mo, explicit=False, defaults={
-                        "quantity": q, "unit": u, "__produced_at": s_end if use == "produced" else None,
-                    })
-                    if mat:
-                        edge(lot, "FOR_MATERIAL", mat, mo)
-                    edge(oid, rel, lot, mo, props={"quantity": q, "unit": u})
-            for eids, eq in equipment:
-                eo = Origin(file, eq.sourceline or 0, seg_path + "/EquipmentActual")
-                for eid in eids:
-                    refs.append(_EquipRef(oid, eid, eo, True, s_start, s_end))
-            for pids, pa in personnel:
-                po = Origin(file, pa.sourceline or 0, seg_path + "/PersonnelActual")
-                for pid in pids:
-                    edge(oid, "OPERATED_BY", pid, po)
+        produced_qty, unit = self._emit_actuals(oid, segs)
         props: dict[str, Any] = {}
         props["actual_start"] = start or _first([t for t, *_ in segs if t])
         props["actual_end"] = end or _last([t for _, t, *_ in segs if t])
@@ -1263,7 +1280,7 @@ class B2MMLImporter:
         }
         if self._ctx.sender:
             props["source_system"] = self._ctx.sender
-        add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
+        self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
         return True
 
     def _plain_request(self, el: Any) -> bool:
@@ -1280,19 +1297,19 @@ class B2MMLImporter:
         if oid is None:
             return False
         state = _leaf_text(top, "RequestState")
+        self._used = _Used()
+        path = self._used.path(el)
         try:
             status = V.order_status(state) if state else None
             valid_from = self._plain_time(top, "EffectiveStartDate")
             valid_to = self._plain_time(top, "EffectiveEndDate")
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            segs = [self._plain_requirement(s) for s in top.get("SegmentRequirement", ())]
+            segs = [self._plain_requirement(s, path + "/SegmentRequirement")
+                    for s in top.get("SegmentRequirement", ())]
         except (V.ValueProblem, _NotPlain):
             return False
-        self._used = used = _Used()
-        file = self._ctx.file
-        path = used.path(el)
-        origin = Origin(file, el.sourceline or 0, path)
+        origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
         cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
         props: dict[str, Any] = {}
@@ -1318,27 +1335,7 @@ class B2MMLImporter:
         if cr is not None:
             site, deepest = self._chain(cr)
         props["plant"] = site
-        qty = 0.0
-        unit = None
-        material = None
-        seg_path = path + "/SegmentRequirement"
-        for *_, materials, equipment in segs:
-            for q, u, mat, lots, m in materials:
-                if q is not None:
-                    qty += q
-                unit = unit or u
-                if mat and material is None:
-                    material = mat
-                elif mat and mat != material:
-                    self.unmapped.add(Origin(file, m.sourceline or 0, seg_path + "/MaterialRequirement"),
-                                      f"second produced material {mat!r}: an order makes one material")
-                for lot in lots:
-                    self.unmapped.add(Origin(file, m.sourceline or 0, seg_path + "/MaterialRequirement"),
-                                      f"planned output lot {lot!r}: planned lots are not mapped")
-            for eids, eq in equipment:
-                eo = Origin(file, eq.sourceline or 0, seg_path + "/EquipmentRequirement")
-                for eid in eids:
-                    self._equip_refs.append(_EquipRef(oid, eid, eo, actual=False))
+        qty, unit, material = self._emit_requirements(oid, [seg for *_, seg in segs])
         if qty > 0:
             props["quantity"] = qty
         props["unit"] = unit
@@ -1349,28 +1346,31 @@ class B2MMLImporter:
             self._edge(oid, "FOR_MATERIAL", material, origin)
         return True
 
-    def _plain_requirement(self, seg: Any) -> tuple[Any, ...]:
-        """(earliest start, latest end, operations, produced materials, equipment) of a plain
-        segment requirement; raises :class:`_NotPlain` (or a value problem) for any other."""
+    def _plain_requirement(self, seg: Any, path: str) -> tuple[str | None, str | None, list[str], _RequiredSegment]:
+        """(earliest start, latest end, operations, ``_requirement_segment``) of a plain segment
+        requirement at ``path``; raises :class:`_NotPlain` (or a value problem) for any other."""
         kids = _plain_children(seg, _REQUIREMENT_KIDS)
         if kids is None:
             raise _NotPlain
         ops = [t for c in seg if _OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
-        materials = []
+        file = self._ctx.file
+        materials: list[tuple[str, float | None, str | None, str | None, list[str], Origin]] = []
         for m in kids.get("MaterialRequirement", ()):
             mk = _plain_children(m, _MATERIAL_KIDS)
             if mk is None or _use_of(_leaf_text(mk, "MaterialUse") or "") != "produced":
                 raise _NotPlain  # (what is not read of another use is reported element by element)
             q, u = self._plain_quantity(mk)
-            materials.append((q, u, _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk), m))
+            materials.append(("produced", q, u, _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
+                              Origin(file, m.sourceline or 0, path + "/MaterialRequirement")))
         equipment = []
         for e in kids.get("EquipmentRequirement", ()):
             ek = _plain_children(e, _EQUIPMENT_KIDS)
             if ek is None:
                 raise _NotPlain
-            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))], e))
+            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
+                              Origin(file, e.sourceline or 0, path + "/EquipmentRequirement")))
         return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
-                materials, equipment)
+                (materials, equipment))
 
     def _plain_quantity(self, kids: dict[str, list[Any]]) -> tuple[float | None, str | None]:
         """``_quantity`` of a plain element: its one Quantity with a QuantityString."""
@@ -1488,12 +1488,13 @@ class B2MMLImporter:
         t = _leaf_text(kids, name)
         return None if t is None else self._iso(t)
 
-    def _plain_segment(self, seg: Any) -> tuple[Any, ...]:
-        """(start, end, materials, equipment, personnel) of a plain segment response; raises
+    def _plain_segment(self, seg: Any, path: str) -> _ActualSegment:
+        """``_actual_segment`` of a plain segment response at ``path``; raises
         :class:`_NotPlain` (or a value problem) for any other."""
         kids = _plain_children(seg, _SEGMENT_KIDS)
         if kids is None:
             raise _NotPlain
+        file = self._ctx.file
         materials = []
         for m in kids.get("MaterialActual", ()):
             mk = _plain_children(m, _MATERIAL_KIDS)
@@ -1501,19 +1502,22 @@ class B2MMLImporter:
                 raise _NotPlain
             q, u = self._plain_quantity(mk)
             materials.append((_use_of(_leaf_text(mk, "MaterialUse") or ""), q, u,
-                              _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk), m))
+                              _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
+                              Origin(file, m.sourceline or 0, path + "/MaterialActual")))
         equipment = []
         for e in kids.get("EquipmentActual", ()):
             ek = _plain_children(e, _EQUIPMENT_KIDS)
             if ek is None:
                 raise _NotPlain
-            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))], e))
+            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
+                              Origin(file, e.sourceline or 0, path + "/EquipmentActual")))
         personnel = []
         for pa in kids.get("PersonnelActual", ()):
             pk = _plain_children(pa, _PERSONNEL_KIDS)
             if pk is None:
                 raise _NotPlain
-            personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))], pa))
+            personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))],
+                              Origin(file, pa.sourceline or 0, path + "/PersonnelActual")))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
                 materials, equipment, personnel)
 
