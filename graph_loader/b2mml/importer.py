@@ -153,6 +153,22 @@ def _local(el: Any) -> str:
     return _tag(el.tag).local
 
 
+#: Element paths made so far, each kept once: an import makes the same few paths for every unit
+#: (one string object each, not one per record, in memory and in a helper's pickles).
+_PATHS: dict[str, str] = {}
+
+
+def _child_path(head: str, local: str) -> str:
+    """``head/local``, the one copy of it."""
+    path = head + "/" + local
+    got = _PATHS.get(path)
+    if got is None:
+        if len(_PATHS) < 100_000:
+            _PATHS[path] = path
+        return path
+    return got
+
+
 def _el_path(el: Any) -> str:
     parts = []
     cur = el
@@ -289,7 +305,7 @@ class _Used:
         if got is None:
             parent = el.getparent()
             head = self.path(parent) if parent is not None else ""
-            got = self._paths[el] = head + "/" + _local(el)
+            got = self._paths[el] = _child_path(head, _local(el))
         return got
 
 
@@ -1258,7 +1274,8 @@ class B2MMLImporter:
             status = V.order_status(state) if state else None
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            segs = [self._plain_segment(s, path + "/SegmentResponse") for s in top.get("SegmentResponse", ())]
+            seg_path = _child_path(path, "SegmentResponse")
+            segs = [self._plain_segment(s, seg_path) for s in top.get("SegmentResponse", ())]
         except (V.ValueProblem, _NotPlain):
             return False
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
@@ -1305,7 +1322,7 @@ class B2MMLImporter:
             valid_to = self._plain_time(top, "EffectiveEndDate")
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            segs = [self._plain_requirement(s, path + "/SegmentRequirement")
+            segs = [self._plain_requirement(s, _child_path(path, "SegmentRequirement"))
                     for s in top.get("SegmentRequirement", ())]
         except (V.ValueProblem, _NotPlain):
             return False
@@ -1361,14 +1378,14 @@ class B2MMLImporter:
                 raise _NotPlain  # (what is not read of another use is reported element by element)
             q, u = self._plain_quantity(mk)
             materials.append(("produced", q, u, _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
-                              Origin(file, m.sourceline or 0, path + "/MaterialRequirement")))
+                              Origin(file, m.sourceline or 0, _child_path(path, "MaterialRequirement"))))
         equipment = []
         for e in kids.get("EquipmentRequirement", ()):
             ek = _plain_children(e, _EQUIPMENT_KIDS)
             if ek is None:
                 raise _NotPlain
             equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
-                              Origin(file, e.sourceline or 0, path + "/EquipmentRequirement")))
+                              Origin(file, e.sourceline or 0, _child_path(path, "EquipmentRequirement"))))
         return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
                 (materials, equipment))
 
@@ -1459,7 +1476,7 @@ class B2MMLImporter:
         props["quantity"], props["unit"] = q, u
         for pid, key, kind, has_vals, value, p in properties:
             if kind is None:
-                self.unmapped.add(Origin(file, p.sourceline or 0, path + "/MaterialLotProperty"),
+                self.unmapped.add(Origin(file, p.sourceline or 0, _child_path(path, "MaterialLotProperty")),
                                   f"Lot has no property {pid!r}")
             elif has_vals:
                 props[key] = value
@@ -1467,7 +1484,7 @@ class B2MMLImporter:
         if scope is not None:
             eid, cls, hs = scope
             site = eid if cls == "Site" else None
-            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, path + "/HierarchyScope"),
+            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, _child_path(path, "HierarchyScope")),
                                 props={"plant": site if cls != "Enterprise" else None}, explicit=False)
         props["plant"] = site
         origin = Origin(file, el.sourceline or 0, path)
@@ -1475,7 +1492,7 @@ class B2MMLImporter:
         if material:
             self._edge(lid, "FOR_MATERIAL", material, origin)
         for comp in components:
-            cpath = path + "/AssemblyLot"
+            cpath = _child_path(path, "AssemblyLot")
             cid = self._emit_lot(comp, cpath, explicit=comp[12])
             co = Origin(file, comp[0].sourceline or 0, cpath)
             cq, cu = comp[7], comp[8]
@@ -1503,21 +1520,21 @@ class B2MMLImporter:
             q, u = self._plain_quantity(mk)
             materials.append((_use_of(_leaf_text(mk, "MaterialUse") or ""), q, u,
                               _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
-                              Origin(file, m.sourceline or 0, path + "/MaterialActual")))
+                              Origin(file, m.sourceline or 0, _child_path(path, "MaterialActual"))))
         equipment = []
         for e in kids.get("EquipmentActual", ()):
             ek = _plain_children(e, _EQUIPMENT_KIDS)
             if ek is None:
                 raise _NotPlain
             equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
-                              Origin(file, e.sourceline or 0, path + "/EquipmentActual")))
+                              Origin(file, e.sourceline or 0, _child_path(path, "EquipmentActual"))))
         personnel = []
         for pa in kids.get("PersonnelActual", ()):
             pk = _plain_children(pa, _PERSONNEL_KIDS)
             if pk is None:
                 raise _NotPlain
             personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))],
-                              Origin(file, pa.sourceline or 0, path + "/PersonnelActual")))
+                              Origin(file, pa.sourceline or 0, _child_path(path, "PersonnelActual"))))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
                 materials, equipment, personnel)
 
