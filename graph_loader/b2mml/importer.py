@@ -513,7 +513,9 @@ class B2MMLImporter:
         try:
             if os.stat(name).st_size <= TREE_BYTES:
                 self._ctx.holders = {}
-                self._walk(_tree_events(safe_parse(path, name, blank_text=False).getroot()), streamed=False)
+                root = safe_parse(path, name, blank_text=False).getroot()
+                if not self._plain_message(root):
+                    self._walk(_tree_events(root), streamed=False)
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:
@@ -525,6 +527,60 @@ class B2MMLImporter:
             self.errors.append(Problem(file=name, message=f"cannot read file: {exc.strerror or exc}"))
         if self.progress is not None:
             self.progress(1)
+
+    def _plain_message(self, root: Any) -> bool:
+        """A file that is one message in the usual envelope, read without the general walk: a
+        verb wrapper (SyncMaterialLot, ...) of an ApplicationArea and a DataArea, the DataArea
+        holding empty verb elements, units and containers of context values and units, every
+        element in the wrapper's namespace. What the walk does for it: the version, one
+        message, its verb and sender, then each unit in turn (nothing is left to report).
+        False, having done nothing, for any other file."""
+        t = _tag(root.tag)
+        if not (t.b2 and t.ns and t.verb_noun is not None) or len(root) != 2:
+            return False
+        ns = "{" + t.ns + "}"
+        n = len(ns)
+        app, data = root
+        if app.tag != ns + "ApplicationArea" or data.tag != ns + "DataArea" or not _plain_context(app, ns):
+            return False
+        units: list[Any] = []
+        for c in data:
+            tag = c.tag
+            if not isinstance(tag, str) or tag[:n] != ns:
+                return False
+            local = tag[n:]
+            if local in UNITS:
+                units.append(c)
+            elif local in VERBS:
+                if len(c):
+                    return False
+            elif local in CONTAINERS:
+                for k in c:
+                    ktag = k.tag
+                    if not isinstance(ktag, str) or ktag[:n] != ns:
+                        return False
+                    klocal = ktag[n:]
+                    if klocal in UNITS:
+                        units.append(k)
+                    elif klocal not in CONTEXT or not _plain_context(k, ns):
+                        return False
+            else:
+                return False
+        sender = None
+        first = next((c for c in app if c.tag == ns + "Sender"), None)
+        if first is not None:
+            ids = [c for c in first if c.tag == ns + "LogicalID"]
+            if any(len(c) for c in ids):
+                return False
+            sender = next((v for c in ids if (v := _clean(c.text))), None)
+        ctx = self._ctx
+        ctx.version = ctx.summary.version = version_of(t.ns)
+        ctx.summary.messages += 1
+        ctx.verb, ctx.sender = t.verb_noun, sender
+        for u in units:
+            self._unit(u)
+            ctx.summary.units += 1
+        return True
 
     def _walk(self, events: Iterable[tuple[str, Any]], streamed: bool = True) -> None:
         """Map each unit at its end tag, report what is not mapped, free memory as it goes.
@@ -1719,6 +1775,20 @@ def _rules(kids: dict[str, bool], tag: str) -> dict[str, tuple[str, bool, bool]]
     if len(_RULES) < 1000:
         _RULES[(id(kids), tag)] = out
     return out
+
+
+def _plain_context(el: Any, ns: str) -> bool:
+    """Whether ``el`` and all inside it are in ``ns`` and none of them is a noun or a verb
+    wrapper (what the walk would read or report there)."""
+    n = len(ns)
+    for d in el.iter():
+        tag = d.tag
+        if not isinstance(tag, str) or tag[:n] != ns:
+            return False
+        local = tag[n:]
+        if local in NOUNS or _VERB_RE.match(local):
+            return False
+    return True
 
 
 def _plain_children(el: Any, kids: dict[str, bool]) -> dict[str, list[Any]] | None:

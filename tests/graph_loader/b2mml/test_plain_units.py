@@ -1,6 +1,7 @@
-"""The readers of plain-shaped units (``importer._PLAIN``) make exactly the calls the noun
-handlers make, in the same order: every file below is mapped twice by a recording importer, with
-the readers and without them, and what each recorded is compared. The perturbed messages are the
+"""The readers of plain-shaped units (``importer._PLAIN``) and messages (``_plain_message``) do
+exactly what the general walk and the noun handlers do, in the same order: every file below is
+mapped twice by a recording importer, with the readers and without them, and what each recorded
+(calls, problems, file summaries) is compared. The perturbed messages are the
 plain ones with one thing changed that a reader must not take (or must take the same way)."""
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ def tiny_b2mml(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp / "b2mml"
 
 
-def _recorded(files: list[Path], readers: dict[str, Any]) -> MappedChunk:
+def _recorded(files: list[Path], plain: bool) -> MappedChunk:
+    """What mapping ``files`` records, with the plain readers (units and whole messages) or
+    with the general walk and the noun handlers alone."""
+    imp = recording_importer(B2MMLImporter, "B2MML", UTC)
     saved = importer._PLAIN
-    importer._PLAIN = readers
+    if not plain:
+        importer._PLAIN = {}
+        imp._plain_message = lambda root: False
     try:
-        imp = recording_importer(B2MMLImporter, "B2MML", UTC)
         for f in files:
             imp.add_file(f)
         return take_recorded(imp)
@@ -66,8 +71,8 @@ def taken() -> Iterator[Counter[tuple[str, bool]]]:
 
 
 def _same_with_and_without(files: list[Path]) -> None:
-    with_readers = _recorded(files, importer._PLAIN)
-    without = _recorded(files, {})
+    with_readers = _recorded(files, plain=True)
+    without = _recorded(files, plain=False)
     for name in MappedChunk.__slots__:
         assert getattr(with_readers, name) == getattr(without, name), name
 
@@ -142,6 +147,23 @@ PERTURBATIONS = [
     ("lots", r"<AssemblyLot>", "<AssemblySubLot><ID>SUB-1</ID></AssemblySubLot><AssemblyLot>"),
     ("lots", r"<MaterialLot>", '<MaterialLot xmlns:v="urn:v" v:flag="1">'),
     ("lots", r"<Quantity>", "<Quantity><DataType>decimal</DataType>"),
+    # the message around the units
+    ("lots", r"<LogicalID>[^<]*</LogicalID>", "<LogicalID> </LogicalID><LogicalID>ERP-2</LogicalID>"),
+    ("lots", r"<LogicalID>[^<]*</LogicalID>", "<LogicalID><ValueString>X</ValueString></LogicalID>"),
+    ("lots", r"<CreationDateTime>", '<v:Note xmlns:v="urn:v">hi</v:Note><CreationDateTime>'),
+    ("lots", r"<Sync/>", "<Sync><Note>n</Note></Sync>"),
+    ("lots", r"<Sync/>", "<Sync/><Remark>r</Remark>"),
+    ("lots", r"<Sync/>", "<Get/>"),
+    ("lots", r"<SyncMaterialLot ", "<SyncMaterialLot xmlns:b='http://www.mesa.org/xml/B2MML' "),
+    ("lots", r"(<SyncMaterialLot[^>]*>)(.*)(</SyncMaterialLot>)", r"<Envelope>\1\2\3</Envelope>"),
+    ("lots", r"<SyncMaterialLot ([^>]*)>(.*)</SyncMaterialLot>", r"<MaterialInformation \1>\2</MaterialInformation>"),
+    ("lots", r"</ApplicationArea>", "<Sender><LogicalID>SECOND</LogicalID></Sender></ApplicationArea>"),
+    ("schedule", r"<OperationsType>Production</OperationsType>\s*<OperationsRequest>",
+     "<OperationsType>Production</OperationsType><Priority>2</Priority><OperationsRequest>"),
+    ("schedule", r"<HierarchyScope>", "<HierarchyScope><Equipment><ID>E-9</ID></Equipment>"),
+    ("schedule", r"<PublishedDate>", '<PublishedDate xmlns="urn:other">'),
+    ("performance", r"<DataArea>", "<DataArea><OperationsPerformance><ID>EMPTY</ID></OperationsPerformance>"),
+    ("performance", r"http://www.mesa.org/xml/B2MML", "http://www.wbf.org/xml/B2MML-V0401"),
 ]
 
 
