@@ -24,7 +24,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from graph_loader.b2mml import plain as P
 from graph_loader.b2mml import values as V
+from graph_loader.b2mml.plain import clean as _clean
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, paused_gc, write_validated
 from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
 from ontology.models import ENTITY_CLASSES, datetime_fields
@@ -94,8 +96,6 @@ def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
     yield "done", root
 
 
-_PRODUCED = {"produced", "materialproduced", "coproductproduced", "byproductproduced", "yieldproduced"}
-_CONSUMED = {"consumed", "materialconsumed"}
 
 
 def version_of(ns: str) -> str | None:
@@ -178,16 +178,7 @@ def _el_path(el: Any) -> str:
     return "/" + "/".join(reversed(parts))
 
 
-def _clean(text: str | None) -> str | None:
-    """:func:`values.clean_id` without the regular expression (the hot path of every value)."""
-    if not text:
-        return None
-    out = " ".join(text.split())
-    return out or None
-
-
 _BAR = re.compile(r"\s*\|\s*")
-_NOT_LETTER = re.compile(r"[^a-z]")
 #: Distinct date-time texts whose ISO form an importer keeps (then it starts again).
 _ISO_CACHE = 100_000
 
@@ -1092,14 +1083,7 @@ class B2MMLImporter:
         for m in seg.kids("MaterialConsumedRequirement", "MaterialConsumedActual"):
             out.append(("consumed", m))
         for m in seg.kids("MaterialRequirement", "MaterialActual"):
-            use = m.text("MaterialUse") or ""
-            key = _NOT_LETTER.sub("", use.lower())
-            if key in _PRODUCED:
-                out.append(("produced", m))
-            elif key in _CONSUMED:
-                out.append(("consumed", m))
-            else:
-                out.append((f"use {use or '(none)'}", m))
+            out.append((P.use_of(m.text("MaterialUse") or ""), m))
         return out
 
     def _u_ProductionRequest(self, r: R) -> None:
@@ -1313,17 +1297,17 @@ class B2MMLImporter:
     def _plain_response(self, el: Any) -> bool:
         """A ProductionResponse / OperationsResponse of segment responses with material,
         equipment and personnel actuals (what :meth:`_u_ProductionResponse` reads)."""
-        top = _plain_children(el, _RESPONSE_KIDS)
+        top = P.children(el, P.RESPONSE)
         if top is None:
             return False
-        ot = _leaf_text(top, "OperationsType")
+        ot = P.leaf_text(top, "OperationsType")
         if ot is not None and ot.lower() not in ("production", "mixed"):
             return False
-        rid = _leaf_text(top, "ID")
+        rid = P.leaf_text(top, "ID")
         if rid is None or ("ProductionRequestID" in top and "OperationsRequestID" in top):
             return False
-        oid = _leaf_text(top, "ProductionRequestID") or _leaf_text(top, "OperationsRequestID") or rid
-        state = _leaf_text(top, "ResponseState")
+        oid = P.leaf_text(top, "ProductionRequestID") or P.leaf_text(top, "OperationsRequestID") or rid
+        state = P.leaf_text(top, "ResponseState")
         self._used = _Used()
         path = self._used.path(el)
         try:
@@ -1332,7 +1316,7 @@ class B2MMLImporter:
             end = self._plain_time(top, "EndTime")
             seg_path = _child_path(path, "SegmentResponse")
             segs = [self._plain_segment(s, seg_path) for s in top.get("SegmentResponse", ())]
-        except (V.ValueProblem, _NotPlain):
+        except (V.ValueProblem, P.NotPlain):
             return False
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
@@ -1360,16 +1344,16 @@ class B2MMLImporter:
         """A ProductionRequest / OperationsRequest of segment requirements with produced
         material and equipment requirements, scoped by its container (what
         :meth:`_u_ProductionRequest` reads)."""
-        top = _plain_children(el, _REQUEST_KIDS)
+        top = P.children(el, P.REQUEST)
         if top is None:
             return False
-        ot = _leaf_text(top, "OperationsType")
+        ot = P.leaf_text(top, "OperationsType")
         if ot is not None and ot.lower() not in ("production", "mixed"):
             return False
-        oid = _leaf_text(top, "ID")
+        oid = P.leaf_text(top, "ID")
         if oid is None:
             return False
-        state = _leaf_text(top, "RequestState")
+        state = P.leaf_text(top, "RequestState")
         self._used = _Used()
         path = self._used.path(el)
         try:
@@ -1380,14 +1364,14 @@ class B2MMLImporter:
             end = self._plain_time(top, "EndTime")
             segs = [self._plain_requirement(s, _child_path(path, "SegmentRequirement"))
                     for s in top.get("SegmentRequirement", ())]
-        except (V.ValueProblem, _NotPlain):
+        except (V.ValueProblem, P.NotPlain):
             return False
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
         cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
         props: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
-        props["name"] = _leaf_text(top, "Description")
+        props["name"] = P.leaf_text(top, "Description")
         props["valid_from"] = valid_from
         props["valid_to"] = valid_to
         if self._ctx.sender:
@@ -1421,25 +1405,26 @@ class B2MMLImporter:
 
     def _plain_requirement(self, seg: Any, path: str) -> tuple[str | None, str | None, list[str], _RequiredSegment]:
         """(earliest start, latest end, operations, ``_requirement_segment``) of a plain segment
-        requirement at ``path``; raises :class:`_NotPlain` (or a value problem) for any other."""
-        kids = _plain_children(seg, _REQUIREMENT_KIDS)
+        requirement at ``path``; raises :class:`~graph_loader.b2mml.plain.NotPlain` (or a value
+        problem) for any other."""
+        kids = P.children(seg, P.SEGMENT_REQUIREMENT)
         if kids is None:
-            raise _NotPlain
-        ops = [t for c in seg if _OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
+            raise P.NotPlain
+        ops = [t for c in seg if P.OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
         file = self._ctx.file
         materials: list[tuple[str, float | None, str | None, str | None, list[str], Origin]] = []
         for m in kids.get("MaterialRequirement", ()):
-            mk = _plain_children(m, _MATERIAL_KIDS)
-            if mk is None or _use_of(_leaf_text(mk, "MaterialUse") or "") != "produced":
-                raise _NotPlain  # (what is not read of another use is reported element by element)
+            mk = P.children(m, P.MATERIAL)
+            if mk is None or P.use_of(P.leaf_text(mk, "MaterialUse") or "") != "produced":
+                raise P.NotPlain  # (what is not read of another use is reported element by element)
             q, u = self._plain_quantity(mk)
-            materials.append(("produced", q, u, _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
+            materials.append(("produced", q, u, P.leaf_text(mk, "MaterialDefinitionID"), P.lots(mk),
                               Origin(file, m.sourceline or 0, _child_path(path, "MaterialRequirement"))))
         equipment = []
         for e in kids.get("EquipmentRequirement", ()):
-            ek = _plain_children(e, _EQUIPMENT_KIDS)
+            ek = P.children(e, P.EQUIPMENT)
             if ek is None:
-                raise _NotPlain
+                raise P.NotPlain
             equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
                               Origin(file, e.sourceline or 0, _child_path(path, "EquipmentRequirement"))))
         return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
@@ -1450,18 +1435,18 @@ class B2MMLImporter:
         quantity = kids.get("Quantity")
         if quantity is None:
             return None, None
-        qk = _plain_children(quantity[0], _QUANTITY_KIDS)
-        qs = None if qk is None else _leaf_text(qk, "QuantityString")
+        qk = P.children(quantity[0], P.QUANTITY)
+        qs = None if qk is None else P.leaf_text(qk, "QuantityString")
         if qk is None or qs is None:
-            raise _NotPlain
-        return V.parse_quantity(qs), _leaf_text(qk, "UnitOfMeasure")
+            raise P.NotPlain
+        return V.parse_quantity(qs), P.leaf_text(qk, "UnitOfMeasure")
 
     def _plain_lot(self, el: Any) -> bool:
         """A MaterialLot with its properties, site and assembly lots (what :meth:`_u_MaterialLot`
         reads of a lot that is a unit of its own)."""
         try:
             plan = self._lot_plan(el)
-        except (V.ValueProblem, _NotPlain):
+        except (V.ValueProblem, P.NotPlain):
             return False
         self._used = used = _Used()
         self._emit_lot(plan, used.path(el), explicit=True)
@@ -1469,26 +1454,26 @@ class B2MMLImporter:
 
     def _lot_plan(self, el: Any) -> tuple[Any, ...]:
         """What a plain lot (or assembly lot) says, read and checked before any call is made;
-        raises :class:`_NotPlain` (or a value problem) when it is not plain."""
-        kids = _plain_children(el, _LOT_KIDS)
+        raises :class:`~graph_loader.b2mml.plain.NotPlain` (or a value problem) when it is not plain."""
+        kids = P.children(el, P.LOT)
         if kids is None:
-            raise _NotPlain
-        lid = _leaf_text(kids, "ID")
+            raise P.NotPlain
+        lid = P.leaf_text(kids, "ID")
         if lid is None:
-            raise _NotPlain  # (reported as an error by the handler)
+            raise P.NotPlain  # (reported as an error by the handler)
         status = None
-        text = _leaf_text(kids, "Status")
+        text = P.leaf_text(kids, "Status")
         if text is not None:
             status = V.lot_status(text)
         q, u = self._plain_quantity(kids)
         kinds = _field_kinds("Lot")
         properties = []
         for p in kids.get("MaterialLotProperty", ()):
-            pk = _plain_children(p, _PROPERTY_KIDS)
+            pk = P.children(p, P.PROPERTY)
             if pk is None:
-                raise _NotPlain
-            pid = _leaf_text(pk, "ID")
-            vals = [t for v in pk.get("Value", ()) if (t := _plain_value(v)) is not None]
+                raise P.NotPlain
+            pid = P.leaf_text(pk, "ID")
+            vals = [t for v in pk.get("Value", ()) if (t := P.value(v)) is not None]
             key = _snake(pid) if pid else ""
             kind = kinds.get(key)
             value: Any = None
@@ -1505,19 +1490,19 @@ class B2MMLImporter:
         scope = None
         hs = kids.get("HierarchyScope")
         if hs is not None:
-            hk = _plain_children(hs[0], _SCOPE_KIDS)
+            hk = P.children(hs[0], P.SCOPE)
             if hk is None or ("EquipmentLevel" in hk and "EquipmentElementLevel" in hk):
-                raise _NotPlain
-            eid = _leaf_text(hk, "EquipmentID")
-            cls = V.level_class(_leaf_text(hk, "EquipmentElementLevel") or _leaf_text(hk, "EquipmentLevel"))
+                raise P.NotPlain
+            eid = P.leaf_text(hk, "EquipmentID")
+            cls = V.level_class(P.leaf_text(hk, "EquipmentElementLevel") or P.leaf_text(hk, "EquipmentLevel"))
             if eid is None or cls is None:
-                raise _NotPlain
+                raise P.NotPlain
             scope = (eid, cls, hs[0])
         components = [self._lot_plan(c) for c in kids.get("AssemblyLot", ())]
         # (an assembly lot is an entity of its own when it says its quantity and material)
         whole = "Quantity" in kids and "MaterialDefinitionID" in kids
-        return (el, lid, _leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
-                self._plain_time(kids, "EffectiveEndDate"), _leaf_text(kids, "MaterialDefinitionID"), status, q, u,
+        return (el, lid, P.leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
+                self._plain_time(kids, "EffectiveEndDate"), P.leaf_text(kids, "MaterialDefinitionID"), status, q, u,
                 properties, scope, components, whole)
 
     def _emit_lot(self, plan: tuple[Any, ...], path: str, explicit: bool) -> str:
@@ -1558,37 +1543,37 @@ class B2MMLImporter:
         return lid
 
     def _plain_time(self, kids: dict[str, list[Any]], name: str) -> str | None:
-        t = _leaf_text(kids, name)
+        t = P.leaf_text(kids, name)
         return None if t is None else self._iso(t)
 
     def _plain_segment(self, seg: Any, path: str) -> _ActualSegment:
         """``_actual_segment`` of a plain segment response at ``path``; raises
-        :class:`_NotPlain` (or a value problem) for any other."""
-        kids = _plain_children(seg, _SEGMENT_KIDS)
+        :class:`~graph_loader.b2mml.plain.NotPlain` (or a value problem) for any other."""
+        kids = P.children(seg, P.SEGMENT_RESPONSE)
         if kids is None:
-            raise _NotPlain
+            raise P.NotPlain
         file = self._ctx.file
         materials = []
         for m in kids.get("MaterialActual", ()):
-            mk = _plain_children(m, _MATERIAL_KIDS)
+            mk = P.children(m, P.MATERIAL)
             if mk is None:
-                raise _NotPlain
+                raise P.NotPlain
             q, u = self._plain_quantity(mk)
-            materials.append((_use_of(_leaf_text(mk, "MaterialUse") or ""), q, u,
-                              _leaf_text(mk, "MaterialDefinitionID"), _plain_lots(mk),
+            materials.append((P.use_of(P.leaf_text(mk, "MaterialUse") or ""), q, u,
+                              P.leaf_text(mk, "MaterialDefinitionID"), P.lots(mk),
                               Origin(file, m.sourceline or 0, _child_path(path, "MaterialActual"))))
         equipment = []
         for e in kids.get("EquipmentActual", ()):
-            ek = _plain_children(e, _EQUIPMENT_KIDS)
+            ek = P.children(e, P.EQUIPMENT)
             if ek is None:
-                raise _NotPlain
+                raise P.NotPlain
             equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
                               Origin(file, e.sourceline or 0, _child_path(path, "EquipmentActual"))))
         personnel = []
         for pa in kids.get("PersonnelActual", ()):
-            pk = _plain_children(pa, _PERSONNEL_KIDS)
+            pk = P.children(pa, P.PERSONNEL)
             if pk is None:
-                raise _NotPlain
+                raise P.NotPlain
             personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))],
                               Origin(file, pa.sourceline or 0, _child_path(path, "PersonnelActual"))))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
@@ -1729,54 +1714,6 @@ def _last(times: list[str]) -> str | None:
     return max(times, key=datetime.fromisoformat) if times else None
 
 
-class _NotPlain(Exception):
-    """A unit that is not of the plain shape its reader takes (the handler reads it)."""
-
-
-#: Children a plain unit's element may have: local name -> at most one of it (True) or any
-#: number (False); an element of a name with a trailing "+" may have children, the rest are leaves.
-_RESPONSE_KIDS = {"ID": True, "Description": False, "StartTime": True, "EndTime": True, "OperationsType": True,
-                  "ProductionRequestID": True, "OperationsRequestID": True, "ResponseState": True,
-                  "SegmentResponse+": False}
-_SEGMENT_KIDS = {"ID": False, "Description": False, "ProcessSegmentID": False, "ProductSegmentID": False,
-                 "OperationsSegmentID": False, "SegmentState": False, "PostingDate": False, "OperationsType": False,
-                 "OperationsDefinitionID": False, "ActualStartTime": True, "ActualEndTime": True,
-                 "MaterialActual+": False, "EquipmentActual+": False, "PersonnelActual+": False}
-_MATERIAL_KIDS = {"ID": False, "Description": False, "MaterialUse": True, "MaterialDefinitionID": True,
-                  "MaterialLotID": False, "MaterialSubLotID": False, "Quantity+": True}
-_REQUEST_KIDS = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
-                 "StartTime": True, "EndTime": True, "OperationsType": True, "RequestState": True,
-                 "SegmentRequirement+": False}
-_REQUIREMENT_KIDS = {"ID": False, "Description": False, "EarliestStartTime": True, "LatestEndTime": True,
-                     "Duration": False, "OperationsDefinitionID": False, "SegmentState": False, "OperationsType": False,
-                     "ProcessSegmentID": False, "ProductSegmentID": False, "OperationsSegmentID": False,
-                     "MaterialRequirement+": False, "EquipmentRequirement+": False}
-_LOT_KIDS = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
-             "MaterialDefinitionID": True, "Status": True, "Quantity+": True, "MaterialLotProperty+": False,
-             "HierarchyScope+": True, "AssemblyLot+": False, "AssemblyType": False, "AssemblyRelationship": False}
-_PROPERTY_KIDS = {"ID": True, "Description": False, "Value+": False}
-_VALUE_KIDS = {"ValueString": True, "DataType": False, "UnitOfMeasure": False, "Key": False}
-_SCOPE_KIDS = {"EquipmentID": True, "EquipmentLevel": True, "EquipmentElementLevel": True}
-_QUANTITY_KIDS = {"QuantityString": True, "UnitOfMeasure": True, "DataType": False, "Key": False}
-_EQUIPMENT_KIDS = {"ID": False, "Description": False, "EquipmentLevel": False, "EquipmentUse": False,
-                   "EquipmentID": False}
-_PERSONNEL_KIDS = {"ID": False, "Description": False, "PersonnelUse": False, "PersonID": False}
-#: per shape and parent tag: child tag -> (local name, at most one, may have children), worked
-#: out once (a child's tag is then one dictionary lookup, its namespace included)
-_RULES: dict[tuple[int, str], dict[str, tuple[str, bool, bool]]] = {}
-
-
-def _rules(kids: dict[str, bool], tag: str) -> dict[str, tuple[str, bool, bool]]:
-    ns = tag[:tag.find("}") + 1] if tag[:1] == "{" else ""
-    out = {}
-    for k, one in kids.items():
-        local = k.rstrip("+")
-        out[ns + local] = (local, one, k.endswith("+"))
-    if len(_RULES) < 1000:
-        _RULES[(id(kids), tag)] = out
-    return out
-
-
 def _plain_context(el: Any, ns: str) -> bool:
     """Whether ``el`` and all inside it are in ``ns`` and none of them is a noun or a verb
     wrapper (what the walk would read or report there)."""
@@ -1789,81 +1726,6 @@ def _plain_context(el: Any, ns: str) -> bool:
         if local in NOUNS or _VERB_RE.match(local):
             return False
     return True
-
-
-def _plain_children(el: Any, kids: dict[str, bool]) -> dict[str, list[Any]] | None:
-    """``el``'s children by local name when each is one of ``kids``, in ``el``'s namespace, as
-    often and with children as ``kids`` allows; else None."""
-    tag = el.tag
-    rules = _RULES.get((id(kids), tag)) or _rules(kids, tag)
-    out: dict[str, list[Any]] = {}
-    for c in el:
-        rule = rules.get(c.tag)
-        if rule is None:
-            return None
-        local, one, nested = rule
-        if not nested and len(c):
-            return None
-        got = out.get(local)
-        if got is None:
-            out[local] = [c]
-        elif one:
-            return None
-        else:
-            got.append(c)
-    return out
-
-
-class _OperationTags(dict[str, bool]):
-    """Whether a tag names an operation of a segment (ProcessSegmentID, ProductSegmentID or
-    OperationsSegmentID, any namespace): ``texts`` of the three, in document order."""
-
-    def __missing__(self, tag: Any) -> bool:
-        got = isinstance(tag, str) and tag.rpartition("}")[2] in (
-            "ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID")
-        if len(self) < 1000:
-            self[tag] = got
-        return got
-
-
-_OPERATION_TAGS = _OperationTags()
-
-
-def _plain_lots(kids: dict[str, list[Any]]) -> list[str]:
-    """``texts("MaterialLotID", "MaterialSubLotID")`` of a plain element."""
-    if "MaterialLotID" in kids and "MaterialSubLotID" in kids:
-        raise _NotPlain  # (their texts would be read in document order)
-    return [t for c in kids.get("MaterialLotID") or kids.get("MaterialSubLotID") or () if (t := _clean(c.text))]
-
-
-def _plain_value(v: Any) -> str | None:
-    """``R.value`` of a property's Value: its own text, or that of its one ValueString."""
-    if not len(v):
-        return _clean(v.text)
-    vk = _plain_children(v, _VALUE_KIDS)
-    if vk is None or "ValueString" not in vk:
-        raise _NotPlain
-    return _leaf_text(vk, "ValueString")
-
-
-def _leaf_text(kids: dict[str, list[Any]], name: str) -> str | None:
-    """The cleaned text of the one leaf ``name`` (``R.text`` of a plain element)."""
-    got = kids.get(name)
-    if got is None:
-        return None
-    t = got[0].text
-    return (" ".join(t.split()) or None) if t else None
-
-
-@lru_cache(maxsize=1024)
-def _use_of(use: str) -> str:
-    """What ``_material_uses`` makes of a MaterialUse text: produced, consumed or ``use ...``."""
-    key = _NOT_LETTER.sub("", use.lower())
-    if key in _PRODUCED:
-        return "produced"
-    if key in _CONSUMED:
-        return "consumed"
-    return f"use {use or '(none)'}"
 
 
 #: Readers of plain-shaped units, by noun.
