@@ -1114,19 +1114,32 @@ class B2MMLImporter:
                 self.unmapped.add(self._origin(r), f"{exc}: status left unchanged")
         if r.text("Priority"):
             self.unmapped.add(self._origin(r.kid("Priority") or r), "Priority: production orders carry no priority")
-        ops = []
-        for s in segs:
-            for op in s.texts("ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID"):
-                if op not in ops:
-                    ops.append(op)
-        if ops:
-            props["operations"] = ops
+        ops = [s.texts("ProcessSegmentID", "ProductSegmentID", "OperationsSegmentID") for s in segs]
         site, deepest = self._chain(r)
         if site is None and cr is not None:
             site, deepest2 = self._chain(cr)
             deepest = deepest or deepest2
+        self._emit_request(oid, origin, props, defaults, ops, site, deepest,
+                           [self._requirement_segment(s) for s in segs])
+        for resp in r.kids("SegmentResponse"):
+            self._actuals(oid, [resp, *self._segments(resp, "SegmentResponse")], origin)
+
+    _u_OperationsRequest = _u_ProductionRequest
+
+    def _emit_request(self, oid: str, origin: Origin, props: dict[str, Any], defaults: dict[str, Any],
+                      ops: list[list[str]], site: str | None, deepest: tuple[str, str] | None,
+                      segs: list[_RequiredSegment]) -> None:
+        """The planned order, once its times and status are in ``props``/``defaults``: its
+        operations (each segment's, in order, once), plant, planned lines, quantity and material."""
+        seen: list[str] = []
+        for seg_ops in ops:
+            for op in seg_ops:
+                if op not in seen:
+                    seen.append(op)
+        if seen:
+            props["operations"] = seen
         props["plant"] = site
-        qty, unit, material = self._emit_requirements(oid, [self._requirement_segment(s) for s in segs])
+        qty, unit, material = self._emit_requirements(oid, segs)
         if qty > 0:
             props["quantity"] = qty
         props["unit"] = unit
@@ -1135,10 +1148,6 @@ class B2MMLImporter:
         self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
         if material:
             self._edge(oid, "FOR_MATERIAL", material, origin)
-        for resp in r.kids("SegmentResponse"):
-            self._actuals(oid, [resp, *self._segments(resp, "SegmentResponse")], origin)
-
-    _u_OperationsRequest = _u_ProductionRequest
 
     def _requirement_segment(self, s: R) -> _RequiredSegment:
         """What a segment requirement asks for: material uses (only a produced one's quantity,
@@ -1381,26 +1390,9 @@ class B2MMLImporter:
         props["planned_end"] = end or _last([t for _, t, *_ in segs if t]) or self._dt(cr, "EndTime", "Endtime")
         if status is not None:
             defaults["status"] = status
-        ops: list[str] = []
-        for seg in segs:
-            for op in seg[2]:
-                if op not in ops:
-                    ops.append(op)
-        if ops:
-            props["operations"] = ops
-        site, deepest = None, None
-        if cr is not None:
-            site, deepest = self._chain(cr)
-        props["plant"] = site
-        qty, unit, material = self._emit_requirements(oid, [seg for *_, seg in segs])
-        if qty > 0:
-            props["quantity"] = qty
-        props["unit"] = unit
-        if deepest is not None and deepest[1] in ("Line", "Machine"):
-            self._equip_refs.append(_EquipRef(oid, deepest[0], origin, actual=False))
-        self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
-        if material:
-            self._edge(oid, "FOR_MATERIAL", material, origin)
+        site, deepest = self._chain(cr) if cr is not None else (None, None)
+        self._emit_request(oid, origin, props, defaults, [seg[2] for seg in segs], site, deepest,
+                           [seg[3] for seg in segs])
         return True
 
     def _plain_requirement(self, seg: Any, path: str) -> tuple[str | None, str | None, list[str], _RequiredSegment]:

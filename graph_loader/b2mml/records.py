@@ -396,18 +396,16 @@ def write_validated(store: GraphStore, validated: Validated, progress: Callable[
     from graph_loader.loader import DEFAULT_BATCH
 
     with store.bulk_transaction() as tx:
-        for schema, typed in validated.node_groups:
-            for i in range(0, len(typed), DEFAULT_BATCH):
-                part = typed[i:i + DEFAULT_BATCH]
-                tx.upsert_node_rows(schema.name, schema.to_node_rows(part))
-                if progress is not None:
-                    progress(len(part))
-        for schema, typed in validated.edge_groups:
-            for i in range(0, len(typed), DEFAULT_BATCH):
-                part = typed[i:i + DEFAULT_BATCH]
-                tx.upsert_edge_rows(schema.name, schema.to_edge_rows(part))
-                if progress is not None:
-                    progress(len(part))
+        for groups, is_nodes in ((validated.node_groups, True), (validated.edge_groups, False)):
+            for schema, typed in groups:
+                for i in range(0, len(typed), DEFAULT_BATCH):
+                    part = typed[i:i + DEFAULT_BATCH]
+                    if is_nodes:
+                        tx.upsert_node_rows(schema.name, schema.to_node_rows(part))
+                    else:
+                        tx.upsert_edge_rows(schema.name, schema.to_edge_rows(part))
+                    if progress is not None:
+                        progress(len(part))
 
 
 def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:

@@ -16,3 +16,16 @@ def store(tmp_path: Path) -> Iterator[GraphStore]:
     s = open_store("embedded", tmp_path / "store")
     yield s
     s.close()
+
+
+@pytest.fixture(scope="session")
+def tiny_b2mml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The generated tiny plant as B2MML messages (a few hundred files; read only)."""
+    from graph_loader.b2mml.export import bundle_to_b2mml
+    from graph_loader.generator import generate
+    from graph_loader.generator.spec import named_spec
+
+    tmp = tmp_path_factory.mktemp("tiny-b2mml")
+    generate(named_spec("tiny"), 7, tmp / "bundle")
+    bundle_to_b2mml(tmp / "bundle", tmp / "b2mml")
+    return tmp / "b2mml"

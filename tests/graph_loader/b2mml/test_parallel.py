@@ -24,19 +24,6 @@ ALL = [FIXTURES / "messy", FIXTURES / "v0401", FIXTURES / "v0500", FIXTURES / "v
        FIXTURES / "unsafe"]
 
 
-@pytest.fixture(scope="module")
-def tiny_b2mml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The generated tiny plant as B2MML messages (a few hundred files)."""
-    from graph_loader.b2mml.export import bundle_to_b2mml
-    from graph_loader.generator import generate
-    from graph_loader.generator.spec import named_spec
-
-    tmp = tmp_path_factory.mktemp("tiny-b2mml")
-    generate(named_spec("tiny"), 7, tmp / "bundle")
-    bundle_to_b2mml(tmp / "bundle", tmp / "b2mml")
-    return tmp / "b2mml"
-
-
 @pytest.fixture
 def every_file_a_chunk(monkeypatch: pytest.MonkeyPatch) -> None:
     """The two-process path for any import, one file per chunk."""

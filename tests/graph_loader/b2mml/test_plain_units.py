@@ -22,18 +22,6 @@ from graph_loader.b2mml.parallel import MappedChunk, recording_importer, take_re
 from .conftest import FIXTURES
 
 
-@pytest.fixture(scope="module")
-def tiny_b2mml(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from graph_loader.b2mml.export import bundle_to_b2mml
-    from graph_loader.generator import generate
-    from graph_loader.generator.spec import named_spec
-
-    tmp = tmp_path_factory.mktemp("plain-tiny")
-    generate(named_spec("tiny"), 7, tmp / "bundle")
-    bundle_to_b2mml(tmp / "bundle", tmp / "b2mml")
-    return tmp / "b2mml"
-
-
 def _recorded(files: list[Path], plain: bool) -> MappedChunk:
     """What mapping ``files`` records, with the plain readers (units and whole messages) or
     with the general walk and the noun handlers alone."""
