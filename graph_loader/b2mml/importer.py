@@ -1403,24 +1403,37 @@ class B2MMLImporter:
         if kids is None:
             raise P.NotPlain
         ops = [t for c in seg if P.OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
-        file = self._ctx.file
-        materials: list[tuple[str, float | None, str | None, str | None, list[str], Origin]] = []
-        for m in kids.get("MaterialRequirement", ()):
-            mk = P.children(m, P.MATERIAL)
-            if mk is None or P.use_of(P.leaf_text(mk, "MaterialUse") or "") != "produced":
-                raise P.NotPlain  # (what is not read of another use is reported element by element)
-            q, u = self._plain_quantity(mk)
-            materials.append(("produced", q, u, P.leaf_text(mk, "MaterialDefinitionID"), P.lots(mk),
-                              Origin(file, m.sourceline or 0, _child_path(path, "MaterialRequirement"))))
-        equipment = []
-        for e in kids.get("EquipmentRequirement", ()):
-            ek = P.children(e, P.EQUIPMENT)
-            if ek is None:
-                raise P.NotPlain
-            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
-                              Origin(file, e.sourceline or 0, _child_path(path, "EquipmentRequirement"))))
+        materials = [self._plain_material(m, _child_path(path, "MaterialRequirement"))
+                     for m in kids.get("MaterialRequirement", ())]
+        if any(use != "produced" for use, *_ in materials):
+            raise P.NotPlain  # (what is not read of another use is reported element by element)
+        equipment = self._plain_named(kids.get("EquipmentRequirement", ()), P.EQUIPMENT, "EquipmentID",
+                                      _child_path(path, "EquipmentRequirement"))
         return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
                 (materials, equipment))
+
+    def _plain_material(self, m: Any, path: str) -> tuple[str, float | None, str | None, str | None, list[str], Origin]:
+        """A plain material requirement or actual at ``path``: (use, quantity, unit, material,
+        lots, origin)."""
+        mk = P.children(m, P.MATERIAL)
+        if mk is None:
+            raise P.NotPlain
+        q, u = self._plain_quantity(mk)
+        return (P.use_of(P.leaf_text(mk, "MaterialUse") or ""), q, u, P.leaf_text(mk, "MaterialDefinitionID"),
+                P.lots(mk), Origin(self._ctx.file, m.sourceline or 0, path))
+
+    def _plain_named(self, els: Sequence[Any], shape: dict[str, bool], name: str,
+                     path: str) -> list[tuple[list[str], Origin]]:
+        """(the ids each element names in its ``name`` children, its origin) of plain equipment
+        or personnel elements at ``path``."""
+        out = []
+        for e in els:
+            kids = P.children(e, shape)
+            if kids is None:
+                raise P.NotPlain
+            out.append(([t for c in kids.get(name, ()) if (t := _clean(c.text))],
+                        Origin(self._ctx.file, e.sourceline or 0, path)))
+        return out
 
     def _plain_quantity(self, kids: dict[str, list[Any]]) -> tuple[float | None, str | None]:
         """``_quantity`` of a plain element: its one Quantity with a QuantityString."""
@@ -1544,30 +1557,12 @@ class B2MMLImporter:
         kids = P.children(seg, P.SEGMENT_RESPONSE)
         if kids is None:
             raise P.NotPlain
-        file = self._ctx.file
-        materials = []
-        for m in kids.get("MaterialActual", ()):
-            mk = P.children(m, P.MATERIAL)
-            if mk is None:
-                raise P.NotPlain
-            q, u = self._plain_quantity(mk)
-            materials.append((P.use_of(P.leaf_text(mk, "MaterialUse") or ""), q, u,
-                              P.leaf_text(mk, "MaterialDefinitionID"), P.lots(mk),
-                              Origin(file, m.sourceline or 0, _child_path(path, "MaterialActual"))))
-        equipment = []
-        for e in kids.get("EquipmentActual", ()):
-            ek = P.children(e, P.EQUIPMENT)
-            if ek is None:
-                raise P.NotPlain
-            equipment.append(([t for c in ek.get("EquipmentID", ()) if (t := _clean(c.text))],
-                              Origin(file, e.sourceline or 0, _child_path(path, "EquipmentActual"))))
-        personnel = []
-        for pa in kids.get("PersonnelActual", ()):
-            pk = P.children(pa, P.PERSONNEL)
-            if pk is None:
-                raise P.NotPlain
-            personnel.append(([t for c in pk.get("PersonID", ()) if (t := _clean(c.text))],
-                              Origin(file, pa.sourceline or 0, _child_path(path, "PersonnelActual"))))
+        materials = [self._plain_material(m, _child_path(path, "MaterialActual"))
+                     for m in kids.get("MaterialActual", ())]
+        equipment = self._plain_named(kids.get("EquipmentActual", ()), P.EQUIPMENT, "EquipmentID",
+                                      _child_path(path, "EquipmentActual"))
+        personnel = self._plain_named(kids.get("PersonnelActual", ()), P.PERSONNEL, "PersonID",
+                                      _child_path(path, "PersonnelActual"))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
                 materials, equipment, personnel)
 
