@@ -530,16 +530,12 @@ class B2MMLImporter:
         if not (t.b2 and t.ns and t.verb_noun is not None) or len(root) != 2:
             return False
         ns = "{" + t.ns + "}"
-        n = len(ns)
         app, data = root
         if app.tag != ns + "ApplicationArea" or data.tag != ns + "DataArea" or not _plain_context(app, ns):
             return False
         units: list[Any] = []
         for c in data:
-            tag = c.tag
-            if not isinstance(tag, str) or tag[:n] != ns:
-                return False
-            local = tag[n:]
+            local = _local_in(c, ns)
             if local in UNITS:
                 units.append(c)
             elif local in VERBS:
@@ -547,10 +543,7 @@ class B2MMLImporter:
                     return False
             elif local in CONTAINERS:
                 for k in c:
-                    ktag = k.tag
-                    if not isinstance(ktag, str) or ktag[:n] != ns:
-                        return False
-                    klocal = ktag[n:]
+                    klocal = _local_in(k, ns)
                     if klocal in UNITS:
                         units.append(k)
                     elif klocal not in CONTEXT or not _plain_context(k, ns):
@@ -1701,16 +1694,20 @@ def _last(times: list[str]) -> str | None:
     return max(times, key=datetime.fromisoformat) if times else None
 
 
+def _local_in(el: Any, ns: str) -> str | None:
+    """The local name of ``el`` when it is an element in namespace ``ns`` (``{uri}``), else None."""
+    tag = el.tag
+    if not isinstance(tag, str) or tag[:len(ns)] != ns:
+        return None
+    return tag[len(ns):]
+
+
 def _plain_context(el: Any, ns: str) -> bool:
     """Whether ``el`` and all inside it are in ``ns`` and none of them is a noun or a verb
     wrapper (what the walk would read or report there)."""
-    n = len(ns)
     for d in el.iter():
-        tag = d.tag
-        if not isinstance(tag, str) or tag[:n] != ns:
-            return False
-        local = tag[n:]
-        if local in NOUNS or _VERB_RE.match(local):
+        local = _local_in(d, ns)
+        if local is None or local in NOUNS or _VERB_RE.match(local):
             return False
     return True
 
