@@ -825,7 +825,8 @@ def validate_records(
     cap: int = 200,
 ) -> list[LoadError]:
     """Every problem with records an importer built (capped at ``cap``); empty when they are fine."""
-    return check_records(nodes, edges, store, deletions, cap)[2].errors
+    return check_rows(((r.cls, node_to_row(r)) for r in nodes), ((r.rel, edge_to_row(r)) for r in edges),
+                      store, deletions, cap)[2].errors
 
 
 def known_classes() -> list[str]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from functools import cache, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
@@ -460,6 +460,27 @@ _ActualSegment = tuple[
     list[tuple[list[str], Origin]],
     list[tuple[list[str], Origin]],
 ]
+
+
+class _LotPlan(NamedTuple):
+    """A plain lot (or assembly lot) as read, before any call is made for it."""
+
+    el: Any
+    id: str
+    name: str | None
+    valid_from: str | None
+    valid_to: str | None
+    material: str | None
+    status: str | None
+    quantity: float | None
+    unit: str | None
+    #: (ID, field, its kind or None when the lot has no such field, whether it had values, value, element)
+    properties: list[tuple[str | None, str, str | None, bool, Any, Any]]
+    #: (equipment id, class, element) of its HierarchyScope
+    scope: tuple[str, str, Any] | None
+    components: list[_LotPlan]
+    #: an assembly lot that gives its quantity and material is an entity of its own
+    whole: bool
 
 
 @dataclass
@@ -1450,7 +1471,7 @@ class B2MMLImporter:
         self._emit_lot(plan, used.path(el), explicit=True)
         return True
 
-    def _lot_plan(self, el: Any) -> tuple[Any, ...]:
+    def _lot_plan(self, el: Any) -> _LotPlan:
         """What a plain lot (or assembly lot) says, read and checked before any call is made;
         raises :class:`~graph_loader.b2mml.plain.NotPlain` (or a value problem) when it is not plain."""
         kids = P.children(el, P.LOT)
@@ -1465,7 +1486,7 @@ class B2MMLImporter:
             status = V.lot_status(text)
         q, u = self._plain_quantity(kids)
         kinds = _field_kinds("Lot")
-        properties = []
+        properties: list[tuple[str | None, str, str | None, bool, Any, Any]] = []
         for p in kids.get("MaterialLotProperty", ()):
             pk = P.children(p, P.PROPERTY)
             if pk is None:
@@ -1499,11 +1520,11 @@ class B2MMLImporter:
         components = [self._lot_plan(c) for c in kids.get("AssemblyLot", ())]
         # (an assembly lot is an entity of its own when it says its quantity and material)
         whole = "Quantity" in kids and "MaterialDefinitionID" in kids
-        return (el, lid, P.leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
-                self._plain_time(kids, "EffectiveEndDate"), P.leaf_text(kids, "MaterialDefinitionID"), status, q, u,
-                properties, scope, components, whole)
+        return _LotPlan(el, lid, P.leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
+                        self._plain_time(kids, "EffectiveEndDate"), P.leaf_text(kids, "MaterialDefinitionID"), status,
+                        q, u, properties, scope, components, whole)
 
-    def _emit_lot(self, plan: tuple[Any, ...], path: str, explicit: bool) -> str:
+    def _emit_lot(self, plan: _LotPlan, path: str, explicit: bool) -> str:
         """The calls ``_u_MaterialLot`` makes for the lot ``plan`` describes, in its order."""
         el, lid, name, valid_from, valid_to, material, status, q, u, properties, scope, components, _ = plan
         file = self._ctx.file
@@ -1532,11 +1553,10 @@ class B2MMLImporter:
             self._edge(lid, "FOR_MATERIAL", material, origin)
         for comp in components:
             cpath = _child_path(path, "AssemblyLot")
-            cid = self._emit_lot(comp, cpath, explicit=comp[12])
-            co = Origin(file, comp[0].sourceline or 0, cpath)
-            cq, cu = comp[7], comp[8]
-            self._edge(lid, "DERIVED_FROM", cid, co, props={"quantity": cq, "unit": cu})
-            if cq is None:
+            cid = self._emit_lot(comp, cpath, explicit=comp.whole)
+            co = Origin(file, comp.el.sourceline or 0, cpath)
+            self._edge(lid, "DERIVED_FROM", cid, co, props={"quantity": comp.quantity, "unit": comp.unit})
+            if comp.quantity is None:
                 self._assembly.append((lid, cid, co))
         return lid
 
