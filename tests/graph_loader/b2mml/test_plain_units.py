@@ -1,8 +1,8 @@
 """The readers of plain-shaped units (``importer._PLAIN``) and messages (``_plain_message``) do
 exactly what the general walk and the noun handlers do, in the same order: every file below is
 mapped twice by a recording importer, with the readers and without them, and what each recorded
-(calls, problems, file summaries) is compared. The perturbed messages are the
-plain ones with one thing changed that a reader must not take (or must take the same way)."""
+(calls, problems, file summaries) is compared. The perturbed messages are plain ones with one
+thing changed that a reader must not take (or must take the same way)."""
 
 from __future__ import annotations
 
