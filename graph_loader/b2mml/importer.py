@@ -1436,7 +1436,7 @@ class B2MMLImporter:
         return (P.use_of(P.leaf_text(mk, "MaterialUse") or ""), q, u, P.leaf_text(mk, "MaterialDefinitionID"),
                 P.lots(mk), Origin(self._ctx.file, m.sourceline or 0, path))
 
-    def _plain_named(self, els: Sequence[Any], shape: dict[str, bool], name: str,
+    def _plain_named(self, els: Sequence[Any], shape: P.Shape, name: str,
                      path: str) -> list[tuple[list[str], Origin]]:
         """(the ids each element names in its ``name`` children, its origin) of plain equipment
         or personnel elements at ``path``."""

@@ -31,56 +31,65 @@ class NotPlain(Exception):
     """A unit that is not of the plain shape its reader takes (the handler reads it)."""
 
 
-#: Children a plain unit's element may have: local name -> at most one of it (True) or any
-#: number (False); an element of a name with a trailing "+" may have children, the rest are leaves.
-RESPONSE = {"ID": True, "Description": False, "StartTime": True, "EndTime": True, "OperationsType": True,
-            "ProductionRequestID": True, "OperationsRequestID": True, "ResponseState": True,
-            "SegmentResponse+": False}
-SEGMENT_RESPONSE = {"ID": False, "Description": False, "ProcessSegmentID": False, "ProductSegmentID": False,
-                    "OperationsSegmentID": False, "SegmentState": False, "PostingDate": False, "OperationsType": False,
-                    "OperationsDefinitionID": False, "ActualStartTime": True, "ActualEndTime": True,
-                    "MaterialActual+": False, "EquipmentActual+": False, "PersonnelActual+": False}
-MATERIAL = {"ID": False, "Description": False, "MaterialUse": True, "MaterialDefinitionID": True,
-            "MaterialLotID": False, "MaterialSubLotID": False, "Quantity+": True}
-REQUEST = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
-           "StartTime": True, "EndTime": True, "OperationsType": True, "RequestState": True,
-           "SegmentRequirement+": False}
-SEGMENT_REQUIREMENT = {"ID": False, "Description": False, "EarliestStartTime": True, "LatestEndTime": True,
-                       "Duration": False, "OperationsDefinitionID": False, "SegmentState": False,
-                       "OperationsType": False, "ProcessSegmentID": False, "ProductSegmentID": False,
-                       "OperationsSegmentID": False, "MaterialRequirement+": False, "EquipmentRequirement+": False}
-LOT = {"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
-       "MaterialDefinitionID": True, "Status": True, "Quantity+": True, "MaterialLotProperty+": False,
-       "HierarchyScope+": True, "AssemblyLot+": False, "AssemblyType": False, "AssemblyRelationship": False}
-PROPERTY = {"ID": True, "Description": False, "Value+": False}
-VALUE = {"ValueString": True, "DataType": False, "UnitOfMeasure": False, "Key": False}
-SCOPE = {"EquipmentID": True, "EquipmentLevel": True, "EquipmentElementLevel": True}
-QUANTITY = {"QuantityString": True, "UnitOfMeasure": True, "DataType": False, "Key": False}
-EQUIPMENT = {"ID": False, "Description": False, "EquipmentLevel": False, "EquipmentUse": False,
-             "EquipmentID": False}
-PERSONNEL = {"ID": False, "Description": False, "PersonnelUse": False, "PersonID": False}
+class Shape:
+    """The children a plain element may have: ``kids`` maps a local name to whether at most one
+    of it may be there (True) or any number (False); a name ending in "+" may have children of its
+    own, the others must be leaves. Worked out once per parent tag into child tag -> (local name,
+    at most one, may have children), so that a child's tag is one dictionary lookup, its
+    namespace included."""
 
-#: per shape and parent tag: child tag -> (local name, at most one, may have children), worked
-#: out once (a child's tag is then one dictionary lookup, its namespace included)
-_RULES: dict[tuple[int, str], dict[str, tuple[str, bool, bool]]] = {}
+    __slots__ = ("_by_tag", "_kids")
+
+    def __init__(self, kids: dict[str, bool]) -> None:
+        self._kids = {k.rstrip("+"): (one, k.endswith("+")) for k, one in kids.items()}
+        self._by_tag: dict[str, dict[str, tuple[str, bool, bool]]] = {}
+
+    def rules(self, tag: str) -> dict[str, tuple[str, bool, bool]]:
+        """Child tag -> (local name, at most one, may have children), for a parent tagged ``tag``
+        (its children must be in its namespace)."""
+        got = self._by_tag.get(tag)
+        if got is None:
+            ns = tag[:tag.find("}") + 1] if tag[:1] == "{" else ""
+            got = {ns + local: (local, one, nested) for local, (one, nested) in self._kids.items()}
+            if len(self._by_tag) < 100:
+                self._by_tag[tag] = got
+        return got
 
 
-def _rules(kids: dict[str, bool], tag: str) -> dict[str, tuple[str, bool, bool]]:
-    ns = tag[:tag.find("}") + 1] if tag[:1] == "{" else ""
-    out = {}
-    for k, one in kids.items():
-        local = k.rstrip("+")
-        out[ns + local] = (local, one, k.endswith("+"))
-    if len(_RULES) < 1000:
-        _RULES[(id(kids), tag)] = out
-    return out
+RESPONSE = Shape({"ID": True, "Description": False, "StartTime": True, "EndTime": True, "OperationsType": True,
+                  "ProductionRequestID": True, "OperationsRequestID": True, "ResponseState": True,
+                  "SegmentResponse+": False})
+SEGMENT_RESPONSE = Shape({"ID": False, "Description": False, "ProcessSegmentID": False, "ProductSegmentID": False,
+                          "OperationsSegmentID": False, "SegmentState": False, "PostingDate": False,
+                          "OperationsType": False, "OperationsDefinitionID": False, "ActualStartTime": True,
+                          "ActualEndTime": True, "MaterialActual+": False, "EquipmentActual+": False,
+                          "PersonnelActual+": False})
+MATERIAL = Shape({"ID": False, "Description": False, "MaterialUse": True, "MaterialDefinitionID": True,
+                  "MaterialLotID": False, "MaterialSubLotID": False, "Quantity+": True})
+REQUEST = Shape({"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
+                 "StartTime": True, "EndTime": True, "OperationsType": True, "RequestState": True,
+                 "SegmentRequirement+": False})
+SEGMENT_REQUIREMENT = Shape({"ID": False, "Description": False, "EarliestStartTime": True, "LatestEndTime": True,
+                             "Duration": False, "OperationsDefinitionID": False, "SegmentState": False,
+                             "OperationsType": False, "ProcessSegmentID": False, "ProductSegmentID": False,
+                             "OperationsSegmentID": False, "MaterialRequirement+": False,
+                             "EquipmentRequirement+": False})
+LOT = Shape({"ID": True, "Description": True, "EffectiveStartDate": True, "EffectiveEndDate": True,
+             "MaterialDefinitionID": True, "Status": True, "Quantity+": True, "MaterialLotProperty+": False,
+             "HierarchyScope+": True, "AssemblyLot+": False, "AssemblyType": False, "AssemblyRelationship": False})
+PROPERTY = Shape({"ID": True, "Description": False, "Value+": False})
+VALUE = Shape({"ValueString": True, "DataType": False, "UnitOfMeasure": False, "Key": False})
+SCOPE = Shape({"EquipmentID": True, "EquipmentLevel": True, "EquipmentElementLevel": True})
+QUANTITY = Shape({"QuantityString": True, "UnitOfMeasure": True, "DataType": False, "Key": False})
+EQUIPMENT = Shape({"ID": False, "Description": False, "EquipmentLevel": False, "EquipmentUse": False,
+                   "EquipmentID": False})
+PERSONNEL = Shape({"ID": False, "Description": False, "PersonnelUse": False, "PersonID": False})
 
 
-def children(el: Any, kids: dict[str, bool]) -> dict[str, list[Any]] | None:
-    """``el``'s children by local name when each is one of ``kids``, in ``el``'s namespace, as
-    often and with children as ``kids`` allows; else None."""
-    tag = el.tag
-    rules = _RULES.get((id(kids), tag)) or _rules(kids, tag)
+def children(el: Any, shape: Shape) -> dict[str, list[Any]] | None:
+    """``el``'s children by local name when each is one of ``shape``'s, in ``el``'s namespace,
+    as often and with children as ``shape`` allows; else None."""
+    rules = shape.rules(el.tag)
     out: dict[str, list[Any]] = {}
     for c in el:
         rule = rules.get(c.tag)
@@ -154,6 +163,6 @@ def use_of(use: str) -> str:
 
 __all__ = [
     "EQUIPMENT", "LOT", "MATERIAL", "OPERATION_TAGS", "PERSONNEL", "PROPERTY", "QUANTITY", "REQUEST", "RESPONSE",
-    "SCOPE", "SEGMENT_REQUIREMENT", "SEGMENT_RESPONSE", "VALUE", "NotPlain", "children", "clean", "leaf_text", "lots",
-    "use_of", "value",
+    "SCOPE", "SEGMENT_REQUIREMENT", "SEGMENT_RESPONSE", "VALUE", "NotPlain", "Shape", "children", "clean",
+    "leaf_text", "lots", "use_of", "value",
 ]
