@@ -26,35 +26,28 @@ from pydantic import BaseModel, Field
 
 from graph_loader.b2mml import plain as P
 from graph_loader.b2mml import values as V
+from graph_loader.b2mml.elements import (
+    CONTAINERS,
+    CONTEXT,
+    NO_TAG,
+    NOUNS,
+    TAG_FACTS,
+    UNITS,
+    VERB_RE,
+    VERBS,
+    R,
+    ReadElements,
+    child_path,
+    element_path,
+    local_name,
+    tag_facts,
+    version_of,
+)
 from graph_loader.b2mml.plain import clean as _clean
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, paused_gc, write_validated
 from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
 from ontology.models import ENTITY_CLASSES, datetime_fields
 from store.base import GraphStore
-
-_NS_RE = re.compile(r"^https?://www\.(wbf|mesa)\.org/xml/(b2mml|batchml)(-v(\d+))?/?$", re.IGNORECASE)
-VERBS = ("Sync", "Show", "Process", "Get", "Change", "Cancel", "Acknowledge", "Respond")
-_VERB_RE = re.compile(r"^(Sync|Show|Process|Get|Change|Cancel|Acknowledge|Respond)([A-Z]\w+)$")
-
-#: Elements mapped as a whole when their end tag is read.
-UNITS = frozenset({
-    "Equipment", "EquipmentClass", "MaterialClass", "MaterialDefinition", "MaterialLot", "MaterialSubLot",
-    "Person", "PersonnelClass", "ProductionRequest", "OperationsRequest", "ProductionResponse",
-    "OperationsResponse",
-})
-#: Elements that only hold units (their own scalar children are read as context).
-CONTAINERS = frozenset({
-    "DataArea", "EquipmentInformation", "MaterialInformation", "PersonnelInformation",
-    "ProductionSchedule", "OperationsSchedule", "ProductionPerformance", "OperationsPerformance",
-    "BatchInformation", "BatchProductionRecord", "BatchList", "MasterRecipe", "ControlRecipe",
-})
-NOUNS = UNITS | CONTAINERS
-#: Scalar children of containers, read as context by the units inside them.
-CONTEXT = frozenset({
-    "ID", "Description", "StartTime", "EndTime", "Endtime", "Location", "HierarchyScope", "PublishedDate",
-    "EquipmentElementLevel", "ScheduleState", "PerformanceState", "ProductionScheduleID",
-    "OperationsScheduleID", "OperationsType", "ApplicationArea", "ReleaseID", "VersionID",
-} | set(VERBS))
 
 #: The only elements whose parse events reach Python (lxml patterns, any namespace).
 EVENT_TAGS = tuple(sorted({"{*}" + n for n in NOUNS} | {"{*}" + v + n for v in VERBS for n in NOUNS}
@@ -69,12 +62,12 @@ def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
     """The events ``safe_iterparse(..., EVENT_TAGS)`` would give, from a parsed tree: start and
     end of nouns, verb wrappers and ApplicationArea (B2MML namespaces), never entering a unit;
     then ``("done", root)``."""
-    tags = _TAGS
+    tags = TAG_FACTS
     stack: list[tuple[Any, Any]] = [(root, None)]
     while stack:
         el, kids = stack[-1]
         if kids is None:  # first visit
-            t = tags.get(el.tag) or _tag(el.tag)
+            t = tags.get(el.tag) or tag_facts(el.tag)
             event = t.b2 and (t.verb_noun is not None or t.local in NOUNS or t.local == "ApplicationArea")
             if event:
                 yield "start", el
@@ -90,92 +83,12 @@ def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
             stack.append((nxt, None))
             continue
         stack.pop()
-        t = tags.get(el.tag) or _tag(el.tag)
+        t = tags.get(el.tag) or tag_facts(el.tag)
         if t.b2 and (t.verb_noun is not None or t.local in NOUNS or t.local == "ApplicationArea"):
             yield "end", el
     yield "done", root
 
 
-
-
-def version_of(ns: str) -> str | None:
-    """``V0401``, ``V0500``, ``V0600``, ``V07`` (the unversioned MESA namespace) or None."""
-    m = _NS_RE.match(ns)
-    if not m:
-        return None
-    num = m.group(4)
-    if num is None:
-        return "V07"
-    return "V" + (num + "00" if len(num) == 2 else num)
-
-
-class _Tag:
-    """What the walker needs to know about one tag, worked out once per distinct tag."""
-
-    __slots__ = ("b2", "local", "ns", "verb_any", "verb_noun")
-
-    def __init__(self, ns: str, local: str) -> None:
-        self.ns = ns
-        self.local = local
-        self.b2 = ns == "" or _NS_RE.match(ns) is not None
-        m = _VERB_RE.match(local)
-        self.verb_any = m is not None
-        #: a verb wrapper of a known noun (SyncMaterialLot, ...), else None
-        self.verb_noun: str | None = m.group(1) if m and m.group(2) in NOUNS else None
-
-
-_TAGS: dict[Any, _Tag] = {}
-#: Tag -> local name of the elements seen (what the child index needs of a tag).
-_LOCALS: dict[str, str] = {}
-_NO_TAG = _Tag("", "")
-
-
-def _tag(tag: Any) -> _Tag:
-    """The cached :class:`_Tag` of a tag (a file repeats a few dozen tags); comments and the
-    like have an empty one."""
-    got = _TAGS.get(tag)
-    if got is not None:
-        return got
-    if not isinstance(tag, str):
-        return _NO_TAG
-    if tag[:1] == "{":
-        ns, _, local = tag[1:].partition("}")
-        got = _Tag(ns, local)
-    else:
-        got = _Tag("", tag)
-    if len(_TAGS) < 50_000:
-        _TAGS[tag] = got
-        _LOCALS[tag] = got.local
-    return got
-
-
-def _local(el: Any) -> str:
-    return _tag(el.tag).local
-
-
-#: Element paths made so far, each kept once: an import makes the same few paths for every unit
-#: (one string object each, not one per record, in memory and in a helper's pickles).
-_PATHS: dict[str, str] = {}
-
-
-def _child_path(head: str, local: str) -> str:
-    """``head/local``, the one copy of it."""
-    path = head + "/" + local
-    got = _PATHS.get(path)
-    if got is None:
-        if len(_PATHS) < 100_000:
-            _PATHS[path] = path
-        return path
-    return got
-
-
-def _el_path(el: Any) -> str:
-    parts = []
-    cur = el
-    while cur is not None:
-        parts.append(_local(cur))
-        cur = cur.getparent()
-    return "/" + "/".join(reversed(parts))
 
 
 _BAR = re.compile(r"\s*\|\s*")
@@ -244,180 +157,6 @@ class ImportReport(BaseModel):
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading units
-# ---------------------------------------------------------------------------------------------
-
-
-class _Used:
-    """Elements of the current unit that the mapping read, each read element's children indexed
-    by local name, and element paths. Elements are kept as set members and dict keys (lxml
-    returns the same proxy for a node while one is alive); all of it is dropped with the unit."""
-
-    __slots__ = ("_index", "_paths", "els")
-
-    def __init__(self) -> None:
-        self.els: set[Any] = set()
-        self._index: dict[Any, dict[str, list[Any]]] = {}
-        self._paths: dict[Any, str] = {}
-
-    def mark(self, el: Any) -> None:
-        self.els.add(el)
-
-    def __contains__(self, el: Any) -> bool:
-        return el in self.els
-
-    def children(self, el: Any) -> dict[str, list[Any]]:
-        """Children by local name, each list in document order (the costliest loop of the
-        mapping: one pass per element read, so one dict lookup per child)."""
-        got = self._index.get(el)
-        if got is None:
-            got = self._index[el] = {}
-            locals_ = _LOCALS
-            for c in el:
-                tag = c.tag
-                local = locals_.get(tag)
-                if local is None:
-                    local = _tag(tag).local
-                    if not local:  # not an element
-                        continue
-                lst = got.get(local)
-                if lst is None:
-                    got[local] = [c]
-                else:
-                    lst.append(c)
-        return got
-
-    def path(self, el: Any) -> str:
-        """``/Root/.../Local`` of ``el``, sharing the parents' paths."""
-        got = self._paths.get(el)
-        if got is None:
-            parent = el.getparent()
-            head = self.path(parent) if parent is not None else ""
-            got = self._paths[el] = _child_path(head, _local(el))
-        return got
-
-
-#: The index of an element without children (shared, never changed).
-_LEAF: dict[str, list[Any]] = {}
-
-
-class R:
-    """A read view of one element that records which children the mapping used.
-
-    The readers below are the hot path of the mapping (a few calls per element read), so the
-    element's child index is kept on the view and the common cases (one name, a leaf's text)
-    are written out inline rather than through helper calls."""
-
-    __slots__ = ("_by", "el", "used")
-
-    def __init__(self, el: Any, used: _Used) -> None:
-        self.el = el
-        self.used = used
-        self._by: dict[str, list[Any]] | None = None
-        used.els.add(el)
-
-    @property
-    def line(self) -> int:
-        return int(self.el.sourceline or 0)
-
-    def _index(self) -> dict[str, list[Any]]:
-        """Children by local name, from the unit's index."""
-        el = self.el
-        by = self._by = self.used.children(el) if len(el) else _LEAF
-        return by
-
-    def _matching(self, names: tuple[str, ...]) -> list[Any]:
-        """Children named ``names`` in document order, marked as read."""
-        by = self._by
-        if by is None:
-            by = self._index()
-        found: list[Any] | None = None
-        for n in names:
-            got = by.get(n)
-            if got:
-                if found is not None:  # children of two of the names: in document order
-                    found = [c for c in self.el if _tag(c.tag).local in names]
-                    break
-                found = got
-        if found is None:
-            return []
-        self.used.els.update(found)
-        return found
-
-    def kids(self, *names: str) -> list[R]:
-        used = self.used
-        return [R(c, used) for c in self._matching(names)]
-
-    def mark(self, *names: str) -> None:
-        """Mark the children named ``names`` as read (what ``kids`` does, without the views)."""
-        by = self._by
-        if by is None:
-            by = self._index()
-        update = self.used.els.update
-        for n in names:
-            got = by.get(n)
-            if got:
-                update(got)
-
-    def _first(self, names: tuple[str, ...]) -> Any | None:
-        """The first child named by the first of ``names`` that has one."""
-        by = self._by
-        if by is None:
-            by = self._index()
-        for n in names:
-            got = by.get(n)
-            if got:
-                return got[0]
-        return None
-
-    def kid_el(self, *names: str) -> Any | None:
-        """The element ``kid`` would view (marked as read), without the view."""
-        el = self._first(names)
-        if el is not None:
-            self.used.els.add(el)
-        return el
-
-    def kid(self, *names: str) -> R | None:
-        el = self._first(names)
-        return None if el is None else R(el, self.used)
-
-    def text(self, *names: str) -> str | None:
-        """First non-empty (whitespace-stripped) text among children named ``names``."""
-        for c in self._matching(names):
-            if len(c):
-                t = R(c, self.used).value()
-            else:  # _clean(c.text), inline
-                t = c.text
-                t = (" ".join(t.split()) or None) if t else None
-            if t is not None:
-                return t
-        return None
-
-    def texts(self, *names: str) -> list[str]:
-        out = []
-        for c in self._matching(names):
-            if len(c):
-                t = R(c, self.used).value()
-            else:
-                t = c.text
-                t = (" ".join(t.split()) or None) if t else None
-            if t is not None:
-                out.append(t)
-        return out
-
-    def value(self) -> str | None:
-        """The element's own text; for typed wrappers (Value/ValueString) the inner string."""
-        el = self.el
-        if not len(el):
-            return _clean(el.text)
-        inner = self.kid("ValueString", "QuantityString")
-        if inner is not None:
-            self.mark("DataType", "UnitOfMeasure", "Key")
-            return _clean(inner.el.text)
-        return _clean(el.text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,7 +248,7 @@ class B2MMLImporter:
         self._assembly: list[tuple[str, str, Origin]] = []
         self._sublots: list[tuple[str, str, Origin]] = []
         self._ctx = _Ctx(file="")
-        self._used = _Used()
+        self._used = ReadElements()
         self._isos: dict[str, str] = {}
 
     # -- file walking ---------------------------------------------------------------------------
@@ -547,7 +286,7 @@ class B2MMLImporter:
         element in the wrapper's namespace. What the walk does for it: the version, one
         message, its verb and sender, then each unit in turn (nothing is left to report).
         False, having done nothing, for any other file."""
-        t = _tag(root.tag)
+        t = tag_facts(root.tag)
         if not (t.b2 and t.ns and t.verb_noun is not None) or len(root) != 2:
             return False
         ns = "{" + t.ns + "}"
@@ -598,7 +337,7 @@ class B2MMLImporter:
         ctx = self._ctx
         unit: Any = None
         open_: set[Any] = set()  # container / verb elements being read (not inside a skipped one)
-        tags = _TAGS
+        tags = TAG_FACTS
         for event, el in events:
             if event == "done":  # the root, after the last element
                 self._sweep(el, False, True)
@@ -613,7 +352,7 @@ class B2MMLImporter:
                         if parent is not None:
                             parent.remove(el)
                 continue
-            t = tags.get(el.tag) or _tag(el.tag)
+            t = tags.get(el.tag) or tag_facts(el.tag)
             if not t.b2:
                 continue
             if event == "start":
@@ -642,7 +381,7 @@ class B2MMLImporter:
                     if parent is not None:
                         parent.remove(el)
             elif t.local == "ApplicationArea" and not self._skipped(el, open_):
-                sender = R(el, _Used()).kid("Sender")
+                sender = R(el, ReadElements()).kid("Sender")
                 ctx.sender = sender.text("LogicalID") if sender else None
 
     def _skipped(self, el: Any, open_: set[Any]) -> bool:
@@ -651,11 +390,11 @@ class B2MMLImporter:
         cur = el
         while cur is not None and cur not in open_:
             parent = cur.getparent()
-            t = _tag(cur.tag)
+            t = tag_facts(cur.tag)
             if t.b2 and t.verb_noun is None and t.local not in NOUNS:
                 if parent is None:
                     return True
-                pt = _tag(parent.tag)
+                pt = tag_facts(parent.tag)
                 if (not pt.b2 or pt.local in CONTAINERS or pt.verb_any) and t.local not in CONTEXT:
                     return True
             cur = parent
@@ -668,8 +407,8 @@ class B2MMLImporter:
     def _sweep(self, el: Any, parent_holder: bool, is_root: bool) -> None:
         """Report what is left of a holder once its nouns were mapped: B2MML elements that are
         not nouns (skipped whole) and foreign leaves with text."""
-        t = _tag(el.tag)
-        if t is _NO_TAG:
+        t = tag_facts(el.tag)
+        if t is NO_TAG:
             return
         ctx = self._ctx
         if t.b2:
@@ -678,13 +417,13 @@ class B2MMLImporter:
             if t.verb_noun is not None or t.local in NOUNS:
                 return  # read already (or inside an element reported as skipped)
             if is_root or (parent_holder and t.local not in CONTEXT):
-                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, element_path(el)),
                                   f"B2MML element {t.local!r} is not a mapped noun")
                 return
             holder = t.local in CONTAINERS or t.verb_any
         else:
             if not len(el) and el.text and el.text.strip():
-                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, _el_path(el)),
+                self.unmapped.add(Origin(ctx.file, el.sourceline or 0, element_path(el)),
                                   f"element in foreign namespace {t.ns!r} outside B2MML: not mapped")
             holder = True
         self._sweep_children(el, holder)
@@ -700,20 +439,20 @@ class B2MMLImporter:
         the file is parsed whole, so a container of many units is indexed once, not per unit."""
         cache = self._ctx.holders
         if cache is None:
-            return R(el, _Used())
+            return R(el, ReadElements())
         got = cache.get(el)
         if got is None:
-            got = cache[el] = R(el, _Used())
+            got = cache[el] = R(el, ReadElements())
         return got
 
     def _unit(self, el: Any) -> None:
-        local = _local(el)
+        local = local_name(el)
         verb = self._ctx.verb
         if verb not in ("Get", "Acknowledge", "Cancel"):
             plain = _PLAIN.get(local)
             if plain is not None and plain(self, el):
                 return  # read as a plain-shaped unit: the same calls as the handler below
-        self._used = _Used()
+        self._used = ReadElements()
         r = R(el, self._used)
         if verb in ("Get", "Acknowledge"):
             self.notes.add(self._origin(r), f"{verb} message: a query or acknowledgement, no data imported")
@@ -728,7 +467,7 @@ class B2MMLImporter:
         try:
             handler(r)
         except V.ValueProblem as exc:  # pragma: no cover - handlers catch their own value problems
-            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=_el_path(el), message=str(exc)))
+            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=element_path(el), message=str(exc)))
         self._report_unused(el)
 
     def _mark_all(self, el: Any) -> None:
@@ -744,8 +483,8 @@ class B2MMLImporter:
             parent = c.getparent()
             if parent not in used:
                 continue  # inside an unread element already reported
-            t = _tag(c.tag)
-            if t is _NO_TAG:
+            t = tag_facts(c.tag)
+            if t is NO_TAG:
                 continue
             if not t.b2:
                 why = f"vendor extension element (namespace {t.ns!r}): no ontology counterpart"
@@ -779,7 +518,7 @@ class B2MMLImporter:
         try:
             return self._iso(t)
         except V.ValueProblem as exc:
-            self.errors.append(Problem(file=self._ctx.file, line=int(el.sourceline or 0), path=_el_path(el),
+            self.errors.append(Problem(file=self._ctx.file, line=int(el.sourceline or 0), path=element_path(el),
                                        message=str(exc)))
             return None
 
@@ -795,7 +534,7 @@ class B2MMLImporter:
             try:
                 return V.parse_quantity(s), unit
             except V.ValueProblem as exc:
-                self.errors.append(Problem(file=self._ctx.file, line=q.line, path=_el_path(q.el),
+                self.errors.append(Problem(file=self._ctx.file, line=q.line, path=element_path(q.el),
                                            message=str(exc)))
                 return None, unit
         return None, None
@@ -860,7 +599,7 @@ class B2MMLImporter:
                 else:
                     out[key] = vals[0]
             except V.ValueProblem as exc:
-                self.errors.append(Problem(file=self._ctx.file, line=p.line, path=_el_path(p.el),
+                self.errors.append(Problem(file=self._ctx.file, line=p.line, path=element_path(p.el),
                                            message=f"property {pid}: {exc}"))
 
     def _common(self, r: R, props: dict[str, Any]) -> None:
@@ -881,7 +620,7 @@ class B2MMLImporter:
     def _need_id(self, r: R, what: str) -> str | None:
         i = r.text("ID")
         if i is None:
-            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=_el_path(r.el),
+            self.errors.append(Problem(file=self._ctx.file, line=r.line, path=element_path(r.el),
                                        message=f"{what} without an ID: expected a non-empty <ID>"))
         return i
 
@@ -1007,7 +746,7 @@ class B2MMLImporter:
         self.batch.add_node("Lot", lid, origin, props=props, explicit=explicit)
         if material:
             self._edge(lid, "FOR_MATERIAL", material, origin)
-        parent_lot = parent_lot or (r.text("MaterialLotID") if parent_lot is None and _local(r.el) ==
+        parent_lot = parent_lot or (r.text("MaterialLotID") if parent_lot is None and local_name(r.el) ==
                                     "MaterialSubLot" else None)
         if parent_lot:
             self._edge(lid, "DERIVED_FROM", parent_lot, origin,
@@ -1108,7 +847,7 @@ class B2MMLImporter:
             return
         origin = self._origin(r)
         container = r.el.getparent()
-        cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
+        cr = self._holder(container) if container is not None and local_name(container) in CONTAINERS else None
         props: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
         self._common(r, props)
@@ -1234,7 +973,7 @@ class B2MMLImporter:
             props["status"] = "completed" if props["actual_end"] else "running"
         site, _ = self._chain(r)
         container = r.el.getparent()
-        if site is None and container is not None and _local(container) in CONTAINERS:
+        if site is None and container is not None and local_name(container) in CONTAINERS:
             site, _ = self._chain(self._holder(container))
         produced_qty, unit = self._actuals(oid, segs, origin)
         defaults: dict[str, Any] = {
@@ -1331,20 +1070,20 @@ class B2MMLImporter:
             return False
         oid = P.leaf_text(top, "ProductionRequestID") or P.leaf_text(top, "OperationsRequestID") or rid
         state = P.leaf_text(top, "ResponseState")
-        self._used = _Used()
+        self._used = ReadElements()
         path = self._used.path(el)
         try:
             status = V.order_status(state) if state else None
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            seg_path = _child_path(path, "SegmentResponse")
+            seg_path = child_path(path, "SegmentResponse")
             segs = [self._plain_segment(s, seg_path) for s in top.get("SegmentResponse", ())]
         except (V.ValueProblem, P.NotPlain):
             return False
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
         site = None
-        if container is not None and _local(container) in CONTAINERS:
+        if container is not None and local_name(container) in CONTAINERS:
             site, _ = self._chain(self._holder(container))
         produced_qty, unit = self._emit_actuals(oid, segs)
         props: dict[str, Any] = {}
@@ -1377,7 +1116,7 @@ class B2MMLImporter:
         if oid is None:
             return False
         state = P.leaf_text(top, "RequestState")
-        self._used = _Used()
+        self._used = ReadElements()
         path = self._used.path(el)
         try:
             status = V.order_status(state) if state else None
@@ -1385,13 +1124,13 @@ class B2MMLImporter:
             valid_to = self._plain_time(top, "EffectiveEndDate")
             start = self._plain_time(top, "StartTime")
             end = self._plain_time(top, "EndTime")
-            segs = [self._plain_requirement(s, _child_path(path, "SegmentRequirement"))
+            segs = [self._plain_requirement(s, child_path(path, "SegmentRequirement"))
                     for s in top.get("SegmentRequirement", ())]
         except (V.ValueProblem, P.NotPlain):
             return False
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
-        cr = self._holder(container) if container is not None and _local(container) in CONTAINERS else None
+        cr = self._holder(container) if container is not None and local_name(container) in CONTAINERS else None
         props: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
         props["name"] = P.leaf_text(top, "Description")
@@ -1417,12 +1156,12 @@ class B2MMLImporter:
         if kids is None:
             raise P.NotPlain
         ops = [t for c in seg if P.OPERATION_TAGS[c.tag] and (t := _clean(c.text))]
-        materials = [self._plain_material(m, _child_path(path, "MaterialRequirement"))
+        materials = [self._plain_material(m, child_path(path, "MaterialRequirement"))
                      for m in kids.get("MaterialRequirement", ())]
         if any(use != "produced" for use, *_ in materials):
             raise P.NotPlain  # (what is not read of another use is reported element by element)
         equipment = self._plain_named(kids.get("EquipmentRequirement", ()), P.EQUIPMENT, "EquipmentID",
-                                      _child_path(path, "EquipmentRequirement"))
+                                      child_path(path, "EquipmentRequirement"))
         return (self._plain_time(kids, "EarliestStartTime"), self._plain_time(kids, "LatestEndTime"), ops,
                 (materials, equipment))
 
@@ -1467,7 +1206,7 @@ class B2MMLImporter:
             plan = self._lot_plan(el)
         except (V.ValueProblem, P.NotPlain):
             return False
-        self._used = used = _Used()
+        self._used = used = ReadElements()
         self._emit_lot(plan, used.path(el), explicit=True)
         return True
 
@@ -1536,7 +1275,7 @@ class B2MMLImporter:
         props["quantity"], props["unit"] = q, u
         for pid, key, kind, has_vals, value, p in properties:
             if kind is None:
-                self.unmapped.add(Origin(file, p.sourceline or 0, _child_path(path, "MaterialLotProperty")),
+                self.unmapped.add(Origin(file, p.sourceline or 0, child_path(path, "MaterialLotProperty")),
                                   f"Lot has no property {pid!r}")
             elif has_vals:
                 props[key] = value
@@ -1544,7 +1283,7 @@ class B2MMLImporter:
         if scope is not None:
             eid, cls, hs = scope
             site = eid if cls == "Site" else None
-            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, _child_path(path, "HierarchyScope")),
+            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, child_path(path, "HierarchyScope")),
                                 props={"plant": site if cls != "Enterprise" else None}, explicit=False)
         props["plant"] = site
         origin = Origin(file, el.sourceline or 0, path)
@@ -1552,7 +1291,7 @@ class B2MMLImporter:
         if material:
             self._edge(lid, "FOR_MATERIAL", material, origin)
         for comp in components:
-            cpath = _child_path(path, "AssemblyLot")
+            cpath = child_path(path, "AssemblyLot")
             cid = self._emit_lot(comp, cpath, explicit=comp.whole)
             co = Origin(file, comp.el.sourceline or 0, cpath)
             self._edge(lid, "DERIVED_FROM", cid, co, props={"quantity": comp.quantity, "unit": comp.unit})
@@ -1570,12 +1309,12 @@ class B2MMLImporter:
         kids = P.children(seg, P.SEGMENT_RESPONSE)
         if kids is None:
             raise P.NotPlain
-        materials = [self._plain_material(m, _child_path(path, "MaterialActual"))
+        materials = [self._plain_material(m, child_path(path, "MaterialActual"))
                      for m in kids.get("MaterialActual", ())]
         equipment = self._plain_named(kids.get("EquipmentActual", ()), P.EQUIPMENT, "EquipmentID",
-                                      _child_path(path, "EquipmentActual"))
+                                      child_path(path, "EquipmentActual"))
         personnel = self._plain_named(kids.get("PersonnelActual", ()), P.PERSONNEL, "PersonID",
-                                      _child_path(path, "PersonnelActual"))
+                                      child_path(path, "PersonnelActual"))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
                 materials, equipment, personnel)
 
@@ -1727,7 +1466,7 @@ def _plain_context(el: Any, ns: str) -> bool:
     wrapper (what the walk would read or report there)."""
     for d in el.iter():
         local = _local_in(d, ns)
-        if local is None or local in NOUNS or _VERB_RE.match(local):
+        if local is None or local in NOUNS or VERB_RE.match(local):
             return False
     return True
 

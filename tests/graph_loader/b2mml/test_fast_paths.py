@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from lxml import etree
 
-from graph_loader.b2mml.importer import R, _Used
+from graph_loader.b2mml.elements import R, ReadElements
 from graph_loader.b2mml.records import ImportBatch, Origin, Problem, problem
 from ontology.models import RELATIONS
 
@@ -67,27 +67,27 @@ def test_views_read_and_mark_what_the_plain_reading_does(seed: int) -> None:
             continue
         for names in NAME_SETS:
             expected = _plain_matching(el, names)
-            used = _Used()
+            used = ReadElements()
             got = R(el, used).kids(*names)
             assert [k.el for k in got] == expected  # document order, even across names
             assert used.els == {el, *expected}
-            marked = _Used()
+            marked = ReadElements()
             R(el, marked).mark(*names)
             assert marked.els == used.els
             first = next((c for n in names for c in el if _local(c) == n), None)
-            one = _Used()
+            one = ReadElements()
             assert R(el, one).kid_el(*names) is first
-            view = R(el, _Used()).kid(*names)
+            view = R(el, ReadElements()).kid(*names)
             assert (view.el if view is not None else None) is first
             texts = [t for c in expected if (t := _plain_value(c)) is not None]
-            assert R(el, _Used()).texts(*names) == texts
-            assert R(el, _Used()).text(*names) == (texts[0] if texts else None)
+            assert R(el, ReadElements()).texts(*names) == texts
+            assert R(el, ReadElements()).text(*names) == (texts[0] if texts else None)
 
 
 def test_a_view_sees_children_added_to_the_index_once() -> None:
     """Two views of one element share the unit's index (built once per element)."""
     root = etree.fromstring(b"<a><ID>1</ID><ID>2</ID><Description> d </Description></a>")
-    used = _Used()
+    used = ReadElements()
     first, second = R(root, used), R(root, used)
     assert first.texts("ID") == ["1", "2"]
     assert second.text("Description") == "d"
