@@ -1059,11 +1059,8 @@ class B2MMLImporter:
     def _plain_response(self, el: Any) -> bool:
         """A ProductionResponse / OperationsResponse of segment responses with material,
         equipment and personnel actuals (what :meth:`_u_ProductionResponse` reads)."""
-        top = P.children(el, P.RESPONSE)
+        top = _production_kids(el, P.RESPONSE)
         if top is None:
-            return False
-        ot = P.leaf_text(top, "OperationsType")
-        if ot is not None and ot.lower() not in ("production", "mixed"):
             return False
         rid = P.leaf_text(top, "ID")
         if rid is None or ("ProductionRequestID" in top and "OperationsRequestID" in top):
@@ -1106,11 +1103,8 @@ class B2MMLImporter:
         """A ProductionRequest / OperationsRequest of segment requirements with produced
         material and equipment requirements, scoped by its container (what
         :meth:`_u_ProductionRequest` reads)."""
-        top = P.children(el, P.REQUEST)
+        top = _production_kids(el, P.REQUEST)
         if top is None:
-            return False
-        ot = P.leaf_text(top, "OperationsType")
-        if ot is not None and ot.lower() not in ("production", "mixed"):
             return False
         oid = P.leaf_text(top, "ID")
         if oid is None:
@@ -1451,6 +1445,18 @@ def _first(times: list[str]) -> str | None:
 
 def _last(times: list[str]) -> str | None:
     return max(times, key=datetime.fromisoformat) if times else None
+
+
+def _production_kids(el: Any, shape: P.Shape) -> dict[str, list[Any]] | None:
+    """The children of a plain request or response (``P.children``) that is of production
+    operations (``_operations_type_ok``), else None."""
+    top = P.children(el, shape)
+    if top is None:
+        return None
+    ot = P.leaf_text(top, "OperationsType")
+    if ot is not None and ot.lower() not in ("production", "mixed"):
+        return None
+    return top
 
 
 def _local_in(el: Any, ns: str) -> str | None:
