@@ -305,11 +305,7 @@ class ImportBatch:
                         continue  # an implicit mention of a stored node: nothing to change
                     err(draft.origin, f"id {draft.id!r} is a {old.cls} in the store, not a {draft.cls}")
                     continue
-                base = dict(old.props)
-                for attr in _COMMON_ATTRS:
-                    val = getattr(old, attr)
-                    if val is not None:
-                        base[attr] = val.isoformat() if isinstance(val, datetime) else val
+                base = stored_props(old)
             if draft.cls not in ENTITY_CLASSES:
                 err(draft.origin, f"unknown class {draft.cls!r}")
                 continue
@@ -408,20 +404,24 @@ def write_validated(store: GraphStore, validated: Validated, progress: Callable[
                         progress(len(part))
 
 
+def stored_props(node: NodeRecord) -> dict[str, Any]:
+    """A stored node as the flat properties an import merges over: its props, then the common
+    fields it has (times as ISO text)."""
+    out = dict(node.props)
+    for attr in _COMMON_ATTRS:
+        val = getattr(node, attr)
+        if val is not None:
+            out[attr] = val.isoformat() if isinstance(val, datetime) else val
+    return out
+
+
 def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
     """NodeRecords as flat dicts (common fields + props), for comparisons and exports."""
-    out = []
-    for n in nodes:
-        row: dict[str, Any] = {"cls": n.cls, "id": n.id, **n.props}
-        for attr in _COMMON_ATTRS:
-            val = getattr(n, attr)
-            if val is not None:
-                row[attr] = val.isoformat() if isinstance(val, datetime) else val
-        out.append(row)
-    return out
+    return [{"cls": n.cls, "id": n.id, **stored_props(n)} for n in nodes]
 
 
 __all__ = [
     "DraftRows", "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
-    "Validated", "check_like_a_bundle", "paused_gc", "problem", "records_to_rows", "write_validated",
+    "Validated", "check_like_a_bundle", "paused_gc", "problem", "records_to_rows", "stored_props",
+    "write_validated",
 ]

@@ -11,18 +11,17 @@ bundle loader).
 Same records as the full path: props are merged per id in row order (later values win), an id
 that already exists in the store is merged over its stored record, edges are merged per
 (source, relation, target), and the typed rows go through the same ``RowSchema`` and
-``GraphValidator`` checks that ``check_records`` applies.
+``GraphValidator`` checks that ``check_rows`` applies.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from graph_loader.b2mml.records import paused_gc
+from graph_loader.b2mml.records import paused_gc, stored_props
 from graph_loader.errors import ErrorCollector
 from graph_loader.pipeline import RowSink
 from graph_loader.tables.mapping import Mapping, ValueSpec
@@ -35,7 +34,6 @@ from store.base import GraphStore, NodeRecord
 BATCH_ROWS = 10_000
 #: The report fields a streamed import fills.
 COUNTS = ("rows_read", "rows_ok", "entities", "entities_by_class", "relations", "relations_by_type")
-_COMMON_ATTRS = ("name", "plant", "source_system", "valid_from", "valid_to")
 
 
 def _batches(table: Table, size: int) -> Iterator[RowBatch]:
@@ -70,16 +68,6 @@ def applies(mapping: Mapping, store: GraphStore | None, dry_run: bool) -> bool:
         return False
     return not any(r.type == "VERSION_OF" or r.from_.lookup is not None or r.to.lookup is not None
                    for r in mapping.relations)
-
-
-def _base_of(old: NodeRecord) -> dict[str, Any]:
-    """A stored node as the properties an import merges over (as ``ImportBatch.validate``)."""
-    base = dict(old.props)
-    for attr in _COMMON_ATTRS:
-        val = getattr(old, attr)
-        if val is not None:
-            base[attr] = val.isoformat() if isinstance(val, datetime) else val
-    return base
 
 
 class _Entity:
@@ -239,9 +227,8 @@ class StreamImport:
 
     # -- drafts -> typed rows -> the open transaction -------------------------------------------
     def _raw(self, nid: str, props: dict[str, Any], old: NodeRecord | None) -> dict[str, Any]:
-        """The row ``check_records`` would type for this draft (``ImportBatch.validate`` then
-        ``node_to_row``)."""
-        row = _base_of(old) if old is not None else {}
+        """The row ``ImportBatch.rows`` makes of this draft, which ``check_rows`` types."""
+        row = stored_props(old) if old is not None else {}
         row.update(props)
         row["source_system"] = row.get("source_system") or self.ss_default
         row["id"] = nid
