@@ -49,25 +49,29 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PLANTGRAPH_", extra="ignore", populate_by_name=True)
 
+    def _under_data(self, given: Path | None, name: str) -> Path:
+        """``given``, or ``name`` in the data folder when it is not set."""
+        return given if given is not None else self.data_dir / name
+
     @property
     def store_path(self) -> Path:
-        return self.store if self.store is not None else self.data_dir / "store"
+        return self._under_data(self.store, "store")
 
     @property
     def keys_path(self) -> Path:
-        return self.keys_db if self.keys_db is not None else self.data_dir / "keys.sqlite"
+        return self._under_data(self.keys_db, "keys.sqlite")
 
     @property
     def audit_path(self) -> Path:
-        return self.audit_db if self.audit_db is not None else self.data_dir / "audit.sqlite"
+        return self._under_data(self.audit_db, "audit.sqlite")
 
     @property
     def api_state_path(self) -> Path:
-        return self.api_state_db if self.api_state_db is not None else self.data_dir / "api_state.sqlite"
+        return self._under_data(self.api_state_db, "api_state.sqlite")
 
     @property
     def outbox_path(self) -> Path:
-        return self.outbox if self.outbox is not None else self.data_dir / "outbox.jsonl"
+        return self._under_data(self.outbox, "outbox.jsonl")
 
 
 @lru_cache(maxsize=1)
