@@ -5,10 +5,15 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.plantgraph-installed
+NATIVE_STAMP := $(VENV)/.plantgraph-native-installed
+NATIVE_SRC := native/b2mml_reader/Cargo.toml native/b2mml_reader/Cargo.lock native/b2mml_reader/pyproject.toml \
+	$(wildcard native/b2mml_reader/src/*.rs)
 TORCH_VERSION := 2.13.0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export PLANTGRAPH_DATA ?= $(CURDIR)/data
+# rustup's cargo, for the compiled B2MML reader (native/b2mml_reader)
+export PATH := $(HOME)/.cargo/bin:$(PATH)
 
 .PHONY: venv demo test lint typecheck unit chromium neo4j-up neo4j-down stack bench clean
 
@@ -21,7 +26,14 @@ $(STAMP): pyproject.toml
 	$(PIP) install --progress-bar off -e ".[test]"
 	@touch $(STAMP)
 
-venv: $(STAMP)
+# The compiled reader of plain B2MML messages (Rust: maturin from PyPI, crates from crates.io),
+# rebuilt only when its sources changed.
+$(NATIVE_STAMP): $(STAMP) $(NATIVE_SRC)
+	@echo ">> building the compiled B2MML reader (native/b2mml_reader, cargo --release)"
+	$(PIP) install --progress-bar off ./native/b2mml_reader
+	@touch $(NATIVE_STAMP)
+
+venv: $(STAMP) $(NATIVE_STAMP)
 
 chromium:
 	@command -v chromium >/dev/null 2>&1 || { echo ">> installing Debian chromium for the browser tests"; \

@@ -100,7 +100,11 @@ _PATHS: dict[str, str] = {}
 
 def child_path(head: str, local: str) -> str:
     """``head/local``, the one copy of it."""
-    path = head + "/" + local
+    return intern_path(head + "/" + local)
+
+
+def intern_path(path: str) -> str:
+    """The one copy of an element path."""
     got = _PATHS.get(path)
     if got is None:
         if len(_PATHS) < 100_000:
@@ -289,5 +293,5 @@ class R:
 
 __all__ = [
     "CONTAINERS", "CONTEXT", "LOCAL_NAMES", "NOUNS", "NO_TAG", "TAG_FACTS", "UNITS", "VERBS", "VERB_RE", "R",
-    "ReadElements", "TagFacts", "child_path", "element_path", "local_name", "tag_facts", "version_of",
+    "ReadElements", "TagFacts", "child_path", "element_path", "intern_path", "local_name", "tag_facts", "version_of",
 ]

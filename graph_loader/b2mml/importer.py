@@ -24,6 +24,7 @@ from typing import Any, NamedTuple
 
 from pydantic import BaseModel, Field
 
+from graph_loader.b2mml import native as N
 from graph_loader.b2mml import plain as P
 from graph_loader.b2mml import values as V
 from graph_loader.b2mml.elements import (
@@ -39,6 +40,7 @@ from graph_loader.b2mml.elements import (
     ReadElements,
     child_path,
     element_path,
+    intern_path,
     local_name,
     tag_facts,
     version_of,
@@ -186,25 +188,31 @@ class _EquipRef:
     end: str | None = None
 
 
+#: A material use read: (use, quantity, unit, material, lots, origin).
+_MaterialUse = tuple[str, float | None, str | None, str | None, list[str], Origin]
 #: A segment requirement read: (material uses as in a response, equipment as (ids, origin)).
 _RequiredSegment = tuple[
-    list[tuple[str, float | None, str | None, str | None, list[str], Origin]],
+    list[_MaterialUse],
     list[tuple[list[str], Origin]],
 ]
 #: A segment response read: (start, end, material uses as (use, quantity, unit, material, lots,
 #: origin), equipment as (ids, origin), personnel as (ids, origin)).
 _ActualSegment = tuple[
     str | None, str | None,
-    list[tuple[str, float | None, str | None, str | None, list[str], Origin]],
+    list[_MaterialUse],
     list[tuple[list[str], Origin]],
     list[tuple[list[str], Origin]],
 ]
 
 
+#: One level of an equipment chain as written: (EquipmentID, its level, origin).
+_ScopeLevel = tuple[str | None, str | None, Origin]
+
+
 class _LotPlan(NamedTuple):
     """A plain lot (or assembly lot) as read, before any call is made for it."""
 
-    el: Any
+    line: int
     id: str
     name: str | None
     valid_from: str | None
@@ -213,10 +221,10 @@ class _LotPlan(NamedTuple):
     status: str | None
     quantity: float | None
     unit: str | None
-    #: (ID, field, its kind or None when the lot has no such field, whether it had values, value, element)
-    properties: list[tuple[str | None, str, str | None, bool, Any, Any]]
-    #: (equipment id, class, element) of its HierarchyScope
-    scope: tuple[str, str, Any] | None
+    #: (ID, field, its kind or None when the lot has no such field, whether it had values, value, line)
+    properties: list[tuple[str | None, str, str | None, bool, Any, int]]
+    #: (equipment id, class, line) of its HierarchyScope
+    scope: tuple[str, str, int] | None
     components: list[_LotPlan]
     #: an assembly lot that gives its quantity and material is an entity of its own
     whole: bool
@@ -235,7 +243,7 @@ class B2MMLImporter:
     """Collects B2MML files into one :class:`ImportBatch`, then validates and writes it."""
 
     def __init__(self, source_system: str = "B2MML", default_tz: tzinfo = UTC,
-                 progress: Callable[[int], None] | None = None) -> None:
+                 progress: Callable[[int], None] | None = None, native: bool | None = None) -> None:
         self.batch = ImportBatch(source_system=source_system)
         self.default_tz = default_tz
         self.unmapped = ProblemLog()
@@ -250,6 +258,9 @@ class B2MMLImporter:
         self._ctx = _Ctx(file="")
         self._used = ReadElements()
         self._isos: dict[str, str] = {}
+        #: the compiled reader of plain messages, when installed and wanted (``native``: None
+        #: follows PLANTGRAPH_B2MML_NATIVE)
+        self._native = N.reader(native)
 
     # -- file walking ---------------------------------------------------------------------------
     def add_paths(self, paths: Iterable[Path]) -> None:
@@ -263,10 +274,11 @@ class B2MMLImporter:
         self._ctx = _Ctx(file=name, summary=summary)
         try:
             if os.stat(name).st_size <= TREE_BYTES:
-                self._ctx.holders = {}
-                root = safe_parse(path, name, blank_text=False).getroot()
-                if not self._plain_message(root):
-                    self._walk(_tree_events(root), streamed=False)
+                if self._native is None or not self._native_message(name):
+                    self._ctx.holders = {}
+                    root = safe_parse(path, name, blank_text=False).getroot()
+                    if not self._plain_message(root):
+                        self._walk(_tree_events(root), streamed=False)
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:
@@ -539,39 +551,44 @@ class B2MMLImporter:
                 return None, unit
         return None, None
 
-    def _scope(self, r: R) -> list[tuple[str, str | None, R]]:
-        """The equipment chain of a Location / HierarchyScope, top-down: (id, class, element)."""
-        out: list[tuple[str, str | None, R]] = []
+    def _scope(self, r: R) -> list[_ScopeLevel]:
+        """The equipment chain of a Location / HierarchyScope, top-down, as written."""
+        out: list[_ScopeLevel] = []
         node = r.kid("HierarchyScope", "Location")
         while node is not None:
-            eid = node.text("EquipmentID")
-            lvl = node.text("EquipmentElementLevel", "EquipmentLevel")
-            if eid:
-                cls = V.level_class(lvl)
-                if cls is None and lvl:
-                    self.unmapped.add(self._origin(node), f"equipment level {lvl!r} has no ontology class")
-                out.append((eid, cls, node))
+            out.append((node.text("EquipmentID"), node.text("EquipmentElementLevel", "EquipmentLevel"),
+                        self._origin(node)))
             node = node.kid("HierarchyScopeChild", "Location", "HierarchyScope")
         return out
 
     def _chain(self, r: R) -> tuple[str | None, tuple[str, str] | None]:
         """Registers the equipment named by a Location/HierarchyScope chain (implicitly) and
         returns (plant site id, the deepest (id, class))."""
-        chain = self._scope(r)
+        return self._chain_of(self._scope(r))
+
+    def _chain_of(self, scope: list[_ScopeLevel]) -> tuple[str | None, tuple[str, str] | None]:
+        """``_chain`` of a chain as written (``_scope``)."""
+        chain: list[tuple[str, str | None, Origin]] = []
+        for eid, lvl, origin in scope:
+            if eid:
+                cls = V.level_class(lvl)
+                if cls is None and lvl:
+                    self.unmapped.add(origin, f"equipment level {lvl!r} has no ontology class")
+                chain.append((eid, cls, origin))
         site = None
         prev: tuple[str, str] | None = None
-        for eid, cls, node in chain:
+        for eid, cls, origin in chain:
             if cls is None:
                 prev = None
                 continue
             if cls == "Site":
                 site = eid
             plant = site if cls != "Enterprise" else None
-            self.batch.add_node(cls, eid, self._origin(node), props={"plant": plant}, explicit=False)
+            self.batch.add_node(cls, eid, origin, props={"plant": plant}, explicit=False)
             if prev is not None:
                 rel = V.HIERARCHY_REL.get((prev[1], cls))
                 if rel is not None:
-                    self._edge(prev[0], rel, eid, self._origin(node))
+                    self._edge(prev[0], rel, eid, origin)
             prev = (eid, cls)
         return site, prev
 
@@ -1082,6 +1099,12 @@ class B2MMLImporter:
         site = None
         if container is not None and local_name(container) in CONTAINERS:
             site, _ = self._chain(self._holder(container))
+        self._emit_response(oid, origin, status, start, end, segs, site)
+        return True
+
+    def _emit_response(self, oid: str, origin: Origin, status: str | None, start: str | None, end: str | None,
+                       segs: list[_ActualSegment], site: str | None) -> None:
+        """The calls ``_u_ProductionResponse`` makes for a response read, once its site is known."""
         produced_qty, unit = self._emit_actuals(oid, segs)
         props: dict[str, Any] = {}
         props["actual_start"] = start or _first([t for t, *_ in segs if t])
@@ -1097,7 +1120,6 @@ class B2MMLImporter:
         if self._ctx.sender:
             props["source_system"] = self._ctx.sender
         self.batch.add_node("ProductionOrder", oid, origin, props=props, defaults=defaults)
-        return True
 
     def _plain_request(self, el: Any) -> bool:
         """A ProductionRequest / OperationsRequest of segment requirements with produced
@@ -1228,17 +1250,7 @@ class B2MMLImporter:
             vals = [t for v in pk.get("Value", ()) if (t := P.value(v)) is not None]
             key = _snake(pid) if pid else ""
             kind = kinds.get(key)
-            value: Any = None
-            if kind is not None and vals:
-                if kind == "datetime":
-                    value = self._iso(vals[0])
-                elif kind == "list":
-                    value = [x for v in vals for x in _BAR.split(v) if x]
-                elif kind == "number":
-                    value = V.parse_quantity(vals[0])
-                else:
-                    value = vals[0]
-            properties.append((pid, key, kind, bool(vals), value, p))
+            properties.append((pid, key, kind, bool(vals), self._property_value(kind, vals), p.sourceline or 0))
         scope = None
         hs = kids.get("HierarchyScope")
         if hs is not None:
@@ -1249,17 +1261,29 @@ class B2MMLImporter:
             cls = V.level_class(P.leaf_text(hk, "EquipmentElementLevel") or P.leaf_text(hk, "EquipmentLevel"))
             if eid is None or cls is None:
                 raise P.NotPlain
-            scope = (eid, cls, hs[0])
+            scope = (eid, cls, hs[0].sourceline or 0)
         components = [self._lot_plan(c) for c in kids.get("AssemblyLot", ())]
         # (an assembly lot is an entity of its own when it says its quantity and material)
         whole = "Quantity" in kids and "MaterialDefinitionID" in kids
-        return _LotPlan(el, lid, P.leaf_text(kids, "Description"), self._plain_time(kids, "EffectiveStartDate"),
-                        self._plain_time(kids, "EffectiveEndDate"), P.leaf_text(kids, "MaterialDefinitionID"), status,
-                        q, u, properties, scope, components, whole)
+        return _LotPlan(el.sourceline or 0, lid, P.leaf_text(kids, "Description"),
+                        self._plain_time(kids, "EffectiveStartDate"), self._plain_time(kids, "EffectiveEndDate"),
+                        P.leaf_text(kids, "MaterialDefinitionID"), status, q, u, properties, scope, components, whole)
+
+    def _property_value(self, kind: str | None, vals: list[str]) -> Any:
+        """A lot property's value as its field's kind reads it (None for no field or values)."""
+        if kind is None or not vals:
+            return None
+        if kind == "datetime":
+            return self._iso(vals[0])
+        if kind == "list":
+            return [x for v in vals for x in _BAR.split(v) if x]
+        if kind == "number":
+            return V.parse_quantity(vals[0])
+        return vals[0]
 
     def _emit_lot(self, plan: _LotPlan, path: str, explicit: bool) -> str:
         """The calls ``_u_MaterialLot`` makes for the lot ``plan`` describes, in its order."""
-        el, lid, name, valid_from, valid_to, material, status, q, u, properties, scope, components, _ = plan
+        line, lid, name, valid_from, valid_to, material, status, q, u, properties, scope, components, _ = plan
         file = self._ctx.file
         props: dict[str, Any] = {"name": name, "valid_from": valid_from, "valid_to": valid_to}
         if self._ctx.sender:
@@ -1267,27 +1291,27 @@ class B2MMLImporter:
         if status is not None:
             props["status"] = status
         props["quantity"], props["unit"] = q, u
-        for pid, key, kind, has_vals, value, p in properties:
+        for pid, key, kind, has_vals, value, pline in properties:
             if kind is None:
-                self.unmapped.add(Origin(file, p.sourceline or 0, child_path(path, "MaterialLotProperty")),
+                self.unmapped.add(Origin(file, pline, child_path(path, "MaterialLotProperty")),
                                   f"Lot has no property {pid!r}")
             elif has_vals:
                 props[key] = value
         site = None
         if scope is not None:
-            eid, cls, hs = scope
+            eid, cls, scope_line = scope
             site = eid if cls == "Site" else None
-            self.batch.add_node(cls, eid, Origin(file, hs.sourceline or 0, child_path(path, "HierarchyScope")),
+            self.batch.add_node(cls, eid, Origin(file, scope_line, child_path(path, "HierarchyScope")),
                                 props={"plant": site if cls != "Enterprise" else None}, explicit=False)
         props["plant"] = site
-        origin = Origin(file, el.sourceline or 0, path)
+        origin = Origin(file, line, path)
         self.batch.add_node("Lot", lid, origin, props=props, explicit=explicit)
         if material:
             self._edge(lid, "FOR_MATERIAL", material, origin)
         for comp in components:
             cpath = child_path(path, "AssemblyLot")
             cid = self._emit_lot(comp, cpath, explicit=comp.whole)
-            co = Origin(file, comp.el.sourceline or 0, cpath)
+            co = Origin(file, comp.line, cpath)
             self._edge(lid, "DERIVED_FROM", cid, co, props={"quantity": comp.quantity, "unit": comp.unit})
             if comp.quantity is None:
                 self._assembly.append((lid, cid, co))
@@ -1311,6 +1335,128 @@ class B2MMLImporter:
                                       child_path(path, "PersonnelActual"))
         return (self._plain_time(kids, "ActualStartTime"), self._plain_time(kids, "ActualEndTime"),
                 materials, equipment, personnel)
+
+    # -- files the compiled reader read ----------------------------------------------------------------
+    # The compiled reader (graph_loader/b2mml/native.py) hands back what the plain readers above
+    # would read of a whole file: texts and lines. Here its values are converted as they convert
+    # theirs, every unit before any call is made, and then the calls are made through the same
+    # emitters. A value that does not convert, or a unit the Python reader would not take, and
+    # the file goes to lxml instead, with nothing done yet.
+
+    def _native_message(self, name: str) -> bool:
+        """Reads the file ``name`` with the compiled reader; False, having done nothing, when
+        that reader does not take it or the plain readers would not read all of it."""
+        assert self._native is not None
+        msg = self._native(name)
+        if msg is None:
+            return False
+        ns, root, sender, units, contexts = msg
+        t = tag_facts("{" + ns + "}" + root)
+        if not (t.b2 and t.ns and t.verb_noun is not None) or t.verb_noun in ("Get", "Acknowledge", "Cancel"):
+            return False
+        try:
+            calls = [self._native_unit(kind, path, line, contexts[i], body) for kind, path, line, i, body in units]
+        except (V.ValueProblem, P.NotPlain):
+            return False
+        ctx = self._ctx
+        ctx.version = ctx.summary.version = version_of(t.ns)
+        ctx.summary.messages += 1
+        ctx.verb, ctx.sender = t.verb_noun, sender
+        for call in calls:
+            call()
+            ctx.summary.units += 1
+        return True
+
+    def _native_unit(self, kind: str, path: str, line: int, context: Any, body: Any) -> Callable[[], Any]:
+        """The calls for one unit the compiled reader read, its values converted now."""
+        path = intern_path(path)
+        file = self._ctx.file
+        origin = Origin(file, line, path)
+        if kind == "lot":
+            plan = self._native_lot(body)
+            return lambda: self._emit_lot(plan, path, explicit=True)
+        published, ctx_start, ctx_end, chain = context
+        scope = [(eid, lvl, Origin(file, ln, intern_path(p))) for eid, lvl, ln, p in chain]
+        time = self._native_time
+        if kind == "response":
+            _rid, oid, state, start, end, raw_segs = body
+            status = V.order_status(state) if state else None
+            seg_path = child_path(path, "SegmentResponse")
+            segs = [self._native_segment(s, seg_path) for s in raw_segs]
+            start, end = time(start), time(end)
+            return lambda: self._emit_response(oid, origin, status, start, end, segs, self._chain_of(scope)[0])
+        oid, state, name, valid_from, valid_to, start, end, raw_reqs = body
+        status = V.order_status(state) if state else None
+        req_path = child_path(path, "SegmentRequirement")
+        reqs = [self._native_requirement(s, req_path) for s in raw_reqs]
+        valid_from = time(valid_from) or time(published)
+        valid_to = time(valid_to)
+        planned_start = time(start) or _first([t for t, *_ in reqs if t]) or time(ctx_start)
+        planned_end = time(end) or _last([t for _, t, *_ in reqs if t]) or time(ctx_end)
+
+        def call() -> None:
+            props: dict[str, Any] = {"name": name, "valid_from": valid_from, "valid_to": valid_to}
+            if self._ctx.sender:
+                props["source_system"] = self._ctx.sender
+            props["planned_start"] = planned_start
+            props["planned_end"] = planned_end
+            defaults: dict[str, Any] = {} if status is None else {"status": status}
+            site, deepest = self._chain_of(scope)
+            self._emit_request(oid, origin, props, defaults, [r[2] for r in reqs], site, deepest,
+                               [r[3] for r in reqs])
+        return call
+
+    def _native_time(self, text: str | None) -> str | None:
+        return None if text is None else self._iso(text)
+
+    def _native_material(self, m: Any, path: str) -> _MaterialUse:
+        use, qs, unit, material, lots, line = m
+        return (P.use_of(use), None if qs is None else V.parse_quantity(qs), unit, material, lots,
+                Origin(self._ctx.file, line, path))
+
+    def _native_named(self, named: list[tuple[list[str], int]], path: str) -> list[tuple[list[str], Origin]]:
+        file = self._ctx.file
+        return [(ids, Origin(file, line, path)) for ids, line in named]
+
+    def _native_segment(self, seg: Any, path: str) -> _ActualSegment:
+        """``_plain_segment`` of a segment response the compiled reader read."""
+        start, end, materials, equipment, personnel = seg
+        mpath = child_path(path, "MaterialActual")
+        return (self._native_time(start), self._native_time(end),
+                [self._native_material(m, mpath) for m in materials],
+                self._native_named(equipment, child_path(path, "EquipmentActual")),
+                self._native_named(personnel, child_path(path, "PersonnelActual")))
+
+    def _native_requirement(self, seg: Any, path: str) -> tuple[str | None, str | None, list[str], _RequiredSegment]:
+        """``_plain_requirement`` of a segment requirement the compiled reader read."""
+        earliest, latest, ops, materials, equipment = seg
+        mpath = child_path(path, "MaterialRequirement")
+        uses = [self._native_material(m, mpath) for m in materials]
+        if any(use != "produced" for use, *_ in uses):
+            raise P.NotPlain
+        return (self._native_time(earliest), self._native_time(latest), ops,
+                (uses, self._native_named(equipment, child_path(path, "EquipmentRequirement"))))
+
+    def _native_lot(self, raw: Any) -> _LotPlan:
+        """``_lot_plan`` of a lot the compiled reader read."""
+        line, lid, name, valid_from, valid_to, material, status, (qs, unit), raw_props, raw_scope, comps, whole = raw
+        kinds = _field_kinds("Lot")
+        properties = []
+        for pid, vals, pline in raw_props:
+            key = _snake(pid) if pid else ""
+            kind = kinds.get(key)
+            properties.append((pid, key, kind, bool(vals), self._property_value(kind, vals), pline))
+        scope = None
+        if raw_scope is not None:
+            eid, level, scope_line = raw_scope
+            cls = V.level_class(level)
+            if cls is None:
+                raise P.NotPlain
+            scope = (eid, cls, scope_line)
+        return _LotPlan(line, lid, name, self._native_time(valid_from), self._native_time(valid_to), material,
+                        None if status is None else V.lot_status(status),
+                        None if qs is None else V.parse_quantity(qs), unit, properties, scope,
+                        [self._native_lot(c) for c in comps], whole)
 
     # -- finishing ----------------------------------------------------------------------------------
     def _class_of(self, ids: Iterable[str], store: GraphStore | None) -> dict[str, str]:

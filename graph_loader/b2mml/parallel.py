@@ -172,11 +172,12 @@ class MappedChunk:
     sublots: list[tuple[str, str, Origin]] = field(default_factory=list)
 
 
-def recording_importer(make: Callable[..., Any], source_system: str, default_tz: tzinfo) -> Any:
+def recording_importer(make: Callable[..., Any], source_system: str, default_tz: tzinfo,
+                       native: bool | None = None) -> Any:
     """An importer made by ``make`` (the caller's class, e.g.
     :class:`~graph_loader.b2mml.importer.B2MMLImporter`, so this module does not import it)
-    whose merges are recorded."""
-    imp = make(source_system=source_system, default_tz=default_tz)
+    whose merges are recorded; ``native``: whether it uses the compiled reader (None: as set)."""
+    imp = make(source_system=source_system, default_tz=default_tz, native=native)
     imp.batch = _RecordingBatch()
     imp.unmapped = _RecordingLog()
     imp.notes = _RecordingLog()
@@ -233,7 +234,7 @@ def _child_main(folder: Path, fd: int) -> None:
     chunks: list[list[str]] = job["chunks"]
     claims = _Claims(folder / "claims")
     with paused_gc():
-        imp = recording_importer(job["importer"], job["source_system"], job["default_tz"])
+        imp = recording_importer(job["importer"], job["source_system"], job["default_tz"], job["native"])
         while (i := claims.take_for_helper(job["start"])) is not None:
             for f in chunks[i]:
                 imp.add_file(Path(f))
@@ -270,7 +271,8 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
         # the helper starts a little before the middle: merging its chunks costs here ~8 % of
         # mapping them, so this side reaches them early and merges them while the helper works
         job = {"chunks": [[str(f) for f in c] for c in chunks], "start": len(chunks) * 9 // 20,
-               "importer": type(imp), "source_system": imp.batch.source_system, "default_tz": imp.default_tz}
+               "importer": type(imp), "source_system": imp.batch.source_system, "default_tz": imp.default_tz,
+               "native": imp._native is not None}
         try:
             payload: bytes | None = pickle.dumps(job)
         except Exception:  # e.g. a time zone object that does not pickle: no helper
@@ -304,7 +306,8 @@ def map_files_in_two(imp: Any, chunks: list[list[Path]]) -> int:
                 elif alive:
                     j = claims.take_last()
                     if j is not None:
-                        recorder = recorder or recording_importer(type(imp), imp.batch.source_system, imp.default_tz)
+                        recorder = recorder or recording_importer(type(imp), imp.batch.source_system, imp.default_tz,
+                                                                  imp._native is not None)
                         _add_chunk(recorder, chunks[j])
                         stolen[j] = take_recorded(recorder)
                     else:  # nothing left to take: wait for the helper's next chunk (or its end)

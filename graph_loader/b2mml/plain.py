@@ -44,6 +44,11 @@ class Shape:
         self._kids = {k.rstrip("+"): (one, k.endswith("+")) for k, one in kids.items()}
         self._by_tag: dict[str, dict[str, tuple[str, bool, bool]]] = {}
 
+    def kids(self) -> dict[str, tuple[bool, bool]]:
+        """Local name -> (at most one, may have children): the shape as the compiled reader
+        (:mod:`graph_loader.b2mml.native`) takes it."""
+        return dict(self._kids)
+
     def rules(self, tag: str) -> dict[str, tuple[str, bool, bool]]:
         """Child tag -> (local name, at most one, may have children), for a parent tagged ``tag``
         (its children must be in its namespace)."""

@@ -1,0 +1,160 @@
+"""The compiled reader of plain messages (``native/b2mml_reader``) reads what the Python plain
+readers read: every file below is mapped twice by a recording importer, with the compiled reader
+and without it, and everything recorded (calls with their origins, problems, file summaries) is
+compared. A file outside the reader's narrow kind must be left to lxml (None); the same
+comparison then shows nothing changed for it."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC
+from pathlib import Path
+
+import pytest
+
+from graph_loader.b2mml import native as N
+from graph_loader.b2mml.importer import B2MMLImporter, import_b2mml, iter_b2mml_files
+from graph_loader.b2mml.parallel import MappedChunk, recording_importer, take_recorded
+from store.factory import open_store
+
+from .conftest import FIXTURES
+from .test_export import _snapshot
+from .test_plain_units import PERTURBATIONS
+
+
+def _recorded(files: list[Path], native: bool) -> MappedChunk:
+    imp = recording_importer(B2MMLImporter, "B2MML", UTC, native=native)
+    assert (imp._native is not None) == native
+    for f in files:
+        imp.add_file(f)
+    return take_recorded(imp)
+
+
+def _same_with_and_without(files: list[Path]) -> None:
+    compiled = _recorded(files, native=True)
+    python = _recorded(files, native=False)
+    for name in MappedChunk.__slots__:
+        assert getattr(compiled, name) == getattr(python, name), name
+
+
+def _taken(files: list[Path]) -> list[Path]:
+    return [f for f in files if N.read_bytes(f.read_bytes()) is not None]
+
+
+def test_the_compiled_reader_is_installed() -> None:
+    assert N.available(), "native/b2mml_reader is not built: `make venv` (or make test) builds and installs it"
+
+
+def test_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANTGRAPH_B2MML_NATIVE", "0")
+    assert N.reader() is None and B2MMLImporter()._native is None
+    assert N.reader(True) is not None  # asked for explicitly
+    monkeypatch.setenv("PLANTGRAPH_B2MML_NATIVE", "1")
+    assert N.reader() is not None and B2MMLImporter()._native is not None
+    assert N.reader(False) is None
+
+
+def test_fixtures_map_alike() -> None:
+    files = iter_b2mml_files([FIXTURES / d for d in ("messy", "v0401", "v0500", "v0600", "v0701", "unsafe")])
+    _same_with_and_without(files)
+    taken = _taken(files)
+    # some are of its kind, most are not (comments, other encodings, unsafe files, other nouns)
+    assert taken and len(taken) < len(files)
+    assert not any("unsafe" in f.parts for f in taken)
+
+
+def test_generated_plant_is_read_by_it_and_alike(tiny_b2mml: Path) -> None:
+    files = iter_b2mml_files([tiny_b2mml])
+    _same_with_and_without(files)
+    left = {f.name.split("-")[0] for f in set(files) - set(_taken(files))}
+    # every message of the three nouns it reads is taken; the others are left to lxml
+    assert left <= {"equipment", "materials", "persons"}, left
+    assert len(files) - len(_taken(files)) <= 4
+
+
+#: (file prefix, pattern, replacement, whether the compiled reader takes the result): changes of
+#: the kind of file, for the reader's own limits. Those it refuses are errors or other readings
+#: for lxml, which the comparison covers.
+NARROW = [
+    ("lots", r"<Description>", "<Description>A &amp; B &#x41;&#66; &lt;x&gt; &quot;&apos; ", True),
+    ("lots", r"<ID>LOT-", "<ID> \t LOT-", True),
+    ("performance", r"<ID>RESP-", "<ID>&#x20;&#9;RESP-", True),
+    ("lots", r"<MaterialLot>", '<MaterialLot\n   note="x"\n   >', True),
+    ("lots", r"<Sync/>", "<Sync\n/>", True),
+    ("performance", r"<MaterialUse>", "<MaterialUse >", True),
+    ("schedule", r"<PublishedDate>", "<PublishedDate>\n\n", True),
+    ("lots", r"<\?xml[^>]*\?>", "", True),
+    ("lots", r"(<\?xml[^>]*\?>)", r"\1\n<!-- exported -->", True),
+    ("lots", r"</SyncMaterialLot>\s*$", "</SyncMaterialLot>\n<!-- end -->\n", True),
+    ("lots", r"^", "\ufeff", True),
+    ("lots", r"<MaterialLot>", "<MaterialLot><!-- note -->", False),
+    ("lots", r"\n", "\r\n", False),
+    ("lots", r"<Description>", "<Description>caf\u00e9 ", False),
+    ("lots", r"<Description>", "<Description><![CDATA[x]]>", False),
+    ("lots", r"<Description>", "<Description>&nbsp;", False),
+    ("lots", r"<Description>", "<Description>&#1;", False),
+    ("lots", r"<Description>", "<Description>a ]]> b", False),
+    ("lots", r"<MaterialLot>", '<MaterialLot note="a &amp; b">', False),
+    ("lots", r"<MaterialLot>", '<MaterialLot a="1" a="2">', False),
+    ("lots", r"<MaterialLot>", '<MaterialLot x:a="1">', False),
+    ("lots", r"encoding='UTF-8'", "encoding='ISO-8859-1'", False),
+    ("lots", r"<SyncMaterialLot ", "<?pi x?><SyncMaterialLot ", False),
+    ("lots", r"(<\?xml[^>]*\?>)", r"\1<!DOCTYPE SyncMaterialLot>", False),
+    ("lots", r"</SyncMaterialLot>", "</SyncMaterialLot><More/>", False),
+    ("lots", r"</SyncMaterialLot>", "</SyncMaterialLot>junk", False),
+    ("lots", r"<Status>([^<]*)</Status>", r"<x:Status>\1</x:Status>", False),
+    ("lots", r"<Status>([^<]*)</Status>", r"<Status>\1</Statu>", False),
+    ("lots", r"<Status>", "<1Status>", False),
+]
+
+
+def _perturbed(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str) -> Path:
+    source = next(f for f in sorted(tiny_b2mml.iterdir()) if f.name.startswith(prefix)
+                  and re.search(pattern, f.read_text(), re.S))
+    text = source.read_text()
+    changed = re.sub(pattern, repl, text, count=1, flags=re.S)
+    assert changed != text
+    target = tmp_path / source.name
+    target.write_bytes(changed.encode("utf-8"))
+    return target
+
+
+@pytest.mark.parametrize("prefix,pattern,repl", PERTURBATIONS)
+def test_perturbed_messages_map_alike(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str,
+                                      repl: str) -> None:
+    _same_with_and_without([_perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)])
+
+
+@pytest.mark.parametrize("prefix,pattern,repl,taken", NARROW)
+def test_the_narrow_kind(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str,
+                         taken: bool) -> None:
+    target = _perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
+    assert (N.read_bytes(target.read_bytes()) is not None) is taken
+    _same_with_and_without([target])
+
+
+def test_prefixed_elements(tiny_b2mml: Path, tmp_path: Path) -> None:
+    """Every element under a prefix (declared on the root) reads as with the default namespace."""
+    for prefix in ("lots", "schedule", "performance"):
+        source = next(f for f in sorted(tiny_b2mml.iterdir()) if f.name.startswith(prefix))
+        text = re.sub(r"<(/?)([A-Za-z])", r"<\1b2:\2", source.read_text())
+        text = text.replace(' xmlns="', ' xmlns:b2="', 1)
+        target = tmp_path / source.name
+        target.write_text(text)
+        assert _taken([target]) == [target]
+        _same_with_and_without([target])
+
+
+def test_whole_import_is_the_same(tiny_b2mml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same store and report with the compiled reader and without it."""
+    out = []
+    for switch in ("1", "0"):
+        monkeypatch.setenv("PLANTGRAPH_B2MML_NATIVE", switch)
+        store = open_store("embedded", tmp_path / f"store-{switch}")
+        try:
+            rep = import_b2mml([tiny_b2mml], store)
+            assert rep.written and rep.entities > 0
+            out.append((rep.model_dump(exclude={"seconds"}), _snapshot(store)))
+        finally:
+            store.close()
+    assert out[0] == out[1]
