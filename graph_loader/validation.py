@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import types
 import typing
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
@@ -753,16 +753,37 @@ def _group_by(items: Iterable[Any], key: Callable[[Any], str]) -> dict[str, list
 CheckedGroup = tuple[RowSchema, list[dict[str, Any]]]
 
 
+#: Rows of one class or relation checked at a time by :func:`check_rows`: a multiple of the
+#: writers' batch (``bundle.DEFAULT_BATCH``), so that a group is written in the same batches
+#: whether it is checked in parts or whole.
+CHECK_CHUNK = 50_000
+_Item = typing.TypeVar("_Item")
+
+
+def _chunks(group: list[_Item]) -> Iterator[list[_Item]]:
+    if len(group) <= CHECK_CHUNK:
+        yield group
+        return
+    for k in range(0, len(group), CHECK_CHUNK):
+        yield group[k:k + CHECK_CHUNK]
+
+
 def check_rows(
     nodes: Iterable[tuple[str, dict[str, Any]]],
     edges: Iterable[tuple[str, dict[str, Any]]],
     store: GraphStore | None = None,
     deletions: Deletions | None = None,
     cap: int = 200,
+    on_group: Callable[[bool, RowSchema, list[Any]], None] | None = None,
 ) -> tuple[list[CheckedGroup], list[CheckedGroup], ErrorCollector]:
     """Type and check an importer's rows (``(class, row)`` and ``(relation, row)``, each row as
     :func:`node_to_row` / :func:`edge_to_row` make them) with the bundle rules; returns the rows
     that pass, grouped by class and relation in order of first appearance, and the errors.
+
+    ``on_group(is_nodes, schema, typed)`` gets the rows of each group as soon as they are checked
+    (a group in parts of ``CHECK_CHUNK`` rows), while no error has been seen (nodes first, then
+    edges): a writer can start before the last check, and must drop what it got when the errors
+    returned are not empty.
 
     Errors name ``<nodes>`` / ``<edges>`` and the 1-based position of the row in its input. The
     typed rows go to the store's bulk upserts as they are (``RowSchema.to_node_rows``), so an
@@ -779,24 +800,36 @@ def check_rows(
                 errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))
             continue
         schema = row_schema("node", cls)
-        rows = [r for _, (_, r) in group]
-        places = [(src_n, i) for i, _ in group]
-        typed, bad = schema.validate(rows, places, errors)
-        for j in bad:
-            gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
-        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-        out_nodes.append((schema, gv.accept_nodes(schema, [t for t, _ in good], [p for _, p in good])))
+        accepted: list[Any] = []
+        for part in _chunks(group):
+            rows = [r for _, (_, r) in part]
+            places = [(src_n, i) for i, _ in part]
+            typed, bad = schema.validate(rows, places, errors)
+            for j in bad:
+                gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
+            good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+            passed = gv.accept_nodes(schema, [t for t, _ in good], [p for _, p in good])
+            accepted.extend(passed)
+            if on_group is not None and not errors:
+                on_group(True, schema, passed)
+        out_nodes.append((schema, accepted))
     for rel, egroup in _group_by(edges, itemgetter(0)).items():
         if rel not in RELATIONS:
             for i, _ in egroup:
                 errors.add(src_e.error(i, "rel", "unknown relation", "one of " + ", ".join(RELATIONS), rel))
             continue
         schema = row_schema("edge", rel)
-        rows = [r for _, (_, r) in egroup]
-        places = [(src_e, i) for i, _ in egroup]
-        typed, _ = schema.validate(rows, places, errors)
-        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-        out_edges.append((schema, gv.accept_edges(schema, [t for t, _ in good], [p for _, p in good])))
+        eaccepted: list[Any] = []
+        for epart in _chunks(egroup):
+            rows = [r for _, (_, r) in epart]
+            places = [(src_e, i) for i, _ in epart]
+            typed, _ = schema.validate(rows, places, errors)
+            good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+            passed = gv.accept_edges(schema, [t for t, _ in good], [p for _, p in good])
+            eaccepted.extend(passed)
+            if on_group is not None and not errors:
+                on_group(False, schema, passed)
+        out_edges.append((schema, eaccepted))
     gv.finish()
     return out_nodes, out_edges, errors
 

@@ -9,6 +9,7 @@ they did not read can be reported.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from graph_loader.b2mml.plain import clean
@@ -38,6 +39,7 @@ CONTEXT = frozenset({
 } | set(VERBS))
 
 
+@lru_cache(maxsize=256)
 def version_of(ns: str) -> str | None:
     """``V0401``, ``V0500``, ``V0600``, ``V07`` (the unversioned MESA namespace) or None."""
     m = _NS_RE.match(ns)

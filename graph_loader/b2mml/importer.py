@@ -12,13 +12,15 @@ reason); what was mapped is validated with the ontology models and written all o
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import cache, lru_cache
+from functools import cache, lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -45,9 +47,19 @@ from graph_loader.b2mml.elements import (
     tag_facts,
     version_of,
 )
+from graph_loader.b2mml.parallel import add_files
 from graph_loader.b2mml.plain import clean as _clean
-from graph_loader.b2mml.records import ImportBatch, Origin, Problem, ProblemLog, paused_gc, write_validated
+from graph_loader.b2mml.records import (
+    ImportBatch,
+    Origin,
+    Problem,
+    ProblemLog,
+    paused_gc,
+    send_group,
+    write_validated,
+)
 from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
+from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, run_beside, usable_cpus
 from ontology.models import ENTITY_CLASSES, datetime_fields
 from store.base import GraphStore
 
@@ -1407,7 +1419,11 @@ class B2MMLImporter:
         return call
 
     def _native_time(self, text: str | None) -> str | None:
-        return None if text is None else self._iso(text)
+        """``_plain_time`` of a text read (the cache looked up here first: most times repeat)."""
+        if text is None:
+            return None
+        got = self._isos.get(text)
+        return got if got is not None else self._iso(text)
 
     def _native_material(self, m: Any, path: str) -> _MaterialUse:
         use, qs, unit, material, lots, line = m
@@ -1563,11 +1579,16 @@ class B2MMLImporter:
                         and line is not None and line.props.get("plant"):
                     o.defaults["plant"] = line.props["plant"]
 
-    def run(self, store: GraphStore | None, dry_run: bool = False) -> ImportReport:
+    def run(self, store: GraphStore | None, dry_run: bool = False, sink: RowSink | None = None) -> ImportReport:
+        """Links, checks and (unless ``dry_run``) the write, all or nothing. With ``sink`` (the pipe
+        to the transaction of the process that writes), the checked rows go there as each group
+        passes instead of being written here; ``written`` then says that all of them went, and
+        when it is False the writer must drop what it got."""
         t0 = time.perf_counter()
         self._finish(store)
         rep = self.report
-        validated = self.batch.validate(store)
+        send = partial(send_group, sink) if sink is not None and not dry_run and not self.errors else None
+        validated = self.batch.validate(store, send)
         rep.errors = [*self.errors, *validated.errors]
         rep.more_errors = validated.more_errors
         rep.unmapped = self.unmapped.items()
@@ -1578,7 +1599,9 @@ class B2MMLImporter:
         rep.entities_by_class = validated.entities_by_class()
         rep.relations_by_type = validated.relations_by_type()
         rep.dry_run = dry_run
-        if not rep.errors and not dry_run and store is not None:
+        if not rep.errors and not dry_run and sink is not None:
+            rep.written = True  # every group went to the sink
+        elif not rep.errors and not dry_run and store is not None:
             write_validated(store, validated)
             rep.written = True
         rep.seconds += time.perf_counter() - t0
@@ -1687,10 +1710,12 @@ def import_b2mml(
 def _import_b2mml(paths: Sequence[Path], store: GraphStore | None, dry_run: bool, source_system: str,
                   default_tz: tzinfo, xsd: bool, progress: Callable[[int], None] | None) -> ImportReport:
     t0 = time.perf_counter()
-    imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=progress)
     files = iter_b2mml_files(paths)
-    from graph_loader.b2mml.parallel import add_files
-
+    opener = store.process_opener() if store is not None and not dry_run else None
+    if opener is not None and usable_cpus() > 1 and _travels(default_tz) and _at_least(files, PIPELINE_MIN_BYTES):
+        assert store is not None
+        return _import_beside(files, store, opener, source_system, default_tz, xsd, progress, t0)
+    imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=progress)
     add_files(imp, files)
     if xsd:
         from graph_loader.b2mml.xsd import validate_files
@@ -1698,6 +1723,100 @@ def _import_b2mml(paths: Sequence[Path], store: GraphStore | None, dry_run: bool
         imp.report.xsd_violations = validate_files(files)
     imp.report.seconds = time.perf_counter() - t0
     return imp.run(store, dry_run=dry_run)
+
+
+def _at_least(files: Sequence[Path], size: int) -> bool:
+    """Whether ``files`` hold ``size`` bytes or more (stops counting there)."""
+    total = 0
+    for f in files:
+        with contextlib.suppress(OSError):  # (reported when the file is read)
+            total += f.stat().st_size
+        if total >= size:
+            return True
+    return False
+
+
+def _travels(value: Any) -> bool:
+    """Whether ``value`` pickles (a time zone handed to the second process)."""
+    try:
+        pickle.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+class _NotWritten(Exception):
+    """Rolls the writing transaction back when the checks failed (the report says why)."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__("import not written")
+        self.report = report
+
+
+def _import_beside(files: list[Path], store: GraphStore, opener: Callable[[], GraphStore], source_system: str,
+                   default_tz: tzinfo, xsd: bool, progress: Callable[[int], None] | None, t0: float) -> ImportReport:
+    """A big import with its mapping and checks in a second process (:func:`_produce_import`),
+    which sends each checked group here as it passes (:func:`graph_loader.pipeline.run_beside`):
+    the checks of the next group overlap the write of the last. The same rows in the same order
+    and the same report as one process; all or nothing still (a failed check, or the other
+    process failing, rolls the transaction back)."""
+    tell = None if progress is None else (lambda done, _total: progress(done))
+    try:
+        with store.bulk_transaction() as tx:
+            # a store the import holds alone held nothing: the other process need not open it
+            job = partial(_produce_import, [str(f) for f in files], None if tx.sole else opener, source_system,
+                          default_tz, xsd)
+            rep, files_done = run_beside(job, tx, tell)
+            rep.files = [FileSummary.model_construct(file=f, version=v, messages=m, units=u, error=e)
+                         for f, v, m, u, e in files_done]
+            if not rep.written:
+                raise _NotWritten(rep)
+    except _NotWritten as failed:
+        rep = failed.report
+    rep.seconds = time.perf_counter() - t0
+    return rep
+
+
+def _produce_import(names: list[str], opener: Callable[[], GraphStore] | None, source_system: str,
+                    default_tz: tzinfo, xsd: bool, sink: RowSink) -> tuple[ImportReport, list[tuple[Any, ...]]]:
+    """The second process's part of :func:`_import_beside`: the whole import but the write.
+    Its store connection sees the committed state, the store as it was before this import (the
+    rows sent are not committed yet), which is what a one-process import's checks see, since
+    they all run before its write. Files done are told in steps of ``_TICK``. The report goes
+    back with its file summaries apart, as plain tuples: a big import's tens of thousands of
+    models cost ~0.6 s to pickle and unpickle, at the very end."""
+    store = opener() if opener is not None else None
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if done >= _TICK:
+            sink.progress(done, 0)
+            done = 0
+
+    try:
+        with paused_gc():
+            imp = B2MMLImporter(source_system=source_system, default_tz=default_tz, progress=tick)
+            files = [Path(n) for n in names]
+            add_files(imp, files)
+            if done:
+                sink.progress(done, 0)
+            if xsd:
+                from graph_loader.b2mml.xsd import validate_files
+
+                imp.report.xsd_violations = validate_files(files)
+            rep = imp.run(store, sink=sink)
+            files_done = [(f.file, f.version, f.messages, f.units, f.error) for f in rep.files]
+            rep.files = []
+            return rep, files_done
+    finally:
+        if store is not None:
+            store.close()
+
+
+#: Files mapped between two progress messages of the second process.
+_TICK = 256
 
 
 __all__ = ["B2MMLImporter", "ImportReport", "import_b2mml", "iter_b2mml_files", "version_of"]

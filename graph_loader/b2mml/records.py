@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -29,7 +29,11 @@ from ontology.models import ENTITY_CLASSES, RELATIONS
 from store.base import EdgeRecord, GraphStore, NodeRecord
 
 if TYPE_CHECKING:
-    from graph_loader.validation import CheckedGroup
+    from graph_loader.pipeline import RowSink
+    from graph_loader.validation import CheckedGroup, RowSchema
+
+#: What gets each checked group as it comes: (is a node group, its schema, its typed rows).
+GroupFn = Callable[[bool, "RowSchema", list[Any]], None]
 
 
 @contextmanager
@@ -50,9 +54,10 @@ class ImportError_(Exception):
     """Base of importer failures a user can act on (bad input, unsafe input, bad mapping)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where a draft came from: file, line (1-based, 0 when unknown), column and element/JSON path."""
+class Origin(NamedTuple):
+    """Where a draft came from: file, line (1-based, 0 when unknown), column and element/JSON path.
+    A named tuple, not a dataclass: a big import makes one per record, and a tuple is made in half
+    the time of a frozen dataclass."""
 
     file: str
     line: int = 0
@@ -264,9 +269,10 @@ class ImportBatch:
         return len(self.nodes) + len(self.edges)
 
     # -- validation ---------------------------------------------------------------------------
-    def validate(self, store: GraphStore | None = None) -> Validated:
-        """Validate every draft with the ontology; nothing is written here."""
-        return check_like_a_bundle(self.rows(store), store)
+    def validate(self, store: GraphStore | None = None, on_group: GroupFn | None = None) -> Validated:
+        """Validate every draft with the ontology; nothing is written here (``on_group``: as
+        :func:`~graph_loader.validation.check_rows` takes it, while the drafts had no error)."""
+        return check_like_a_bundle(self.rows(store), store, on_group)
 
     def rows(self, store: GraphStore | None = None) -> DraftRows:
         """The drafts merged over what the store holds, as rows for the bundle rules; the errors
@@ -368,12 +374,14 @@ def _without_none(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def check_like_a_bundle(drafted: DraftRows, store: GraphStore | None) -> Validated:
+def check_like_a_bundle(drafted: DraftRows, store: GraphStore | None, on_group: GroupFn | None = None) -> Validated:
     """Run the bundle loader's row checks (the same rules as ``plantgraph load``) on the rows an
-    importer built, mapping each error back to the place the row came from."""
+    importer built, mapping each error back to the place the row came from. ``on_group`` gets
+    the checked groups as they come while nothing has failed (:func:`check_rows`)."""
     from graph_loader.validation import check_rows
 
-    node_groups, edge_groups, collector = check_rows(drafted.nodes, drafted.edges, store)
+    node_groups, edge_groups, collector = check_rows(drafted.nodes, drafted.edges, store,
+                                                     on_group=None if drafted.errors else on_group)
     errors = list(drafted.errors)
     for e in collector.errors:
         pool = drafted.node_origins if e.file == "<nodes>" else drafted.edge_origins
@@ -389,19 +397,29 @@ def check_like_a_bundle(drafted: DraftRows, store: GraphStore | None) -> Validat
 def write_validated(store: GraphStore, validated: Validated, progress: Callable[[int], None] | None = None) -> None:
     """Write nodes then edges in one bulk transaction (as the bundle loader's: into an empty store
     it may hold it alone), all or nothing, as typed rows: no record object per row."""
-    from graph_loader.loader import DEFAULT_BATCH
+    from graph_loader.pipeline import TxSink
 
     with store.bulk_transaction() as tx:
+        sink = TxSink(tx)
         for groups, is_nodes in ((validated.node_groups, True), (validated.edge_groups, False)):
             for schema, typed in groups:
-                for i in range(0, len(typed), DEFAULT_BATCH):
-                    part = typed[i:i + DEFAULT_BATCH]
-                    if is_nodes:
-                        tx.upsert_node_rows(schema.name, schema.to_node_rows(part))
-                    else:
-                        tx.upsert_edge_rows(schema.name, schema.to_edge_rows(part))
-                    if progress is not None:
-                        progress(len(part))
+                send_group(sink, is_nodes, schema, typed, progress)
+
+
+def send_group(sink: RowSink, is_nodes: bool, schema: RowSchema, typed: list[Any],
+               progress: Callable[[int], None] | None = None) -> None:
+    """One checked group to a writer (a transaction, or the pipe to one), as store rows in
+    batches of the bundle loader's size."""
+    from graph_loader.loader import DEFAULT_BATCH
+
+    for i in range(0, len(typed), DEFAULT_BATCH):
+        part = typed[i:i + DEFAULT_BATCH]
+        if is_nodes:
+            sink.nodes(schema.name, schema.to_node_rows(part))
+        else:
+            sink.edges(schema.name, schema.to_edge_rows(part))
+        if progress is not None:
+            progress(len(part))
 
 
 def stored_props(node: NodeRecord) -> dict[str, Any]:
@@ -422,6 +440,6 @@ def records_to_rows(nodes: Iterable[NodeRecord]) -> list[dict[str, Any]]:
 
 __all__ = [
     "DraftRows", "EdgeDraft", "ImportBatch", "ImportError_", "NodeDraft", "Origin", "Problem", "ProblemLog",
-    "Validated", "check_like_a_bundle", "paused_gc", "problem", "records_to_rows", "stored_props",
+    "Validated", "check_like_a_bundle", "paused_gc", "problem", "records_to_rows", "send_group", "stored_props",
     "write_validated",
 ]
