@@ -17,7 +17,7 @@ from graph_loader.b2mml.importer import B2MMLImporter, import_b2mml, iter_b2mml_
 from graph_loader.b2mml.parallel import MappedChunk, recording_importer, take_recorded
 from store.factory import open_store
 
-from .conftest import FIXTURES
+from .conftest import FIXTURES, perturbed
 from .test_export import _snapshot
 from .test_plain_units import PERTURBATIONS
 
@@ -108,27 +108,16 @@ NARROW = [
 ]
 
 
-def _perturbed(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str) -> Path:
-    source = next(f for f in sorted(tiny_b2mml.iterdir()) if f.name.startswith(prefix)
-                  and re.search(pattern, f.read_text(), re.S))
-    text = source.read_text()
-    changed = re.sub(pattern, repl, text, count=1, flags=re.S)
-    assert changed != text
-    target = tmp_path / source.name
-    target.write_bytes(changed.encode("utf-8"))
-    return target
-
-
 @pytest.mark.parametrize("prefix,pattern,repl", PERTURBATIONS)
 def test_perturbed_messages_map_alike(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str,
                                       repl: str) -> None:
-    _same_with_and_without([_perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)])
+    _same_with_and_without([perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)])
 
 
 @pytest.mark.parametrize("prefix,pattern,repl,taken", NARROW)
 def test_the_narrow_kind(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str,
                          taken: bool) -> None:
-    target = _perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
+    target = perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
     assert (N.read_bytes(target.read_bytes()) is not None) is taken
     _same_with_and_without([target])
 
