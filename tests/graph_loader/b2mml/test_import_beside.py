@@ -134,3 +134,17 @@ def test_no_part_goes_out_after_an_error(tiny_b2mml: Path, tmp_path: Path, monke
     assert all(is_nodes for is_nodes, _ in got)  # no relation went out
     assert 0 < sent.count("Lot") < -(-lot_rows // 7)  # the Lot parts up to the bad row, not after it
     assert set(sent) <= set(order[:order.index("Lot") + 1])  # nor any class checked after Lot
+
+
+def test_progress_counts_every_file(tiny_b2mml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(importer, "usable_cpus", lambda: 2)
+    monkeypatch.setattr(importer, "PIPELINE_MIN_BYTES", 0)
+    counted: list[int] = []
+    store = open_store("embedded", tmp_path / "store")
+    try:
+        rep = import_b2mml([tiny_b2mml], store, progress=counted.append)
+    finally:
+        store.close()
+    assert rep.written
+    assert sum(counted) == len(importer.iter_b2mml_files([tiny_b2mml])) == len(rep.files)
+    assert len(counted) > 1  # told as it goes, not once at the end
