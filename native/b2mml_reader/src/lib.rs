@@ -8,11 +8,11 @@
 //! to report a problem: a file is taken here only when it is certainly well-formed, plain XML.
 //!
 //! What it takes, on purpose narrower than XML: ASCII bytes (after an optional UTF-8 byte-order
-//! mark) with no carriage returns or control characters; an XML declaration of version 1.0 in
-//! UTF-8 or US-ASCII, or none; comments only outside the root element; no CDATA section,
-//! processing instruction or DOCTYPE; names of letters, digits, `_`, `.`, `-` with at most one
-//! prefix; attribute values without `<` or `&`; in text, only the five predefined entities and
-//! character references to XML characters; fewer than 65,536 lines.
+//! mark) with no carriage returns or control characters; an XML declaration of exactly the
+//! grammar's form, version 1.0, in UTF-8 or US-ASCII, or none; comments only outside the root
+//! element; no CDATA section, processing instruction or DOCTYPE; names of letters, digits, `_`,
+//! `.`, `-` with at most one prefix; attribute values without `<` or `&`; in text, only the five
+//! predefined entities and character references to XML characters; fewer than 65,536 lines.
 //!
 //! The shapes (which children a plain element may have) come from Python (`configure`), so both
 //! readers use one table.
@@ -261,6 +261,61 @@ fn intern(namespaces: &mut Vec<Vec<u8>>, ns: &[u8]) -> u32 {
     (namespaces.len() - 1) as u32
 }
 
+/// Whether an XML declaration (the text between `<?` and `?>`) is exactly of the grammar's form:
+/// `xml`, then `version` of 1.0, an `encoding` this reader takes and a `standalone` of yes or no,
+/// in that order, the last two optional (the XML reader does not check the declaration's form).
+fn plain_declaration(raw: &[u8]) -> bool {
+    let Some(mut rest) = raw.strip_prefix(b"xml") else {
+        return false;
+    };
+    let space = |c: &u8| matches!(c, b' ' | b'\t' | b'\n');
+    let mut seen = 0usize; // how many of version, encoding, standalone may no longer come
+    loop {
+        let trimmed = rest
+            .iter()
+            .position(|c| !space(c))
+            .map_or(&rest[rest.len()..], |i| &rest[i..]);
+        if trimmed.is_empty() {
+            return seen > 0; // (version is required)
+        }
+        if trimmed.len() == rest.len() {
+            return false; // no space before a pseudo-attribute
+        }
+        let name_len = trimmed
+            .iter()
+            .position(|c| !c.is_ascii_lowercase())
+            .unwrap_or(trimmed.len());
+        let (name, after) = trimmed.split_at(name_len);
+        let after = &after[after.iter().position(|c| !space(c)).unwrap_or(after.len())..];
+        let Some(after) = after.strip_prefix(b"=") else {
+            return false;
+        };
+        let after = &after[after.iter().position(|c| !space(c)).unwrap_or(after.len())..];
+        let Some(&quote) = after.first() else { return false };
+        if quote != b'"' && quote != b'\'' {
+            return false;
+        }
+        let Some(end) = after[1..].iter().position(|c| *c == quote) else {
+            return false;
+        };
+        let value = after[1..1 + end].to_ascii_lowercase();
+        let (slot, ok) = match name {
+            b"version" => (1, value == b"1.0"),
+            b"encoding" => (
+                2,
+                matches!(value.as_slice(), b"utf-8" | b"utf8" | b"us-ascii" | b"ascii"),
+            ),
+            b"standalone" => (3, matches!(value.as_slice(), b"yes" | b"no")),
+            _ => return false,
+        };
+        if !ok || slot <= seen || (seen == 0 && slot != 1) || (name == b"standalone" && value != after[1..1 + end]) {
+            return false;
+        }
+        seen = slot;
+        rest = &after[end + 2..];
+    }
+}
+
 /// Whether a start tag's attributes are of the narrow kind (checked, bound, no `<` or `&`).
 fn plain_attributes(reader: &NsReader<&[u8]>, e: &BytesStart) -> bool {
     let mut attrs = e.attributes();
@@ -326,14 +381,8 @@ fn parse(data: &[u8]) -> Option<Tree<'_>> {
         first = false;
         match event {
             Event::Decl(d) => {
-                if !was_first || d.version().ok()?.as_ref() != b"1.0" {
+                if !was_first || !plain_declaration(d.as_ref()) {
                     return None;
-                }
-                if let Some(enc) = d.encoding() {
-                    let enc = enc.ok()?.to_ascii_lowercase();
-                    if !matches!(enc.as_slice(), b"utf-8" | b"utf8" | b"us-ascii" | b"ascii") {
-                        return None;
-                    }
                 }
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
