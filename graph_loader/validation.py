@@ -768,6 +768,36 @@ def _chunks(group: list[_Item]) -> Iterator[list[_Item]]:
         yield group[k:k + CHECK_CHUNK]
 
 
+def _checked_parts(
+    schema: RowSchema, group: list[tuple[int, tuple[str, dict[str, Any]]]], src: Source, errors: ErrorCollector,
+    accept: Callable[[RowSchema, list[Any], list[tuple[Source, int]]], list[Any]],
+    on_bad: Callable[[dict[str, Any], int], None] | None = None,
+) -> Iterator[list[Any]]:
+    """Each part of one class's or relation's rows (``CHECK_CHUNK`` at a time) typed, then the
+    rows of it that ``accept`` passes; ``on_bad(row, line)`` for each row that does not type."""
+    for part in _chunks(group):
+        rows = [r for _, (_, r) in part]
+        places = [(src, i) for i, _ in part]
+        typed, bad = schema.validate(rows, places, errors)
+        if on_bad is not None:
+            for j in bad:
+                on_bad(rows[j], places[j][1])
+        good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
+        yield accept(schema, [t for t, _ in good], [p for _, p in good])
+
+
+def _hand_out(parts: Iterator[list[Any]], is_nodes: bool, schema: RowSchema, errors: ErrorCollector,
+              on_group: Callable[[bool, RowSchema, list[Any]], None] | None) -> list[Any]:
+    """All the rows ``parts`` pass, each part given to ``on_group`` as it passes while no error
+    has been seen."""
+    accepted: list[Any] = []
+    for passed in parts:
+        accepted.extend(passed)
+        if on_group is not None and not errors:
+            on_group(is_nodes, schema, passed)
+    return accepted
+
+
 def check_rows(
     nodes: Iterable[tuple[str, dict[str, Any]]],
     edges: Iterable[tuple[str, dict[str, Any]]],
@@ -800,36 +830,20 @@ def check_rows(
                 errors.add(src_n.error(i, "cls", "unknown class", "one of " + ", ".join(ENTITY_CLASSES), cls))
             continue
         schema = row_schema("node", cls)
-        accepted: list[Any] = []
-        for part in _chunks(group):
-            rows = [r for _, (_, r) in part]
-            places = [(src_n, i) for i, _ in part]
-            typed, bad = schema.validate(rows, places, errors)
-            for j in bad:
-                gv.note_node_id(rows[j].get("id"), cls, src_n, places[j][1])
-            good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-            passed = gv.accept_nodes(schema, [t for t, _ in good], [p for _, p in good])
-            accepted.extend(passed)
-            if on_group is not None and not errors:
-                on_group(True, schema, passed)
-        out_nodes.append((schema, accepted))
+
+        def note(row: dict[str, Any], line: int, cls: str = cls, src: Source = src_n) -> None:
+            gv.note_node_id(row.get("id"), cls, src, line)
+
+        parts = _checked_parts(schema, group, src_n, errors, gv.accept_nodes, note)
+        out_nodes.append((schema, _hand_out(parts, True, schema, errors, on_group)))
     for rel, egroup in _group_by(edges, itemgetter(0)).items():
         if rel not in RELATIONS:
             for i, _ in egroup:
                 errors.add(src_e.error(i, "rel", "unknown relation", "one of " + ", ".join(RELATIONS), rel))
             continue
         schema = row_schema("edge", rel)
-        eaccepted: list[Any] = []
-        for epart in _chunks(egroup):
-            rows = [r for _, (_, r) in epart]
-            places = [(src_e, i) for i, _ in epart]
-            typed, _ = schema.validate(rows, places, errors)
-            good = [(t, p) for t, p in zip(typed, places, strict=True) if t is not None]
-            passed = gv.accept_edges(schema, [t for t, _ in good], [p for _, p in good])
-            eaccepted.extend(passed)
-            if on_group is not None and not errors:
-                on_group(False, schema, passed)
-        out_edges.append((schema, eaccepted))
+        eparts = _checked_parts(schema, egroup, src_e, errors, gv.accept_edges)
+        out_edges.append((schema, _hand_out(eparts, False, schema, errors, on_group)))
     gv.finish()
     return out_nodes, out_edges, errors
 
