@@ -219,6 +219,9 @@ _ActualSegment = tuple[
 
 #: One level of an equipment chain as written: (EquipmentID, its level, origin).
 _ScopeLevel = tuple[str | None, str | None, Origin]
+#: A lot property read: (ID, field, its kind or None when the lot has no such field, whether it had
+#: values, value, line).
+_LotProperty = tuple[str | None, str, str | None, bool, Any, int]
 
 
 class _LotPlan(NamedTuple):
@@ -233,8 +236,7 @@ class _LotPlan(NamedTuple):
     status: str | None
     quantity: float | None
     unit: str | None
-    #: (ID, field, its kind or None when the lot has no such field, whether it had values, value, line)
-    properties: list[tuple[str | None, str, str | None, bool, Any, int]]
+    properties: list[_LotProperty]
     #: (equipment id, class, line) of its HierarchyScope
     scope: tuple[str, str, int] | None
     components: list[_LotPlan]
@@ -1159,22 +1161,29 @@ class B2MMLImporter:
         origin = Origin(self._ctx.file, el.sourceline or 0, path)
         container = el.getparent()
         cr = self._holder(container) if container is not None and local_name(container) in CONTAINERS else None
-        props: dict[str, Any] = {}
-        defaults: dict[str, Any] = {}
-        props["name"] = P.leaf_text(top, "Description")
-        props["valid_from"] = valid_from
-        props["valid_to"] = valid_to
+        valid_from = valid_from or self._dt(cr, "PublishedDate")
+        planned_start = start or _first([t for t, *_ in segs if t]) or self._dt(cr, "StartTime")
+        planned_end = end or _last([t for _, t, *_ in segs if t]) or self._dt(cr, "EndTime", "Endtime")
+        self._emit_plain_request(oid, origin, P.leaf_text(top, "Description"), valid_from, valid_to, planned_start,
+                                 planned_end, status, segs, self._scope(cr) if cr is not None else [])
+        return True
+
+    def _emit_plain_request(self, oid: str, origin: Origin, name: str | None, valid_from: str | None,
+                            valid_to: str | None, planned_start: str | None, planned_end: str | None,
+                            status: str | None, segs: list[tuple[str | None, str | None, list[str], _RequiredSegment]],
+                            scope: list[_ScopeLevel]) -> None:
+        """The calls ``_u_ProductionRequest`` makes for a plain request read (by either reader),
+        once its times are resolved against its container: the order, its container's equipment
+        chain, its operations, lines and material."""
+        props: dict[str, Any] = {"name": name, "valid_from": valid_from, "valid_to": valid_to}
         if self._ctx.sender:
             props["source_system"] = self._ctx.sender
-        props["valid_from"] = props.get("valid_from") or self._dt(cr, "PublishedDate")
-        props["planned_start"] = start or _first([t for t, *_ in segs if t]) or self._dt(cr, "StartTime")
-        props["planned_end"] = end or _last([t for _, t, *_ in segs if t]) or self._dt(cr, "EndTime", "Endtime")
-        if status is not None:
-            defaults["status"] = status
-        site, deepest = self._chain(cr) if cr is not None else (None, None)
+        props["planned_start"] = planned_start
+        props["planned_end"] = planned_end
+        defaults: dict[str, Any] = {} if status is None else {"status": status}
+        site, deepest = self._chain_of(scope)
         self._emit_request(oid, origin, props, defaults, [seg[2] for seg in segs], site, deepest,
                            [seg[3] for seg in segs])
-        return True
 
     def _plain_requirement(self, seg: Any, path: str) -> tuple[str | None, str | None, list[str], _RequiredSegment]:
         """(earliest start, latest end, operations, ``_requirement_segment``) of a plain segment
@@ -1252,17 +1261,13 @@ class B2MMLImporter:
         if text is not None:
             status = V.lot_status(text)
         q, u = self._plain_quantity(kids)
-        kinds = _field_kinds("Lot")
-        properties: list[tuple[str | None, str, str | None, bool, Any, Any]] = []
+        properties = []
         for p in kids.get("MaterialLotProperty", ()):
             pk = P.children(p, P.PROPERTY)
             if pk is None:
                 raise P.NotPlain
-            pid = P.leaf_text(pk, "ID")
             vals = [t for v in pk.get("Value", ()) if (t := P.value(v)) is not None]
-            key = _snake(pid) if pid else ""
-            kind = kinds.get(key)
-            properties.append((pid, key, kind, bool(vals), self._property_value(kind, vals), p.sourceline or 0))
+            properties.append(self._lot_property(P.leaf_text(pk, "ID"), vals, p.sourceline or 0))
         scope = None
         hs = kids.get("HierarchyScope")
         if hs is not None:
@@ -1280,6 +1285,13 @@ class B2MMLImporter:
         return _LotPlan(el.sourceline or 0, lid, P.leaf_text(kids, "Description"),
                         self._plain_time(kids, "EffectiveStartDate"), self._plain_time(kids, "EffectiveEndDate"),
                         P.leaf_text(kids, "MaterialDefinitionID"), status, q, u, properties, scope, components, whole)
+
+    def _lot_property(self, pid: str | None, vals: list[str], line: int) -> _LotProperty:
+        """A ``MaterialLotProperty`` as read (by either reader): its ID, the field it names, that
+        field's kind (None: the lot has no such field), whether it had values, the value, its line."""
+        key = _snake(pid) if pid else ""
+        kind = _field_kinds("Lot").get(key)
+        return pid, key, kind, bool(vals), self._property_value(kind, vals), line
 
     def _property_value(self, kind: str | None, vals: list[str]) -> Any:
         """A lot property's value as its field's kind reads it (None for no field or values)."""
@@ -1405,18 +1417,8 @@ class B2MMLImporter:
         valid_to = time(valid_to)
         planned_start = time(start) or _first([t for t, *_ in reqs if t]) or time(ctx_start)
         planned_end = time(end) or _last([t for _, t, *_ in reqs if t]) or time(ctx_end)
-
-        def call() -> None:
-            props: dict[str, Any] = {"name": name, "valid_from": valid_from, "valid_to": valid_to}
-            if self._ctx.sender:
-                props["source_system"] = self._ctx.sender
-            props["planned_start"] = planned_start
-            props["planned_end"] = planned_end
-            defaults: dict[str, Any] = {} if status is None else {"status": status}
-            site, deepest = self._chain_of(scope)
-            self._emit_request(oid, origin, props, defaults, [r[2] for r in reqs], site, deepest,
-                               [r[3] for r in reqs])
-        return call
+        return lambda: self._emit_plain_request(oid, origin, name, valid_from, valid_to, planned_start, planned_end,
+                                                status, reqs, scope)
 
     def _native_time(self, text: str | None) -> str | None:
         """``_plain_time`` of a text read (the cache looked up here first: most times repeat)."""
@@ -1456,12 +1458,7 @@ class B2MMLImporter:
     def _native_lot(self, raw: Any) -> _LotPlan:
         """``_lot_plan`` of a lot the compiled reader read."""
         line, lid, name, valid_from, valid_to, material, status, (qs, unit), raw_props, raw_scope, comps, whole = raw
-        kinds = _field_kinds("Lot")
-        properties = []
-        for pid, vals, pline in raw_props:
-            key = _snake(pid) if pid else ""
-            kind = kinds.get(key)
-            properties.append((pid, key, kind, bool(vals), self._property_value(kind, vals), pline))
+        properties = [self._lot_property(pid, vals, pline) for pid, vals, pline in raw_props]
         scope = None
         if raw_scope is not None:
             eid, level, scope_line = raw_scope
