@@ -9,10 +9,11 @@ they did not read can be reported.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from graph_loader.b2mml.plain import clean
+from ontology.models import ENTITY_CLASSES, datetime_fields
 
 _NS_RE = re.compile(r"^https?://www\.(wbf|mesa)\.org/xml/(b2mml|batchml)(-v(\d+))?/?$", re.IGNORECASE)
 VERBS = ("Sync", "Show", "Process", "Get", "Change", "Cancel", "Acknowledge", "Respond")
@@ -70,6 +71,27 @@ TAG_FACTS: dict[Any, TagFacts] = {}
 #: Tag -> local name of the elements seen (what the child index needs of a tag).
 LOCAL_NAMES: dict[str, str] = {}
 NO_TAG = TagFacts("", "")
+
+
+@cache
+def field_kinds(cls: str) -> dict[str, str]:
+    """Property name -> how a ``*Property`` value is read (datetime, list, number, text), per
+    class, worked out once from the ontology model."""
+    model = ENTITY_CLASSES[cls]
+    dts = datetime_fields(model)
+    out: dict[str, str] = {}
+    for key, info in model.model_fields.items():
+        if key == "id":
+            continue
+        if key in dts:
+            out[key] = "datetime"
+        elif "list" in repr(info.annotation):
+            out[key] = "list"
+        elif info.annotation in (float, float | None) or "float" in repr(info.annotation):
+            out[key] = "number"
+        else:
+            out[key] = "text"
+    return out
 
 
 def tag_facts(tag: Any) -> TagFacts:
@@ -295,5 +317,6 @@ class R:
 
 __all__ = [
     "CONTAINERS", "CONTEXT", "LOCAL_NAMES", "NOUNS", "NO_TAG", "TAG_FACTS", "UNITS", "VERBS", "VERB_RE", "R",
-    "ReadElements", "TagFacts", "child_path", "element_path", "intern_path", "local_name", "tag_facts", "version_of",
+    "ReadElements", "TagFacts", "child_path", "element_path", "field_kinds", "intern_path", "local_name", "tag_facts",
+    "version_of",
 ]

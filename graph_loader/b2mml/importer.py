@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import cache, lru_cache, partial
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -42,6 +42,7 @@ from graph_loader.b2mml.elements import (
     ReadElements,
     child_path,
     element_path,
+    field_kinds,
     intern_path,
     local_name,
     tag_facts,
@@ -60,7 +61,6 @@ from graph_loader.b2mml.records import (
 )
 from graph_loader.b2mml.safexml import XMLInputError, safe_iterparse, safe_parse
 from graph_loader.pipeline import PIPELINE_MIN_BYTES, RowSink, run_beside, usable_cpus
-from ontology.models import ENTITY_CLASSES, datetime_fields
 from store.base import GraphStore
 
 #: The only elements whose parse events reach Python (lxml patterns, any namespace).
@@ -108,27 +108,6 @@ def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
 _BAR = re.compile(r"\s*\|\s*")
 #: Distinct date-time texts whose ISO form an importer keeps (then it starts again).
 _ISO_CACHE = 100_000
-
-
-@cache
-def _field_kinds(cls: str) -> dict[str, str]:
-    """Property name -> how a ``*Property`` value is read (datetime, list, number, text), per
-    class, worked out once from the ontology model."""
-    model = ENTITY_CLASSES[cls]
-    dts = datetime_fields(model)
-    out: dict[str, str] = {}
-    for key, info in model.model_fields.items():
-        if key == "id":
-            continue
-        if key in dts:
-            out[key] = "datetime"
-        elif "list" in repr(info.annotation):
-            out[key] = "list"
-        elif info.annotation in (float, float | None) or "float" in repr(info.annotation):
-            out[key] = "number"
-        else:
-            out[key] = "text"
-    return out
 
 
 @lru_cache(maxsize=4096)
@@ -272,9 +251,10 @@ class B2MMLImporter:
         self._ctx = _Ctx(file="")
         self._used = ReadElements()
         self._isos: dict[str, str] = {}
-        #: the compiled reader of plain messages, when installed and wanted (``native``: None
-        #: follows PLANTGRAPH_B2MML_NATIVE)
-        self._native = N.reader(native)
+        #: the compiled reader and mapper of plain messages, when installed and wanted
+        #: (``native``: None follows PLANTGRAPH_B2MML_NATIVE), and the default zone as it takes it
+        self._native = N.mapper(native)
+        self._tz_minutes = N.offset_minutes(default_tz)
 
     # -- file walking ---------------------------------------------------------------------------
     def add_paths(self, paths: Iterable[Path]) -> None:
@@ -287,12 +267,13 @@ class B2MMLImporter:
         self.report.files.append(summary)
         self._ctx = _Ctx(file=name, summary=summary)
         try:
-            if os.stat(name).st_size <= TREE_BYTES:
-                if self._native is None or not self._native_message(name):
-                    self._ctx.holders = {}
-                    root = safe_parse(path, name, blank_text=False).getroot()
-                    if not self._plain_message(root):
-                        self._walk(_tree_events(root), streamed=False)
+            if self._native is not None and self._native_message(name):
+                pass  # (the compiled reader reads only files of up to TREE_BYTES)
+            elif os.stat(name).st_size <= TREE_BYTES:
+                self._ctx.holders = {}
+                root = safe_parse(path, name, blank_text=False).getroot()
+                if not self._plain_message(root):
+                    self._walk(_tree_events(root), streamed=False)
             else:
                 self._walk(safe_iterparse(path, name, EVENT_TAGS))
         except XMLInputError as exc:
@@ -608,7 +589,7 @@ class B2MMLImporter:
 
     def _props(self, r: R, names: Sequence[str], cls: str, out: dict[str, Any]) -> None:
         """``*Property`` elements whose ID names an ontology field of ``cls`` -> ``out``."""
-        kinds = _field_kinds(cls)
+        kinds = field_kinds(cls)
         for p in r.kids(*names):
             pid = p.text("ID")
             vals = p.texts("Value")
@@ -1290,7 +1271,7 @@ class B2MMLImporter:
         """A ``MaterialLotProperty`` as read (by either reader): its ID, the field it names, that
         field's kind (None: the lot has no such field), whether it had values, the value, its line."""
         key = _snake(pid) if pid else ""
-        kind = _field_kinds("Lot").get(key)
+        kind = field_kinds("Lot").get(key)
         return pid, key, kind, bool(vals), self._property_value(kind, vals), line
 
     def _property_value(self, kind: str | None, vals: list[str]) -> Any:
@@ -1361,35 +1342,58 @@ class B2MMLImporter:
                 materials, equipment, personnel)
 
     # -- files the compiled reader read ----------------------------------------------------------------
-    # The compiled reader (graph_loader/b2mml/native.py) hands back what the plain readers above
-    # would read of a whole file: texts and lines. Here its values are converted as they convert
-    # theirs, every unit before any call is made, and then the calls are made through the same
-    # emitters. A value that does not convert, or a unit the Python reader would not take, and
-    # the file goes to lxml instead, with nothing done yet.
+    # The compiled reader (graph_loader/b2mml/native.py) reads a whole file as the plain readers
+    # above would, and maps it as the emitters would: its calls are then only made here
+    # (``_native_ops``). Where its mapping declines, it hands back what it read, texts and lines:
+    # here those values are converted as the plain readers convert theirs, every unit before any
+    # call is made, and the calls are made through the same emitters. A value that does not
+    # convert, or a unit the Python reader would not take, and the file goes to lxml instead,
+    # with nothing done yet.
 
     def _native_message(self, name: str) -> bool:
         """Reads the file ``name`` with the compiled reader; False, having done nothing, when
         that reader does not take it or the plain readers would not read all of it."""
         assert self._native is not None
-        msg = self._native(name)
-        if msg is None:
+        got = self._native(name, TREE_BYTES, self._tz_minutes)
+        if got is None:
             return False
-        ns, root, sender, units, contexts = msg
+        kind, ns, root, sender, body = got
         t = tag_facts("{" + ns + "}" + root)
         if not (t.b2 and t.ns and t.verb_noun is not None) or t.verb_noun in ("Get", "Acknowledge", "Cancel"):
             return False
-        try:
-            calls = [self._native_unit(kind, path, line, contexts[i], body) for kind, path, line, i, body in units]
-        except (V.ValueProblem, P.NotPlain):
-            return False
+        calls: list[Callable[[], Any]] = []
+        if kind == "raw":
+            units, contexts = body
+            try:
+                calls = [self._native_unit(k, path, line, contexts[i], unit) for k, path, line, i, unit in units]
+            except (V.ValueProblem, P.NotPlain):
+                return False
         ctx = self._ctx
         ctx.version = ctx.summary.version = version_of(t.ns)
         ctx.summary.messages += 1
         ctx.verb, ctx.sender = t.verb_noun, sender
+        if kind == "ops":
+            self._native_ops(body)
         for call in calls:
             call()
             ctx.summary.units += 1
         return True
+
+    def _native_ops(self, ops: Any) -> None:
+        """Makes the calls the compiled reader worked out for a message (``native.Mapped``)."""
+        units, raw_paths, raw_origins, nodes, edges, refs, assembly = ops
+        file = self._ctx.file
+        paths = [intern_path(p) for p in raw_paths]
+        origins = [Origin(file, line, paths[i]) for line, i in raw_origins]
+        add_node, add_edge = self.batch.add_node, self.batch.add_edge
+        for cls, node_id, o, props, defaults, explicit in nodes:
+            add_node(cls, node_id, origins[o], props, defaults, explicit)
+        for src, rel, dst, o, props in edges:
+            add_edge(src, rel, dst, origins[o], props)
+        self._equip_refs.extend(_EquipRef(order, eq, origins[o], actual, start, end)
+                                for order, eq, o, actual, start, end in refs)
+        self._assembly.extend((lot, comp, origins[o]) for lot, comp, o in assembly)
+        self._ctx.summary.units += units
 
     def _native_unit(self, kind: str, path: str, line: int, context: Any, body: Any) -> Callable[[], Any]:
         """The calls for one unit the compiled reader read, its values converted now."""

@@ -8,25 +8,41 @@ plain unit it read itself; a file the reader does not take (None) is read with l
 The reader takes only certainly well-formed files of a narrow kind (its module docstring), so
 it never has a problem to report: every error and report entry still comes from the lxml path.
 
-The shapes and names it checks against are this package's (``plain`` and ``elements``), handed
-over once by :func:`reader`. ``PLANTGRAPH_B2MML_NATIVE=0`` turns it off (the pure-Python path).
+It also maps what it read (:func:`mapper`): the calls the importer's emitters would make, for
+the importer to make on its batch. It maps only what it reads exactly as Python does, and
+declines anything else (a value of another form, anything reported as not mapped): the importer
+then converts the raw texts it hands back instead (its ``_native_*`` methods).
+
+The shapes, names and code lists it checks against are this package's (``plain``, ``elements``,
+``values``), handed over once. ``PLANTGRAPH_B2MML_NATIVE=0`` turns it off (the pure-Python path).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from datetime import timedelta, timezone, tzinfo
 from functools import cache
 from typing import Any
 
 from graph_loader.b2mml import plain as P
-from graph_loader.b2mml.elements import CONTAINERS, CONTEXT, UNITS, VERBS
+from graph_loader.b2mml import values as V
+from graph_loader.b2mml.elements import CONTAINERS, CONTEXT, UNITS, VERBS, field_kinds
 
 #: What the reader hands back for a file (see native/b2mml_reader/src/lib.rs for the tuples):
 #: (namespace, root local name, sender, units, container contexts), each unit being
 #: (kind, path, line, context index, body).
 RawMessage = tuple[str, str, str | None, list[tuple[str, str, int, int, Any]], list[Any]]
 ReadFn = Callable[[str], RawMessage | None]
+#: What the mapper hands back for a file: ("ops", namespace, root, sender, ops) when it mapped the
+#: message, ("raw", namespace, root, sender, (units, contexts) as in RawMessage) when it declined;
+#: ops being (units, paths, origins as (line, path index), node calls as (class, id, origin index,
+#: props, defaults, explicit), edge calls as (src, rel, dst, origin index, props), equipment links
+#: as (order, equipment, origin index, actual, start, end), assembly links as (lot, component,
+#: origin index)).
+Mapped = tuple[str, str, str, str | None, Any]
+#: ``map(path, max_bytes, tz)``: None when the reader does not take the file (or it is bigger).
+MapFn = Callable[[str, int, int | None], Mapped | None]
 
 #: The shapes the compiled reader asks for, by the names it uses.
 _SHAPES = {
@@ -50,6 +66,8 @@ def _module() -> Any | None:
         return None
     mod.configure({name: shape.kids() for name, shape in _SHAPES.items()}, sorted(UNITS), sorted(CONTAINERS),
                   sorted(CONTEXT), list(VERBS))
+    mod.configure_mapping(V.LEVEL_CLASS, V.LOT_STATUS, V.ORDER_STATUS, V.HIERARCHY_REL, P.PRODUCED_USES,
+                          P.CONSUMED_USES, field_kinds("Lot"))
     return mod
 
 
@@ -67,6 +85,34 @@ def reader(use: bool | None = None) -> ReadFn | None:
     return None if mod is None else mod.read
 
 
+def mapper(use: bool | None = None) -> MapFn | None:
+    """The compiled reader's ``map_file(path, max_bytes, tz)``, or None (as :func:`reader`)."""
+    if use is False or (use is None and not wanted()):
+        return None
+    mod = _module()
+    return None if mod is None else mod.map_file
+
+
+def offset_minutes(tz: tzinfo) -> int | None:
+    """A default time zone as the mapper takes it: its offset in minutes when it is one fixed
+    offset of whole minutes (UTC, ``timezone(...)``), else None (a zone with daylight saving
+    time: the mapper then declines a time without an offset)."""
+    if not isinstance(tz, timezone):
+        return None
+    off = tz.utcoffset(None)
+    if off % timedelta(minutes=1):
+        return None
+    return off // timedelta(minutes=1)
+
+
+def map_bytes(data: bytes, tz: int | None = 0) -> Mapped | None:
+    """What the mapper makes of a file's bytes (for tests); it must be installed."""
+    mod = _module()
+    if mod is None:
+        raise RuntimeError("the compiled B2MML reader (native/b2mml_reader) is not installed")
+    return mod.map_bytes(data, tz)
+
+
 def read_bytes(data: bytes) -> RawMessage | None:
     """What the compiled reader reads of a file's bytes (for tests); it must be installed."""
     mod = _module()
@@ -75,4 +121,7 @@ def read_bytes(data: bytes) -> RawMessage | None:
     return mod.read_bytes(data)
 
 
-__all__ = ["RawMessage", "ReadFn", "available", "read_bytes", "reader", "wanted"]
+__all__ = [
+    "MapFn", "Mapped", "RawMessage", "ReadFn", "available", "map_bytes", "mapper", "offset_minutes", "read_bytes",
+    "reader", "wanted",
+]

@@ -14,8 +14,8 @@ import re
 from functools import lru_cache
 from typing import Any
 
-_PRODUCED = {"produced", "materialproduced", "coproductproduced", "byproductproduced", "yieldproduced"}
-_CONSUMED = {"consumed", "materialconsumed"}
+PRODUCED_USES = {"produced", "materialproduced", "coproductproduced", "byproductproduced", "yieldproduced"}
+CONSUMED_USES = {"consumed", "materialconsumed"}
 _NOT_LETTER = re.compile(r"[^a-z]")
 
 
@@ -159,15 +159,35 @@ def use_of(use: str) -> str:
     """What a MaterialUse text says: ``produced``, ``consumed``, or ``use <text>`` for any other
     use (reported as not mapped)."""
     key = _NOT_LETTER.sub("", use.lower())
-    if key in _PRODUCED:
+    if key in PRODUCED_USES:
         return "produced"
-    if key in _CONSUMED:
+    if key in CONSUMED_USES:
         return "consumed"
     return f"use {use or '(none)'}"
 
 
 __all__ = [
-    "EQUIPMENT", "LOT", "MATERIAL", "OPERATION_TAGS", "PERSONNEL", "PROPERTY", "QUANTITY", "REQUEST", "RESPONSE",
-    "SCOPE", "SEGMENT_REQUIREMENT", "SEGMENT_RESPONSE", "VALUE", "NotPlain", "Shape", "children", "clean",
-    "leaf_text", "lots", "use_of", "value",
+    "CONSUMED_USES",
+    "EQUIPMENT",
+    "LOT",
+    "MATERIAL",
+    "OPERATION_TAGS",
+    "PERSONNEL",
+    "PRODUCED_USES",
+    "PROPERTY",
+    "QUANTITY",
+    "REQUEST",
+    "RESPONSE",
+    "SCOPE",
+    "SEGMENT_REQUIREMENT",
+    "SEGMENT_RESPONSE",
+    "VALUE",
+    "NotPlain",
+    "Shape",
+    "children",
+    "clean",
+    "leaf_text",
+    "lots",
+    "use_of",
+    "value",
 ]

@@ -198,7 +198,7 @@ def level_class(level: str | None) -> str | None:
     return LEVEL_CLASS.get(_norm(level))
 
 
-_LOT_STATUS = {
+LOT_STATUS = {
     "released": "released", "release": "released", "available": "released", "approved": "released",
     "unrestricted": "released", "active": "released", "produced": "released",
     "onhold": "on_hold", "hold": "on_hold", "held": "on_hold", "blocked": "on_hold",
@@ -210,7 +210,7 @@ _LOT_STATUS = {
 
 
 def lot_status(text: str) -> str:
-    s = _LOT_STATUS.get(_norm(text))
+    s = LOT_STATUS.get(_norm(text))
     if s is None:
         raise ValueProblem(
             f"unknown lot status {text!r} (expected one of released, on hold, quarantined, consumed, "
@@ -218,7 +218,7 @@ def lot_status(text: str) -> str:
     return s
 
 
-_ORDER_STATUS = {
+ORDER_STATUS = {
     "forecast": "planned", "planned": "planned", "waitingforapproval": "planned", "waiting": "planned",
     "ready": "released", "suspended": "running",
     "released": "released", "running": "running", "inprocess": "running", "started": "running",
@@ -229,7 +229,7 @@ _ORDER_STATUS = {
 
 
 def order_status(text: str) -> str:
-    s = _ORDER_STATUS.get(_norm(text))
+    s = ORDER_STATUS.get(_norm(text))
     if s is None:
         raise ValueProblem(
             f"unknown request/response state {text!r} (expected Forecast, Released, Ready, Running, "
@@ -257,7 +257,7 @@ def snake(name: str) -> str:
 
 
 __all__ = [
-    "CHILD_CLASS", "CLASS_LEVEL", "HIERARCHY_REL", "LEVEL_CLASS", "ValueProblem", "clean_id", "iso",
-    "level_class", "lot_status", "material_kind", "order_status", "parse_datetime", "parse_quantity",
+    "CHILD_CLASS", "CLASS_LEVEL", "HIERARCHY_REL", "LEVEL_CLASS", "LOT_STATUS", "ORDER_STATUS", "ValueProblem",
+    "clean_id", "iso", "level_class", "lot_status", "material_kind", "order_status", "parse_datetime", "parse_quantity",
     "snake", "zone",
 ]

@@ -2,10 +2,12 @@
 //!
 //! Why: parsing and walking the tree from Python is most of a big B2MML import's CPU. This reads
 //! a file, and when it is one message in the usual envelope whose every unit is plain-shaped
-//! (the same test as the Python readers), returns what those readers read, as raw texts and
-//! line numbers; the importer then converts the values and makes its calls as usual. For
-//! anything else it returns None and the importer reads the file with lxml, so this never has
-//! to report a problem: a file is taken here only when it is certainly well-formed, plain XML.
+//! (the same test as the Python readers), `read` returns what those readers read, as raw texts
+//! and line numbers, and `map_file` goes on to map it as the importer's emitters would
+//! (`mapping`), handing back the calls for the importer to make; where that mapping declines,
+//! the raw texts, which the importer converts and maps as usual. For anything else both return
+//! None and the importer reads the file with lxml, so this never has to report a problem: a file
+//! is taken here only when it is certainly well-formed, plain XML.
 //!
 //! What it takes, on purpose narrower than XML: ASCII bytes (after an optional UTF-8 byte-order
 //! mark) with no carriage returns or control characters; an XML declaration of exactly the
@@ -17,12 +19,16 @@
 //! The shapes (which children a plain element may have) come from Python (`configure`), so both
 //! readers use one table.
 
+mod mapping;
+
+use mapping::{MapConfig, Ops, Props, Val};
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyDict, PyString};
 use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 use std::collections::{HashMap, HashSet};
+use std::io::Read;
 use std::sync::{Arc, RwLock};
 
 /// local name -> (at most one, may have children), as Python's `plain.Shape.kids()`
@@ -1100,29 +1106,52 @@ fn unit_py<'py>(py: Python<'py>, u: Unit) -> PyResult<Obj<'py>> {
     Ok((kind, u.path, u.line, u.context, body).into_pyobject(py)?.into_any())
 }
 
-fn message_py<'py>(py: Python<'py>, m: Message) -> PyResult<Obj<'py>> {
-    let units = m
-        .units
+/// A message's units and contexts.
+fn body_py<'py>(py: Python<'py>, units: Vec<Unit>, contexts: Vec<Context>) -> PyResult<(Obj<'py>, Obj<'py>)> {
+    let units = units
         .into_iter()
         .map(|u| unit_py(py, u))
         .collect::<PyResult<Vec<_>>>()?;
-    let contexts = m
-        .contexts
+    let contexts = contexts
         .into_iter()
         .map(|c| Ok((c.published, c.start, c.end, c.chain).into_pyobject(py)?.into_any()))
         .collect::<PyResult<Vec<_>>>()?;
+    Ok((
+        units.into_pyobject(py)?.into_any(),
+        contexts.into_pyobject(py)?.into_any(),
+    ))
+}
+
+fn message_py<'py>(py: Python<'py>, m: Message) -> PyResult<Obj<'py>> {
+    let (units, contexts) = body_py(py, m.units, m.contexts)?;
     Ok((m.ns, m.root, m.sender, units, contexts).into_pyobject(py)?.into_any())
 }
 
-fn read_message(data: &[u8]) -> PyResult<Option<Message>> {
-    let cfg = CONFIG
+fn config() -> PyResult<Arc<Config>> {
+    CONFIG
         .read()
         .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("configuration lock poisoned"))?
         .clone()
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure() was not called"))?;
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure() was not called"))
+}
+
+fn read_message(data: &[u8]) -> PyResult<Option<Message>> {
+    let cfg = config()?;
     let Some(tree) = parse(data) else { return Ok(None) };
     let reader = Reader { tree: &tree, cfg: &cfg };
     Ok(reader.message().ok())
+}
+
+/// The file's bytes when it has at most `max_bytes` (a bigger one is streamed by lxml).
+fn read_limited(path: &str, max_bytes: i64) -> Option<Vec<u8>> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    if i64::try_from(len).map_or(true, |n| n > max_bytes) {
+        return None;
+    }
+    let mut data = Vec::with_capacity(len as usize + 1);
+    f.read_to_end(&mut data).ok()?;
+    Some(data)
 }
 
 /// What the plain readers would read of the file at `path`, or None (lxml reads it then).
@@ -1136,6 +1165,129 @@ fn read<'py>(py: Python<'py>, path: &str) -> PyResult<Option<Obj<'py>>> {
 #[pyfunction]
 fn read_bytes<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>) -> PyResult<Option<Obj<'py>>> {
     read_message(data.as_bytes())?.map(|m| message_py(py, m)).transpose()
+}
+
+fn val_py<'py>(py: Python<'py>, v: Val) -> PyResult<Obj<'py>> {
+    Ok(match v {
+        Val::None => py.None().into_bound(py),
+        Val::Str(s) => s.into_pyobject(py)?.into_any(),
+        Val::Num(f) => f.into_pyobject(py)?.into_any(),
+        Val::List(items) => items.into_pyobject(py)?.into_any(),
+    })
+}
+
+fn props_py<'py>(py: Python<'py>, props: Option<Props>) -> PyResult<Obj<'py>> {
+    let Some(props) = props else {
+        return Ok(py.None().into_bound(py));
+    };
+    let d = PyDict::new(py);
+    for (k, v) in props {
+        d.set_item(PyString::intern(py, &k), val_py(py, v)?)?;
+    }
+    Ok(d.into_any())
+}
+
+fn ops_py<'py>(py: Python<'py>, ops: Ops) -> PyResult<Obj<'py>> {
+    let nodes = ops
+        .nodes
+        .into_iter()
+        .map(|n| {
+            let cls = PyString::intern(py, &n.cls);
+            let (p, d) = (props_py(py, n.props)?, props_py(py, n.defaults)?);
+            Ok((cls, n.id, n.origin, p, d, n.explicit).into_pyobject(py)?.into_any())
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let edges = ops
+        .edges
+        .into_iter()
+        .map(|e| {
+            let rel = PyString::intern(py, &e.rel);
+            Ok((e.src, rel, e.dst, e.origin, props_py(py, e.props)?)
+                .into_pyobject(py)?
+                .into_any())
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let refs = ops
+        .refs
+        .into_iter()
+        .map(|r| {
+            Ok((r.order, r.equipment, r.origin, r.actual, r.start, r.end)
+                .into_pyobject(py)?
+                .into_any())
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    Ok((ops.units, ops.paths, ops.origins, nodes, edges, refs, ops.assembly)
+        .into_pyobject(py)?
+        .into_any())
+}
+
+fn mapped_py<'py>(py: Python<'py>, data: &[u8], tz: Option<i32>) -> PyResult<Option<Obj<'py>>> {
+    let Some(msg) = read_message(data)? else {
+        return Ok(None);
+    };
+    let map_cfg = MAPPING
+        .read()
+        .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("configuration lock poisoned"))?
+        .clone()
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure_mapping() was not called"))?;
+    let (kind, body) = match mapping::map_message(&msg, &map_cfg, tz) {
+        Ok(ops) => ("ops", ops_py(py, ops)?),
+        Err(mapping::Declined) => (
+            "raw",
+            body_py(py, msg.units, msg.contexts)?.into_pyobject(py)?.into_any(),
+        ),
+    };
+    Ok(Some(
+        (kind, msg.ns, msg.root, msg.sender, body).into_pyobject(py)?.into_any(),
+    ))
+}
+
+/// The calls for the file at `path` when it has at most `max_bytes` and the reader takes it:
+/// `("ops", namespace, root, sender, ops)`; `("raw", namespace, root, sender, what read
+/// returns)` when the mapping declines it; None when the reader does not take it. `tz`: the
+/// default zone's offset in minutes, None when it is not a fixed offset.
+#[pyfunction]
+#[pyo3(signature = (path, max_bytes, tz))]
+fn map_file<'py>(py: Python<'py>, path: &str, max_bytes: i64, tz: Option<i32>) -> PyResult<Option<Obj<'py>>> {
+    let Some(data) = read_limited(path, max_bytes) else {
+        return Ok(None);
+    };
+    mapped_py(py, &data, tz)
+}
+
+/// `map_file` of a file's bytes.
+#[pyfunction]
+#[pyo3(signature = (data, tz))]
+fn map_bytes<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>, tz: Option<i32>) -> PyResult<Option<Obj<'py>>> {
+    mapped_py(py, data.as_bytes(), tz)
+}
+
+static MAPPING: RwLock<Option<Arc<MapConfig>>> = RwLock::new(None);
+
+/// The code lists and field kinds the mapping reads, from the Python modules that define them.
+#[pyfunction]
+fn configure_mapping(
+    levels: HashMap<String, String>,
+    lot_status: HashMap<String, String>,
+    order_status: HashMap<String, String>,
+    hierarchy: HashMap<(String, String), String>,
+    produced: HashSet<String>,
+    consumed: HashSet<String>,
+    lot_fields: HashMap<String, String>,
+) -> PyResult<()> {
+    let cfg = MapConfig {
+        levels,
+        lot_status,
+        order_status,
+        hierarchy,
+        produced,
+        consumed,
+        lot_fields,
+    };
+    *MAPPING
+        .write()
+        .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("configuration lock poisoned"))? = Some(Arc::new(cfg));
+    Ok(())
 }
 
 /// The names and shapes the readers use, from the Python module that defines them.
@@ -1177,5 +1329,8 @@ fn plantgraph_b2mml_reader(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure, m)?)?;
     m.add_function(wrap_pyfunction!(read, m)?)?;
     m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(configure_mapping, m)?)?;
+    m.add_function(wrap_pyfunction!(map_file, m)?)?;
+    m.add_function(wrap_pyfunction!(map_bytes, m)?)?;
     Ok(())
 }

@@ -1,15 +1,17 @@
-"""The compiled reader of plain messages (``native/b2mml_reader``) reads what the Python plain
-readers read: every file below is mapped twice by a recording importer, with the compiled reader
-and without it, and everything recorded (calls with their origins, problems, file summaries) is
-compared. A file outside the reader's narrow kind must be left to lxml (None); the same
-comparison then shows nothing changed for it."""
+"""The compiled reader of plain messages (``native/b2mml_reader``) reads and maps what the Python
+plain readers and emitters read and map: every file below is mapped twice by a recording
+importer, with the compiled reader and without it, and everything recorded (calls with their
+origins, problems, file summaries) is compared. A file outside the reader's narrow kind must be
+left to lxml (None), and a value its mapping does not read for certain to the Python converters
+("raw"); the same comparison then shows nothing changed for it."""
 
 from __future__ import annotations
 
 import random
 import re
-from datetime import UTC
+from datetime import UTC, timedelta, timezone, tzinfo
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -23,17 +25,17 @@ from .test_export import _snapshot
 from .test_plain_units import PERTURBATIONS
 
 
-def _recorded(files: list[Path], native: bool) -> MappedChunk:
-    imp = recording_importer(B2MMLImporter, "B2MML", UTC, native=native)
+def _recorded(files: list[Path], native: bool, tz: tzinfo = UTC) -> MappedChunk:
+    imp = recording_importer(B2MMLImporter, "B2MML", tz, native=native)
     assert (imp._native is not None) == native
     for f in files:
         imp.add_file(f)
     return take_recorded(imp)
 
 
-def _same_with_and_without(files: list[Path]) -> None:
-    compiled = _recorded(files, native=True)
-    python = _recorded(files, native=False)
+def _same_with_and_without(files: list[Path], tz: tzinfo = UTC) -> None:
+    compiled = _recorded(files, native=True, tz=tz)
+    python = _recorded(files, native=False, tz=tz)
     for name in MappedChunk.__slots__:
         assert getattr(compiled, name) == getattr(python, name), name
 
@@ -71,6 +73,116 @@ def test_generated_plant_is_read_by_it_and_alike(tiny_b2mml: Path) -> None:
     # every message of the three nouns it reads is taken; the others are left to lxml
     assert left <= {"equipment", "materials", "persons"}, left
     assert len(files) - len(_taken(files)) <= 4
+    # and every one it takes, it maps itself
+    assert all(_mapped(f) == "ops" for f in _taken(files))
+
+
+def _mapped(path: Path, tz: int | None = 0) -> str | None:
+    """Whether the compiled reader maps the file ("ops"), hands its texts to the Python
+    converters ("raw"), or leaves it to lxml (None)."""
+    got = N.map_bytes(path.read_bytes(), tz)
+    return None if got is None else got[0]
+
+
+#: Values in each place the mapping reads one of the kind, and whether it maps them itself (True)
+#: or hands them to the Python converters: the forms it reads for certain, and others (some that
+#: Python reads too, some that it refuses) on either side of each of its limits.
+TIMES = [
+    ("2026-03-02T06:00:00Z", True), ("2026-03-02T06:00:00z", True), ("2026-03-02T06:00:00+01:00", True),
+    ("2026-03-02T06:00:00-05:30", True), ("2026-03-02T06:00:00-00:00", True), ("2026-03-02T06:00:00", True),
+    ("2026-03-02T06:00:00.5+01:00", True), ("2026-03-02T06:00:00.000000Z", True),
+    ("2026-03-02T06:00:00.1234567891-01:00", True), ("2024-02-29", True), ("2000-02-29T23:59:59Z", True),
+    ("0001-01-01T00:00:00+23:59", True), ("9999-12-31T23:59:59-23:59", True),
+    ("2026-02-29", False), ("1900-02-29T00:00:00Z", False), ("2026-13-01T00:00:00Z", False),
+    ("2026-03-02T24:00:00Z", False), ("2026-03-02T06:60:00Z", False), ("2026-03-02T06:00:60Z", False),
+    ("2026-03-02T06:00:00+24:00", False), ("2026-03-02T06:00:00+01:60", False), ("2026-03-02T06:00:00+0100", False),
+    ("2026-03-02T06:00:00+01:00:30", False), ("2026-03-02 06:00:00", False), ("2026-03-02T06:00", False),
+    ("2026-03-02T06:00:00.", False), ("2026-03-02T06:00:00,5Z", False), ("0000-01-01T00:00:00Z", False),
+    ("20260302T060000Z", False), ("2026-W10-1", False), ("2026-03-02Z", False), ("yesterday", False),
+]
+QUANTITIES = [
+    ("12", True), ("+12.50", True), ("-3", True), ("-0", True), (".5", True), ("5.", True), ("1.5E3", True),
+    ("1e-2", True), ("2E+2", True), ("0.1000000000000000055511151231257827", True), ("1e-400", True),
+    ("1e400", False), ("Infinity", False), ("NaN", False), ("1_000", False), ("12,5", False), ("0x10", False),
+    ("1e", False), (".", False), ("+", False), ("1.2.3", False), ("1 000", False),
+]
+#: (file, element, value, mapped) for the code lists and the lot properties
+CODES = [
+    ("lots", "Status", "On Hold", True), ("lots", "Status", "QUALITY-inspection", True),
+    ("lots", "Status", "lost", False), ("lots", "EquipmentLevel", "Production Line", True),
+    ("lots", "EquipmentLevel", "enterprise", True), ("lots", "EquipmentLevel", "Cell", False),
+    ("performance", "ResponseState", "in process", True), ("performance", "ResponseState", "Nope", False),
+    ("schedule", "RequestState", "Waiting for approval", True), ("schedule", "RequestState", "later", False),
+    ("performance", "MaterialUse", "By-product produced", True), ("performance", "MaterialUse", "Scrapped", False),
+    ("schedule", "MaterialUse", "Consumed", False), ("schedule", "EquipmentLevel", "Area", True),
+    ("schedule", "EquipmentLevel", "Cell", False), ("lots", "ID>expiry<", "ID>ExpiryDate<", False),
+]
+LOT_PROPERTIES = [("ProducedAt", True), ("produced-at", True), ("Produced At", True), ("_expiry_", True),
+                  ("EXPIRY", True), ("Expiry2", False), ("status", True), ("quantity", False), ("colour", False)]
+
+
+def _one_kind(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str, mapped: bool) -> None:
+    target = perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
+    assert _mapped(target) == ("ops" if mapped else "raw")
+    _same_with_and_without([target])
+
+
+@pytest.mark.parametrize("text,mapped", TIMES)
+def test_times_map_alike(tiny_b2mml: Path, tmp_path: Path, text: str, mapped: bool) -> None:
+    for prefix, tag in (("lots", "EffectiveStartDate"), ("lots", "ValueString"), ("performance", "ActualEndTime"),
+                        ("performance", "StartTime"), ("schedule", "EndTime"), ("schedule", "PublishedDate")):
+        _one_kind(tiny_b2mml, tmp_path, prefix, rf"<{tag}>[^<]*<", f"<{tag}>{text}<", mapped)
+
+
+@pytest.mark.parametrize("text,mapped", QUANTITIES)
+def test_quantities_map_alike(tiny_b2mml: Path, tmp_path: Path, text: str, mapped: bool) -> None:
+    for prefix in ("lots", "performance", "schedule"):
+        _one_kind(tiny_b2mml, tmp_path, prefix, r"<QuantityString>[^<]*<", f"<QuantityString>{text}<", mapped)
+
+
+@pytest.mark.parametrize("prefix,tag,text,mapped", CODES)
+def test_codes_map_alike(tiny_b2mml: Path, tmp_path: Path, prefix: str, tag: str, text: str, mapped: bool) -> None:
+    if tag.startswith("ID>"):
+        _one_kind(tiny_b2mml, tmp_path, prefix, tag, text, mapped)
+    else:
+        _one_kind(tiny_b2mml, tmp_path, prefix, rf"<{tag}>[^<]*<", f"<{tag}>{text}<", mapped)
+
+
+@pytest.mark.parametrize("pid,mapped", LOT_PROPERTIES)
+def test_lot_properties_map_alike(tiny_b2mml: Path, tmp_path: Path, pid: str, mapped: bool) -> None:
+    _one_kind(tiny_b2mml, tmp_path, "lots", r"<ID>expiry<", f"<ID>{pid}<", mapped)
+
+
+def test_default_zones(tiny_b2mml: Path, tmp_path: Path) -> None:
+    """A time without an offset is mapped here only in a fixed default zone; in one with daylight
+    saving time it is left to Python, with the same result."""
+    assert [N.offset_minutes(z) for z in (UTC, timezone(timedelta(hours=5, minutes=30)),
+                                          timezone(-timedelta(hours=2)), timezone(timedelta(seconds=30)),
+                                          ZoneInfo("Europe/Berlin"))] == [0, 330, -120, None, None]
+    target = perturbed(tiny_b2mml, tmp_path, "performance", r"<ActualEndTime>([^<+Z]*)[^<]*<", r"<ActualEndTime>\1<")
+    assert _mapped(target, -120) == "ops" and _mapped(target, None) == "raw"
+    for zone in (timezone(-timedelta(hours=2)), ZoneInfo("Europe/Berlin")):
+        _same_with_and_without([target], zone)
+    # with an offset written, no default is needed
+    assert _mapped(next(f for f in sorted(tiny_b2mml.iterdir()) if f.name.startswith("performance")), None) == "ops"
+
+
+def test_what_mapping_declines_is_reported_as_python_reports_it(tiny_b2mml: Path, tmp_path: Path) -> None:
+    """Messages with something not mapped (an unknown level in a container's scope, a lot without
+    a MaterialLotID, a second produced material, a planned lot): Python reports it."""
+    cases = [
+        ("schedule", r"<EquipmentLevel>Site<", "<EquipmentLevel>Cell<"),
+        ("performance", r"<MaterialLotID>[^<]*</MaterialLotID>", ""),
+        ("schedule", r"(<ID>MO-\d+-2</ID>)", r"\1<MaterialRequirement><ID>MR-9</ID><MaterialDefinitionID>MAT-OTHER"
+         "</MaterialDefinitionID><MaterialUse>Produced</MaterialUse></MaterialRequirement>"),
+        ("schedule", r"(<MaterialDefinitionID>[^<]*</MaterialDefinitionID>)",
+         r"\1<MaterialLotID>LOT-X</MaterialLotID>"),
+    ]
+    for prefix, pattern, repl in cases:
+        target = perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
+        assert _mapped(target) == "raw", pattern
+        _same_with_and_without([target])
+        assert _recorded([target], native=True).unmapped
 
 
 #: (file prefix, pattern, replacement, whether the compiled reader takes the result): changes of
