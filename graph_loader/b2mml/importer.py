@@ -70,6 +70,12 @@ EVENT_TAGS = tuple(sorted({"{*}" + n for n in NOUNS} | {"{*}" + v + n for v in V
 #: Files up to this size are parsed whole (lxml's parser is several times faster than iterparse
 #: with a tag filter); larger ones are streamed. Either way one file's tree at a time.
 TREE_BYTES = 8 * 1024 * 1024
+#: Files the compiled reader's threads read and map ahead of the one being added, at most.
+AHEAD_FILES = 256
+#: How often (in files) reading ahead checks that the reader still takes most files.
+AHEAD_CHECK = 512
+#: ``add_file``'s "not read ahead".
+_UNREAD: Any = object()
 
 
 def _tree_events(root: Any) -> Iterator[tuple[str, Any]]:
@@ -254,6 +260,7 @@ class B2MMLImporter:
         #: the compiled reader and mapper of plain messages, when installed and wanted
         #: (``native``: None follows PLANTGRAPH_B2MML_NATIVE), and the default zone as it takes it
         self._native = N.mapper(native)
+        self._ahead = N.mapper_ahead(native)
         self._tz_minutes = N.offset_minutes(default_tz)
 
     # -- file walking ---------------------------------------------------------------------------
@@ -261,13 +268,39 @@ class B2MMLImporter:
         for f in iter_b2mml_files(paths):
             self.add_file(f)
 
-    def add_file(self, path: Path) -> None:
+    @property
+    def reads_ahead(self) -> bool:
+        """Whether :meth:`add_files_ahead` can read files ahead (the compiled reader is in use)."""
+        return self._ahead is not None
+
+    def add_files_ahead(self, files: Sequence[Path], workers: int) -> int:
+        """Adds ``files`` in order as :meth:`add_file` does, each read and mapped ahead by the
+        compiled reader's ``workers`` threads while the calls for the ones before are made here.
+        Returns how many it added: all of them, or fewer once the reader has left more than half
+        of them to lxml, since those are better mapped in two processes
+        (:func:`~graph_loader.b2mml.parallel.add_files` goes on with the rest)."""
+        assert self._ahead is not None
+        ahead = self._ahead([str(f) for f in files], TREE_BYTES, self._tz_minutes, workers, AHEAD_FILES)
+        taken = 0
+        try:
+            for i, (path, (got,)) in enumerate(zip(files, ahead, strict=False), start=1):
+                taken += got is not None
+                self.add_file(path, got)
+                if i % AHEAD_CHECK == 0 and 2 * taken < i:
+                    return i
+        finally:
+            ahead.close()
+        return len(files)
+
+    def add_file(self, path: Path, read: Any = _UNREAD) -> None:
+        """Map one file; ``read``: what the compiled reader made of it ahead (``native.Mapped``
+        or None), when it did."""
         name = str(path)
         summary = FileSummary(file=name)
         self.report.files.append(summary)
         self._ctx = _Ctx(file=name, summary=summary)
         try:
-            if self._native is not None and self._native_message(name):
+            if self._native is not None and self._native_message(name, read):
                 pass  # (the compiled reader reads only files of up to TREE_BYTES)
             elif os.stat(name).st_size <= TREE_BYTES:
                 self._ctx.holders = {}
@@ -1350,11 +1383,13 @@ class B2MMLImporter:
     # convert, or a unit the Python reader would not take, and the file goes to lxml instead,
     # with nothing done yet.
 
-    def _native_message(self, name: str) -> bool:
-        """Reads the file ``name`` with the compiled reader; False, having done nothing, when
-        that reader does not take it or the plain readers would not read all of it."""
+    def _native_message(self, name: str, got: Any = _UNREAD) -> bool:
+        """Reads the file ``name`` with the compiled reader (``got``: what it read ahead); False,
+        having done nothing, when that reader does not take it or the plain readers would not
+        read all of it."""
         assert self._native is not None
-        got = self._native(name, TREE_BYTES, self._tz_minutes)
+        if got is _UNREAD:
+            got = self._native(name, TREE_BYTES, self._tz_minutes)
         if got is None:
             return False
         kind, ns, root, sender, body = got

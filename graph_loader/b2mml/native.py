@@ -43,6 +43,9 @@ ReadFn = Callable[[str], RawMessage | None]
 Mapped = tuple[str, str, str, str | None, Any]
 #: ``map(path, max_bytes, tz)``: None when the reader does not take the file (or it is bigger).
 MapFn = Callable[[str, int, int | None], Mapped | None]
+#: ``map_files(paths, max_bytes, tz, workers, window)``: an iterator of ``(map(path, ...),)`` for
+#: each path in turn, read and mapped ahead by worker threads (its ``close()`` stops them).
+AheadFn = Callable[[list[str], int, int | None, int, int], Any]
 
 #: The shapes the compiled reader asks for, by the names it uses.
 _SHAPES = {
@@ -93,6 +96,14 @@ def mapper(use: bool | None = None) -> MapFn | None:
     return None if mod is None else mod.map_file
 
 
+def mapper_ahead(use: bool | None = None) -> AheadFn | None:
+    """The compiled reader's ``map_files``, or None (as :func:`reader`)."""
+    if use is False or (use is None and not wanted()):
+        return None
+    mod = _module()
+    return None if mod is None else mod.map_files
+
+
 def offset_minutes(tz: tzinfo) -> int | None:
     """A default time zone as the mapper takes it: its offset in minutes when it is one fixed
     offset of whole minutes (UTC, ``timezone(...)``), else None (a zone with daylight saving
@@ -122,6 +133,6 @@ def read_bytes(data: bytes) -> RawMessage | None:
 
 
 __all__ = [
-    "MapFn", "Mapped", "RawMessage", "ReadFn", "available", "map_bytes", "mapper", "offset_minutes", "read_bytes",
-    "reader", "wanted",
+    "AheadFn", "MapFn", "Mapped", "RawMessage", "ReadFn", "available", "map_bytes", "mapper", "mapper_ahead",
+    "offset_minutes", "read_bytes", "reader", "wanted",
 ]

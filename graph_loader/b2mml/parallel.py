@@ -44,6 +44,9 @@ from graph_loader.pipeline import start_python, usable_cpus
 #: phase, quiet machine): 4 MB 0.37 -> 0.29 s wall (+0.19 CPU s), 8 MB 0.66 -> 0.44 s (+0.20),
 #: 16 MB 1.24 -> 0.87 s (+0.30).
 PARALLEL_MIN_BYTES = 8 * 1024 * 1024
+#: Imports of at least this many files are read ahead by the compiled reader's threads when it is
+#: in use (:func:`add_files`); below it, the files are few enough to map one by one.
+READ_AHEAD_MIN_FILES = 64
 #: Chunks are about this share of the bytes (but see the bounds below): small enough that the
 #: last one the other process maps is not waited for long, big enough to cost nothing to claim.
 CHUNKS = 128
@@ -339,8 +342,13 @@ def _add_chunk(imp: Any, files: list[Path]) -> None:
 
 
 def add_files(imp: Any, files: Sequence[Path]) -> None:
-    """Map ``files`` into ``imp`` in order: in two processes when the import is big enough and a
-    second core is there, else here."""
+    """Map ``files`` into ``imp`` in order: read and mapped ahead in the compiled reader's threads
+    when it is in use and a second core is there (while it takes most of the files), else, or
+    then for the rest, in two processes when the import is big enough, else here."""
+    cpus = usable_cpus()
+    if cpus > 1 and len(files) >= READ_AHEAD_MIN_FILES and imp.reads_ahead:
+        done = imp.add_files_ahead(files, workers=min(cpus - 1, 3))
+        files = files[done:]
     sizes = []
     for f in files:
         try:

@@ -21,6 +21,12 @@
 
 mod mapping;
 
+/// Files are read and mapped on worker threads while the importing thread makes Python objects
+/// of the results, and the system allocator's locks and heap trimming cost those threads about
+/// as much as the work itself (measured); mimalloc keeps a heap per thread.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use mapping::{MapConfig, Ops, Props, Val};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString};
@@ -29,7 +35,7 @@ use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 /// local name -> (at most one, may have children), as Python's `plain.Shape.kids()`
 type Shape = HashMap<String, (bool, bool)>;
@@ -1137,9 +1143,12 @@ fn config() -> PyResult<Arc<Config>> {
 
 fn read_message(data: &[u8]) -> PyResult<Option<Message>> {
     let cfg = config()?;
-    let Some(tree) = parse(data) else { return Ok(None) };
-    let reader = Reader { tree: &tree, cfg: &cfg };
-    Ok(reader.message().ok())
+    Ok(message_of(data, &cfg))
+}
+
+fn message_of(data: &[u8], cfg: &Config) -> Option<Message> {
+    let tree = parse(data)?;
+    Reader { tree: &tree, cfg }.message().ok()
 }
 
 /// The file's bytes when it has at most `max_bytes` (a bigger one is streamed by lxml).
@@ -1149,8 +1158,23 @@ fn read_limited(path: &str, max_bytes: i64) -> Option<Vec<u8>> {
     if i64::try_from(len).map_or(true, |n| n > max_bytes) {
         return None;
     }
-    let mut data = Vec::with_capacity(len as usize + 1);
-    f.read_to_end(&mut data).ok()?;
+    // read into a buffer of the known size (File::read_to_end would ask the size again)
+    let mut data = vec![0u8; len as usize + 1];
+    let mut n = 0;
+    loop {
+        match f.read(&mut data[n..]) {
+            Ok(0) => break,
+            Ok(k) => {
+                n += k;
+                if n == data.len() {
+                    data.resize(n * 2, 0); // the file grew since
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
+    }
+    data.truncate(n);
     Some(data)
 }
 
@@ -1167,79 +1191,285 @@ fn read_bytes<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>) -> PyResult<Opti
     read_message(data.as_bytes())?.map(|m| message_py(py, m)).transpose()
 }
 
-fn val_py<'py>(py: Python<'py>, v: Val) -> PyResult<Obj<'py>> {
+// The calls are made into Python objects from references: what the workers of `map_files`
+// allocated goes back to them to be freed (freed here, on another thread, it contends for the
+// allocator's locks: measured, nearly twice the CPU).
+
+fn val_py<'py>(py: Python<'py>, v: &Val) -> PyResult<Obj<'py>> {
     Ok(match v {
         Val::None => py.None().into_bound(py),
-        Val::Str(s) => s.into_pyobject(py)?.into_any(),
+        Val::Str(s) => s.as_str().into_pyobject(py)?.into_any(),
         Val::Num(f) => f.into_pyobject(py)?.into_any(),
-        Val::List(items) => items.into_pyobject(py)?.into_any(),
+        Val::List(items) => items.as_slice().into_pyobject(py)?.into_any(),
     })
 }
 
-fn props_py<'py>(py: Python<'py>, props: Option<Props>) -> PyResult<Obj<'py>> {
+fn props_py<'py>(py: Python<'py>, props: &Option<Props>) -> PyResult<Obj<'py>> {
     let Some(props) = props else {
         return Ok(py.None().into_bound(py));
     };
     let d = PyDict::new(py);
     for (k, v) in props {
-        d.set_item(PyString::intern(py, &k), val_py(py, v)?)?;
+        d.set_item(PyString::intern(py, k), val_py(py, v)?)?;
     }
     Ok(d.into_any())
 }
 
-fn ops_py<'py>(py: Python<'py>, ops: Ops) -> PyResult<Obj<'py>> {
+fn ops_py<'py>(py: Python<'py>, ops: &Ops) -> PyResult<Obj<'py>> {
     let nodes = ops
         .nodes
-        .into_iter()
+        .iter()
         .map(|n| {
             let cls = PyString::intern(py, &n.cls);
-            let (p, d) = (props_py(py, n.props)?, props_py(py, n.defaults)?);
-            Ok((cls, n.id, n.origin, p, d, n.explicit).into_pyobject(py)?.into_any())
+            let (p, d) = (props_py(py, &n.props)?, props_py(py, &n.defaults)?);
+            Ok((cls, n.id.as_str(), n.origin, p, d, n.explicit)
+                .into_pyobject(py)?
+                .into_any())
         })
         .collect::<PyResult<Vec<_>>>()?;
     let edges = ops
         .edges
-        .into_iter()
+        .iter()
         .map(|e| {
             let rel = PyString::intern(py, &e.rel);
-            Ok((e.src, rel, e.dst, e.origin, props_py(py, e.props)?)
+            Ok((e.src.as_str(), rel, e.dst.as_str(), e.origin, props_py(py, &e.props)?)
                 .into_pyobject(py)?
                 .into_any())
         })
         .collect::<PyResult<Vec<_>>>()?;
     let refs = ops
         .refs
-        .into_iter()
+        .iter()
         .map(|r| {
-            Ok((r.order, r.equipment, r.origin, r.actual, r.start, r.end)
+            let (start, end) = (r.start.as_deref(), r.end.as_deref());
+            Ok((r.order.as_str(), r.equipment.as_str(), r.origin, r.actual, start, end)
                 .into_pyobject(py)?
                 .into_any())
         })
         .collect::<PyResult<Vec<_>>>()?;
-    Ok((ops.units, ops.paths, ops.origins, nodes, edges, refs, ops.assembly)
+    let assembly = ops
+        .assembly
+        .iter()
+        .map(|(lot, comp, o)| Ok((lot.as_str(), comp.as_str(), *o).into_pyobject(py)?.into_any()))
+        .collect::<PyResult<Vec<_>>>()?;
+    let paths: Vec<&str> = ops.paths.iter().map(String::as_str).collect();
+    Ok((ops.units, paths, ops.origins.as_slice(), nodes, edges, refs, assembly)
         .into_pyobject(py)?
         .into_any())
 }
 
-fn mapped_py<'py>(py: Python<'py>, data: &[u8], tz: Option<i32>) -> PyResult<Option<Obj<'py>>> {
-    let Some(msg) = read_message(data)? else {
-        return Ok(None);
-    };
-    let map_cfg = MAPPING
+fn map_config() -> PyResult<Arc<MapConfig>> {
+    MAPPING
         .read()
         .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("configuration lock poisoned"))?
         .clone()
-        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure_mapping() was not called"))?;
-    let (kind, body) = match mapping::map_message(&msg, &map_cfg, tz) {
-        Ok(ops) => ("ops", ops_py(py, ops)?),
-        Err(mapping::Declined) => (
-            "raw",
-            body_py(py, msg.units, msg.contexts)?.into_pyobject(py)?.into_any(),
-        ),
-    };
-    Ok(Some(
-        (kind, msg.ns, msg.root, msg.sender, body).into_pyobject(py)?.into_any(),
-    ))
+        .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure_mapping() was not called"))
+}
+
+/// What became of one file, before any Python object is made of it.
+enum Mapped {
+    NotTaken,
+    Declined(Message),
+    Calls(Message, Ops),
+}
+
+fn mapped(data: &[u8], cfg: &Config, map_cfg: &MapConfig, tz: Option<i32>) -> Mapped {
+    match message_of(data, cfg) {
+        None => Mapped::NotTaken,
+        Some(msg) => match mapping::map_message(&msg, map_cfg, tz) {
+            Ok(ops) => Mapped::Calls(msg, ops),
+            Err(mapping::Declined) => Mapped::Declined(msg),
+        },
+    }
+}
+
+/// The Python objects of a file's result, and what is left of it to free (see `val_py`).
+fn mapped_into_py<'py>(py: Python<'py>, got: Mapped) -> PyResult<(Option<Obj<'py>>, Option<Mapped>)> {
+    match got {
+        Mapped::NotTaken => Ok((None, None)),
+        Mapped::Calls(msg, ops) => {
+            let body = ops_py(py, &ops)?;
+            let obj = ("ops", msg.ns.as_str(), msg.root.as_str(), msg.sender.as_deref(), body).into_pyobject(py)?;
+            Ok((Some(obj.into_any()), Some(Mapped::Calls(msg, ops))))
+        }
+        Mapped::Declined(msg) => {
+            let (units, contexts) = body_py(py, msg.units, msg.contexts)?;
+            let obj = ("raw", msg.ns, msg.root, msg.sender, (units, contexts)).into_pyobject(py)?;
+            Ok((Some(obj.into_any()), None))
+        }
+    }
+}
+
+fn mapped_py<'py>(py: Python<'py>, data: &[u8], tz: Option<i32>) -> PyResult<Option<Obj<'py>>> {
+    let (cfg, map_cfg) = (config()?, map_config()?);
+    let got = mapped(data, &cfg, &map_cfg, tz);
+    Ok(mapped_into_py(py, got)?.0)
+}
+
+/// Files read and mapped ahead by worker threads, handed out in order (`map_files`).
+struct Ahead {
+    paths: Vec<String>,
+    max_bytes: i64,
+    tz: Option<i32>,
+    cfg: Arc<Config>,
+    map_cfg: Arc<MapConfig>,
+    window: usize,
+    state: Mutex<AheadState>,
+    changed: Condvar,
+}
+
+#[derive(Default)]
+struct AheadState {
+    /// files claimed by a worker so far (the next one to claim)
+    claimed: usize,
+    /// files handed out so far
+    taken: usize,
+    done: HashMap<usize, Mapped>,
+    /// results handed out, for a worker to free
+    spent: Vec<Mapped>,
+    stop: bool,
+}
+
+impl Ahead {
+    /// A worker: claim the next file while fewer than `window` wait to be handed out.
+    fn work(&self) {
+        loop {
+            let (i, spent) = {
+                let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+                while !st.stop && st.claimed < self.paths.len() && st.claimed >= st.taken + self.window {
+                    st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+                }
+                if st.stop || st.claimed >= self.paths.len() {
+                    return;
+                }
+                st.claimed += 1;
+                (st.claimed - 1, std::mem::take(&mut st.spent))
+            };
+            drop(spent); // here, on the thread that allocated most of it
+                         // a panic here would leave the file's turn waited for: the file goes to lxml instead
+            let got = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match read_limited(&self.paths[i], self.max_bytes) {
+                    None => Mapped::NotTaken,
+                    Some(data) => mapped(&data, &self.cfg, &self.map_cfg, self.tz),
+                }
+            }))
+            .unwrap_or(Mapped::NotTaken);
+            let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.done.insert(i, got);
+            self.changed.notify_all();
+        }
+    }
+
+    /// File `i`'s result once a worker has it (`spent`: the last one handed out, for a worker
+    /// to free); None once stopped.
+    fn take(&self, i: usize, spent: Option<Mapped>) -> Option<Mapped> {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.spent.extend(spent);
+        loop {
+            if st.stop {
+                return None;
+            }
+            if let Some(got) = st.done.remove(&i) {
+                st.taken = i + 1;
+                self.changed.notify_all();
+                return Some(got);
+            }
+            st = self.changed.wait(st).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
+
+/// `map_file` of each of `paths` in turn, read and mapped ahead by worker threads.
+#[pyclass]
+struct MappedFiles {
+    ahead: Arc<Ahead>,
+    next: usize,
+    spent: Option<Mapped>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+#[pymethods]
+impl MappedFiles {
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(Option<Obj<'py>>,)>> {
+        if self.next >= self.ahead.paths.len() {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        let ahead = Arc::clone(&self.ahead);
+        let spent = self.spent.take();
+        match py.detach(move || ahead.take(i, spent)) {
+            Some(got) => {
+                let (obj, spent) = mapped_into_py(py, got)?;
+                self.spent = spent;
+                Ok(Some((obj,)))
+            }
+            None => Ok(None), // closed
+        }
+    }
+
+    /// Stops the workers (what is under way is finished and dropped) and the iteration.
+    fn close(&mut self, py: Python<'_>) {
+        {
+            let mut st = self.ahead.state.lock().unwrap_or_else(|e| e.into_inner());
+            st.stop = true;
+            self.ahead.changed.notify_all();
+        }
+        let workers = std::mem::take(&mut self.workers);
+        py.detach(move || {
+            for w in workers {
+                let _ = w.join();
+            }
+        });
+    }
+}
+
+impl Drop for MappedFiles {
+    fn drop(&mut self) {
+        let mut st = self.ahead.state.lock().unwrap_or_else(|e| e.into_inner());
+        st.stop = true;
+        self.ahead.changed.notify_all();
+    }
+}
+
+/// `map_file` of each of `paths`, in order, each as a 1-tuple (so that a file the reader does
+/// not take reads as `(None,)`), read and mapped ahead by `workers` threads, at most `window`
+/// files ahead of the one handed out.
+#[pyfunction]
+#[pyo3(signature = (paths, max_bytes, tz, workers, window))]
+fn map_files(
+    paths: Vec<String>,
+    max_bytes: i64,
+    tz: Option<i32>,
+    workers: usize,
+    window: usize,
+) -> PyResult<MappedFiles> {
+    let ahead = Arc::new(Ahead {
+        paths,
+        max_bytes,
+        tz,
+        cfg: config()?,
+        map_cfg: map_config()?,
+        window: window.max(1),
+        state: Mutex::new(AheadState::default()),
+        changed: Condvar::new(),
+    });
+    let workers = (0..workers.max(1))
+        .map(|_| {
+            let a = Arc::clone(&ahead);
+            std::thread::spawn(move || a.work())
+        })
+        .collect();
+    Ok(MappedFiles {
+        ahead,
+        next: 0,
+        spent: None,
+        workers,
+    })
 }
 
 /// The calls for the file at `path` when it has at most `max_bytes` and the reader takes it:
@@ -1332,5 +1562,7 @@ fn plantgraph_b2mml_reader(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure_mapping, m)?)?;
     m.add_function(wrap_pyfunction!(map_file, m)?)?;
     m.add_function(wrap_pyfunction!(map_bytes, m)?)?;
+    m.add_function(wrap_pyfunction!(map_files, m)?)?;
+    m.add_class::<MappedFiles>()?;
     Ok(())
 }

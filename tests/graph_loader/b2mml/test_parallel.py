@@ -1,5 +1,7 @@
 """Mapping in a second process (graph_loader/b2mml/parallel.py) gives exactly the one-process
-import: same report, same store rows in the same order, whoever maps which chunk."""
+import: same report, same store rows in the same order, whoever maps which chunk. (Reading ahead
+in the compiled reader's threads, which comes first for big imports, is off here: it has its own
+tests, test_read_ahead.py.)"""
 
 from __future__ import annotations
 
@@ -22,6 +24,11 @@ from .conftest import FIXTURES
 #: Every fixture set, the unsafe and malformed files included (errors are part of the result).
 ALL = [FIXTURES / "messy", FIXTURES / "v0401", FIXTURES / "v0500", FIXTURES / "v0600", FIXTURES / "v0701",
        FIXTURES / "unsafe"]
+
+
+@pytest.fixture(autouse=True)
+def no_read_ahead(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(par, "READ_AHEAD_MIN_FILES", 1 << 60)
 
 
 @pytest.fixture
