@@ -245,6 +245,14 @@ fn quantity(s: &str) -> Option<f64> {
     s.parse::<f64>().ok().filter(|f| f.is_finite())
 }
 
+/// `quantity` of a text when there is one.
+fn quantity_of(text: &Option<String>) -> M<Option<f64>> {
+    match text {
+        None => Ok(None),
+        Some(t) => quantity(t).map(Some).ok_or(Declined),
+    }
+}
+
 /// `values._norm`: lower case, letters and digits only.
 fn norm(text: &str) -> String {
     text.chars()
@@ -365,8 +373,12 @@ impl Mapper<'_> {
         }
     }
 
-    fn code(table: &HashMap<String, String>, text: &str) -> M<String> {
-        table.get(&norm(text)).cloned().ok_or(Declined)
+    /// A code list's value for a text (None for none).
+    fn code(table: &HashMap<String, String>, text: &Option<String>) -> M<Option<String>> {
+        match text {
+            None => Ok(None),
+            Some(t) => table.get(&norm(t)).cloned().map(Some).ok_or(Declined),
+        }
     }
 
     fn node(
@@ -459,10 +471,7 @@ impl Mapper<'_> {
         } else {
             return Err(Declined); // reported as not mapped
         };
-        let quantity = match &m.qty {
-            None => None,
-            Some(q) => Some(quantity(q).ok_or(Declined)?),
-        };
+        let quantity = quantity_of(&m.qty)?;
         Ok(MaterialUse {
             use_,
             quantity,
@@ -519,14 +528,8 @@ impl Mapper<'_> {
     fn lot(&mut self, l: &Lot, path: &str, explicit: bool) -> M<(Option<f64>, Option<String>)> {
         let valid_from = self.time(&l.valid_from)?;
         let valid_to = self.time(&l.valid_to)?;
-        let status = match &l.status {
-            None => None,
-            Some(s) => Some(Self::code(&self.cfg.lot_status, s)?),
-        };
-        let q = match &l.quantity.0 {
-            None => None,
-            Some(s) => Some(quantity(s).ok_or(Declined)?),
-        };
+        let status = Self::code(&self.cfg.lot_status, &l.status)?;
+        let q = quantity_of(&l.quantity.0)?;
         let unit = l.quantity.1.clone();
         let mut p = props(vec![
             ("name", Val::text(l.name.clone())),
@@ -659,10 +662,7 @@ impl Mapper<'_> {
     /// `_native_unit` and `_emit_response` of a response.
     fn response(&mut self, r: &Response, path: &str, line: u32, ctx: &Context) -> M<()> {
         let origin = self.origin(line, path);
-        let status = match &r.state {
-            None => None,
-            Some(s) => Some(Self::code(&self.cfg.order_status, s)?),
-        };
+        let status = Self::code(&self.cfg.order_status, &r.state)?;
         let seg_path = format!("{path}/SegmentResponse");
         let segs = r
             .segs
@@ -701,10 +701,7 @@ impl Mapper<'_> {
     /// `_native_unit`, `_emit_plain_request`, `_emit_request` and `_emit_requirements` of a request.
     fn request(&mut self, r: &Request, path: &str, line: u32, ctx: &Context) -> M<()> {
         let origin = self.origin(line, path);
-        let status = match &r.state {
-            None => None,
-            Some(s) => Some(Self::code(&self.cfg.order_status, s)?),
-        };
+        let status = Self::code(&self.cfg.order_status, &r.state)?;
         let req_path = format!("{path}/SegmentRequirement");
         let segs = r
             .segs
