@@ -79,29 +79,31 @@ def available() -> bool:
     return _module() is not None
 
 
-def reader(use: bool | None = None) -> ReadFn | None:
-    """The compiled reader's ``read(path)``, or None: when it is not installed, when ``use`` is
-    False, or (``use`` None) when ``PLANTGRAPH_B2MML_NATIVE`` turns it off."""
+def _entry(use: bool | None, name: str) -> Any | None:
+    """The compiled reader's function ``name``, or None: when it is not installed, when ``use``
+    is False, or (``use`` None) when ``PLANTGRAPH_B2MML_NATIVE`` turns it off."""
     if use is False or (use is None and not wanted()):
         return None
     mod = _module()
-    return None if mod is None else mod.read
+    return None if mod is None else getattr(mod, name)
+
+
+def reader(use: bool | None = None) -> ReadFn | None:
+    """The compiled reader's ``read(path)``, or None (:func:`_entry`)."""
+    fn: ReadFn | None = _entry(use, "read")
+    return fn
 
 
 def mapper(use: bool | None = None) -> MapFn | None:
-    """The compiled reader's ``map_file(path, max_bytes, tz)``, or None (as :func:`reader`)."""
-    if use is False or (use is None and not wanted()):
-        return None
-    mod = _module()
-    return None if mod is None else mod.map_file
+    """The compiled reader's ``map_file(path, max_bytes, tz)``, or None (:func:`_entry`)."""
+    fn: MapFn | None = _entry(use, "map_file")
+    return fn
 
 
 def mapper_ahead(use: bool | None = None) -> AheadFn | None:
-    """The compiled reader's ``map_files``, or None (as :func:`reader`)."""
-    if use is False or (use is None and not wanted()):
-        return None
-    mod = _module()
-    return None if mod is None else mod.map_files
+    """The compiled reader's ``map_files``, or None (:func:`_entry`)."""
+    fn: AheadFn | None = _entry(use, "map_files")
+    return fn
 
 
 def offset_minutes(tz: tzinfo) -> int | None:
@@ -116,20 +118,23 @@ def offset_minutes(tz: tzinfo) -> int | None:
     return off // timedelta(minutes=1)
 
 
-def map_bytes(data: bytes, tz: int | None = 0) -> Mapped | None:
-    """What the mapper makes of a file's bytes (for tests); it must be installed."""
+def _installed() -> Any:
     mod = _module()
     if mod is None:
         raise RuntimeError("the compiled B2MML reader (native/b2mml_reader) is not installed")
-    return mod.map_bytes(data, tz)
+    return mod
+
+
+def map_bytes(data: bytes, tz: int | None = 0) -> Mapped | None:
+    """What the mapper makes of a file's bytes (for tests); it must be installed."""
+    got: Mapped | None = _installed().map_bytes(data, tz)
+    return got
 
 
 def read_bytes(data: bytes) -> RawMessage | None:
     """What the compiled reader reads of a file's bytes (for tests); it must be installed."""
-    mod = _module()
-    if mod is None:
-        raise RuntimeError("the compiled B2MML reader (native/b2mml_reader) is not installed")
-    return mod.read_bytes(data)
+    got: RawMessage | None = _installed().read_bytes(data)
+    return got
 
 
 __all__ = [

@@ -5,7 +5,8 @@
 //! (the same test as the Python readers), `read` returns what those readers read, as raw texts
 //! and line numbers, and `map_file` goes on to map it as the importer's emitters would
 //! (`mapping`), handing back the calls for the importer to make; where that mapping declines,
-//! the raw texts, which the importer converts and maps as usual. For anything else both return
+//! the raw texts, which the importer converts and maps as usual; `map_files` does `map_file` for
+//! many files on worker threads, ahead of the importing thread. For anything else they return
 //! None and the importer reads the file with lxml, so this never has to report a problem: a file
 //! is taken here only when it is certainly well-formed, plain XML.
 //!
