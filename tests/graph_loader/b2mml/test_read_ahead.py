@@ -5,7 +5,6 @@ the two processes once the reader stops taking most files."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -17,31 +16,24 @@ import graph_loader.b2mml.parallel as par
 from graph_loader.b2mml import native as N
 from graph_loader.b2mml.importer import B2MMLImporter, import_b2mml, iter_b2mml_files
 from graph_loader.b2mml.parallel import recording_importer, take_recorded
-from store.factory import open_store
 
 from .conftest import FIXTURES
+from .test_parallel import _imports
 
 pytestmark = pytest.mark.skipif(not N.available(), reason="the compiled reader is not installed")
 
 
 def _imported(tmp: Path, paths: list[Path]) -> tuple[str, list[Any]]:
-    store = open_store("embedded", tmp)
-    try:
-        rep = import_b2mml(paths, store).model_dump_json(exclude={"seconds"})
-    finally:
-        store.close()
-    con = sqlite3.connect(tmp / "graph.sqlite")
-    try:
-        rows = [(t, *r) for t in ("nodes", "edges") for r in con.execute(f"SELECT * FROM {t} ORDER BY 1, 2")]
-    finally:
-        con.close()
-    return rep, rows
+    """The report and store rows of importing ``paths`` (``test_parallel._imports``)."""
+    return _imports(tmp, [paths])
 
 
-@pytest.fixture
-def one_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(par, "READ_AHEAD_MIN_FILES", 1 << 60)
-    monkeypatch.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
+def _one_by_one(tmp: Path, paths: list[Path], monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[Any]]:
+    """:func:`_imported` with neither reading ahead nor a second process: one file after another."""
+    with monkeypatch.context() as m:
+        m.setattr(par, "READ_AHEAD_MIN_FILES", 1 << 60)
+        m.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
+        return _imported(tmp, paths)
 
 
 def test_read_ahead_is_used_for_big_imports(tiny_b2mml: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,10 +54,7 @@ def test_read_ahead_is_used_for_big_imports(tiny_b2mml: Path, monkeypatch: pytes
 def test_same_as_one_file_after_another(tiny_b2mml: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                         workers: int, window: int) -> None:
     paths = [tiny_b2mml, FIXTURES / "messy", FIXTURES / "v0701"]
-    with monkeypatch.context() as m:
-        m.setattr(par, "READ_AHEAD_MIN_FILES", 1 << 60)
-        m.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
-        one = _imported(tmp_path / "one", paths)
+    one = _one_by_one(tmp_path / "one", paths, monkeypatch)
     monkeypatch.setattr(par, "READ_AHEAD_MIN_FILES", 0)
     monkeypatch.setattr(par, "usable_cpus", lambda: workers + 1)
     monkeypatch.setattr(importer, "AHEAD_FILES", window)
@@ -95,10 +84,7 @@ def test_gives_up_when_most_files_go_to_lxml(tmp_path: Path, monkeypatch: pytest
     """The fixtures are mostly of other kinds than the reader's: after the first check it stops,
     and the rest is mapped in two processes, with the same result."""
     paths = [FIXTURES / "messy", FIXTURES / "v0401", FIXTURES / "v0500", FIXTURES / "v0600", FIXTURES / "v0701"]
-    with monkeypatch.context() as m:
-        m.setattr(par, "READ_AHEAD_MIN_FILES", 1 << 60)
-        m.setattr(par, "PARALLEL_MIN_BYTES", 1 << 60)
-        one = _imported(tmp_path / "one", paths)
+    one = _one_by_one(tmp_path / "one", paths, monkeypatch)
     added: list[int] = []
     real = B2MMLImporter.add_files_ahead
     monkeypatch.setattr(B2MMLImporter, "add_files_ahead", lambda self, files, workers: added.append(
