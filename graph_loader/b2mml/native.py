@@ -2,16 +2,14 @@
 
 Why: parsing a file with lxml and walking it from Python is most of a big import's CPU; for the
 files most of a corpus is made of (one message in the usual envelope, every unit plain-shaped)
-the compiled reader does both and hands back what the Python plain readers would read, as raw
-texts and line numbers. The importer converts those values and makes its calls as it does for a
-plain unit it read itself; a file the reader does not take (None) is read with lxml as before.
-The reader takes only certainly well-formed files of a narrow kind (its module docstring), so
-it never has a problem to report: every error and report entry still comes from the lxml path.
-
-It also maps what it read (:func:`mapper`): the calls the importer's emitters would make, for
-the importer to make on its batch. It maps only what it reads exactly as Python does, and
-declines anything else (a value of another form, anything reported as not mapped): the importer
-then converts the raw texts it hands back instead (its ``_native_*`` methods).
+the compiled reader does both, reading what the Python plain readers would read, and maps it
+(:func:`mapper`): the calls the importer's emitters would make, for the importer to make on its
+batch. It maps only what it reads exactly as Python does, and declines anything else (a value of
+another form, anything reported as not mapped): it then hands back what it read, as raw texts
+and line numbers, which the importer converts and maps as for a plain unit it read itself (its
+``_native_*`` methods). A file the reader does not take (None) is read with lxml as before. The
+reader takes only certainly well-formed files of a narrow kind (its module docstring), so it
+never has a problem to report: every error and report entry still comes from the Python path.
 
 The shapes, names and code lists it checks against are this package's (``plain``, ``elements``,
 ``values``), handed over once. ``PLANTGRAPH_B2MML_NATIVE=0`` turns it off (the pure-Python path).
@@ -29,13 +27,12 @@ from graph_loader.b2mml import plain as P
 from graph_loader.b2mml import values as V
 from graph_loader.b2mml.elements import CONTAINERS, CONTEXT, UNITS, VERBS, field_kinds
 
-#: What the reader hands back for a file (see native/b2mml_reader/src/lib.rs for the tuples):
-#: (namespace, root local name, sender, units, container contexts), each unit being
-#: (kind, path, line, context index, body).
-RawMessage = tuple[str, str, str | None, list[tuple[str, str, int, int, Any]], list[Any]]
-ReadFn = Callable[[str], RawMessage | None]
+#: What the reader read of a message it declined to map (see native/b2mml_reader/src/lib.rs for
+#: the tuples): (units, container contexts), each unit being (kind, path, line, context index,
+#: body).
+RawMessage = tuple[list[tuple[str, str, int, int, Any]], list[Any]]
 #: What the mapper hands back for a file: ("ops", namespace, root, sender, ops) when it mapped the
-#: message, ("raw", namespace, root, sender, (units, contexts) as in RawMessage) when it declined;
+#: message, ("raw", namespace, root, sender, RawMessage) when it declined;
 #: ops being (units, paths, origins as (line, path index), node calls as (class, id, origin index,
 #: props, defaults, explicit), edge calls as (src, rel, dst, origin index, props), equipment links
 #: as (order, equipment, origin index, actual, start, end), assembly links as (lot, component,
@@ -88,12 +85,6 @@ def _entry(use: bool | None, name: str) -> Any | None:
     return None if mod is None else getattr(mod, name)
 
 
-def reader(use: bool | None = None) -> ReadFn | None:
-    """The compiled reader's ``read(path)``, or None (:func:`_entry`)."""
-    fn: ReadFn | None = _entry(use, "read")
-    return fn
-
-
 def mapper(use: bool | None = None) -> MapFn | None:
     """The compiled reader's ``map_file(path, max_bytes, tz)``, or None (:func:`_entry`)."""
     fn: MapFn | None = _entry(use, "map_file")
@@ -131,13 +122,7 @@ def map_bytes(data: bytes, tz: int | None = 0) -> Mapped | None:
     return got
 
 
-def read_bytes(data: bytes) -> RawMessage | None:
-    """What the compiled reader reads of a file's bytes (for tests); it must be installed."""
-    got: RawMessage | None = _installed().read_bytes(data)
-    return got
-
-
 __all__ = [
-    "AheadFn", "MapFn", "Mapped", "RawMessage", "ReadFn", "available", "map_bytes", "mapper", "mapper_ahead",
-    "offset_minutes", "read_bytes", "reader", "wanted",
+    "AheadFn", "MapFn", "Mapped", "RawMessage", "available", "map_bytes", "mapper", "mapper_ahead", "offset_minutes",
+    "wanted",
 ]

@@ -2,10 +2,10 @@
 //!
 //! Why: parsing and walking the tree from Python is most of a big B2MML import's CPU. This reads
 //! a file, and when it is one message in the usual envelope whose every unit is plain-shaped
-//! (the same test as the Python readers), `read` returns what those readers read, as raw texts
-//! and line numbers, and `map_file` goes on to map it as the importer's emitters would
-//! (`mapping`), handing back the calls for the importer to make; where that mapping declines,
-//! the raw texts, which the importer converts and maps as usual; `map_files` does `map_file` for
+//! (the same test as the Python readers), `map_file` reads what those readers read, then maps it
+//! as the importer's emitters would (`mapping`), handing back the calls for the importer to make;
+//! where that mapping declines, it hands back what it read, as raw texts and line numbers, which
+//! the importer converts and maps as usual; `map_files` does `map_file` for
 //! many files on worker threads, ahead of the importing thread. For anything else they return
 //! None and the importer reads the file with lxml, so this never has to report a problem: a file
 //! is taken here only when it is certainly well-formed, plain XML.
@@ -1129,22 +1129,12 @@ fn body_py<'py>(py: Python<'py>, units: Vec<Unit>, contexts: Vec<Context>) -> Py
     ))
 }
 
-fn message_py<'py>(py: Python<'py>, m: Message) -> PyResult<Obj<'py>> {
-    let (units, contexts) = body_py(py, m.units, m.contexts)?;
-    Ok((m.ns, m.root, m.sender, units, contexts).into_pyobject(py)?.into_any())
-}
-
 fn config() -> PyResult<Arc<Config>> {
     CONFIG
         .read()
         .map_err(|_| pyo3::exceptions::PyRuntimeError::new_err("configuration lock poisoned"))?
         .clone()
         .ok_or_else(|| pyo3::exceptions::PyRuntimeError::new_err("configure() was not called"))
-}
-
-fn read_message(data: &[u8]) -> PyResult<Option<Message>> {
-    let cfg = config()?;
-    Ok(message_of(data, &cfg))
 }
 
 fn message_of(data: &[u8], cfg: &Config) -> Option<Message> {
@@ -1177,19 +1167,6 @@ fn read_limited(path: &str, max_bytes: i64) -> Option<Vec<u8>> {
     }
     data.truncate(n);
     Some(data)
-}
-
-/// What the plain readers would read of the file at `path`, or None (lxml reads it then).
-#[pyfunction]
-fn read<'py>(py: Python<'py>, path: &str) -> PyResult<Option<Obj<'py>>> {
-    let Ok(data) = std::fs::read(path) else { return Ok(None) };
-    read_message(&data)?.map(|m| message_py(py, m)).transpose()
-}
-
-/// `read` of a file's bytes.
-#[pyfunction]
-fn read_bytes<'py>(py: Python<'py>, data: &Bound<'py, PyBytes>) -> PyResult<Option<Obj<'py>>> {
-    read_message(data.as_bytes())?.map(|m| message_py(py, m)).transpose()
 }
 
 // The calls are made into Python objects from references: what the workers of `map_files`
@@ -1474,8 +1451,8 @@ fn map_files(
 }
 
 /// The calls for the file at `path` when it has at most `max_bytes` and the reader takes it:
-/// `("ops", namespace, root, sender, ops)`; `("raw", namespace, root, sender, what read
-/// returns)` when the mapping declines it; None when the reader does not take it. `tz`: the
+/// `("ops", namespace, root, sender, ops)`; `("raw", namespace, root, sender, (units,
+/// contexts))` when the mapping declines it; None when the reader does not take it. `tz`: the
 /// default zone's offset in minutes, None when it is not a fixed offset.
 #[pyfunction]
 #[pyo3(signature = (path, max_bytes, tz))]
@@ -1558,8 +1535,6 @@ fn configure(
 #[pymodule]
 fn plantgraph_b2mml_reader(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(configure, m)?)?;
-    m.add_function(wrap_pyfunction!(read, m)?)?;
-    m.add_function(wrap_pyfunction!(read_bytes, m)?)?;
     m.add_function(wrap_pyfunction!(configure_mapping, m)?)?;
     m.add_function(wrap_pyfunction!(map_file, m)?)?;
     m.add_function(wrap_pyfunction!(map_bytes, m)?)?;

@@ -41,7 +41,7 @@ def _same_with_and_without(files: list[Path], tz: tzinfo = UTC) -> None:
 
 
 def _taken(files: list[Path]) -> list[Path]:
-    return [f for f in files if N.read_bytes(f.read_bytes()) is not None]
+    return [f for f in files if N.map_bytes(f.read_bytes()) is not None]
 
 
 def test_the_compiled_reader_is_installed() -> None:
@@ -50,11 +50,11 @@ def test_the_compiled_reader_is_installed() -> None:
 
 def test_the_switch(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PLANTGRAPH_B2MML_NATIVE", "0")
-    assert N.reader() is None and B2MMLImporter()._native is None
-    assert N.reader(True) is not None  # asked for explicitly
+    assert N.mapper() is None and B2MMLImporter()._native is None
+    assert N.mapper(True) is not None  # asked for explicitly
     monkeypatch.setenv("PLANTGRAPH_B2MML_NATIVE", "1")
-    assert N.reader() is not None and B2MMLImporter()._native is not None
-    assert N.reader(False) is None
+    assert N.mapper() is not None and B2MMLImporter()._native is not None
+    assert N.mapper(False) is None
 
 
 def test_fixtures_map_alike() -> None:
@@ -235,7 +235,7 @@ def test_perturbed_messages_map_alike(tiny_b2mml: Path, tmp_path: Path, prefix: 
 def test_the_narrow_kind(tiny_b2mml: Path, tmp_path: Path, prefix: str, pattern: str, repl: str,
                          taken: bool) -> None:
     target = perturbed(tiny_b2mml, tmp_path, prefix, pattern, repl)
-    assert (N.read_bytes(target.read_bytes()) is not None) is taken
+    assert (N.map_bytes(target.read_bytes()) is not None) is taken
     _same_with_and_without([target])
 
 
@@ -292,6 +292,6 @@ def test_random_edits_map_alike(tiny_b2mml: Path, tmp_path: Path) -> None:
                 data[i:i] = data[i:j]
         target = tmp_path / f"edit-{case}.xml"
         target.write_bytes(bytes(data))
-        taken += N.read_bytes(bytes(data)) is not None
+        taken += N.map_bytes(bytes(data)) is not None
         _same_with_and_without([target])
     assert 20 < taken < 280  # both kinds of files were among them
